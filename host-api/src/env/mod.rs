@@ -1,0 +1,3 @@
+//! env capability.
+
+pub mod manifest;

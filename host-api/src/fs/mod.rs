@@ -1,0 +1,3 @@
+//! fs capability.
+
+pub mod manifest;

@@ -1,0 +1,1 @@
+//! The manifest section of this capability.

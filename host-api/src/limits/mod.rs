@@ -1,0 +1,3 @@
+//! limits capability.
+
+pub mod manifest;

@@ -1,0 +1,4 @@
+//! Warden runtime.
+#![deny(missing_docs)]
+
+pub mod manifest;
