@@ -1,3 +1,139 @@
-//! env capability.
+//! Environment variables: `[env]` literal values and named pass-through.
+//!
+//! The host environment is never inherited. A tool sees exactly the literal
+//! `vars` of its manifest and those `pass` names that are set in the host
+//! environment when the task starts; anything else does not exist for it.
+//!
+//! ```toml
+//! [env]
+//! vars = { LANG = "C.UTF-8" }
+//! pass = ["TZ"]
+//! ```
 
 pub mod manifest;
+
+use crate::audit::Event;
+use crate::interpose::{Guarded, HostState, Ret, WardenView};
+use manifest::EnvSection;
+use serde_json::json;
+use std::time::Instant;
+use wasmtime::component::{HasData, Linker};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::cli::WasiCliCtxView;
+use wasmtime_wasi::p2::bindings::cli::environment;
+
+/// The variables a task gets: literal ones, then the passed-through ones
+/// that `lookup` finds.
+pub fn resolve(
+    section: &EnvSection,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = section
+        .vars
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for name in &section.pass {
+        if let Some(v) = lookup(name) {
+            vars.push((name.clone(), v));
+        }
+    }
+    vars
+}
+
+/// Puts the task's variables in `builder`.
+///
+/// # Ambient Authority
+///
+/// Reads the `pass` names from the process environment.
+pub fn configure(builder: &mut WasiCtxBuilder, section: &EnvSection) {
+    builder.envs(&resolve(section, |k| std::env::var(k).ok()));
+}
+
+struct Env;
+
+impl HasData for Env {
+    type Data<'a> = Guarded<'a, WasiCliCtxView<'a>>;
+}
+
+fn view<T: WardenView>(t: &mut T) -> Guarded<'_, WasiCliCtxView<'_>> {
+    let (wasi, host): (_, &mut HostState) = t.split();
+    Guarded {
+        inner: WasiCliCtxView {
+            ctx: wasi.ctx.cli(),
+            table: wasi.table,
+        },
+        host,
+    }
+}
+
+/// Adds `wasi:cli/environment` to `linker`, recorded.
+pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    environment::add_to_linker::<T, Env>(linker, view::<T>)
+}
+
+impl Guarded<'_, WasiCliCtxView<'_>> {
+    fn env_event(&mut self, call: &'static str, start: Instant, args: serde_json::Value, outcome: String) -> wasmtime::Result<()> {
+        self.host.calls += 1;
+        self.host.record(
+            Event::call(call)
+                .args(args)
+                .allow("env: only the manifest's vars and pass names are visible")
+                .outcome(outcome)
+                .took(start.elapsed()),
+        )
+    }
+}
+
+impl environment::Host for Guarded<'_, WasiCliCtxView<'_>> {
+    fn get_environment(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
+        let start = Instant::now();
+        let r = environment::Host::get_environment(&mut self.inner);
+        // Names only: values may be credentials.
+        let names: Vec<&str> = r.iter().flatten().map(|(k, _)| k.as_str()).collect();
+        let args = json!({ "names": names });
+        let outcome = r.outcome().text;
+        self.env_event("wasi:cli/environment.get-environment", start, args, outcome)?;
+        r
+    }
+
+    fn get_arguments(&mut self) -> wasmtime::Result<Vec<String>> {
+        let start = Instant::now();
+        let r = environment::Host::get_arguments(&mut self.inner);
+        let args = json!({ "count": r.as_ref().map(Vec::len).unwrap_or(0) });
+        let outcome = r.outcome().text;
+        self.env_event("wasi:cli/environment.get-arguments", start, args, outcome)?;
+        r
+    }
+
+    fn initial_cwd(&mut self) -> wasmtime::Result<Option<String>> {
+        let start = Instant::now();
+        let r = environment::Host::initial_cwd(&mut self.inner);
+        let outcome = r.outcome().text;
+        self.env_event("wasi:cli/environment.initial-cwd", start, serde_json::Value::Null, outcome)?;
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_granted_names_pass() {
+        let section = EnvSection {
+            vars: [("LANG".to_string(), "C".to_string())].into(),
+            pass: vec!["TZ".into(), "UNSET".into()],
+        };
+        let host = |k: &str| match k {
+            "TZ" => Some("UTC".to_string()),
+            "HOME" => Some("/root".to_string()),
+            _ => None,
+        };
+        let got = resolve(&section, host);
+        assert_eq!(
+            got,
+            vec![("LANG".into(), "C".into()), ("TZ".into(), "UTC".into())]
+        );
+    }
+}

@@ -1,3 +1,342 @@
-//! fs capability.
+//! Filesystem: `[[fs]]` grants of host directories, `read` or `read-write`.
+//!
+//! Each grant becomes a preopened cap-std directory, so the kernel refuses
+//! any path that leaves it (`..`, absolute paths, symlinks). Warden checks
+//! first as well, lexically, so that a denial is recorded with the grant and
+//! the path that decided it, and refuses what cap-std cannot see:
+//!
+//! - writes, creates, renames, deletes and `set-times` under a `read` grant
+//!   fail with `read-only` before they reach the host filesystem;
+//! - a regular file with more than one hard link is never opened, because a
+//!   hard link may alias a file outside every grant;
+//! - symlinks whose target leaves the grant cannot be created.
+//!
+//! ```toml
+//! [[fs]]
+//! host = "./workspace"    # relative to the manifest, or absolute
+//! guest = "/workspace"
+//! access = "read"         # read | read-write
+//! ```
 
+mod host;
 pub mod manifest;
+
+use crate::interpose::{Guarded, HostState, WardenView};
+use manifest::{Access, FsGrant};
+use std::collections::HashMap;
+use wasmtime::component::{HasData, Linker};
+use wasmtime_wasi::filesystem::WasiFilesystemCtxView;
+use wasmtime_wasi::p2::bindings::filesystem::{preopens, types};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+/// The filesystem grants of one task and the descriptors opened under them.
+#[derive(Debug, Default)]
+pub struct FsState {
+    grants: Vec<FsGrant>,
+    handles: HashMap<u32, Handle>,
+}
+
+/// What Warden knows of an open descriptor.
+#[derive(Debug, Clone)]
+struct Handle {
+    /// Index of the grant it was opened under.
+    grant: usize,
+    /// Normalized absolute guest path.
+    path: String,
+}
+
+/// A path that passed the lexical check.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    grant: usize,
+    path: String,
+}
+
+/// Whether an operation reads or changes the filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    Read,
+    Write,
+}
+
+/// A refusal: the record's rule, and the error the guest gets.
+#[derive(Debug)]
+pub(crate) struct Denial {
+    pub(crate) rule: String,
+    pub(crate) resource: String,
+    pub(crate) code: types::ErrorCode,
+}
+
+impl FsState {
+    /// State for a task holding `grants`.
+    pub fn new(grants: Vec<FsGrant>) -> Self {
+        FsState {
+            grants,
+            handles: HashMap::new(),
+        }
+    }
+
+    /// The grants of this task.
+    pub fn grants(&self) -> &[FsGrant] {
+        &self.grants
+    }
+
+    fn rule(&self, grant: usize) -> String {
+        let g = &self.grants[grant];
+        format!("fs[{grant}] {} {}", g.guest, g.access)
+    }
+
+    fn covering(&self, path: &str) -> Option<usize> {
+        self.grants.iter().position(|g| within(path, &g.guest))
+    }
+
+    /// Resolves `path` relative to the descriptor `fd` and checks it against
+    /// the descriptor's grant for `op`.
+    pub(crate) fn check(&self, fd: u32, path: &str, op: Op) -> Result<Resolved, Denial> {
+        let Some(h) = self.handles.get(&fd) else {
+            return Err(Denial {
+                rule: format!("descriptor #{fd} was not opened under a filesystem grant"),
+                resource: path.to_string(),
+                code: types::ErrorCode::BadDescriptor,
+            });
+        };
+        if path.starts_with('/') {
+            return Err(Denial {
+                rule: self.uncovered(path, "an absolute path is not relative to its descriptor"),
+                resource: path.to_string(),
+                code: types::ErrorCode::NotPermitted,
+            });
+        }
+        let grant = &self.grants[h.grant];
+        let joined = normalize(&format!("{}/{}", h.path, path));
+        if !within(&joined, &grant.guest) {
+            return Err(Denial {
+                rule: format!(
+                    "{path} from {} leaves fs[{}] {}; {}",
+                    h.path,
+                    h.grant,
+                    grant.guest,
+                    self.uncovered(&joined, "paths are checked against the grant they start from")
+                ),
+                resource: joined,
+                code: types::ErrorCode::NotPermitted,
+            });
+        }
+        self.check_access(h.grant, joined, op)
+    }
+
+    /// Checks `op` on a descriptor itself (write, set-size, set-times, ...).
+    pub(crate) fn check_fd(&self, fd: u32, op: Op) -> Result<Resolved, Denial> {
+        match self.handles.get(&fd) {
+            Some(h) => self.check_access(h.grant, h.path.clone(), op),
+            None => Err(Denial {
+                rule: format!("descriptor #{fd} was not opened under a filesystem grant"),
+                resource: format!("#{fd}"),
+                code: types::ErrorCode::BadDescriptor,
+            }),
+        }
+    }
+
+    fn check_access(&self, grant: usize, path: String, op: Op) -> Result<Resolved, Denial> {
+        if op == Op::Write && self.grants[grant].access == Access::Read {
+            return Err(Denial {
+                rule: format!(
+                    "{} is read-only; to allow writes set access = \"read-write\"",
+                    self.rule(grant)
+                ),
+                resource: path,
+                code: types::ErrorCode::ReadOnly,
+            });
+        }
+        Ok(Resolved { grant, path })
+    }
+
+    fn uncovered(&self, path: &str, why: &str) -> String {
+        let path = normalize(path);
+        match self.covering(&path) {
+            Some(i) => format!("{why} ({path} is under {})", self.rule(i)),
+            None => format!("no fs grant covers {path}"),
+        }
+    }
+
+    pub(crate) fn rule_for(&self, r: &Resolved) -> String {
+        self.rule(r.grant)
+    }
+
+    pub(crate) fn insert(&mut self, rep: u32, r: &Resolved) {
+        self.handles.insert(
+            rep,
+            Handle {
+                grant: r.grant,
+                path: r.path.clone(),
+            },
+        );
+    }
+
+    pub(crate) fn remove(&mut self, rep: u32) {
+        self.handles.remove(&rep);
+    }
+}
+
+/// Whether `path` is `root` or below it.
+fn within(path: &str, root: &str) -> bool {
+    path == root
+        || root == "/"
+        || path
+            .strip_prefix(root)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Lexically normalizes an absolute guest path: `.` and empty parts are
+/// dropped, `..` removes the previous part and stops at the root.
+pub(crate) fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Preopens every grant in `builder`.
+///
+/// # Ambient Authority
+///
+/// Opens each grant's host directory by its path. This is one of the few
+/// places where a task's capabilities are made from ambient authority.
+pub fn preopen(builder: &mut WasiCtxBuilder, grants: &[FsGrant]) -> wasmtime::Result<()> {
+    for g in grants {
+        let perms = match g.access {
+            Access::Read => FsPerms::ReadOnly,
+            Access::ReadWrite => FsPerms::ReadWrite,
+        };
+        builder.preopened_dir(&g.host, &g.guest, perms).map_err(|e| {
+            e.context(format!(
+                "cannot open fs grant {} for {}",
+                g.host.display(),
+                g.guest
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+struct Fs;
+
+impl HasData for Fs {
+    type Data<'a> = Guarded<'a, WasiFilesystemCtxView<'a>>;
+}
+
+fn view<T: WardenView>(t: &mut T) -> Guarded<'_, WasiFilesystemCtxView<'_>> {
+    let (wasi, host): (_, &mut HostState) = t.split();
+    Guarded {
+        inner: WasiFilesystemCtxView {
+            ctx: wasi.ctx.filesystem(),
+            table: wasi.table,
+        },
+        host,
+    }
+}
+
+/// Adds `wasi:filesystem/types` and `wasi:filesystem/preopens` to `linker`,
+/// guarded by the task's grants.
+pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    types::add_to_linker::<T, Fs>(linker, view::<T>)?;
+    preopens::add_to_linker::<T, Fs>(linker, view::<T>)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> FsState {
+        let mut s = FsState::new(vec![
+            FsGrant {
+                host: "/tmp".into(),
+                guest: "/ro".into(),
+                access: Access::Read,
+            },
+            FsGrant {
+                host: "/tmp".into(),
+                guest: "/rw".into(),
+                access: Access::ReadWrite,
+            },
+        ]);
+        s.insert(
+            1,
+            &Resolved {
+                grant: 0,
+                path: "/ro".into(),
+            },
+        );
+        s.insert(
+            2,
+            &Resolved {
+                grant: 1,
+                path: "/rw".into(),
+            },
+        );
+        s
+    }
+
+    #[test]
+    fn normalizes() {
+        assert_eq!(normalize("/a/./b//c/../d"), "/a/b/d");
+        assert_eq!(normalize("/a/../../.."), "/");
+        assert_eq!(normalize("/"), "/");
+    }
+
+    #[test]
+    fn within_is_by_component() {
+        assert!(within("/ro", "/ro"));
+        assert!(within("/ro/x", "/ro"));
+        assert!(!within("/rox", "/ro"));
+        assert!(!within("/", "/ro"));
+    }
+
+    #[test]
+    fn dotdot_out_of_a_grant_is_denied_and_named() {
+        let s = state();
+        let d = s.check(1, "../../etc/passwd", Op::Read).unwrap_err();
+        assert_eq!(d.resource, "/etc/passwd");
+        assert!(d.rule.contains("no fs grant covers /etc/passwd"), "{}", d.rule);
+        let d = s.check(1, "../rw/x", Op::Read).unwrap_err();
+        assert!(d.rule.contains("under fs[1] /rw read-write"), "{}", d.rule);
+    }
+
+    #[test]
+    fn dotdot_inside_a_grant_is_allowed() {
+        let s = state();
+        let r = s.check(1, "a/../b", Op::Read).unwrap();
+        assert_eq!(r.path, "/ro/b");
+    }
+
+    #[test]
+    fn absolute_paths_are_denied() {
+        let s = state();
+        let d = s.check(2, "/etc/passwd", Op::Read).unwrap_err();
+        assert!(d.rule.contains("no fs grant covers /etc/passwd"), "{}", d.rule);
+    }
+
+    #[test]
+    fn writes_under_read_grant_are_denied() {
+        let s = state();
+        let d = s.check(1, "new.txt", Op::Write).unwrap_err();
+        assert_eq!(d.code, types::ErrorCode::ReadOnly);
+        assert!(d.rule.starts_with("fs[0] /ro read is read-only"), "{}", d.rule);
+        assert!(s.check(2, "new.txt", Op::Write).is_ok());
+    }
+
+    #[test]
+    fn unknown_descriptors_are_denied() {
+        let s = state();
+        assert!(s.check(9, "x", Op::Read).is_err());
+        assert!(s.check_fd(9, Op::Read).is_err());
+    }
+}

@@ -1,0 +1,440 @@
+//! How every host call passes through Warden.
+//!
+//! wasmtime's generated `add_to_linker::<T, D>` functions take a `D: HasData`
+//! whose `Data<'a>` implements the interface's `Host*` traits. Warden passes
+//! [`Guarded`]: wasmtime-wasi's own view of the task plus the task's
+//! [`HostState`]. Every method of a `Guarded` impl records the call, and the
+//! capability-relevant ones check the task's grants before they delegate.
+//!
+//! Methods that only need recording are written once as a signature inside
+//! [`passthrough!`]; the macro writes the delegation and the record. Methods
+//! that decide something (a path inside a grant, an env var) are written by
+//! hand in their capability's module.
+
+use crate::audit::{Audit, Event, Level};
+use crate::fs::FsState;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+use wasmtime::component::Resource;
+use wasmtime_wasi::WasiCtxView;
+
+/// Per-task state of every capability, kept in the store next to the WASI
+/// context.
+#[derive(Debug)]
+pub struct HostState {
+    /// Where this task's records go.
+    pub audit: Audit,
+    /// Filesystem grants and open descriptors.
+    pub fs: FsState,
+    /// What each live resource is, in the guest's terms, keyed by its handle.
+    pub names: HashMap<u32, String>,
+    /// Summed calls per handle or interface, flushed on drop or at task end.
+    pub tallies: BTreeMap<TallyKey, Tally>,
+    /// Host calls that went through an interposer.
+    pub calls: u64,
+}
+
+/// What a tally sums: one call name on one handle (or on no handle).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TallyKey {
+    /// WIT name of the call.
+    pub call: &'static str,
+    /// The handle, or `None` for interface-level functions.
+    pub handle: Option<u32>,
+}
+
+/// Summed calls on one key.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    /// Number of calls.
+    pub calls: u64,
+    /// Bytes moved.
+    pub bytes: u64,
+    /// Calls that failed.
+    pub errors: u64,
+    /// Host time spent.
+    pub dur: Duration,
+    /// What the handle was.
+    pub resource: Option<String>,
+}
+
+impl HostState {
+    /// State for a task whose records go to `audit` and whose filesystem
+    /// grants are `fs`.
+    pub fn new(audit: Audit, fs: FsState) -> Self {
+        HostState {
+            audit,
+            fs,
+            names: HashMap::new(),
+            tallies: BTreeMap::new(),
+            calls: 0,
+        }
+    }
+
+    /// Records one event; an event that cannot be recorded traps the guest,
+    /// because a call that cannot be audited must not go on.
+    pub fn record(&mut self, event: Event) -> wasmtime::Result<()> {
+        self.audit.emit(&event).map_err(|e| {
+            wasmtime::Error::from_anyhow(e.context("audit log write failed; stopping the task"))
+        })
+    }
+
+    /// Adds a call to the tally of `call` on `handle`.
+    pub fn tally(&mut self, call: &'static str, handle: Option<u32>, bytes: u64, ok: bool, dur: Duration) {
+        let resource = handle.and_then(|h| self.names.get(&h).cloned());
+        let t = self.tallies.entry(TallyKey { call, handle }).or_default();
+        t.calls += 1;
+        t.bytes += bytes;
+        t.errors += u64::from(!ok);
+        t.dur += dur;
+        if t.resource.is_none() {
+            t.resource = resource;
+        }
+    }
+
+    /// Writes and clears the tallies of `handle` (when it is dropped), or of
+    /// every handle (at task end, with `None`).
+    pub fn flush_tallies(&mut self, handle: Option<u32>) -> wasmtime::Result<()> {
+        let keys: Vec<TallyKey> = match handle {
+            Some(h) => self
+                .tallies
+                .keys()
+                .filter(|k| k.handle == Some(h))
+                .cloned()
+                .collect(),
+            None => self.tallies.keys().cloned().collect(),
+        };
+        for key in keys {
+            if let Some(t) = self.tallies.remove(&key) {
+                let mut ev = Event::call(key.call)
+                    .args(json!({ "calls": t.calls, "bytes": t.bytes, "errors": t.errors, "handle": key.handle }))
+                    .outcome(if t.errors == 0 { "ok".to_string() } else { format!("error:{}-of-{}-failed", t.errors, t.calls) })
+                    .took(t.dur);
+                ev.event = "call.summary";
+                if let Some(r) = t.resource {
+                    ev = ev.resource(r);
+                }
+                self.record(ev)?;
+            }
+        }
+        if let Some(h) = handle {
+            self.names.remove(&h);
+        }
+        Ok(())
+    }
+
+    /// Names a resource in records, e.g. `read /workspace/a.txt`.
+    pub fn name(&mut self, rep: u32, name: String) {
+        self.names.insert(rep, name);
+    }
+
+    /// A short name for a resource handle in records.
+    pub fn name_of(&self, rep: u32) -> String {
+        self.names
+            .get(&rep)
+            .cloned()
+            .unwrap_or_else(|| format!("#{rep}"))
+    }
+}
+
+/// Store data that Warden can interpose on: the WASI context and the
+/// per-task host state, borrowed at once.
+pub trait WardenView: Send + 'static {
+    /// Splits the store data into wasmtime-wasi's view and Warden's state.
+    fn split(&mut self) -> (WasiCtxView<'_>, &mut HostState);
+}
+
+/// A capability's wasmtime-wasi view, with the task's host state beside it.
+pub struct Guarded<'a, V> {
+    /// wasmtime-wasi's implementation, which performs allowed calls.
+    pub inner: V,
+    /// Grants, names and the audit handle of the task.
+    pub host: &'a mut HostState,
+}
+
+
+/// How a passed-through call is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One record per call.
+    Each,
+    /// Summed per handle (the first resource argument) unless the level is
+    /// `full`.
+    Summed,
+    /// The handle is being dropped: flush its tallies, then record.
+    Drop,
+    /// Summed per call name for the whole task (polls, pollables, clocks)
+    /// unless the level is `full`.
+    Interface,
+}
+
+impl<V> Guarded<'_, V> {
+    /// Records a passed-through call according to `mode` and the audit level.
+    pub fn finish(
+        &mut self,
+        call: &'static str,
+        mode: Mode,
+        start: Instant,
+        args: Vec<(&'static str, ArgValue)>,
+        outcome: Outcome,
+    ) -> wasmtime::Result<()> {
+        let dur = start.elapsed();
+        self.host.calls += 1;
+        let handle = args.iter().find_map(|(_, a)| match a {
+            ArgValue::Handle(h) => Some(*h),
+            _ => None,
+        });
+        let summed = matches!(mode, Mode::Summed | Mode::Interface);
+        if summed && self.host.audit.level() == Level::Calls {
+            let handle = if mode == Mode::Interface { None } else { handle };
+            let bytes = outcome.bytes
+                + args
+                    .iter()
+                    .map(|(_, a)| if let ArgValue::Bytes(n) = a { *n } else { 0 })
+                    .sum::<u64>();
+            self.host.tally(call, handle, bytes, outcome.ok, dur);
+            return Ok(());
+        }
+        if mode == Mode::Drop {
+            if let Some(h) = handle {
+                self.host.flush_tallies(Some(h))?;
+            }
+        }
+        let resource = handle.map(|h| self.host.name_of(h));
+        let mut summary = serde_json::Map::new();
+        for (name, a) in args {
+            summary.insert(name.to_string(), a.into_json(&self.host.names));
+        }
+        let mut ev = Event::call(call)
+            .args(Value::Object(summary))
+            .outcome(outcome.text)
+            .took(dur);
+        ev.resource = resource;
+        self.host.record(ev)
+    }
+}
+
+/// An argument as it appears in a record.
+#[derive(Debug, Clone)]
+pub enum ArgValue {
+    /// A resource handle; named in the record if Warden knows what it is.
+    Handle(u32),
+    /// A byte buffer: only its length is recorded.
+    Bytes(u64),
+    /// Anything else, already summarized.
+    Json(Value),
+}
+
+impl ArgValue {
+    fn into_json(self, names: &HashMap<u32, String>) -> Value {
+        match self {
+            ArgValue::Handle(h) => names
+                .get(&h)
+                .map(|n| Value::String(n.clone()))
+                .unwrap_or_else(|| json!(format!("#{h}"))),
+            ArgValue::Bytes(n) => json!({ "len": n }),
+            ArgValue::Json(v) => v,
+        }
+    }
+}
+
+/// How an argument type is summarized in a record.
+pub trait Arg {
+    /// The summary. Never the contents of a buffer.
+    fn arg(&self) -> ArgValue;
+}
+
+impl<T: 'static> Arg for Resource<T> {
+    fn arg(&self) -> ArgValue {
+        ArgValue::Handle(self.rep())
+    }
+}
+
+impl Arg for Vec<u8> {
+    fn arg(&self) -> ArgValue {
+        ArgValue::Bytes(self.len() as u64)
+    }
+}
+
+impl<T: 'static> Arg for Vec<Resource<T>> {
+    fn arg(&self) -> ArgValue {
+        ArgValue::Json(json!({ "count": self.len() }))
+    }
+}
+
+macro_rules! scalar_arg {
+    ($($t:ty),*) => {$(
+        impl Arg for $t {
+            fn arg(&self) -> ArgValue {
+                ArgValue::Json(json!(self))
+            }
+        }
+    )*};
+}
+scalar_arg!(u8, u16, u32, u64, i32, i64, bool, String);
+
+/// Summarizes types whose `Debug` form is short and holds no data, such as
+/// flags, enums and addresses.
+macro_rules! debug_arg {
+    ($($t:ty),* $(,)?) => {$(
+        impl $crate::interpose::Arg for $t {
+            fn arg(&self) -> $crate::interpose::ArgValue {
+                $crate::interpose::ArgValue::Json(serde_json::Value::String(format!("{:?}", self)))
+            }
+        }
+    )*};
+}
+pub(crate) use debug_arg;
+
+/// What came of a call, for its record.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// `ok`, `error:<code>` or `trap:<message>`.
+    pub text: String,
+    /// Whether the call succeeded.
+    pub ok: bool,
+    /// Bytes the call returned to the guest.
+    pub bytes: u64,
+}
+
+impl Outcome {
+    /// A successful call that returned `bytes` bytes.
+    pub fn ok(bytes: u64) -> Self {
+        Outcome {
+            text: "ok".into(),
+            ok: true,
+            bytes,
+        }
+    }
+
+    /// A failed call.
+    pub fn err(text: String) -> Self {
+        Outcome {
+            text,
+            ok: false,
+            bytes: 0,
+        }
+    }
+
+    /// A call that trapped the guest.
+    pub fn trap(e: &wasmtime::Error) -> Self {
+        Outcome::err(format!("trap:{e}"))
+    }
+}
+
+/// The result type of a host function: how it reads in a record, and how
+/// an audit failure becomes a trap of that type.
+pub trait Ret: Sized {
+    /// The outcome of the call.
+    fn outcome(&self) -> Outcome;
+    /// A trap in this result type.
+    fn trap(e: wasmtime::Error) -> Self;
+}
+
+/// The size of a successful result, for byte tallies.
+pub trait Size {
+    /// Bytes the guest received.
+    fn size(&self) -> u64 {
+        0
+    }
+}
+
+impl Size for Vec<u8> {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+}
+
+macro_rules! no_size {
+    ($($t:ty),* $(,)?) => {$( impl $crate::interpose::Size for $t {} )*};
+}
+pub(crate) use no_size;
+no_size!((), bool, u8, u64, u32, String, Vec<u32>, Vec<String>, Vec<(String, String)>);
+impl<T: 'static> Size for Resource<T> {}
+impl<T> Size for Option<T> {}
+impl Size for (u64, u64) {}
+impl Size for (Vec<u8>, bool) {
+    fn size(&self) -> u64 {
+        self.0.len() as u64
+    }
+}
+
+impl<T: Size> Ret for wasmtime::Result<T> {
+    fn outcome(&self) -> Outcome {
+        match self {
+            Ok(v) => Outcome::ok(v.size()),
+            Err(e) => Outcome::trap(e),
+        }
+    }
+    fn trap(e: wasmtime::Error) -> Self {
+        Err(e)
+    }
+}
+
+/// Records a passed-through call's arguments as `(name, ArgValue)` pairs.
+macro_rules! args {
+    ($($a:ident),*) => {
+        vec![$( (stringify!($a), $crate::interpose::Arg::arg(&$a)) ),*]
+    };
+}
+pub(crate) use args;
+
+/// Writes `Host*` trait methods that delegate to wasmtime-wasi and record
+/// the call. Each method is `[ "wit-name" Mode ] (async)? fn name(...) -> Ret;`;
+/// `own fn ... { ... }` is a method written by hand that is kept as it is.
+macro_rules! passthrough {
+    (impl $trait:path => $view:ty { $($body:tt)* }) => {
+        impl $trait for $crate::interpose::Guarded<'_, $view> {
+            $crate::interpose::passthrough!(@m $trait, $view; $($body)*);
+        }
+    };
+    (@m $trait:path, $view:ty; ) => {};
+    (@m $trait:path, $view:ty; own $item:item $($rest:tt)*) => {
+        $item
+        $crate::interpose::passthrough!(@m $trait, $view; $($rest)*);
+    };
+    (@m $trait:path, $view:ty; [$wit:literal $mode:ident] async fn $f:ident(&mut self $(, $a:ident : $t:ty)* $(,)?) -> $r:ty; $($rest:tt)*) => {
+        async fn $f(&mut self $(, $a: $t)*) -> $r {
+            let start = std::time::Instant::now();
+            let args = $crate::interpose::args!($($a),*);
+            let r: $r = <$view as $trait>::$f(&mut self.inner $(, $a)*).await;
+            let outcome = $crate::interpose::Ret::outcome(&r);
+            if let Err(e) = self.finish($wit, $crate::interpose::Mode::$mode, start, args, outcome) {
+                return $crate::interpose::Ret::trap(e);
+            }
+            r
+        }
+        $crate::interpose::passthrough!(@m $trait, $view; $($rest)*);
+    };
+    (@m $trait:path, $view:ty; [$wit:literal $mode:ident] fn $f:ident(&mut self $(, $a:ident : $t:ty)* $(,)?) -> $r:ty; $($rest:tt)*) => {
+        fn $f(&mut self $(, $a: $t)*) -> $r {
+            let start = std::time::Instant::now();
+            let args = $crate::interpose::args!($($a),*);
+            let r: $r = <$view as $trait>::$f(&mut self.inner $(, $a)*);
+            let outcome = $crate::interpose::Ret::outcome(&r);
+            if let Err(e) = self.finish($wit, $crate::interpose::Mode::$mode, start, args, outcome) {
+                return $crate::interpose::Ret::trap(e);
+            }
+            r
+        }
+        $crate::interpose::passthrough!(@m $trait, $view; $($rest)*);
+    };
+}
+pub(crate) use passthrough;
+
+/// `NoEntry` -> `no-entry`: WIT case names for error codes in records.
+pub fn kebab(debug: &str) -> String {
+    let mut out = String::with_capacity(debug.len() + 4);
+    for (i, c) in debug.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('-');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
