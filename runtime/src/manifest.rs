@@ -1,1 +1,791 @@
-//! Manifest loading.
+//! The tool manifest: one TOML file per tool, the ceiling of what it may ever touch.
+//!
+//! ```toml
+//! [tool]
+//! name = "repo-search"
+//! component = "repo_search.wasm"     # relative to this file, or absolute
+//! digest = "blake3:…"                # optional pin: load refuses a mismatch
+//!
+//! [limits]
+//! memory = "64 MiB"
+//! timeout = "5s"
+//! fuel = 5_000_000_000               # optional
+//! output = "1 MiB"
+//!
+//! [[fs]]
+//! host = "./workspace"               # relative to this file, or absolute
+//! guest = "/workspace"
+//! access = "read"                    # read | read-write
+//!
+//! [env]
+//! vars = { LANG = "C.UTF-8" }        # literal values
+//! pass = ["TZ"]                      # copied from the host env by name, if set
+//!
+//! [audit]
+//! level = "calls"                    # calls | full
+//! ```
+//!
+//! Only `[tool]` is required. What a section does not grant is denied: no `[[fs]]` means no
+//! files, no `[env]` means an empty environment, and there is no way (yet) to grant network
+//! access, sockets or DNS. Clocks and random numbers are always available. Each section is
+//! defined, documented and validated next to its capability in `warden_host_api`
+//! ([`fs::manifest`](warden_host_api::fs::manifest),
+//! [`env::manifest`](warden_host_api::env::manifest),
+//! [`limits::manifest`](warden_host_api::limits::manifest)); this module puts them together.
+//!
+//! # Errors
+//!
+//! Every key is checked, unknown keys included, and the first problem is reported as one
+//! line naming the file as it was given, the 1-based line, and the dotted field:
+//!
+//! ```text
+//! warden.toml:14: fs[1].access: expected "read" or "read-write", found "rw"
+//! ```
+//!
+//! # Example
+//!
+//! ```
+//! use std::path::Path;
+//! use warden::manifest::{AuditLevel, Manifest};
+//!
+//! let manifest = Manifest::parse(
+//!     r#"
+//!     [tool]
+//!     name = "hello"
+//!     component = "hello.wasm"
+//!     "#,
+//!     Path::new("/etc/warden/hello.toml"),
+//! )
+//! .unwrap();
+//! assert_eq!(manifest.tool.component, Path::new("/etc/warden/hello.wasm"));
+//! assert!(manifest.fs.is_empty());
+//! assert_eq!(manifest.audit.level, AuditLevel::Calls);
+//!
+//! let err = Manifest::parse("[tool]\nname = \"hello\"\n", Path::new("hello.toml")).unwrap_err();
+//! assert_eq!(err.to_string(), "hello.toml:1: tool.component: missing required field");
+//! ```
+
+use std::fmt::{self, Write as _};
+use std::io;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+use warden_host_api::env::manifest::{EnvSection, RawEnvSection};
+use warden_host_api::fs::manifest::{FsGrant, RawFsGrant, resolve_grants};
+use warden_host_api::limits::manifest::{Limits, RawLimits};
+
+/// A loaded and validated tool manifest.
+///
+/// Built by [`Manifest::load`] or [`Manifest::parse`]; every path in it is absolute and
+/// every value is within bounds.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// The manifest's path as given by the user; errors and `warden check` show it as is.
+    pub path: PathBuf,
+    /// `[tool]`: what to run.
+    pub tool: ToolSection,
+    /// `[limits]`, with defaults for whatever the manifest leaves out.
+    pub limits: Limits,
+    /// `[[fs]]`: the directories the tool sees, in manifest order.
+    pub fs: Vec<FsGrant>,
+    /// `[env]`: the environment the tool sees.
+    pub env: EnvSection,
+    /// `[audit]`: how much the audit log records.
+    pub audit: AuditSection,
+    /// Line of `tool.digest`, for the mismatch error of [`Manifest::verify_digest`].
+    digest_line: usize,
+}
+
+/// The `[tool]` section: what to run.
+///
+/// ```toml
+/// [tool]
+/// name = "repo-search"
+/// component = "repo_search.wasm"
+/// digest = "blake3:4f1c…"   # 64 hex digits
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolSection {
+    /// The tool's name, as agents and the audit log see it; never empty.
+    pub name: String,
+    /// The component file, resolved against the manifest's directory and made absolute
+    /// (symlinks are not resolved). Whether it exists is checked when it is loaded.
+    pub component: PathBuf,
+    /// The pinned digest of the component's bytes, if any; see [`Manifest::verify_digest`].
+    pub digest: Option<Digest>,
+}
+
+/// The `[audit]` section.
+///
+/// ```toml
+/// [audit]
+/// level = "full"
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AuditSection {
+    /// How much is recorded; `calls` unless the manifest says otherwise.
+    pub level: AuditLevel,
+}
+
+/// How much the audit log records for a tool: `level = "calls"` or `level = "full"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AuditLevel {
+    /// One record per capability-relevant call (path operations, opens, env, HTTP, secrets
+    /// ...); high-frequency stream reads, writes and polls are summed per handle.
+    #[default]
+    Calls,
+    /// One record for every host call, stream reads and polls included.
+    Full,
+}
+
+impl AuditLevel {
+    /// The manifest spelling: `"calls"` or `"full"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditLevel::Calls => "calls",
+            AuditLevel::Full => "full",
+        }
+    }
+}
+
+impl fmt::Display for AuditLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AuditLevel {
+    type Err = String;
+
+    /// Fails with a message naming the value, e.g. `expected "calls" or "full", found "all"`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "calls" => Ok(AuditLevel::Calls),
+            "full" => Ok(AuditLevel::Full),
+            other => Err(format!("expected \"calls\" or \"full\", found {other:?}")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AuditLevel {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A BLAKE3 digest of a component's bytes, written `blake3:` and 64 lowercase hex digits.
+///
+/// ```
+/// use warden::manifest::Digest;
+///
+/// let d = Digest::of(b"");
+/// assert_eq!(
+///     d.to_string(),
+///     "blake3:af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+/// );
+/// assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Digest(blake3::Hash);
+
+impl Digest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest(blake3::hash(bytes))
+    }
+
+    /// The 32 raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "blake3:{}", self.0.to_hex())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// A string that is not `blake3:` followed by 64 hex digits; carries it as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected \"blake3:\" followed by 64 hex digits, found {0:?}")]
+pub struct DigestError(pub String);
+
+impl FromStr for Digest {
+    type Err = DigestError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.strip_prefix("blake3:")
+            .filter(|hex| hex.len() == 64)
+            .and_then(|hex| blake3::Hash::from_hex(hex).ok())
+            .map(Digest)
+            .ok_or_else(|| DigestError(s.to_owned()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Why a manifest was refused.
+///
+/// `Display` is one line, `FILE:LINE: FIELD: MESSAGE` (or `FILE:LINE: MESSAGE` for a TOML
+/// syntax error), with the file as the user gave it, a 1-based line and a dotted field
+/// path with array indices, e.g.
+/// `warden.toml:14: fs[1].access: expected "read" or "read-write", found "rw"`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// The manifest file could not be read (missing, unreadable, not UTF-8).
+    #[error("{}: cannot read manifest: {error}", path.display())]
+    Read {
+        /// The path as given.
+        path: PathBuf,
+        /// The OS error.
+        error: io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("{}:{line}: {message}", path.display())]
+    Syntax {
+        /// The path as given.
+        path: PathBuf,
+        /// 1-based line of the error.
+        line: usize,
+        /// What the TOML parser expected, lowercase.
+        message: String,
+    },
+    /// A field is missing, unknown, of the wrong type or has a value that is not allowed.
+    #[error("{}:{line}: {field}: {message}", path.display())]
+    Invalid {
+        /// The path as given.
+        path: PathBuf,
+        /// 1-based line of the offending key or value.
+        line: usize,
+        /// Dotted path of the field, e.g. `fs[1].access`.
+        field: String,
+        /// What is wrong, lowercase, carrying the offending value.
+        message: String,
+    },
+    /// The component's bytes do not match the manifest's `tool.digest`.
+    #[error("{}:{line}: tool.digest: component digest mismatch: expected {expected}, found {actual}", path.display())]
+    DigestMismatch {
+        /// The path as given.
+        path: PathBuf,
+        /// 1-based line of `tool.digest`.
+        line: usize,
+        /// The digest the manifest pins.
+        expected: Digest,
+        /// The digest of the bytes that were offered.
+        actual: Digest,
+    },
+}
+
+impl ManifestError {
+    /// The manifest path, as given.
+    pub fn path(&self) -> &Path {
+        match self {
+            ManifestError::Read { path, .. }
+            | ManifestError::Syntax { path, .. }
+            | ManifestError::Invalid { path, .. }
+            | ManifestError::DigestMismatch { path, .. } => path,
+        }
+    }
+
+    /// The 1-based line the error is about, if it is about one.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            ManifestError::Read { .. } => None,
+            ManifestError::Syntax { line, .. }
+            | ManifestError::Invalid { line, .. }
+            | ManifestError::DigestMismatch { line, .. } => Some(*line),
+        }
+    }
+
+    /// The dotted field the error is about, if it is about one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ManifestError::Invalid { field, .. } => Some(field),
+            ManifestError::DigestMismatch { .. } => Some("tool.digest"),
+            ManifestError::Read { .. } | ManifestError::Syntax { .. } => None,
+        }
+    }
+}
+
+/// The whole file as written. Sections that belong to a capability are defined in
+/// `warden_host_api`; `http` and `secrets` are rejected before this is deserialized.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    tool: Option<RawTool>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    fs: Vec<RawFsGrant>,
+    #[serde(default)]
+    env: RawEnvSection,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTool {
+    name: Spanned<String>,
+    component: Spanned<PathBuf>,
+    #[serde(default)]
+    digest: Option<Spanned<Digest>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    #[serde(default)]
+    level: AuditLevel,
+}
+
+/// Sections of the design that this version cannot enforce. Refusing them is the safe
+/// reading: silently ignoring `[[http]]` would leave a tool without access its author
+/// expected, and ignoring `[[secrets]]` would be worse if it ever fell back to something.
+const UNSUPPORTED: &[(&str, &str)] = &[
+    (
+        "http",
+        "network egress is not supported by this version of warden",
+    ),
+    (
+        "secrets",
+        "secrets are not supported by this version of warden",
+    ),
+];
+
+impl Manifest {
+    /// Reads and validates the manifest at `path`.
+    ///
+    /// Relative paths inside it are resolved against its directory.
+    ///
+    /// # Ambient Authority
+    ///
+    /// Reads the manifest and checks each `[[fs]]` host directory by path, with the
+    /// authority of the process.
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let src = std::fs::read_to_string(path).map_err(|error| ManifestError::Read {
+            path: path.to_owned(),
+            error,
+        })?;
+        Manifest::parse(&src, path)
+    }
+
+    /// Validates the manifest text `src` as if it had been read from `path`.
+    ///
+    /// `path` prefixes every error, and relative paths in the manifest are resolved against
+    /// its directory (against the current directory if it has none).
+    ///
+    /// # Ambient Authority
+    ///
+    /// Checks each `[[fs]]` host directory by path, with the authority of the process.
+    pub fn parse(src: &str, path: &Path) -> Result<Manifest, ManifestError> {
+        let cx = Context { src, path };
+        let doc = DeTable::parse(src).map_err(|e| cx.syntax(&e))?;
+        for (key, value) in doc.get_ref() {
+            if let Some((name, message)) =
+                UNSUPPORTED.iter().find(|(name, _)| key.get_ref() == name)
+            {
+                // The value's span is the `[[http]]` header when there is one.
+                return Err(cx.invalid(value.span().start, *name, *message));
+            }
+        }
+        let raw: RawManifest = toml::from_str(src).map_err(|e| cx.serde(&e, doc.get_ref()))?;
+
+        let base_dir = path.parent().unwrap_or(Path::new(""));
+        let tool = raw
+            .tool
+            .ok_or_else(|| cx.invalid(0, "tool", "missing required section"))?;
+        if tool.name.get_ref().trim().is_empty() {
+            return Err(cx.invalid(tool.name.span().start, "tool.name", "must not be empty"));
+        }
+        if tool.component.get_ref().as_os_str().is_empty() {
+            return Err(cx.invalid(
+                tool.component.span().start,
+                "tool.component",
+                "must not be empty",
+            ));
+        }
+        let component = base_dir.join(tool.component.get_ref());
+        let component = std::path::absolute(&component).unwrap_or(component);
+        let digest_line = tool.digest.as_ref().map_or(0, |d| cx.line(d.span().start));
+
+        let limits = raw
+            .limits
+            .resolve()
+            .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
+        let fs = resolve_grants(&raw.fs, base_dir, cap_std::ambient_authority())
+            .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
+        let env = raw
+            .env
+            .resolve()
+            .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
+
+        Ok(Manifest {
+            path: path.to_owned(),
+            tool: ToolSection {
+                name: tool.name.into_inner(),
+                component,
+                digest: tool.digest.map(Spanned::into_inner),
+            },
+            limits,
+            fs,
+            env,
+            audit: AuditSection {
+                level: raw.audit.level,
+            },
+            digest_line,
+        })
+    }
+
+    /// Checks `component_bytes` against `tool.digest`; without a pin, anything passes.
+    ///
+    /// The mismatch error names the line of `tool.digest` and both digests, so the user
+    /// can tell a stale pin from a swapped component.
+    pub fn verify_digest(&self, component_bytes: &[u8]) -> Result<(), ManifestError> {
+        let Some(expected) = self.tool.digest else {
+            return Ok(());
+        };
+        let actual = Digest::of(component_bytes);
+        // blake3::Hash compares in constant time; not that the digest is secret, but it
+        // costs nothing.
+        if actual == expected {
+            Ok(())
+        } else {
+            Err(ManifestError::DigestMismatch {
+                path: self.path.clone(),
+                line: self.digest_line,
+                expected,
+                actual,
+            })
+        }
+    }
+
+    /// A human-readable summary of everything the manifest grants, for `warden check`.
+    ///
+    /// Lists the tool, component, digest, limits, each directory with its access, the
+    /// environment (literal values shown; pass-through names with whether the current
+    /// environment sets them, never their values) and the audit level, and ends with what
+    /// is denied.
+    ///
+    /// # Ambient Authority
+    ///
+    /// Reads the current process environment to tell whether each `pass` name is set.
+    pub fn effective_grants(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = self.write_grants(&mut out);
+        out
+    }
+
+    fn write_grants(&self, out: &mut String) -> fmt::Result {
+        writeln!(out, "manifest: {}", self.path.display())?;
+        writeln!(out, "tool: {}", self.tool.name)?;
+        writeln!(out, "component: {}", self.tool.component.display())?;
+        match &self.tool.digest {
+            Some(digest) => writeln!(out, "digest: {digest} (the component must match)")?,
+            None => writeln!(out, "digest: none (the component is not pinned)")?,
+        }
+        writeln!(out, "limits: {}", self.limits)?;
+        if self.fs.is_empty() {
+            writeln!(out, "fs: none")?;
+        } else {
+            writeln!(out, "fs:")?;
+            for grant in &self.fs {
+                writeln!(
+                    out,
+                    "  guest {} = host {} ({})",
+                    grant.guest,
+                    grant.host.display(),
+                    grant.access
+                )?;
+            }
+        }
+        if self.env.vars.is_empty() && self.env.pass.is_empty() {
+            writeln!(out, "env: none")?;
+        } else {
+            writeln!(out, "env:")?;
+            for (name, value) in &self.env.vars {
+                writeln!(out, "  {name} = {value:?}")?;
+            }
+            for name in &self.env.pass {
+                let state = if std::env::var_os(name).is_some() {
+                    "set here"
+                } else {
+                    "not set here, so the tool would not see it"
+                };
+                writeln!(out, "  {name} passed from the host environment ({state})")?;
+            }
+        }
+        writeln!(out, "audit: {}", self.audit.level)?;
+        writeln!(
+            out,
+            "always allowed: clocks, random numbers, stdio the runtime passes"
+        )?;
+        writeln!(
+            out,
+            "everything else is denied: no other files, no network, no sockets, no DNS, no host environment"
+        )
+    }
+}
+
+/// What every error needs: the source for line numbers and the path for the prefix.
+struct Context<'a> {
+    src: &'a str,
+    path: &'a Path,
+}
+
+impl Context<'_> {
+    /// 1-based line of a byte offset.
+    fn line(&self, offset: usize) -> usize {
+        let offset = offset.min(self.src.len());
+        self.src.as_bytes()[..offset]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn invalid(
+        &self,
+        offset: usize,
+        field: impl Into<String>,
+        message: impl fmt::Display,
+    ) -> ManifestError {
+        ManifestError::Invalid {
+            path: self.path.to_owned(),
+            line: self.line(offset),
+            field: field.into(),
+            message: message.to_string(),
+        }
+    }
+
+    fn syntax(&self, error: &toml::de::Error) -> ManifestError {
+        let span = error.span().unwrap_or(0..0);
+        let mut message = tomlish(error.message());
+        if message == "duplicate key"
+            && let Some(key) = self.src.get(span.clone())
+        {
+            message = format!("duplicate key {:?}", key.trim());
+        }
+        ManifestError::Syntax {
+            path: self.path.to_owned(),
+            line: self.line(span.start),
+            message,
+        }
+    }
+
+    /// Turns a deserialization error into `FIELD: MESSAGE` by finding the key or value its
+    /// span points at: serde errors do not say where in the document they happened.
+    fn serde(&self, error: &toml::de::Error, doc: &DeTable<'_>) -> ManifestError {
+        let span = error.span().unwrap_or(0..0);
+        let mut field = field_at(doc, &span).unwrap_or_default();
+        let raw = error.message();
+        let message = if let Some(rest) = raw.strip_prefix("missing field `") {
+            // The span is that of the table missing the field: name the field itself.
+            let name = rest.split('`').next().unwrap_or_default();
+            field = join_key(&field, name);
+            "missing required field".to_owned()
+        } else if let Some(rest) = raw.strip_prefix("unknown field `") {
+            // The span is the unknown key's, so `field` already ends with it.
+            match rest.split_once("`, ") {
+                Some((_, expected)) => format!("unknown field, {}", tomlish(expected)),
+                None => "unknown field".to_owned(),
+            }
+        } else if raw == "invalid type: map, expected a sequence" && !field.contains(['.', '[']) {
+            // `[fs]` where `[[fs]]` was meant: the most likely way to get this at the top.
+            format!("expected an array of tables [[{field}]], found a table [{field}]")
+        } else {
+            tomlish(raw)
+        };
+        if field.is_empty() {
+            return ManifestError::Syntax {
+                path: self.path.to_owned(),
+                line: self.line(span.start),
+                message,
+            };
+        }
+        ManifestError::Invalid {
+            path: self.path.to_owned(),
+            line: self.line(span.start),
+            field,
+            message,
+        }
+    }
+}
+
+/// Rewrites serde and parser wording into manifest wording: TOML's names for types,
+/// double quotes instead of backticks, lowercase first letter, no trailing period.
+fn tomlish(message: &str) -> String {
+    let mut message = requote(message.trim().trim_end_matches('.'))
+        .replace("invalid type: map,", "invalid type: table,")
+        .replace("invalid type: sequence,", "invalid type: array,")
+        .replace("expected a map", "expected a table")
+        .replace("expected a sequence", "expected an array")
+        .replace("expected u64", "expected a non-negative integer")
+        .replace("expected i64", "expected an integer");
+    // serde names the Rust type of a struct ("expected struct RawTool"): meaningless here.
+    if let Some(at) = message.find("expected struct ") {
+        message.truncate(at);
+        message.push_str("expected a table");
+    }
+    // Lowercase a capitalized first word, but leave acronyms such as "TOML" alone.
+    if let Some(first) = message.chars().next()
+        && first.is_uppercase()
+        && !message.chars().nth(1).is_some_and(char::is_uppercase)
+    {
+        message = first
+            .to_lowercase()
+            .chain(message.chars().skip(1))
+            .collect();
+    }
+    message
+}
+
+/// serde and the TOML parser quote with backticks; manifest errors use double quotes for
+/// strings and names, and nothing for numbers and booleans (`found 42`, as TOML writes it).
+fn requote(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(open) = rest.find('`') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('`') else {
+            out.push('"');
+            rest = after;
+            continue;
+        };
+        let inner = &after[..close];
+        if inner == "true" || inner == "false" || inner.parse::<f64>().is_ok() {
+            out.push_str(inner);
+        } else {
+            out.push('"');
+            out.push_str(inner);
+            out.push('"');
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The dotted path of the innermost key or value whose span contains `span`.
+fn field_at(doc: &DeTable<'_>, span: &Range<usize>) -> Option<String> {
+    if span.is_empty() {
+        return None;
+    }
+    let mut best: Option<(usize, String)> = None;
+    walk_table(doc, "", span, &mut best);
+    best.map(|(_, path)| path)
+}
+
+fn walk_table(
+    table: &DeTable<'_>,
+    prefix: &str,
+    target: &Range<usize>,
+    best: &mut Option<(usize, String)>,
+) {
+    for (key, value) in table {
+        let path = join_key(prefix, key.get_ref());
+        consider(key.span(), &path, target, best);
+        walk_value(value, &path, target, best);
+    }
+}
+
+fn walk_value(
+    value: &Spanned<DeValue<'_>>,
+    path: &str,
+    target: &Range<usize>,
+    best: &mut Option<(usize, String)>,
+) {
+    consider(value.span(), path, target, best);
+    match value.get_ref() {
+        DeValue::Table(table) => walk_table(table, path, target, best),
+        DeValue::Array(array) => {
+            for (index, element) in array.iter().enumerate() {
+                walk_value(element, &format!("{path}[{index}]"), target, best);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn consider(
+    span: Range<usize>,
+    path: &str,
+    target: &Range<usize>,
+    best: &mut Option<(usize, String)>,
+) {
+    if span.start <= target.start && target.end <= span.end {
+        let len = span.len();
+        // `<=`: on a tie the later, deeper candidate wins. An `[[fs]]` element and the `fs`
+        // array share the header's span, and the element is the more useful answer.
+        if best.as_ref().is_none_or(|(best_len, _)| len <= *best_len) {
+            *best = Some((len, path.to_owned()));
+        }
+    }
+}
+
+/// `prefix.key`, with the key quoted when it is not a bare TOML key.
+fn join_key(prefix: &str, key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let key = if bare {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
+    };
+    if prefix.is_empty() {
+        key
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tomlish_rewrites() {
+        assert_eq!(
+            tomlish("invalid type: integer `5`, expected struct RawTool"),
+            "invalid type: integer 5, expected a table"
+        );
+        assert_eq!(
+            tomlish("invalid type: string \"x\", expected a sequence"),
+            "invalid type: string \"x\", expected an array"
+        );
+        assert_eq!(
+            tomlish("unknown field `x`, expected `a` or `b`"),
+            "unknown field \"x\", expected \"a\" or \"b\""
+        );
+        assert_eq!(
+            tomlish("extra `=`, expected nothing"),
+            "extra \"=\", expected nothing"
+        );
+        assert_eq!(tomlish("Unexpected thing."), "unexpected thing");
+        assert_eq!(tomlish("TOML thing"), "TOML thing");
+    }
+}
