@@ -39,6 +39,9 @@ fn main() -> ExitCode {
         Ok(select) => select,
         Err(message) => {
             eprintln!("{message}");
+            // Today's wasip2 std only reports success or failure through
+            // `wasi:cli/run`, so the host sees status 1; 2 is what a native
+            // build exits with and what a future std will pass on.
             return ExitCode::from(2);
         }
     };
