@@ -1,0 +1,356 @@
+//! `probe`: the attacker that Warden's security tests aim at the sandbox.
+//!
+//! Each op tries one thing with ordinary `std` and reports exactly what the
+//! guest saw, so a test can assert on the guest's view as well as on the audit
+//! log. An op that the sandbox refuses is a normal outcome here and comes back
+//! as `{"ok": false, ...}`, never as a panic or a tool error: only malformed
+//! input (unknown op, missing or mistyped field) is a `tool-error`.
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "warden:tool/tool",
+    generate_all,
+});
+
+use serde_json::{Map, Value, json};
+use std::fs;
+use std::hint::black_box;
+use std::io::{self, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const MIB: usize = 1 << 20;
+
+const INPUT_SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "properties": {
+    "op": {"enum": ["read", "write", "create_dir", "remove", "rename", "set_times",
+                    "list", "metadata", "symlink", "hard_link", "env", "env_all",
+                    "spin", "membomb", "bigout", "print", "log", "tcp", "time"]}
+  },
+  "required": ["op"]
+}"#;
+
+/// The input object, with accessors whose errors name the field.
+struct Args(Map<String, Value>);
+
+impl Args {
+    fn str(&self, field: &str) -> Result<&str, ToolError> {
+        match self.0.get(field) {
+            Some(Value::String(s)) => Ok(s),
+            Some(other) => Err(ToolError::InvalidInput(format!(
+                "{field}: expected a string, found {other}"
+            ))),
+            None => Err(ToolError::InvalidInput(format!("{field}: missing"))),
+        }
+    }
+
+    fn u64(&self, field: &str) -> Result<u64, ToolError> {
+        match self.0.get(field) {
+            Some(v) => v.as_u64().ok_or_else(|| {
+                ToolError::InvalidInput(format!(
+                    "{field}: expected a non-negative integer, found {v}"
+                ))
+            }),
+            None => Err(ToolError::InvalidInput(format!("{field}: missing"))),
+        }
+    }
+
+    fn usize(&self, field: &str) -> Result<usize, ToolError> {
+        let n = self.u64(field)?;
+        usize::try_from(n).map_err(|_| {
+            ToolError::InvalidInput(format!("{field}: {n} does not fit in this guest's memory"))
+        })
+    }
+
+    fn bool_or(&self, field: &str, default: bool) -> Result<bool, ToolError> {
+        match self.0.get(field) {
+            None => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(other) => Err(ToolError::InvalidInput(format!(
+                "{field}: expected a boolean, found {other}"
+            ))),
+        }
+    }
+}
+
+/// `{"ok": false, "kind": "PermissionDenied", "error": "PermissionDenied: <message>"}`:
+/// the kind alone for assertions, the message for humans.
+fn io_failure(err: &io::Error) -> Value {
+    let mut v = json!({
+        "ok": false,
+        "kind": format!("{:?}", err.kind()),
+        "error": format!("{:?}: {err}", err.kind()),
+    });
+    if let Some(code) = err.raw_os_error() {
+        v["errno"] = code.into();
+    }
+    v
+}
+
+/// Turns an io result into the report, adding `extra` fields on success.
+fn report<T>(result: io::Result<T>, extra: impl FnOnce(T) -> Value) -> Value {
+    match result {
+        Ok(value) => {
+            let mut v = json!({"ok": true});
+            if let (Value::Object(out), Value::Object(more)) = (&mut v, extra(value)) {
+                out.extend(more);
+            }
+            v
+        }
+        Err(err) => io_failure(&err),
+    }
+}
+
+fn none<T>(_: T) -> Value {
+    Value::Null
+}
+
+fn unix_nanos(t: SystemTime) -> Value {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => (d.as_nanos() as u64).into(),
+        // Before 1970: report it rather than pretend it is zero.
+        Err(e) => json!(-(e.duration().as_nanos() as i64)),
+    }
+}
+
+fn metadata(args: &Args) -> Result<Value, ToolError> {
+    let path = args.str("path")?;
+    // `follow: false` looks at a symlink itself instead of its target.
+    let md = if args.bool_or("follow", true)? {
+        fs::metadata(path)
+    } else {
+        fs::symlink_metadata(path)
+    };
+    Ok(report(md, |md| {
+        json!({
+            "is_file": md.is_file(),
+            "is_dir": md.is_dir(),
+            "is_symlink": md.file_type().is_symlink(),
+            "len": md.len(),
+            "readonly": md.permissions().readonly(),
+            "modified": md.modified().map(unix_nanos).unwrap_or(Value::Null),
+        })
+    }))
+}
+
+fn set_times(args: &Args) -> Result<Value, ToolError> {
+    let path = args.str("path")?;
+    // Read-only by default, so that the test separates "may open" from
+    // "may change times": wasi lets a read-only descriptor try either.
+    let write = args.bool_or("write", false)?;
+    let file = match fs::OpenOptions::new().read(true).write(write).open(path) {
+        Ok(file) => file,
+        Err(err) => {
+            let mut v = io_failure(&err);
+            v["stage"] = "open".into();
+            return Ok(v);
+        }
+    };
+    let now = SystemTime::now();
+    Ok(match file.set_modified(now) {
+        Ok(()) => json!({"ok": true, "modified": unix_nanos(now)}),
+        Err(err) => {
+            let mut v = io_failure(&err);
+            v["stage"] = "set_modified".into();
+            v
+        }
+    })
+}
+
+fn list(args: &Args) -> Result<Value, ToolError> {
+    let path = args.str("path")?;
+    let names = fs::read_dir(path).and_then(|entries| {
+        let mut names = entries
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<io::Result<Vec<_>>>()?;
+        names.sort();
+        Ok(names)
+    });
+    Ok(report(names, |names| json!({"entries": names})))
+}
+
+fn symlink(args: &Args) -> Result<Value, ToolError> {
+    let target = args.str("target")?;
+    let link = args.str("link")?;
+    // std's `symlink_path` is still unstable (`wasi_ext`) on wasip2, so this
+    // calls `wasi:filesystem` `symlink-at` itself, as an attacker would, after
+    // finding the preopen that holds `link` the way wasi-libc does: the
+    // longest guest path that is a whole-component prefix of it.
+    use wasi::filesystem::preopens::get_directories;
+    let dirs = get_directories();
+    let best = dirs
+        .iter()
+        .filter_map(|(dir, name)| {
+            let name = name.trim_end_matches('/');
+            let rest = link.strip_prefix(name)?;
+            let rest = if name.is_empty() {
+                rest.trim_start_matches('/')
+            } else {
+                rest.strip_prefix('/')?
+            };
+            Some((name.len(), dir, rest))
+        })
+        .max_by_key(|(len, _, _)| *len);
+    let Some((_, dir, rel)) = best else {
+        return Ok(json!({
+            "ok": false,
+            "kind": "NotFound",
+            "error": format!("NotFound: no preopened directory holds {link:?}"),
+        }));
+    };
+    Ok(match dir.symlink_at(target, rel) {
+        Ok(()) => json!({"ok": true}),
+        // Kinds here are wasi error-code names (e.g. "not-permitted"), not
+        // io::ErrorKind names: nothing in std converted them.
+        Err(code) => json!({
+            "ok": false,
+            "kind": code.name(),
+            "error": format!("{}: {}", code.name(), code.message()),
+        }),
+    })
+}
+
+fn membomb(args: &Args) -> Result<Value, ToolError> {
+    let want = args.usize("mib")?;
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..want {
+        // try_reserve reports a failed memory.grow instead of aborting, so the
+        // guest can say how far it got when the host refuses more memory.
+        let mut block = Vec::new();
+        if block.try_reserve_exact(MIB).is_err() || blocks.try_reserve(1).is_err() {
+            break;
+        }
+        // Touch every byte so the pages are really committed, not just reserved.
+        block.resize(MIB, 0xA5);
+        blocks.push(black_box(block));
+    }
+    Ok(json!({"ok": blocks.len() == want, "asked_mib": want, "got_mib": blocks.len()}))
+}
+
+fn print(args: &Args) -> Result<Value, ToolError> {
+    let bytes = args.usize("bytes")?;
+    let chunk = [b'p'; 4096];
+    let mut out = io::stdout().lock();
+    let mut left = bytes;
+    let mut result = Ok(());
+    while left > 0 && result.is_ok() {
+        let n = left.min(chunk.len());
+        result = out.write_all(&chunk[..n]);
+        left -= n;
+    }
+    let result = result.and_then(|()| out.flush());
+    Ok(report(result, |()| json!({"printed": bytes})))
+}
+
+fn tcp(args: &Args) -> Result<Value, ToolError> {
+    let addr = args.str("addr")?;
+    Ok(report(
+        std::net::TcpStream::connect(addr),
+        |stream| json!({"peer": stream.peer_addr().map(|a| a.to_string()).ok()}),
+    ))
+}
+
+fn time() -> Value {
+    json!({
+        "ok": true,
+        "unix_nanos": unix_nanos(SystemTime::now()),
+        // Straight from wasi:random, not through a std hasher, so the test
+        // sees exactly what the host's generator gave.
+        "random": wasi::random::random::get_random_u64(),
+    })
+}
+
+fn run(args: &Args) -> Result<Value, ToolError> {
+    Ok(match args.str("op")? {
+        "read" => report(
+            fs::read_to_string(args.str("path")?),
+            |data| json!({"data": data}),
+        ),
+        "write" => {
+            let data = args.str("data")?;
+            report(
+                fs::write(args.str("path")?, data),
+                |()| json!({"bytes": data.len()}),
+            )
+        }
+        "create_dir" => report(fs::create_dir(args.str("path")?), none),
+        "remove" => report(fs::remove_file(args.str("path")?), none),
+        "rename" => report(fs::rename(args.str("from")?, args.str("to")?), none),
+        "set_times" => set_times(args)?,
+        "list" => list(args)?,
+        "metadata" => metadata(args)?,
+        "symlink" => symlink(args)?,
+        "hard_link" => report(fs::hard_link(args.str("src")?, args.str("dst")?), none),
+        "env" => {
+            let name = args.str("name")?;
+            match std::env::var(name) {
+                Ok(value) => json!({"ok": true, "value": value}),
+                Err(err) => json!({"ok": false, "error": format!("{name}: {err}")}),
+            }
+        }
+        "env_all" => {
+            let vars: Map<String, Value> = std::env::vars_os()
+                .map(|(k, v)| {
+                    let k = k.to_string_lossy().into_owned();
+                    (k, v.to_string_lossy().into_owned().into())
+                })
+                .collect();
+            json!({"ok": true, "vars": vars})
+        }
+        "spin" => {
+            // black_box keeps the optimizer from proving the loop side-effect
+            // free and deleting it: only the host's timeout may end this.
+            let mut n: u64 = 0;
+            loop {
+                n = black_box(n.wrapping_add(1));
+            }
+        }
+        "membomb" => membomb(args)?,
+        "bigout" => {
+            let bytes = args.usize("bytes")?;
+            json!({"ok": true, "data": "b".repeat(bytes)})
+        }
+        "print" => print(args)?,
+        "log" => {
+            warden::tool::log::log(warden::tool::log::Level::Info, args.str("message")?);
+            json!({"ok": true})
+        }
+        "tcp" => tcp(args)?,
+        "time" => time(),
+        other => {
+            return Err(ToolError::InvalidInput(format!(
+                "op: unknown operation {other:?}"
+            )));
+        }
+    })
+}
+
+struct Probe;
+
+impl Guest for Probe {
+    fn describe() -> ToolInfo {
+        ToolInfo {
+            name: "probe".into(),
+            description: "Security-test probe: performs one filesystem, env, network, clock or \
+                          resource operation and reports exactly what it saw."
+                .into(),
+            input_schema: INPUT_SCHEMA.into(),
+        }
+    }
+
+    fn invoke(input: String) -> Result<String, ToolError> {
+        let args = match serde_json::from_str(&input) {
+            Ok(Value::Object(obj)) => Args(obj),
+            Ok(other) => {
+                return Err(ToolError::InvalidInput(format!(
+                    "input: expected an object, found {other}"
+                )));
+            }
+            Err(e) => return Err(ToolError::InvalidInput(format!("input: not JSON: {e}"))),
+        };
+        run(&args).map(|v| v.to_string())
+    }
+}
+
+export!(Probe);
