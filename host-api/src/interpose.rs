@@ -33,6 +33,8 @@ pub struct HostState {
     pub tallies: BTreeMap<TallyKey, Tally>,
     /// Host calls that went through an interposer.
     pub calls: u64,
+    /// Lines the tool logged through `warden:tool/log`.
+    pub log_lines: u64,
 }
 
 /// What a tally sums: one call name on one handle (or on no handle).
@@ -69,6 +71,7 @@ impl HostState {
             names: HashMap::new(),
             tallies: BTreeMap::new(),
             calls: 0,
+            log_lines: 0,
         }
     }
 
@@ -81,7 +84,14 @@ impl HostState {
     }
 
     /// Adds a call to the tally of `call` on `handle`.
-    pub fn tally(&mut self, call: &'static str, handle: Option<u32>, bytes: u64, ok: bool, dur: Duration) {
+    pub fn tally(
+        &mut self,
+        call: &'static str,
+        handle: Option<u32>,
+        bytes: u64,
+        ok: bool,
+        dur: Duration,
+    ) {
         let resource = handle.and_then(|h| self.names.get(&h).cloned());
         let t = self.tallies.entry(TallyKey { call, handle }).or_default();
         t.calls += 1;
@@ -153,7 +163,6 @@ pub struct Guarded<'a, V> {
     pub host: &'a mut HostState,
 }
 
-
 /// How a passed-through call is recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -187,7 +196,11 @@ impl<V> Guarded<'_, V> {
         });
         let summed = matches!(mode, Mode::Summed | Mode::Interface);
         if summed && self.host.audit.level() == Level::Calls {
-            let handle = if mode == Mode::Interface { None } else { handle };
+            let handle = if mode == Mode::Interface {
+                None
+            } else {
+                handle
+            };
             let bytes = outcome.bytes
                 + args
                     .iter()
@@ -350,7 +363,17 @@ macro_rules! no_size {
     ($($t:ty),* $(,)?) => {$( impl $crate::interpose::Size for $t {} )*};
 }
 pub(crate) use no_size;
-no_size!((), bool, u8, u64, u32, String, Vec<u32>, Vec<String>, Vec<(String, String)>);
+no_size!(
+    (),
+    bool,
+    u8,
+    u64,
+    u32,
+    String,
+    Vec<u32>,
+    Vec<String>,
+    Vec<(String, String)>
+);
 impl<T: 'static> Size for Resource<T> {}
 impl<T> Size for Option<T> {}
 impl Size for (u64, u64) {}
@@ -422,19 +445,3 @@ macro_rules! passthrough {
     };
 }
 pub(crate) use passthrough;
-
-/// `NoEntry` -> `no-entry`: WIT case names for error codes in records.
-pub fn kebab(debug: &str) -> String {
-    let mut out = String::with_capacity(debug.len() + 4);
-    for (i, c) in debug.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('-');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}

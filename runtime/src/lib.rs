@@ -1,4 +1,243 @@
-//! Warden runtime.
+//! Warden runs AI-agent tools as WebAssembly components with only the
+//! capabilities their manifest grants.
+//!
+//! A [`Runtime`] owns the engine and the linker, in which every WASI 0.2
+//! interface goes through Warden's interposers (`warden-host-api`). Loading a
+//! [`manifest::Manifest`] gives a [`Tool`]: the compiled component, its kind
+//! and an `InstancePre`. Each [`Tool::run`] is one task in a fresh store with
+//! only the manifest's grants, and every host call it makes becomes an audit
+//! record.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use warden::{Runtime, TaskRequest, manifest::Manifest};
+//! use warden_host_api::audit::NullSink;
+//!
+//! let runtime = Runtime::new(&Default::default())?;
+//! let tool = runtime.load(Manifest::load("guest-examples/echo/manifest.toml".as_ref())?)?;
+//! let out = tool
+//!     .run(TaskRequest {
+//!         input: r#"{"hello":"world"}"#.into(),
+//!         args: vec![],
+//!         stdin: vec![],
+//!         agent: Some("demo".into()),
+//!         sink: Arc::new(NullSink),
+//!     })
+//!     .await?;
+//! println!("{:?}", out.outcome);
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
 
+pub mod audit;
+pub mod component;
+pub mod engine;
 pub mod manifest;
+mod task;
+
+pub use component::Kind;
+pub use engine::EngineConfig;
+pub use task::{Outcome, TaskError, TaskOutput, TaskRequest, new_task_id};
+
+use manifest::{Manifest, ManifestError};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use task::{Prepared, TaskData};
+use warden_host_api::bindings::ToolPre;
+use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::p2::bindings::CommandPre;
+
+/// Why a tool could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The manifest is invalid or its digest pin does not match.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The component file could not be read.
+    #[error("{}: cannot read component: {error}", path.display())]
+    Read {
+        /// The component path.
+        path: PathBuf,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// The file is not a component Warden can run.
+    #[error("{}: {message}", path.display())]
+    Rejected {
+        /// The component path.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The manifest asks for fuel, but the runtime does not meter it.
+    #[error("{}: limits.fuel is set, but this runtime was built without fuel metering", path.display())]
+    FuelNotMetered {
+        /// The manifest path.
+        path: PathBuf,
+    },
+}
+
+/// The engine and linker shared by all tools and tasks.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<TaskData>,
+    fuel: bool,
+}
+
+impl Runtime {
+    /// A runtime with the given engine settings.
+    pub fn new(cfg: &EngineConfig) -> wasmtime::Result<Self> {
+        let engine = engine::build(cfg)?;
+        let mut linker = Linker::new(&engine);
+        warden_host_api::add_to_linker(&mut linker)?;
+        Ok(Runtime {
+            engine,
+            linker,
+            fuel: cfg.fuel,
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles a component file, checking nothing but that it is one.
+    pub fn compile(&self, path: &std::path::Path) -> Result<(Component, Vec<u8>), LoadError> {
+        let bytes = std::fs::read(path).map_err(|error| LoadError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        let component = Component::new(&self.engine, &bytes).map_err(|e| LoadError::Rejected {
+            path: path.to_path_buf(),
+            message: format!("not a valid component: {e}"),
+        })?;
+        Ok((component, bytes))
+    }
+
+    /// Loads the tool of `manifest`: reads and pins its component, detects
+    /// its kind and links it against Warden's interposers.
+    pub fn load(&self, manifest: Manifest) -> Result<Tool, LoadError> {
+        if manifest.limits.fuel.is_some() && !self.fuel {
+            return Err(LoadError::FuelNotMetered {
+                path: manifest.path.clone(),
+            });
+        }
+        let path = manifest.tool.component.clone();
+        let (component, bytes) = self.compile(&path)?;
+        manifest.verify_digest(&bytes)?;
+        let digest = format!("blake3:{}", blake3::hash(&bytes).to_hex());
+        let rejected = |message: String| LoadError::Rejected {
+            path: path.clone(),
+            message,
+        };
+        let kind = component::detect(&self.engine, &component).map_err(rejected)?;
+        let pre: InstancePre<TaskData> = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| rejected(format!("cannot be linked: {e:#}")))?;
+        let entry = match kind {
+            Kind::Tool => Entry::Tool(ToolPre::new(pre).map_err(|e| rejected(format!("{e:#}")))?),
+            Kind::Command => {
+                Entry::Command(CommandPre::new(pre).map_err(|e| rejected(format!("{e:#}")))?)
+            }
+        };
+        Ok(Tool {
+            engine: self.engine.clone(),
+            manifest: Arc::new(manifest),
+            kind,
+            digest,
+            entry,
+            fuel: self.fuel,
+        })
+    }
+}
+
+enum Entry {
+    Tool(ToolPre<TaskData>),
+    Command(CommandPre<TaskData>),
+}
+
+/// A loaded tool: ready to run tasks.
+pub struct Tool {
+    engine: Engine,
+    manifest: Arc<Manifest>,
+    kind: Kind,
+    digest: String,
+    entry: Entry,
+    fuel: bool,
+}
+
+impl Tool {
+    /// The tool's manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The component's kind.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// `blake3:<hex>` of the component bytes.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// Runs one task.
+    pub async fn run(&self, req: TaskRequest) -> Result<TaskOutput, TaskError> {
+        let task = new_task_id();
+        let p = Prepared {
+            engine: &self.engine,
+            manifest: &self.manifest,
+            digest: &self.digest,
+            fuel_metered: self.fuel,
+        };
+        let (mut store, out, err, tripwire) =
+            task::store(&p, &req, &task).map_err(|message| TaskError::Host {
+                task: task.clone(),
+                message,
+            })?;
+        task::start(&mut store, self.kind, &req).map_err(|e| TaskError::Host {
+            task: task.clone(),
+            message: format!("{e:#}"),
+        })?;
+        let started = Instant::now();
+        // Epoch interruption stops guest code; this stops a task whose guest
+        // is parked in a host call that never returns.
+        let backstop = self.manifest.limits.timeout + Duration::from_secs(1);
+        let raw = tokio::time::timeout(backstop, self.call(&mut store, &req)).await;
+        task::finish(store, &p, task, started, raw, (out, err), tripwire)
+    }
+
+    async fn call(
+        &self,
+        store: &mut Store<TaskData>,
+        req: &TaskRequest,
+    ) -> wasmtime::Result<Outcome> {
+        match &self.entry {
+            Entry::Tool(pre) => {
+                let tool = pre.instantiate_async(&mut *store).await?;
+                Ok(match tool.call_invoke(&mut *store, &req.input).await? {
+                    Ok(s) => Outcome::Result(s),
+                    Err(e) => task::tool_error(e),
+                })
+            }
+            Entry::Command(pre) => {
+                let cmd = pre.instantiate_async(&mut *store).await?;
+                match cmd.wasi_cli_run().call_run(&mut *store).await {
+                    Ok(Ok(())) => Ok(Outcome::Exit(0)),
+                    Ok(Err(())) => Ok(Outcome::Exit(1)),
+                    Err(e) => match task::exit_status(&e) {
+                        Some(code) => Ok(Outcome::Exit(code)),
+                        None => Err(e),
+                    },
+                }
+            }
+        }
+    }
+}

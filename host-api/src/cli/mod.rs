@@ -59,26 +59,47 @@ macro_rules! named_stream {
             $self.host.name(s.rep(), $name.to_string());
         }
         let outcome = crate::interpose::Ret::outcome(&r);
-        $self.finish($call, crate::interpose::Mode::Interface, start, vec![], outcome)?;
+        $self.finish(
+            $call,
+            crate::interpose::Mode::Interface,
+            start,
+            vec![],
+            outcome,
+        )?;
         r
     }};
 }
 
 impl stdin::Host for Guarded<'_, View<'_>> {
     fn get_stdin(&mut self) -> wasmtime::Result<Resource<DynInputStream>> {
-        named_stream!(self, "wasi:cli/stdin.get-stdin", "stdin", stdin::Host::get_stdin(&mut self.inner))
+        named_stream!(
+            self,
+            "wasi:cli/stdin.get-stdin",
+            "stdin",
+            stdin::Host::get_stdin(&mut self.inner)
+        )
     }
 }
 
 impl stdout::Host for Guarded<'_, View<'_>> {
     fn get_stdout(&mut self) -> wasmtime::Result<Resource<DynOutputStream>> {
-        named_stream!(self, "wasi:cli/stdout.get-stdout", "stdout", stdout::Host::get_stdout(&mut self.inner))
+        named_stream!(
+            self,
+            "wasi:cli/stdout.get-stdout",
+            "stdout",
+            stdout::Host::get_stdout(&mut self.inner)
+        )
     }
 }
 
 impl stderr::Host for Guarded<'_, View<'_>> {
     fn get_stderr(&mut self) -> wasmtime::Result<Resource<DynOutputStream>> {
-        named_stream!(self, "wasi:cli/stderr.get-stderr", "stderr", stderr::Host::get_stderr(&mut self.inner))
+        named_stream!(
+            self,
+            "wasi:cli/stderr.get-stderr",
+            "stderr",
+            stderr::Host::get_stderr(&mut self.inner)
+        )
     }
 }
 

@@ -73,7 +73,13 @@ pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<
 }
 
 impl Guarded<'_, WasiCliCtxView<'_>> {
-    fn env_event(&mut self, call: &'static str, start: Instant, args: serde_json::Value, outcome: String) -> wasmtime::Result<()> {
+    fn env_event(
+        &mut self,
+        call: &'static str,
+        start: Instant,
+        args: serde_json::Value,
+        outcome: String,
+    ) -> wasmtime::Result<()> {
         self.host.calls += 1;
         self.host.record(
             Event::call(call)
@@ -110,7 +116,12 @@ impl environment::Host for Guarded<'_, WasiCliCtxView<'_>> {
         let start = Instant::now();
         let r = environment::Host::initial_cwd(&mut self.inner);
         let outcome = r.outcome().text;
-        self.env_event("wasi:cli/environment.initial-cwd", start, serde_json::Value::Null, outcome)?;
+        self.env_event(
+            "wasi:cli/environment.initial-cwd",
+            start,
+            serde_json::Value::Null,
+            outcome,
+        )?;
         r
     }
 }

@@ -3,30 +3,36 @@
 
 use super::{Denial, FsState, Op, Resolved, normalize};
 use crate::audit::Event;
-use crate::interpose::{Guarded, Outcome, Ret, Size, debug_arg, kebab, no_size, passthrough};
+use crate::interpose::{Guarded, Outcome, Ret, Size, debug_arg, no_size, passthrough};
 use serde_json::{Value, json};
 use std::time::Instant;
 use wasmtime::component::Resource;
 use wasmtime_wasi::filesystem::WasiFilesystemCtxView;
 use wasmtime_wasi::p2::bindings::filesystem::preopens;
 use wasmtime_wasi::p2::bindings::filesystem::types::{
-    self, Advice, Descriptor, DescriptorFlags, DescriptorStat, DescriptorType, DirectoryEntryStream,
-    ErrorCode, Filesize, HostDescriptor, HostDirectoryEntryStream, MetadataHashValue, NewTimestamp,
-    OpenFlags, PathFlags,
+    self, Advice, Descriptor, DescriptorFlags, DescriptorStat, DescriptorType,
+    DirectoryEntryStream, ErrorCode, Filesize, HostDescriptor, HostDirectoryEntryStream,
+    MetadataHashValue, NewTimestamp, OpenFlags, PathFlags,
 };
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, FsError, FsResult};
 
 type View<'a> = WasiFilesystemCtxView<'a>;
 
 debug_arg!(PathFlags, OpenFlags, DescriptorFlags, Advice, NewTimestamp);
-no_size!(DescriptorFlags, DescriptorType, DescriptorStat, MetadataHashValue, Vec<(Resource<Descriptor>, String)>);
+no_size!(
+    DescriptorFlags,
+    DescriptorType,
+    DescriptorStat,
+    MetadataHashValue,
+    Vec<(Resource<Descriptor>, String)>
+);
 
 impl<T: Size> Ret for FsResult<T> {
     fn outcome(&self) -> Outcome {
         match self {
             Ok(v) => Outcome::ok(v.size()),
             Err(e) => match e.downcast_ref() {
-                Some(code) => Outcome::err(format!("error:{}", kebab(&format!("{code:?}")))),
+                Some(code) => Outcome::err(format!("error:{}", code.name())),
                 None => Outcome::err(format!("trap:{e}")),
             },
         }
@@ -44,7 +50,7 @@ impl Guarded<'_, View<'_>> {
             .args(args)
             .resource(d.resource)
             .deny(d.rule)
-            .outcome(format!("error:{}", kebab(&format!("{:?}", d.code))))
+            .outcome(format!("error:{}", d.code.name()))
             .took(start.elapsed());
         match self.host.record(ev) {
             Ok(()) => d.code.into(),

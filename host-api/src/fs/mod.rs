@@ -116,7 +116,10 @@ impl FsState {
                     h.path,
                     h.grant,
                     grant.guest,
-                    self.uncovered(&joined, "paths are checked against the grant they start from")
+                    self.uncovered(
+                        &joined,
+                        "paths are checked against the grant they start from"
+                    )
                 ),
                 resource: joined,
                 code: types::ErrorCode::NotPermitted,
@@ -215,13 +218,15 @@ pub fn preopen(builder: &mut WasiCtxBuilder, grants: &[FsGrant]) -> wasmtime::Re
             Access::Read => FsPerms::ReadOnly,
             Access::ReadWrite => FsPerms::ReadWrite,
         };
-        builder.preopened_dir(&g.host, &g.guest, perms).map_err(|e| {
-            e.context(format!(
-                "cannot open fs grant {} for {}",
-                g.host.display(),
-                g.guest
-            ))
-        })?;
+        builder
+            .preopened_dir(&g.host, &g.guest, perms)
+            .map_err(|e| {
+                e.context(format!(
+                    "cannot open fs grant {} for {}",
+                    g.host.display(),
+                    g.guest
+                ))
+            })?;
     }
     Ok(())
 }
@@ -305,7 +310,11 @@ mod tests {
         let s = state();
         let d = s.check(1, "../../etc/passwd", Op::Read).unwrap_err();
         assert_eq!(d.resource, "/etc/passwd");
-        assert!(d.rule.contains("no fs grant covers /etc/passwd"), "{}", d.rule);
+        assert!(
+            d.rule.contains("no fs grant covers /etc/passwd"),
+            "{}",
+            d.rule
+        );
         let d = s.check(1, "../rw/x", Op::Read).unwrap_err();
         assert!(d.rule.contains("under fs[1] /rw read-write"), "{}", d.rule);
     }
@@ -321,7 +330,11 @@ mod tests {
     fn absolute_paths_are_denied() {
         let s = state();
         let d = s.check(2, "/etc/passwd", Op::Read).unwrap_err();
-        assert!(d.rule.contains("no fs grant covers /etc/passwd"), "{}", d.rule);
+        assert!(
+            d.rule.contains("no fs grant covers /etc/passwd"),
+            "{}",
+            d.rule
+        );
     }
 
     #[test]
@@ -329,7 +342,11 @@ mod tests {
         let s = state();
         let d = s.check(1, "new.txt", Op::Write).unwrap_err();
         assert_eq!(d.code, types::ErrorCode::ReadOnly);
-        assert!(d.rule.starts_with("fs[0] /ro read is read-only"), "{}", d.rule);
+        assert!(
+            d.rule.starts_with("fs[0] /ro read is read-only"),
+            "{}",
+            d.rule
+        );
         assert!(s.check(2, "new.txt", Op::Write).is_ok());
     }
 

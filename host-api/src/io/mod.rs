@@ -19,7 +19,9 @@ impl<T: Size> Ret for StreamResult<T> {
         match self {
             Ok(v) => Outcome::ok(v.size()),
             Err(StreamError::Closed) => Outcome::err("error:closed".into()),
-            Err(StreamError::LastOperationFailed(e)) => Outcome::err(format!("error:last-operation-failed:{e}")),
+            Err(StreamError::LastOperationFailed(e)) => {
+                Outcome::err(format!("error:last-operation-failed:{e}"))
+            }
             Err(StreamError::Trap(e)) => Outcome::trap(e),
         }
     }
@@ -130,4 +132,3 @@ passthrough! {
         fn subscribe(&mut self, stream: Resource<DynInputStream>) -> Result<Resource<DynPollable>>;
     }
 }
-

@@ -4,20 +4,33 @@
 //! that components importing it still run, and is recorded like any call.
 
 use crate::audit::Event;
-use crate::interpose::{Guarded, HostState, Outcome, Ret, Size, WardenView, debug_arg, no_size, passthrough};
+use crate::interpose::{
+    Guarded, HostState, Outcome, Ret, Size, WardenView, debug_arg, no_size, passthrough,
+};
 use std::time::Instant;
 use wasmtime::component::{HasData, Linker, Resource};
-use wasmtime_wasi::p2::bindings::sockets::network::{self, ErrorCode, IpAddress, IpAddressFamily, IpSocketAddress, Network};
+use wasmtime_wasi::p2::bindings::sockets::network::{
+    self, ErrorCode, IpAddress, IpAddressFamily, IpSocketAddress, Network,
+};
 use wasmtime_wasi::p2::bindings::sockets::{
     instance_network, ip_name_lookup, tcp, tcp_create_socket, udp, udp_create_socket,
 };
-use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable, SocketError, SocketResult, TcpSocket, UdpSocket};
+use wasmtime_wasi::p2::{
+    DynInputStream, DynOutputStream, DynPollable, SocketError, SocketResult, TcpSocket, UdpSocket,
+};
 use wasmtime_wasi::sockets::WasiSocketsCtxView;
 
 type View<'a> = WasiSocketsCtxView<'a>;
-type ResolveAddressStream = wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::ResolveAddressStream;
+type ResolveAddressStream =
+    wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::ResolveAddressStream;
 
-debug_arg!(IpSocketAddress, IpAddressFamily, Option<IpSocketAddress>, tcp::ShutdownType, Vec<udp::OutgoingDatagram>);
+debug_arg!(
+    IpSocketAddress,
+    IpAddressFamily,
+    Option<IpSocketAddress>,
+    tcp::ShutdownType,
+    Vec<udp::OutgoingDatagram>
+);
 no_size!(IpSocketAddress, IpAddressFamily, Vec<udp::IncomingDatagram>);
 impl<A, B> Size for (Resource<A>, Resource<B>) {}
 impl<A, B, C> Size for (Resource<A>, Resource<B>, Resource<C>) {}
@@ -27,7 +40,7 @@ impl<T: Size> Ret for SocketResult<T> {
         match self {
             Ok(v) => Outcome::ok(v.size()),
             Err(e) => match e.downcast_ref() {
-                Some(code) => Outcome::err(format!("error:{}", crate::interpose::kebab(&format!("{code:?}")))),
+                Some(code) => Outcome::err(format!("error:{}", code.name())),
                 None => Outcome::err(format!("trap:{e}")),
             },
         }
@@ -70,7 +83,12 @@ pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<
 const OFF: &str = "no network grant: sockets and name lookup are off";
 
 impl Guarded<'_, View<'_>> {
-    fn refuse(&mut self, call: &'static str, args: serde_json::Value, resource: String) -> SocketError {
+    fn refuse(
+        &mut self,
+        call: &'static str,
+        args: serde_json::Value,
+        resource: String,
+    ) -> SocketError {
         let start = Instant::now();
         self.host.calls += 1;
         let ev = Event::call(call)
@@ -87,7 +105,10 @@ impl Guarded<'_, View<'_>> {
 }
 
 impl tcp_create_socket::Host for Guarded<'_, View<'_>> {
-    fn create_tcp_socket(&mut self, address_family: IpAddressFamily) -> SocketResult<Resource<TcpSocket>> {
+    fn create_tcp_socket(
+        &mut self,
+        address_family: IpAddressFamily,
+    ) -> SocketResult<Resource<TcpSocket>> {
         Err(self.refuse(
             "wasi:sockets/tcp-create-socket.create-tcp-socket",
             serde_json::json!({ "family": format!("{address_family:?}") }),
@@ -97,7 +118,10 @@ impl tcp_create_socket::Host for Guarded<'_, View<'_>> {
 }
 
 impl udp_create_socket::Host for Guarded<'_, View<'_>> {
-    async fn create_udp_socket(&mut self, address_family: IpAddressFamily) -> SocketResult<Resource<UdpSocket>> {
+    async fn create_udp_socket(
+        &mut self,
+        address_family: IpAddressFamily,
+    ) -> SocketResult<Resource<UdpSocket>> {
         Err(self.refuse(
             "wasi:sockets/udp-create-socket.create-udp-socket",
             serde_json::json!({ "family": format!("{address_family:?}") }),
@@ -107,7 +131,11 @@ impl udp_create_socket::Host for Guarded<'_, View<'_>> {
 }
 
 impl ip_name_lookup::Host for Guarded<'_, View<'_>> {
-    fn resolve_addresses(&mut self, network: Resource<Network>, name: String) -> SocketResult<Resource<ResolveAddressStream>> {
+    fn resolve_addresses(
+        &mut self,
+        network: Resource<Network>,
+        name: String,
+    ) -> SocketResult<Resource<ResolveAddressStream>> {
         let _ = network;
         Err(self.refuse(
             "wasi:sockets/ip-name-lookup.resolve-addresses",
@@ -129,7 +157,6 @@ passthrough! {
         fn network_error_code(&mut self, err: Resource<wasmtime_wasi::p2::bindings::io::error::Error>) -> wasmtime::Result<Option<ErrorCode>>;
     }
 }
-
 
 passthrough! {
     impl network::HostNetwork => View<'_> {
@@ -275,4 +302,3 @@ passthrough! {
         fn drop(&mut self, resource: Resource<ResolveAddressStream>) -> wasmtime::Result<()>;
     }
 }
-

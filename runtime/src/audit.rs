@@ -1,0 +1,118 @@
+//! The audit log as JSON Lines: one record per line, appended.
+//!
+//! This is the sink the CLI uses until the tamper-evident log lands; it
+//! implements [`EventSink`], so capability modules do not know it exists.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+use warden_host_api::audit::{EventSink, Record};
+
+/// Appends records to a file, numbering them from where the file ends.
+#[derive(Debug)]
+pub struct JsonlSink {
+    path: PathBuf,
+    inner: Mutex<(File, u64)>,
+}
+
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    v: u8,
+    seq: u64,
+    time: String,
+    #[serde(flatten)]
+    record: &'a Record<'a>,
+}
+
+impl JsonlSink {
+    /// Opens (or creates) the log at `path`, creating its directory.
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(path)?;
+        let seq = BufReader::new(File::open(path)?).lines().count() as u64;
+        Ok(JsonlSink {
+            path: path.to_path_buf(),
+            inner: Mutex::new((file, seq)),
+        })
+    }
+
+    /// Where the log is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl EventSink for JsonlSink {
+    fn emit(&self, record: &Record<'_>) -> anyhow::Result<()> {
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (file, seq) = &mut *guard;
+        let mut line = serde_json::to_vec(&Line {
+            v: 1,
+            seq: *seq,
+            time: rfc3339(record.time),
+            record,
+        })?;
+        line.push(b'\n');
+        file.write_all(&line)?;
+        *seq += 1;
+        Ok(())
+    }
+}
+
+/// The log used when neither `--audit` nor `WARDEN_AUDIT` names one:
+/// `$XDG_STATE_HOME/warden/audit.jsonl`, or `~/.local/state/warden/...`.
+pub fn default_path() -> PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    state.join("warden").join("audit.jsonl")
+}
+
+/// RFC 3339 UTC with nanoseconds, e.g. `2026-11-25T19:47:18.123456789Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant), valid for the whole u64 range we use.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_nanos()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn formats_rfc3339() {
+        let t = UNIX_EPOCH + Duration::new(1_795_636_038, 5);
+        assert_eq!(rfc3339(t), "2026-11-25T19:47:18.000000005Z");
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000000Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000000000Z");
+    }
+}

@@ -1,0 +1,74 @@
+//! What kind of component a file holds, and what it imports and exports.
+
+use std::fmt::Write as _;
+use wasmtime::Engine;
+use wasmtime::component::{Component, types::ComponentItem};
+
+/// The component kinds Warden runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Exports `describe` and `invoke` of the `warden:tool/tool` world.
+    Tool,
+    /// Exports `wasi:cli/run`: args in, stdin in, stdout and exit code out.
+    Command,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Tool => "tool (warden:tool/tool)",
+            Kind::Command => "command (wasi:cli/command)",
+        })
+    }
+}
+
+/// Names of a component's top-level exports.
+pub fn exports(engine: &Engine, c: &Component) -> Vec<String> {
+    c.component_type()
+        .exports(engine)
+        .map(|(n, _)| n.to_string())
+        .collect()
+}
+
+/// Names of a component's top-level imports.
+pub fn imports(engine: &Engine, c: &Component) -> Vec<String> {
+    c.component_type()
+        .imports(engine)
+        .map(|(n, _)| n.to_string())
+        .collect()
+}
+
+/// Decides the kind from the exports, or says what the component exports
+/// instead.
+pub fn detect(engine: &Engine, c: &Component) -> Result<Kind, String> {
+    let ty = c.component_type();
+    let mut describe = false;
+    let mut invoke = false;
+    let mut run = false;
+    for (name, item) in ty.exports(engine) {
+        match (name, item.ty) {
+            ("describe", ComponentItem::ComponentFunc(_)) => describe = true,
+            ("invoke", ComponentItem::ComponentFunc(_)) => invoke = true,
+            (n, ComponentItem::ComponentInstance(_)) if n.starts_with("wasi:cli/run@0.2") => {
+                run = true
+            }
+            _ => {}
+        }
+    }
+    if describe && invoke {
+        Ok(Kind::Tool)
+    } else if run {
+        Ok(Kind::Command)
+    } else {
+        let list = exports(engine, c);
+        let mut msg = String::from(
+            "component is neither a warden:tool/tool (exports describe and invoke) nor a wasi:cli/command (exports wasi:cli/run@0.2.x); it exports ",
+        );
+        if list.is_empty() {
+            msg.push_str("nothing");
+        } else {
+            let _ = write!(msg, "{}", list.join(", "));
+        }
+        Err(msg)
+    }
+}

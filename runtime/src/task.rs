@@ -1,0 +1,371 @@
+//! One task: a fresh store with only the manifest's grants, one call, and
+//! the records that say what happened.
+
+use crate::component::Kind;
+use crate::engine;
+use crate::manifest::{AuditLevel, Manifest};
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+use warden_host_api::audit::{Audit, Event, EventSink, Level, TaskMeta};
+use warden_host_api::bindings::warden::tool::types::ToolError as WitToolError;
+use warden_host_api::fs::FsState;
+use warden_host_api::limits::{CappedPipe, LimitHit, Limiter, Tripwire};
+use warden_host_api::{HostState, WardenView, env, fs};
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView};
+
+/// Store data of one task.
+pub struct TaskData {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    host: HostState,
+    limiter: Limiter,
+}
+
+impl WardenView for TaskData {
+    fn split(&mut self) -> (WasiCtxView<'_>, &mut HostState) {
+        (
+            WasiCtxView {
+                ctx: &mut self.wasi,
+                table: &mut self.table,
+            },
+            &mut self.host,
+        )
+    }
+}
+
+/// What the caller passes to one task.
+#[derive(Clone)]
+pub struct TaskRequest {
+    /// JSON input for a tool's `invoke`.
+    pub input: String,
+    /// Arguments after the program name, for commands.
+    pub args: Vec<String>,
+    /// Bytes on the guest's stdin.
+    pub stdin: Vec<u8>,
+    /// The agent the task runs for.
+    pub agent: Option<String>,
+    /// Where the task's audit records go.
+    pub sink: Arc<dyn EventSink>,
+}
+
+/// How a task ended when it ran to completion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A tool returned this JSON.
+    Result(String),
+    /// A tool returned an error.
+    ToolError {
+        /// `invalid-input`, `failed` or `denied`.
+        kind: &'static str,
+        /// The tool's message.
+        message: String,
+    },
+    /// A command exited with this status.
+    Exit(i32),
+}
+
+/// What a task produced.
+#[derive(Debug, Clone)]
+pub struct TaskOutput {
+    /// The task's id, as in its audit records.
+    pub task: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Everything the guest wrote to stdout.
+    pub stdout: Vec<u8>,
+    /// Everything the guest wrote to stderr.
+    pub stderr: Vec<u8>,
+    /// Wall-clock time of the task.
+    pub duration: Duration,
+    /// Fuel consumed, where fuel is metered.
+    pub fuel: Option<u64>,
+}
+
+/// Why a task did not run to completion.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// A limit of the manifest ended the task.
+    #[error("task {task} stopped: {hit}")]
+    Limit {
+        /// The task's id.
+        task: String,
+        /// Which limit.
+        hit: LimitHit,
+    },
+    /// The guest trapped.
+    #[error("task {task} trapped: {message}")]
+    Trap {
+        /// The task's id.
+        task: String,
+        /// What the trap said.
+        message: String,
+    },
+    /// The task could not be set up or recorded.
+    #[error("task {task} could not run: {message}")]
+    Host {
+        /// The task's id.
+        task: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A fresh, unguessable-enough task id: unique per process and time.
+pub fn new_task_id() -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let mut h = blake3::Hasher::new();
+    h.update(&t.to_le_bytes());
+    h.update(&n.to_le_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    h.finalize().to_hex()[..24].to_string()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Everything a task needs from its loaded tool.
+pub(crate) struct Prepared<'a> {
+    pub engine: &'a wasmtime::Engine,
+    pub manifest: &'a Manifest,
+    pub digest: &'a str,
+    pub fuel_metered: bool,
+}
+
+/// Builds the store of one task: only granted preopens and env, stdio pipes
+/// capped at the output limit, sockets and name lookup off.
+pub(crate) fn store(
+    p: &Prepared<'_>,
+    req: &TaskRequest,
+    task: &str,
+) -> Result<(Store<TaskData>, CappedPipe, CappedPipe, Tripwire), String> {
+    let m = p.manifest;
+    let tripwire = Tripwire::default();
+    let stdout = CappedPipe::new("stdout", m.limits.output, tripwire.clone());
+    let stderr = CappedPipe::new("stderr", m.limits.output, tripwire.clone());
+    let mut b = WasiCtxBuilder::new();
+    // Before the preopens, which capture it: file I/O runs on this thread
+    // instead of hopping to tokio's blocking pool.
+    b.allow_blocking_current_thread(true);
+    fs::preopen(&mut b, &m.fs).map_err(|e| format!("{e:#}"))?;
+    env::configure(&mut b, &m.env);
+    b.stdin(MemoryInputPipe::new(req.stdin.clone()))
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    let mut argv = vec![m.tool.name.clone()];
+    argv.extend(req.args.iter().cloned());
+    b.args(&argv);
+    let meta = TaskMeta {
+        host: hostname(),
+        agent: req.agent.clone(),
+        task: task.to_string(),
+        parent: None,
+        tool: m.tool.name.clone(),
+        component: p.digest.to_string(),
+    };
+    let level = match m.audit.level {
+        AuditLevel::Calls => Level::Calls,
+        AuditLevel::Full => Level::Full,
+    };
+    let audit = Audit::new(meta, req.sink.clone(), level);
+    let data = TaskData {
+        wasi: b.build(),
+        table: ResourceTable::new(),
+        host: HostState::new(audit, FsState::new(m.fs.clone())),
+        limiter: Limiter::new(m.limits.memory, tripwire.clone()),
+    };
+    let mut store = Store::new(p.engine, data);
+    store.limiter(|d| &mut d.limiter);
+    store.epoch_deadline_trap();
+    store.set_epoch_deadline(engine::ticks(m.limits.timeout));
+    if p.fuel_metered {
+        let fuel = m.limits.fuel.unwrap_or(u64::MAX);
+        store.set_fuel(fuel).map_err(|e| e.to_string())?;
+    }
+    Ok((store, stdout, stderr, tripwire))
+}
+
+/// Records the start of a task.
+pub(crate) fn start(
+    store: &mut Store<TaskData>,
+    kind: Kind,
+    req: &TaskRequest,
+) -> wasmtime::Result<()> {
+    let grants: Vec<String> = store
+        .data()
+        .host
+        .fs
+        .grants()
+        .iter()
+        .map(|g| format!("{} {}", g.guest, g.access))
+        .collect();
+    let ev = Event::new("task.start").args(json!({
+        "kind": match kind { Kind::Tool => "tool", Kind::Command => "command" },
+        "input_bytes": req.input.len(),
+        "args": req.args.len(),
+        "stdin_bytes": req.stdin.len(),
+        "fs": grants,
+    }));
+    store.data_mut().host.record(ev)
+}
+
+/// Turns the raw result of the call into the task's output or error, and
+/// records the end of the task.
+pub(crate) fn finish(
+    mut store: Store<TaskData>,
+    p: &Prepared<'_>,
+    task: String,
+    started: Instant,
+    raw: Result<wasmtime::Result<Outcome>, tokio::time::error::Elapsed>,
+    pipes: (CappedPipe, CappedPipe),
+    tripwire: Tripwire,
+) -> Result<TaskOutput, TaskError> {
+    let m = p.manifest;
+    let duration = started.elapsed();
+    let fuel = if p.fuel_metered {
+        store
+            .get_fuel()
+            .ok()
+            .map(|left| m.limits.fuel.unwrap_or(u64::MAX) - left)
+    } else {
+        None
+    };
+    let result: Result<Outcome, TaskError> = match raw {
+        Err(_) => Err(TaskError::Limit {
+            task: task.clone(),
+            hit: LimitHit::Timeout(m.limits.timeout),
+        }),
+        Ok(Ok(Outcome::Result(s))) if s.len() as u64 > m.limits.output => Err(TaskError::Limit {
+            task: task.clone(),
+            hit: LimitHit::Output {
+                limit: m.limits.output,
+                stream: "result",
+            },
+        }),
+        Ok(Ok(o)) => Ok(o),
+        Ok(Err(e)) => Err(classify(e, &task, m, &tripwire)),
+    };
+    let host = &mut store.data_mut().host;
+    let flushed = host.flush_tallies(None);
+    let (outcome, detail) = match &result {
+        Ok(Outcome::Result(s)) => ("ok".to_string(), json!({ "result_bytes": s.len() })),
+        Ok(Outcome::ToolError { kind, message }) => (
+            format!("error:{kind}"),
+            json!({ "message": truncate(message, 1024) }),
+        ),
+        Ok(Outcome::Exit(code)) => (format!("exit:{code}"), json!({ "exit": code })),
+        Err(TaskError::Limit { hit, .. }) => (
+            format!("trap:limit:{}", limit_name(hit)),
+            json!({ "limit": hit.to_string() }),
+        ),
+        Err(e) => (
+            "trap".to_string(),
+            json!({ "error": truncate(&e.to_string(), 1024) }),
+        ),
+    };
+    let mut args = json!({ "host_calls": host.calls, "fuel": fuel });
+    if let (Some(a), Some(d)) = (args.as_object_mut(), detail.as_object()) {
+        a.extend(d.clone());
+    }
+    let end = Event::new("task.end")
+        .args(args)
+        .outcome(outcome)
+        .took(duration);
+    let recorded = flushed.and_then(|()| host.record(end));
+    if let Err(e) = recorded {
+        return Err(TaskError::Host {
+            task,
+            message: format!("{e:#}"),
+        });
+    }
+    let outcome = result?;
+    Ok(TaskOutput {
+        task,
+        outcome,
+        stdout: pipes.0.contents(),
+        stderr: pipes.1.contents(),
+        duration,
+        fuel,
+    })
+}
+
+fn limit_name(hit: &LimitHit) -> &'static str {
+    match hit {
+        LimitHit::Memory { .. } => "memory",
+        LimitHit::Timeout(_) => "timeout",
+        LimitHit::Fuel(_) => "fuel",
+        LimitHit::Output { .. } => "output",
+        _ => "other",
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Names the limit behind a trap, if one was hit.
+fn classify(e: wasmtime::Error, task: &str, m: &Manifest, tripwire: &Tripwire) -> TaskError {
+    if let Some(hit) = tripwire.hit() {
+        return TaskError::Limit {
+            task: task.into(),
+            hit,
+        };
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => {
+            return TaskError::Limit {
+                task: task.into(),
+                hit: LimitHit::Timeout(m.limits.timeout),
+            };
+        }
+        Some(Trap::OutOfFuel) => {
+            return TaskError::Limit {
+                task: task.into(),
+                hit: LimitHit::Fuel(m.limits.fuel.unwrap_or(0)),
+            };
+        }
+        _ => {}
+    }
+    TaskError::Trap {
+        task: task.into(),
+        message: format!("{e:?}"),
+    }
+}
+
+/// Maps a command's exit trap to its status.
+pub(crate) fn exit_status(e: &wasmtime::Error) -> Option<i32> {
+    e.downcast_ref::<I32Exit>().map(|x| x.0)
+}
+
+/// The WIT tool error as an outcome.
+pub(crate) fn tool_error(e: WitToolError) -> Outcome {
+    let (kind, message) = match e {
+        WitToolError::InvalidInput(m) => ("invalid-input", m),
+        WitToolError::Failed(m) => ("failed", m),
+        WitToolError::Denied(m) => ("denied", m),
+    };
+    Outcome::ToolError { kind, message }
+}
