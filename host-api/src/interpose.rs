@@ -35,6 +35,9 @@ pub struct HostState {
     pub calls: u64,
     /// Lines the tool logged through `warden:tool/log`.
     pub log_lines: u64,
+    /// Resource drops among `calls`. wasmtime counts each twice as a host
+    /// transition (the `resource.drop` builtin, then the destructor).
+    pub drops: u64,
 }
 
 /// What a tally sums: one call name on one handle (or on no handle).
@@ -72,6 +75,7 @@ impl HostState {
             tallies: BTreeMap::new(),
             calls: 0,
             log_lines: 0,
+            drops: 0,
         }
     }
 
@@ -190,6 +194,7 @@ impl<V> Guarded<'_, V> {
     ) -> wasmtime::Result<()> {
         let dur = start.elapsed();
         self.host.calls += 1;
+        self.host.drops += u64::from(call.contains("[resource-drop]"));
         let handle = args.iter().find_map(|(_, a)| match a {
             ArgValue::Handle(h) => Some(*h),
             _ => None,

@@ -24,6 +24,9 @@ pub struct TaskData {
     table: ResourceTable,
     host: HostState,
     limiter: Limiter,
+    /// Guest-to-host transitions counted by wasmtime itself: a cross-check
+    /// that every host call went through an interposer and was recorded.
+    transitions: u64,
 }
 
 impl WardenView for TaskData {
@@ -192,9 +195,16 @@ pub(crate) fn store(
         table: ResourceTable::new(),
         host: HostState::new(audit, FsState::new(m.fs.clone())),
         limiter: Limiter::new(m.limits.memory, tripwire.clone()),
+        transitions: 0,
     };
     let mut store = Store::new(p.engine, data);
     store.limiter(|d| &mut d.limiter);
+    store.call_hook(|mut ctx, hook| {
+        if matches!(hook, wasmtime::CallHook::CallingHost) {
+            ctx.data_mut().transitions += 1;
+        }
+        Ok(())
+    });
     store.epoch_deadline_trap();
     store.set_epoch_deadline(engine::ticks(m.limits.timeout));
     if p.fuel_metered {
@@ -264,6 +274,7 @@ pub(crate) fn finish(
         Ok(Ok(o)) => Ok(o),
         Ok(Err(e)) => Err(classify(e, &task, m, &tripwire)),
     };
+    let transitions = store.data().transitions - store.data().limiter.grows();
     let host = &mut store.data_mut().host;
     let flushed = host.flush_tallies(None);
     let (outcome, detail) = match &result {
@@ -282,7 +293,11 @@ pub(crate) fn finish(
             json!({ "error": truncate(&e.to_string(), 1024) }),
         ),
     };
-    let mut args = json!({ "host_calls": host.calls, "fuel": fuel });
+    let mut args = json!({
+        "host_calls": host.calls,
+        "unrecorded_host_calls": transitions.saturating_sub(host.calls + host.drops),
+        "fuel": fuel,
+    });
     if let (Some(a), Some(d)) = (args.as_object_mut(), detail.as_object()) {
         a.extend(d.clone());
     }

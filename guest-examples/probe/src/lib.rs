@@ -26,7 +26,7 @@ const INPUT_SCHEMA: &str = r#"{
   "properties": {
     "op": {"enum": ["read", "write", "create_dir", "remove", "rename", "set_times",
                     "list", "metadata", "symlink", "hard_link", "env", "env_all",
-                    "spin", "membomb", "bigout", "print", "log", "tcp", "time"]}
+                    "spin", "membomb", "bigout", "print", "log", "tcp", "time", "raw_open"]}
   },
   "required": ["op"]
 }"#;
@@ -211,6 +211,34 @@ fn symlink(args: &Args) -> Result<Value, ToolError> {
     })
 }
 
+/// Calls `open-at` on the preopen named `preopen` with `path` exactly as
+/// given, bypassing wasi-libc's path resolution: absolute paths and `..`
+/// reach the host as an attacker would send them.
+fn raw_open(args: &Args) -> Result<Value, ToolError> {
+    use wasi::filesystem::preopens::get_directories;
+    use wasi::filesystem::types::{DescriptorFlags, OpenFlags, PathFlags};
+    let preopen = args.str("preopen")?;
+    let path = args.str("path")?;
+    let dirs = get_directories();
+    let Some((dir, _)) = dirs.iter().find(|(_, name)| name == preopen) else {
+        return Ok(json!({
+            "ok": false,
+            "kind": "NotFound",
+            "error": format!("NotFound: no preopened directory named {preopen:?}"),
+        }));
+    };
+    Ok(
+        match dir.open_at(PathFlags::empty(), path, OpenFlags::empty(), DescriptorFlags::READ) {
+            Ok(_) => json!({"ok": true}),
+            Err(code) => json!({
+                "ok": false,
+                "kind": code.name(),
+                "error": format!("{}: {}", code.name(), code.message()),
+            }),
+        },
+    )
+}
+
 fn membomb(args: &Args) -> Result<Value, ToolError> {
     let want = args.usize("mib")?;
     let mut blocks: Vec<Vec<u8>> = Vec::new();
@@ -318,6 +346,7 @@ fn run(args: &Args) -> Result<Value, ToolError> {
         }
         "tcp" => tcp(args)?,
         "time" => time(),
+        "raw_open" => raw_open(args)?,
         other => {
             return Err(ToolError::InvalidInput(format!(
                 "op: unknown operation {other:?}"

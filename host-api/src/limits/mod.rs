@@ -74,22 +74,36 @@ impl Tripwire {
 pub struct Limiter {
     memory: u64,
     tripwire: Tripwire,
+    grows: u64,
 }
 
 impl Limiter {
     /// A limiter allowing `memory` bytes in total per linear memory.
     pub fn new(memory: u64, tripwire: Tripwire) -> Self {
-        Limiter { memory, tripwire }
+        Limiter {
+            memory,
+            tripwire,
+            grows: 0,
+        }
+    }
+
+    /// `memory.grow` and `table.grow` calls the guest made after
+    /// instantiation. They are host transitions that are not host calls, so
+    /// the runtime subtracts them when it checks that every host call was
+    /// recorded.
+    pub fn grows(&self) -> u64 {
+        self.grows
     }
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        self.grows += u64::from(current > 0);
         if desired as u64 > self.memory {
             let hit = LimitHit::Memory {
                 limit: self.memory,
@@ -105,10 +119,11 @@ impl wasmtime::ResourceLimiter for Limiter {
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        self.grows += u64::from(current > 0);
         Ok(desired <= 1_000_000)
     }
 }
