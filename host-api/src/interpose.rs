@@ -214,10 +214,8 @@ impl<V> Guarded<'_, V> {
             self.host.tally(call, handle, bytes, outcome.ok, dur);
             return Ok(());
         }
-        if mode == Mode::Drop {
-            if let Some(h) = handle {
-                self.host.flush_tallies(Some(h))?;
-            }
+        if let (Mode::Drop, Some(h)) = (mode, handle) {
+            self.host.flush_tallies(Some(h))?;
         }
         let resource = handle.map(|h| self.host.name_of(h));
         let mut summary = serde_json::Map::new();

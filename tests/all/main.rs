@@ -1,3 +1,11 @@
 //! The one integration test binary: a module per capability, linked once.
+//! Every test runs real guest components (built once per run from
+//! `guest-examples/`) through the real `warden` binary.
 
+mod cli;
+mod env;
+mod fs;
+mod limits;
 mod manifest;
+mod net;
+mod support;

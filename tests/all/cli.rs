@@ -1,0 +1,250 @@
+//! The `warden` CLI contract: run, check, inspect, exit codes, and where the
+//! audit log goes.
+
+use crate::support::{Sandbox, example, read_records, root, warden, wasm};
+use serde_json::json;
+
+#[test]
+fn echo_runs_end_to_end() {
+    let sb = Sandbox::new("echo", "echo");
+    let run = sb.run(r#"{"hello":["world",1]}"#);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(run.json(), json!({"hello": ["world", 1]}));
+    run.assert_recorded();
+    let start = &run.records[0];
+    assert_eq!(start["tool"], "echo");
+    assert!(start["component"].as_str().unwrap().starts_with("blake3:"));
+    assert_eq!(start["v"], 1);
+    assert_eq!(run.records.last().unwrap()["outcome"], "ok");
+}
+
+#[test]
+fn input_file_and_agent_are_used() {
+    let sb = Sandbox::new("echo", "echo");
+    let input = sb.path("input.json");
+    std::fs::write(&input, r#"{"from":"file"}"#).unwrap();
+    let out = warden(
+        &[
+            "run",
+            sb.manifest.to_str().unwrap(),
+            "--input-file",
+            input.to_str().unwrap(),
+            "--agent",
+            "agent-7",
+            "--audit",
+            sb.audit.to_str().unwrap(),
+        ],
+        &[],
+        None,
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        r#"{"from":"file"}"#
+    );
+    assert!(sb.records().iter().all(|r| r["agent"] == "agent-7"));
+}
+
+#[test]
+fn command_component_gets_stdin_and_args() {
+    let sb = Sandbox::new("wc", "wc");
+    let m = sb.manifest.to_str().unwrap();
+    let a = sb.audit.to_str().unwrap();
+    let out = warden(&["run", m, "--audit", a], &[], Some(b"one two\nthree\n"));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2 3 14");
+    let out = warden(
+        &["run", m, "--audit", a, "--", "-w"],
+        &[],
+        Some(b"one two\n"),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2");
+    let out = warden(&["run", m, "--audit", a, "--", "--bogus"], &[], Some(b""));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--bogus"), "{stderr}");
+    assert!(stderr.contains("exited with status"), "{stderr}");
+}
+
+#[test]
+fn tool_error_exits_one_and_says_why() {
+    let sb = Sandbox::new("probe", "probe");
+    let run = sb.run(r#"{"op":"nope"}"#);
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(run.stderr.contains("invalid-input"), "{}", run.stderr);
+    assert!(run.stderr.contains("unknown operation"), "{}", run.stderr);
+    assert_eq!(run.end()["outcome"], "error:invalid-input");
+}
+
+#[test]
+fn malformed_manifest_exits_two_with_file_line_field() {
+    let sb = Sandbox::new("echo", "echo");
+    std::fs::write(
+        &sb.manifest,
+        "[tool]\nname = \"x\"\ncomponent = \"x.wasm\"\n\n[limits]\nmemory = \"lots\"\n",
+    )
+    .unwrap();
+    let out = warden(
+        &["run", sb.manifest.to_str().unwrap(), "--input", "{}"],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("manifest.toml:6: limits.memory:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn digest_mismatch_is_refused() {
+    let sb = Sandbox::new("echo", "echo");
+    let text = std::fs::read_to_string(&sb.manifest).unwrap();
+    let pinned = text.replacen(
+        "[tool]\n",
+        &format!("[tool]\ndigest = \"blake3:{}\"\n", "0".repeat(64)),
+        1,
+    );
+    std::fs::write(&sb.manifest, pinned).unwrap();
+    let run = sb.run("{}");
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stderr.contains("tool.digest"), "{}", run.stderr);
+    assert!(run.records.is_empty(), "a refused component runs no task");
+
+    // The right pin loads.
+    let digest = blake3::hash(&std::fs::read(wasm("echo")).unwrap()).to_hex();
+    let pinned = text.replacen(
+        "[tool]\n",
+        &format!("[tool]\ndigest = \"blake3:{digest}\"\n"),
+        1,
+    );
+    std::fs::write(&sb.manifest, pinned).unwrap();
+    assert_eq!(sb.run("{}").code, 0);
+}
+
+#[test]
+fn components_of_other_kinds_are_rejected_with_their_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("empty.wasm", "(component)", "exports nothing"),
+        (
+            "hello.wasm",
+            r#"(component
+                (core module $m (func (export "f")))
+                (core instance $i (instantiate $m))
+                (func $f (canon lift (core func $i "f")))
+                (export "hello" (func $f)))"#,
+            "exports hello",
+        ),
+    ];
+    for (file, wat, says) in cases {
+        let wasm = dir.path().join(file);
+        std::fs::write(&wasm, wat::parse_str(wat).unwrap()).unwrap();
+        let manifest = dir.path().join("manifest.toml");
+        std::fs::write(
+            &manifest,
+            format!(
+                "[tool]\nname = \"x\"\ncomponent = {:?}\n",
+                wasm.display().to_string()
+            ),
+        )
+        .unwrap();
+        let out = warden(&["run", manifest.to_str().unwrap()], &[], None);
+        assert_eq!(out.status.code(), Some(2), "{file}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("neither a warden:tool/tool"), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"not wasm").unwrap();
+    let out = warden(&["inspect", junk.to_str().unwrap()], &[], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid component"));
+}
+
+#[test]
+fn check_prints_the_effective_grants() {
+    let out = warden(&["check", example("probe").to_str().unwrap()], &[], None);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "/ro",
+        "/rw",
+        "read-write",
+        "GRANTED",
+        "WARDEN_PROBE_PASS",
+        "kind: tool",
+        "everything else is denied",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn inspect_shows_kind_imports_and_what_no_grant_allows() {
+    let probe = wasm("probe");
+    let manifest = example("probe");
+    let out = warden(
+        &[
+            "inspect",
+            probe.to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ],
+        &[],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("kind: tool"), "{text}");
+    assert!(text.contains("invoke"), "{text}");
+    assert!(text.contains("wasi:filesystem/types"), "{text}");
+    assert!(
+        text.contains("wasi:sockets/tcp-create-socket@0.2"),
+        "{text}"
+    );
+    assert!(text.contains("no grant allows sockets"), "{text}");
+
+    let out = warden(&["inspect", wasm("wc").to_str().unwrap()], &[], None);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("kind: command"));
+}
+
+#[test]
+fn audit_log_defaults_to_the_xdg_state_dir() {
+    let state = tempfile::tempdir().unwrap();
+    let out = warden(
+        &["run", example("echo").to_str().unwrap(), "--input", "{}"],
+        &[("XDG_STATE_HOME", state.path().to_str().unwrap())],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let records = read_records(&state.path().join("warden/audit.jsonl"));
+    assert_eq!(records.len(), 2);
+    // WARDEN_AUDIT names it too.
+    let log = state.path().join("named.jsonl");
+    let out = warden(
+        &["run", example("echo").to_str().unwrap(), "--input", "{}"],
+        &[("WARDEN_AUDIT", log.to_str().unwrap())],
+        None,
+    );
+    assert!(out.status.success());
+    assert_eq!(read_records(&log).len(), 2);
+    assert!(root().join("guest-examples/echo/manifest.toml").exists());
+}
+
+#[test]
+fn bad_json_input_is_a_usage_error() {
+    let out = warden(
+        &[
+            "run",
+            example("echo").to_str().unwrap(),
+            "--input",
+            "{not json",
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--input is not valid JSON"));
+}

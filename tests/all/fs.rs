@@ -1,0 +1,245 @@
+//! `[[fs]]` grants: what the probe may read and write, and every way out of a
+//! grant it tries. Each refusal is checked twice: the guest saw an error, and
+//! the audit log holds a `deny` record naming the path and the rule.
+
+use crate::support::Sandbox;
+use serde_json::json;
+
+fn probe() -> Sandbox {
+    Sandbox::new("probe", "probe")
+}
+
+#[test]
+fn granted_read_works_and_is_recorded() {
+    let sb = probe();
+    let run = sb.run(r#"{"op":"read","path":"/ro/hello.txt"}"#);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(run.json(), json!({"ok": true, "data": "hello from /ro\n"}));
+    run.assert_recorded();
+    let open = run
+        .records
+        .iter()
+        .find(|r| r["call"] == "wasi:filesystem/types.[method]descriptor.open-at")
+        .expect("open-at is recorded");
+    assert_eq!(open["decision"], "allow");
+    assert_eq!(open["resource"], "/ro/hello.txt");
+    assert_eq!(open["rule"], "fs[0] /ro read");
+    // The bytes read are summed on the stream, never recorded themselves.
+    let summary = run
+        .records
+        .iter()
+        .find(|r| r["event"] == "call.summary" && r["resource"] == "read /ro/hello.txt")
+        .expect("a stream summary for the file");
+    assert_eq!(summary["args"]["bytes"], 15);
+    assert!(
+        !serde_json::to_string(&run.records)
+            .unwrap()
+            .contains("hello from")
+    );
+}
+
+#[test]
+fn file_search_finds_text_under_its_grant() {
+    let sb = Sandbox::new("file-search", "file_search");
+    let run = sb.run(r#"{"query":"needle"}"#);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let result = run.json();
+    assert!(result["files_scanned"].as_u64().unwrap() >= 1, "{result}");
+    assert_eq!(result["files_scanned"], 3, "{result}");
+    assert_eq!(result["matches"].as_array().unwrap().len(), 4, "{result}");
+    run.assert_recorded();
+    assert!(run.records.iter().any(|r| r["event"] == "log"));
+}
+
+#[test]
+fn dotdot_out_of_every_grant_is_denied() {
+    let sb = probe();
+    let run = sb.run(r#"{"op":"read","path":"/ro/../../etc/passwd"}"#);
+    assert_eq!(run.json()["ok"], false, "{run:#?}");
+    let d = run.denial("open-at");
+    assert_eq!(d["resource"], "/etc/passwd");
+    assert!(
+        d["rule"]
+            .as_str()
+            .unwrap()
+            .contains("no fs grant covers /etc/passwd"),
+        "{d}"
+    );
+    run.assert_recorded();
+}
+
+#[test]
+fn dotdot_into_another_grant_is_denied() {
+    // /ro/../rw/.keep exists and /rw is granted, but not through /ro's
+    // descriptor: a path is checked against the grant it starts from.
+    let sb = probe();
+    let run = sb.run(r#"{"op":"raw_open","preopen":"/ro","path":"../rw/.keep"}"#);
+    assert_eq!(run.json()["ok"], false, "{run:#?}");
+    let d = run.denial("open-at");
+    assert_eq!(d["resource"], "/rw/.keep");
+    assert!(
+        d["rule"].as_str().unwrap().contains("leaves fs[0] /ro"),
+        "{d}"
+    );
+}
+
+#[test]
+fn absolute_path_sent_to_the_host_is_denied() {
+    let sb = probe();
+    let run = sb.run(r#"{"op":"raw_open","preopen":"/ro","path":"/etc/passwd"}"#);
+    assert_eq!(run.json()["kind"], "not-permitted", "{run:#?}");
+    let d = run.denial("open-at");
+    assert_eq!(d["resource"], "/etc/passwd");
+    assert!(
+        d["rule"]
+            .as_str()
+            .unwrap()
+            .contains("no fs grant covers /etc/passwd"),
+        "{d}"
+    );
+}
+
+#[test]
+fn absolute_path_outside_every_preopen_never_reaches_the_host() {
+    // wasi-libc finds no preopen for /etc/passwd and fails in the guest;
+    // the task's records show no open at all.
+    let sb = probe();
+    let run = sb.run(r#"{"op":"read","path":"/etc/passwd"}"#);
+    assert_eq!(run.json()["ok"], false, "{run:#?}");
+    assert!(
+        !run.records
+            .iter()
+            .any(|r| r["resource"] == "/etc/passwd" && r["decision"] == "allow"),
+        "{run:#?}"
+    );
+    run.assert_recorded();
+}
+
+#[test]
+fn symlink_out_of_a_grant_is_refused() {
+    let sb = probe();
+    let secret = sb.path("secret.txt");
+    std::fs::write(&secret, "outside").unwrap();
+    std::os::unix::fs::symlink(&secret, sb.path("root/ro/abs-link")).unwrap();
+    std::os::unix::fs::symlink("../../secret.txt", sb.path("root/ro/rel-link")).unwrap();
+    for link in ["abs-link", "rel-link"] {
+        let run = sb.run(&format!(r#"{{"op":"read","path":"/ro/{link}"}}"#));
+        let seen = run.json();
+        assert_eq!(seen["ok"], false, "{link}: {run:#?}");
+        assert!(!run.stdout.contains("outside"), "{link}: {run:#?}");
+        let d = run.denial("open-at");
+        assert_eq!(d["resource"], format!("/ro/{link}"));
+        assert!(d["rule"].as_str().unwrap().contains("symlink"), "{d}");
+    }
+}
+
+#[test]
+fn hard_link_to_a_file_outside_is_refused() {
+    let sb = probe();
+    let secret = sb.path("secret.txt");
+    std::fs::write(&secret, "outside").unwrap();
+    std::fs::hard_link(&secret, sb.path("root/ro/hard")).unwrap();
+    let run = sb.run(r#"{"op":"read","path":"/ro/hard"}"#);
+    assert_eq!(run.json()["ok"], false, "{run:#?}");
+    assert!(!run.stdout.contains("outside"));
+    let d = run.denial("open-at");
+    assert!(d["rule"].as_str().unwrap().contains("2 hard links"), "{d}");
+    run.assert_recorded();
+}
+
+#[test]
+fn guest_cannot_plant_a_symlink_out_of_its_grant() {
+    let sb = probe();
+    for target in ["/etc/passwd", "../../secret.txt", "../ro/hello.txt"] {
+        let run = sb.run(&format!(
+            r#"{{"op":"symlink","target":"{target}","link":"/rw/planted"}}"#
+        ));
+        assert_eq!(run.json()["kind"], "not-permitted", "{target}: {run:#?}");
+        let d = run.denial("symlink-at");
+        assert!(
+            d["rule"].as_str().unwrap().contains("leaves fs[1] /rw"),
+            "{d}"
+        );
+        assert!(!sb.path("root/rw/planted").exists());
+    }
+    // A link inside the grant is fine.
+    let run = sb.run(r#"{"op":"symlink","target":"data.txt","link":"/rw/inside"}"#);
+    assert_eq!(run.json()["ok"], true, "{run:#?}");
+}
+
+#[test]
+fn read_only_grant_refuses_every_change() {
+    let sb = probe();
+    let attempts = [
+        (
+            r#"{"op":"write","path":"/ro/new.txt","data":"x"}"#,
+            "open-at",
+        ),
+        (
+            r#"{"op":"write","path":"/ro/hello.txt","data":"x"}"#,
+            "open-at",
+        ),
+        (
+            r#"{"op":"create_dir","path":"/ro/d"}"#,
+            "create-directory-at",
+        ),
+        (
+            r#"{"op":"remove","path":"/ro/hello.txt"}"#,
+            "unlink-file-at",
+        ),
+        (
+            r#"{"op":"rename","from":"/ro/hello.txt","to":"/ro/moved.txt"}"#,
+            "rename-at",
+        ),
+        (
+            r#"{"op":"rename","from":"/ro/hello.txt","to":"/rw/moved.txt"}"#,
+            "rename-at",
+        ),
+        (
+            r#"{"op":"hard_link","src":"/ro/hello.txt","dst":"/rw/alias.txt"}"#,
+            "link-at",
+        ),
+        (r#"{"op":"set_times","path":"/ro/hello.txt"}"#, "set-times"),
+        (
+            r#"{"op":"set_times","path":"/ro/hello.txt","write":true}"#,
+            "open-at",
+        ),
+    ];
+    for (input, call) in attempts {
+        let run = sb.run(input);
+        assert_eq!(run.json()["ok"], false, "{input}: {run:#?}");
+        let d = run.denial(call);
+        let rule = d["rule"].as_str().unwrap();
+        assert!(
+            rule.contains("fs[0] /ro read is read-only"),
+            "{input}: {rule}"
+        );
+        run.assert_recorded();
+    }
+    assert_eq!(
+        std::fs::read_to_string(sb.path("root/ro/hello.txt")).unwrap(),
+        "hello from /ro\n"
+    );
+    assert!(!sb.path("root/rw/moved.txt").exists());
+    assert!(!sb.path("root/rw/alias.txt").exists());
+}
+
+#[test]
+fn read_write_grant_allows_changes() {
+    let sb = probe();
+    for input in [
+        r#"{"op":"write","path":"/rw/data.txt","data":"hi"}"#,
+        r#"{"op":"create_dir","path":"/rw/d"}"#,
+        r#"{"op":"rename","from":"/rw/data.txt","to":"/rw/d/moved.txt"}"#,
+        r#"{"op":"set_times","path":"/rw/d/moved.txt","write":true}"#,
+    ] {
+        let run = sb.run(input);
+        assert_eq!(run.json()["ok"], true, "{input}: {run:#?}");
+        assert!(run.denials().is_empty(), "{input}: {run:#?}");
+        run.assert_recorded();
+    }
+    assert_eq!(
+        std::fs::read_to_string(sb.path("root/rw/d/moved.txt")).unwrap(),
+        "hi"
+    );
+}

@@ -1,0 +1,256 @@
+//! What every test needs: the guest components, built once per test run;
+//! the real `warden` binary; sandboxes that copy a guest's manifest and
+//! grant directories into a fresh temp dir; and the audit records a run
+//! left behind.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn root() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("runtime/ has a parent")
+            .to_path_buf()
+    })
+}
+
+/// Builds every guest in `guest-examples/` for wasm32-wasip2, once per test
+/// process, and returns the directory holding the `.wasm` files.
+pub fn guests() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let target = root().join("target/guests");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = Command::new(cargo)
+            .args(["build", "--release", "--target", "wasm32-wasip2"])
+            .current_dir(root().join("guest-examples"))
+            .env("CARGO_TARGET_DIR", &target)
+            // The outer build's flags are for the host, not the guests.
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("RUSTFLAGS")
+            .output()
+            .expect("cargo runs");
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let hint = if stderr.contains("wasm32-wasip2") && stderr.contains("target") {
+                "\nhint: install the target with `rustup target add wasm32-wasip2`"
+            } else {
+                ""
+            };
+            panic!("building guest-examples failed:\n{stderr}{hint}");
+        }
+        target.join("wasm32-wasip2/release")
+    })
+}
+
+/// The path of a built guest component, e.g. `wasm("probe")`.
+pub fn wasm(name: &str) -> PathBuf {
+    let path = guests().join(format!("{name}.wasm"));
+    assert!(path.exists(), "no guest component {}", path.display());
+    path
+}
+
+/// The manifest of an example, as committed.
+pub fn example(dir: &str) -> PathBuf {
+    guests();
+    root()
+        .join("guest-examples")
+        .join(dir)
+        .join("manifest.toml")
+}
+
+/// Runs the real `warden` binary with a clean environment but for `env`.
+pub fn warden(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+    cmd.args(args).env_clear();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("warden starts");
+    let mut pipe = child.stdin.take().expect("stdin is piped");
+    if let Some(bytes) = stdin {
+        pipe.write_all(bytes).expect("stdin takes the input");
+    }
+    drop(pipe);
+    child.wait_with_output().expect("warden finishes")
+}
+
+/// A temp dir holding a copy of one example's manifest and grant dirs,
+/// with the component path made absolute, and an audit log path.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub manifest: PathBuf,
+    pub audit: PathBuf,
+}
+
+impl Sandbox {
+    /// Copies `guest-examples/<example>` (manifest and data, not sources).
+    pub fn new(example: &str, component: &str) -> Sandbox {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let src = root().join("guest-examples").join(example);
+        for entry in std::fs::read_dir(&src).expect("example dir") {
+            let entry = entry.unwrap();
+            let name = entry.file_name();
+            if entry.file_type().unwrap().is_dir() && name != "src" {
+                copy_dir(&entry.path(), &dir.path().join(&name));
+            }
+        }
+        let text = std::fs::read_to_string(src.join("manifest.toml")).unwrap();
+        let manifest = dir.path().join("manifest.toml");
+        let sandbox = Sandbox {
+            audit: dir.path().join("audit.jsonl"),
+            manifest,
+            dir,
+        };
+        sandbox.write_manifest(&text, component);
+        sandbox
+    }
+
+    /// Rewrites the manifest from `text`, pointing `component` at the built
+    /// guest of that name.
+    pub fn write_manifest(&self, text: &str, component: &str) {
+        let wasm = wasm(component);
+        let text: String = text
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("component") {
+                    format!("component = {:?}", wasm.display().to_string())
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&self.manifest, text).unwrap();
+    }
+
+    /// A path inside the sandbox.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Runs `warden run` on this sandbox's manifest with a JSON input.
+    pub fn run(&self, input: &str) -> Run {
+        self.run_with(input, &[])
+    }
+
+    /// Like [`Sandbox::run`], with host environment variables.
+    pub fn run_with(&self, input: &str, env: &[(&str, &str)]) -> Run {
+        let before = self.records().len();
+        let out = warden(
+            &[
+                "run",
+                self.manifest.to_str().unwrap(),
+                "--audit",
+                self.audit.to_str().unwrap(),
+                "--input",
+                input,
+            ],
+            env,
+            None,
+        );
+        let records = self.records().split_off(before);
+        Run::new(out, records)
+    }
+
+    /// Every record in the sandbox's audit log.
+    pub fn records(&self) -> Vec<Value> {
+        read_records(&self.audit)
+    }
+}
+
+/// Parses a JSON Lines audit log.
+pub fn read_records(path: &Path) -> Vec<Value> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad record {l}: {e}")))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let ty = entry.file_type().unwrap();
+        let dest = to.join(entry.file_name());
+        if ty.is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else if ty.is_file() {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+/// One finished `warden run`.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub records: Vec<Value>,
+}
+
+impl Run {
+    fn new(out: Output, records: Vec<Value>) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            records,
+        }
+    }
+
+    /// The tool's JSON result; panics with the run's output if it has none.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("no JSON result ({e}): {self:#?}"))
+    }
+
+    /// Records of calls that were denied.
+    pub fn denials(&self) -> Vec<&Value> {
+        self.records
+            .iter()
+            .filter(|r| r["decision"] == "deny")
+            .collect()
+    }
+
+    /// The single denial whose `call` ends with `call`; panics otherwise.
+    pub fn denial(&self, call: &str) -> &Value {
+        let found: Vec<_> = self
+            .denials()
+            .into_iter()
+            .filter(|r| r["call"].as_str().is_some_and(|c| c.ends_with(call)))
+            .collect();
+        assert_eq!(found.len(), 1, "expected one {call} denial: {self:#?}");
+        found[0]
+    }
+
+    /// The `task.end` record.
+    pub fn end(&self) -> &Value {
+        self.records
+            .iter()
+            .find(|r| r["event"] == "task.end")
+            .unwrap_or_else(|| panic!("no task.end record: {self:#?}"))
+    }
+
+    /// Asserts that the run succeeded and wrote a consistent log: a start,
+    /// an end, one task id, and no host call that escaped recording.
+    pub fn assert_recorded(&self) {
+        assert_eq!(self.records[0]["event"], "task.start", "{self:#?}");
+        let task = &self.records[0]["task"];
+        assert!(self.records.iter().all(|r| &r["task"] == task));
+        assert_eq!(self.end()["args"]["unrecorded_host_calls"], 0, "{self:#?}");
+    }
+}
