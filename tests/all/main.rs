@@ -5,6 +5,7 @@
 mod cli;
 mod env;
 mod fs;
+mod guests;
 mod limits;
 mod manifest;
 mod net;
