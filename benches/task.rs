@@ -117,6 +117,9 @@ fn report() {
             warden / 1e3,
             warden / raw
         ),
-        _ => println!("per-task ratio: criterion estimates not found under {}", dir.display()),
+        _ => println!(
+            "per-task ratio: criterion estimates not found under {}",
+            dir.display()
+        ),
     }
 }

@@ -214,13 +214,14 @@ impl<V> Guarded<'_, V> {
             self.host.tally(call, handle, bytes, outcome.ok, dur);
             return Ok(());
         }
-        if let (Mode::Drop, Some(h)) = (mode, handle) {
-            self.host.flush_tallies(Some(h))?;
-        }
+        // Named before a drop flushes the handle's tallies and forgets it.
         let resource = handle.map(|h| self.host.name_of(h));
         let mut summary = serde_json::Map::new();
         for (name, a) in args {
             summary.insert(name.to_string(), a.into_json(&self.host.names));
+        }
+        if let (Mode::Drop, Some(h)) = (mode, handle) {
+            self.host.flush_tallies(Some(h))?;
         }
         let mut ev = Event::call(call)
             .args(Value::Object(summary))

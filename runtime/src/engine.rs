@@ -8,8 +8,8 @@
 use std::time::Duration;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// How often the epoch advances; a timeout fires within one tick of its
-/// deadline.
+/// How often the epoch advances: a running task yields to the executor and
+/// checks its timeout once per tick.
 pub const TICK: Duration = Duration::from_millis(10);
 
 /// Engine-wide settings.
@@ -62,10 +62,4 @@ pub fn build(cfg: &EngineConfig) -> wasmtime::Result<Engine> {
             }
         })?;
     Ok(engine)
-}
-
-/// Epoch ticks for a timeout, rounded up, plus one for the tick in progress.
-pub fn ticks(timeout: Duration) -> u64 {
-    let t = TICK.as_nanos();
-    u64::try_from(timeout.as_nanos().div_ceil(t)).unwrap_or(u64::MAX) + 1
 }

@@ -195,9 +195,8 @@ fn run(
 }
 
 fn check(manifest: &Path) -> Result<ExitCode, Failure> {
-    let m = Manifest::load(manifest).map_err(usage)?;
     let (_rt, tool) = load(manifest)?;
-    print!("{}", m.effective_grants());
+    print!("{}", tool.manifest().effective_grants());
     println!("component kind: {}", tool.kind());
     println!("component digest: {}", tool.digest());
     Ok(ExitCode::SUCCESS)

@@ -2,7 +2,6 @@
 //! the records that say what happened.
 
 use crate::component::Kind;
-use crate::engine;
 use crate::manifest::{AuditLevel, Manifest};
 use serde_json::json;
 use std::sync::Arc;
@@ -14,7 +13,7 @@ use warden_host_api::fs::FsState;
 use warden_host_api::limits::{CappedPipe, LimitHit, Limiter, Tripwire};
 use warden_host_api::{HostState, WardenView, env, fs};
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView};
 
@@ -27,6 +26,8 @@ pub struct TaskData {
     /// Guest-to-host transitions counted by wasmtime itself: a cross-check
     /// that every host call went through an interposer and was recorded.
     transitions: u64,
+    /// Epoch callbacks, which are transitions but not host calls.
+    epoch_callbacks: u64,
 }
 
 impl WardenView for TaskData {
@@ -196,6 +197,7 @@ pub(crate) fn store(
         host: HostState::new(audit, FsState::new(m.fs.clone())),
         limiter: Limiter::new(m.limits.memory, tripwire.clone()),
         transitions: 0,
+        epoch_callbacks: 0,
     };
     let mut store = Store::new(p.engine, data);
     store.limiter(|d| &mut d.limiter);
@@ -205,8 +207,19 @@ pub(crate) fn store(
         }
         Ok(())
     });
-    store.epoch_deadline_trap();
-    store.set_epoch_deadline(engine::ticks(m.limits.timeout));
+    // Every tick the guest gives its thread back to the executor, so that a
+    // busy task cannot starve the others on it; past the timeout it is
+    // interrupted instead.
+    let deadline = Instant::now() + m.limits.timeout;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |mut ctx| {
+        ctx.data_mut().epoch_callbacks += 1;
+        Ok(if Instant::now() >= deadline {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        })
+    });
     if p.fuel_metered {
         let fuel = m.limits.fuel.unwrap_or(u64::MAX);
         store.set_fuel(fuel).map_err(|e| e.to_string())?;
@@ -274,7 +287,10 @@ pub(crate) fn finish(
         Ok(Ok(o)) => Ok(o),
         Ok(Err(e)) => Err(classify(e, &task, m, &tripwire)),
     };
-    let transitions = store.data().transitions - store.data().limiter.grows();
+    let data = store.data();
+    let transitions = data
+        .transitions
+        .saturating_sub(data.limiter.grows() + data.epoch_callbacks);
     let host = &mut store.data_mut().host;
     let flushed = host.flush_tallies(None);
     let (outcome, detail) = match &result {

@@ -45,4 +45,3 @@ pub fn guests() -> &'static Path {
         target.join("wasm32-wasip2/release")
     })
 }
-

@@ -6,6 +6,7 @@ mod cli;
 mod env;
 mod fs;
 mod guests;
+mod library;
 mod limits;
 mod manifest;
 mod net;

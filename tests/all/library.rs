@@ -1,0 +1,68 @@
+//! The library API: tasks of one runtime are independent; a task that hits
+//! a limit ends alone.
+
+use crate::support::{Sandbox, read_records};
+use std::sync::Arc;
+use warden::audit::JsonlSink;
+use warden::manifest::Manifest;
+use warden::{EngineConfig, Outcome, Runtime, TaskError, TaskRequest};
+
+// One thread: the spinning guest must yield for the others to finish.
+#[tokio::test(flavor = "current_thread")]
+async fn a_runaway_task_does_not_stop_the_others() {
+    let sb = Sandbox::new("probe", "probe");
+    let runtime = Runtime::new(&EngineConfig::default()).unwrap();
+    let tool = Arc::new(runtime.load(Manifest::load(&sb.manifest).unwrap()).unwrap());
+    let sink = Arc::new(JsonlSink::open(&sb.audit).unwrap());
+    let request = |input: &str| TaskRequest {
+        input: input.into(),
+        args: vec![],
+        stdin: vec![],
+        agent: Some("library-test".into()),
+        sink: sink.clone(),
+    };
+
+    let spin = tokio::spawn({
+        let tool = tool.clone();
+        let req = request(r#"{"op":"spin"}"#);
+        async move { tool.run(req).await }
+    });
+    let bomb = tokio::spawn({
+        let tool = tool.clone();
+        let req = request(r#"{"op":"membomb","mib":100}"#);
+        async move { tool.run(req).await }
+    });
+    let mut reads = Vec::new();
+    for _ in 0..20 {
+        let tool = tool.clone();
+        let req = request(r#"{"op":"read","path":"/ro/hello.txt"}"#);
+        reads.push(tokio::spawn(async move { tool.run(req).await }));
+    }
+    for r in reads {
+        let out = r
+            .await
+            .unwrap()
+            .expect("reads finish while another task spins");
+        match out.outcome {
+            Outcome::Result(json) => assert!(json.contains("hello from /ro"), "{json}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    let err = spin.await.unwrap().unwrap_err();
+    assert!(matches!(err, TaskError::Limit { .. }), "{err}");
+    assert!(err.to_string().contains("timeout"), "{err}");
+    let err = bomb.await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("memory limit"), "{err}");
+
+    // One log, 22 tasks, each started and ended, sequence numbers gapless.
+    let records = read_records(&sb.audit);
+    let starts = records
+        .iter()
+        .filter(|r| r["event"] == "task.start")
+        .count();
+    let ends = records.iter().filter(|r| r["event"] == "task.end").count();
+    assert_eq!((starts, ends), (22, 22));
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r["seq"], i as u64);
+    }
+}
