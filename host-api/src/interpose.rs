@@ -399,6 +399,41 @@ impl<T: Size> Ret for wasmtime::Result<T> {
     }
 }
 
+/// A WIT `error-code` enum, named in records by its WIT case name.
+pub trait ErrorName: std::error::Error + Send + Sync + 'static {
+    /// The WIT name, e.g. `not-permitted`.
+    fn error_name(&self) -> &'static str;
+}
+
+impl<T: Size, E: ErrorName> Ret for Result<T, wasmtime_wasi::TrappableError<E>> {
+    fn outcome(&self) -> Outcome {
+        match self {
+            Ok(v) => Outcome::ok(v.size()),
+            Err(e) => match e.downcast_ref() {
+                Some(code) => Outcome::err(format!("error:{}", code.error_name())),
+                None => Outcome::err(format!("trap:{e}")),
+            },
+        }
+    }
+    fn trap(e: wasmtime::Error) -> Self {
+        Err(wasmtime_wasi::TrappableError::trap(e))
+    }
+}
+
+/// Splits the store data into a capability's view of wasmtime-wasi and the
+/// task's host state: the getter every capability passes to its generated
+/// `add_to_linker`.
+pub fn guarded<'a, T: WardenView, V>(
+    t: &'a mut T,
+    view: impl FnOnce(WasiCtxView<'a>) -> V,
+) -> Guarded<'a, V> {
+    let (wasi, host) = t.split();
+    Guarded {
+        inner: view(wasi),
+        host,
+    }
+}
+
 /// Records a passed-through call's arguments as `(name, ArgValue)` pairs.
 macro_rules! args {
     ($($a:ident),*) => {

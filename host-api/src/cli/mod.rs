@@ -5,7 +5,7 @@
 //! terminal. Each stream is named in the records (`stdin`, `stdout`,
 //! `stderr`) so that their per-stream summaries say what they were.
 
-use crate::interpose::{Guarded, HostState, WardenView, debug_arg, passthrough};
+use crate::interpose::{Guarded, WardenView, debug_arg, guarded, passthrough};
 use wasmtime::component::{HasData, Linker, Resource};
 use wasmtime_wasi::cli::WasiCliCtxView;
 use wasmtime_wasi::p2::bindings::cli::{
@@ -18,21 +18,18 @@ type View<'a> = WasiCliCtxView<'a>;
 
 debug_arg!(Result<(), ()>);
 
-struct Cli;
+/// `wasi:cli` interfaces see the task through this view; `env` shares it.
+pub(crate) struct Cli;
 
 impl HasData for Cli {
     type Data<'a> = Guarded<'a, WasiCliCtxView<'a>>;
 }
 
-fn view<T: WardenView>(t: &mut T) -> Guarded<'_, WasiCliCtxView<'_>> {
-    let (wasi, host): (_, &mut HostState) = t.split();
-    Guarded {
-        inner: WasiCliCtxView {
-            ctx: wasi.ctx.cli(),
-            table: wasi.table,
-        },
-        host,
-    }
+pub(crate) fn view<T: WardenView>(t: &mut T) -> Guarded<'_, WasiCliCtxView<'_>> {
+    guarded(t, |w| WasiCliCtxView {
+        ctx: w.ctx.cli(),
+        table: w.table,
+    })
 }
 
 /// Adds `wasi:cli/{exit,stdin,stdout,stderr,terminal-*}` to `linker`.

@@ -1,7 +1,7 @@
 //! `wasi:clocks`: always allowed, summed per call for the task (clock reads
 //! are frequent and carry no capability), one record each at level `full`.
 
-use crate::interpose::{Guarded, HostState, WardenView, debug_arg, no_size, passthrough};
+use crate::interpose::{Guarded, WardenView, debug_arg, guarded, no_size, passthrough};
 use wasmtime::component::{HasData, Linker, Resource};
 use wasmtime_wasi::clocks::WasiClocksCtxView;
 use wasmtime_wasi::p2::DynPollable;
@@ -19,14 +19,10 @@ impl HasData for Clocks {
 }
 
 fn view<T: WardenView>(t: &mut T) -> Guarded<'_, WasiClocksCtxView<'_>> {
-    let (wasi, host): (_, &mut HostState) = t.split();
-    Guarded {
-        inner: WasiClocksCtxView {
-            ctx: wasi.ctx.clocks(),
-            table: wasi.table,
-        },
-        host,
-    }
+    guarded(t, |w| WasiClocksCtxView {
+        ctx: w.ctx.clocks(),
+        table: w.table,
+    })
 }
 
 /// Adds `wasi:clocks/{wall-clock,monotonic-clock}` to `linker`.

@@ -13,11 +13,11 @@
 pub mod manifest;
 
 use crate::audit::Event;
-use crate::interpose::{Guarded, HostState, Ret, WardenView};
+use crate::interpose::{Guarded, Ret, WardenView};
 use manifest::EnvSection;
 use serde_json::json;
 use std::time::Instant;
-use wasmtime::component::{HasData, Linker};
+use wasmtime::component::Linker;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::cli::WasiCliCtxView;
 use wasmtime_wasi::p2::bindings::cli::environment;
@@ -50,26 +50,9 @@ pub fn configure(builder: &mut WasiCtxBuilder, section: &EnvSection) {
     builder.envs(&resolve(section, |k| std::env::var(k).ok()));
 }
 
-struct Env;
-
-impl HasData for Env {
-    type Data<'a> = Guarded<'a, WasiCliCtxView<'a>>;
-}
-
-fn view<T: WardenView>(t: &mut T) -> Guarded<'_, WasiCliCtxView<'_>> {
-    let (wasi, host): (_, &mut HostState) = t.split();
-    Guarded {
-        inner: WasiCliCtxView {
-            ctx: wasi.ctx.cli(),
-            table: wasi.table,
-        },
-        host,
-    }
-}
-
 /// Adds `wasi:cli/environment` to `linker`, recorded.
 pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    environment::add_to_linker::<T, Env>(linker, view::<T>)
+    environment::add_to_linker::<T, crate::cli::Cli>(linker, crate::cli::view::<T>)
 }
 
 impl Guarded<'_, WasiCliCtxView<'_>> {

@@ -3,7 +3,7 @@
 
 use super::{Denial, FsState, Op, Resolved, normalize};
 use crate::audit::Event;
-use crate::interpose::{Guarded, Outcome, Ret, Size, debug_arg, no_size, passthrough};
+use crate::interpose::{Guarded, Ret, Size, debug_arg, no_size, passthrough};
 use serde_json::{Value, json};
 use std::time::Instant;
 use wasmtime::component::Resource;
@@ -27,18 +27,9 @@ no_size!(
     Vec<(Resource<Descriptor>, String)>
 );
 
-impl<T: Size> Ret for FsResult<T> {
-    fn outcome(&self) -> Outcome {
-        match self {
-            Ok(v) => Outcome::ok(v.size()),
-            Err(e) => match e.downcast_ref() {
-                Some(code) => Outcome::err(format!("error:{}", code.name())),
-                None => Outcome::err(format!("trap:{e}")),
-            },
-        }
-    }
-    fn trap(e: wasmtime::Error) -> Self {
-        Err(FsError::trap(e))
+impl crate::interpose::ErrorName for ErrorCode {
+    fn error_name(&self) -> &'static str {
+        self.name()
     }
 }
 

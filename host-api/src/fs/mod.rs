@@ -21,7 +21,7 @@
 mod host;
 pub mod manifest;
 
-use crate::interpose::{Guarded, HostState, WardenView};
+use crate::interpose::{Guarded, WardenView, guarded};
 use manifest::{Access, FsGrant};
 use std::collections::HashMap;
 use wasmtime::component::{HasData, Linker};
@@ -238,14 +238,10 @@ impl HasData for Fs {
 }
 
 fn view<T: WardenView>(t: &mut T) -> Guarded<'_, WasiFilesystemCtxView<'_>> {
-    let (wasi, host): (_, &mut HostState) = t.split();
-    Guarded {
-        inner: WasiFilesystemCtxView {
-            ctx: wasi.ctx.filesystem(),
-            table: wasi.table,
-        },
-        host,
-    }
+    guarded(t, |w| WasiFilesystemCtxView {
+        ctx: w.ctx.filesystem(),
+        table: w.table,
+    })
 }
 
 /// Adds `wasi:filesystem/types` and `wasi:filesystem/preopens` to `linker`,

@@ -7,7 +7,7 @@
 //! named by the capability that opened them (`read /workspace/a.txt`,
 //! `stdout`), so a summary says what was read or written.
 
-use crate::interpose::{Guarded, HostState, Outcome, Ret, Size, WardenView, passthrough};
+use crate::interpose::{Guarded, Outcome, Ret, Size, WardenView, guarded, passthrough};
 use wasmtime::Result;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi_io::bindings::wasi::io::{error, poll, streams};
@@ -37,11 +37,7 @@ impl HasData for Io {
 }
 
 fn view<T: WardenView>(t: &mut T) -> Guarded<'_, &mut ResourceTable> {
-    let (wasi, host): (_, &mut HostState) = t.split();
-    Guarded {
-        inner: wasi.table,
-        host,
-    }
+    guarded(t, |w| w.table)
 }
 
 /// Adds `wasi:io/{error,poll,streams}` to `linker`, recorded.

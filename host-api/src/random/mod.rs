@@ -1,7 +1,7 @@
 //! `wasi:random`: always allowed, summed per call for the task (bytes are
 //! counted, never recorded), one record each at level `full`.
 
-use crate::interpose::{Guarded, HostState, WardenView, passthrough};
+use crate::interpose::{Guarded, WardenView, guarded, passthrough};
 use wasmtime::component::{HasData, Linker};
 use wasmtime_wasi::p2::bindings::random::{insecure, insecure_seed, random};
 use wasmtime_wasi::random::WasiRandomCtx;
@@ -13,11 +13,7 @@ impl HasData for Random {
 }
 
 fn view<T: WardenView>(t: &mut T) -> Guarded<'_, &mut WasiRandomCtx> {
-    let (wasi, host): (_, &mut HostState) = t.split();
-    Guarded {
-        inner: wasi.ctx.random(),
-        host,
-    }
+    guarded(t, |w| w.ctx.random())
 }
 
 /// Adds `wasi:random/{random,insecure,insecure-seed}` to `linker`.

@@ -4,9 +4,7 @@
 //! that components importing it still run, and is recorded like any call.
 
 use crate::audit::Event;
-use crate::interpose::{
-    Guarded, HostState, Outcome, Ret, Size, WardenView, debug_arg, no_size, passthrough,
-};
+use crate::interpose::{Guarded, Size, WardenView, debug_arg, guarded, no_size, passthrough};
 use std::time::Instant;
 use wasmtime::component::{HasData, Linker, Resource};
 use wasmtime_wasi::p2::bindings::sockets::network::{
@@ -35,18 +33,9 @@ no_size!(IpSocketAddress, IpAddressFamily, Vec<udp::IncomingDatagram>);
 impl<A, B> Size for (Resource<A>, Resource<B>) {}
 impl<A, B, C> Size for (Resource<A>, Resource<B>, Resource<C>) {}
 
-impl<T: Size> Ret for SocketResult<T> {
-    fn outcome(&self) -> Outcome {
-        match self {
-            Ok(v) => Outcome::ok(v.size()),
-            Err(e) => match e.downcast_ref() {
-                Some(code) => Outcome::err(format!("error:{}", code.name())),
-                None => Outcome::err(format!("trap:{e}")),
-            },
-        }
-    }
-    fn trap(e: wasmtime::Error) -> Self {
-        Err(SocketError::trap(e))
+impl crate::interpose::ErrorName for ErrorCode {
+    fn error_name(&self) -> &'static str {
+        self.name()
     }
 }
 
@@ -57,14 +46,10 @@ impl HasData for Sockets {
 }
 
 fn view<T: WardenView>(t: &mut T) -> Guarded<'_, WasiSocketsCtxView<'_>> {
-    let (wasi, host): (_, &mut HostState) = t.split();
-    Guarded {
-        inner: WasiSocketsCtxView {
-            ctx: wasi.ctx.sockets(),
-            table: wasi.table,
-        },
-        host,
-    }
+    guarded(t, |w| WasiSocketsCtxView {
+        ctx: w.ctx.sockets(),
+        table: w.table,
+    })
 }
 
 /// Adds every `wasi:sockets` interface to `linker`.
