@@ -228,7 +228,7 @@ fn read_only_grant_refuses_every_change() {
 fn read_write_grant_allows_changes() {
     let sb = probe();
     for input in [
-        r#"{"op":"write","path":"/rw/data.txt","data":"hi"}"#,
+        r#"{"op":"write","path":"/rw/data.txt","data":"zq-unique-contents"}"#,
         r#"{"op":"create_dir","path":"/rw/d"}"#,
         r#"{"op":"rename","from":"/rw/data.txt","to":"/rw/d/moved.txt"}"#,
         r#"{"op":"set_times","path":"/rw/d/moved.txt","write":true}"#,
@@ -237,9 +237,11 @@ fn read_write_grant_allows_changes() {
         assert_eq!(run.json()["ok"], true, "{input}: {run:#?}");
         assert!(run.denials().is_empty(), "{input}: {run:#?}");
         run.assert_recorded();
+        let log = serde_json::to_string(&run.records).unwrap();
+        assert!(!log.contains("zq-unique-contents"), "contents leaked into the log");
     }
     assert_eq!(
         std::fs::read_to_string(sb.path("root/rw/d/moved.txt")).unwrap(),
-        "hi"
+        "zq-unique-contents"
     );
 }

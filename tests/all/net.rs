@@ -22,6 +22,16 @@ fn tcp_connect_is_denied_and_recorded() {
 }
 
 #[test]
+fn name_lookup_is_denied_and_recorded() {
+    let sb = Sandbox::new("probe", "probe");
+    let run = sb.run(r#"{"op":"tcp","addr":"localhost:9"}"#);
+    assert_eq!(run.json()["ok"], false, "{run:#?}");
+    let d = run.denial("resolve-addresses");
+    assert_eq!(d["resource"], "localhost");
+    run.assert_recorded();
+}
+
+#[test]
 fn tool_log_lines_reach_the_audit_log() {
     let sb = Sandbox::new("probe", "probe");
     let run = sb.run(r#"{"op":"log","message":"hello auditor"}"#);
