@@ -5,8 +5,11 @@
 //! interruption for timeouts. Fuel is metered only when asked for, because
 //! it costs up to two thirds more on call-heavy code.
 
+use std::path::PathBuf;
 use std::time::Duration;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+};
 
 /// How often the epoch advances: a running task yields to the executor and
 /// checks its timeout once per tick.
@@ -21,6 +24,10 @@ pub struct EngineConfig {
     pub max_tasks: u32,
     /// Largest linear memory any task may have.
     pub max_memory: u64,
+    /// Directory for compiled components, keyed by a hash of the component
+    /// and the engine's settings, so that a component is compiled once per
+    /// machine instead of once per process. `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -29,6 +36,7 @@ impl Default for EngineConfig {
             fuel: false,
             max_tasks: 100,
             max_memory: warden_host_api::limits::manifest::MAX_MEMORY,
+            cache_dir: None,
         }
     }
 }
@@ -50,6 +58,12 @@ pub fn build(cfg: &EngineConfig) -> wasmtime::Result<Engine> {
         .concurrency_support(false)
         .epoch_interruption(true)
         .consume_fuel(cfg.fuel);
+    if let Some(dir) = &cfg.cache_dir {
+        private_dir(dir)?;
+        let mut cache = CacheConfig::new();
+        cache.with_directory(dir);
+        config.cache(Some(Cache::new(cache)?));
+    }
     let engine = Engine::new(&config)?;
     let weak = engine.weak();
     std::thread::Builder::new()
@@ -62,4 +76,33 @@ pub fn build(cfg: &EngineConfig) -> wasmtime::Result<Engine> {
             }
         })?;
     Ok(engine)
+}
+
+/// The compiled-component cache used by the CLI:
+/// `$XDG_CACHE_HOME/warden/compiled`, or `~/.cache/warden/compiled`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|d| d.join("warden/compiled"))
+}
+
+/// Creates `dir` readable by its owner only: whoever can write the cache
+/// can choose the machine code that tasks run.
+fn private_dir(dir: &std::path::Path) -> wasmtime::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o022 != 0 {
+        wasmtime::bail!(
+            "compiled-component cache {} is writable by others (mode {:o}); make it private with chmod 700",
+            dir.display(),
+            mode & 0o777
+        );
+    }
+    Ok(())
 }

@@ -110,6 +110,7 @@ fn load(manifest: &Path) -> Result<(Runtime, warden::Tool), Failure> {
     let cfg = EngineConfig {
         fuel: m.limits.fuel.is_some(),
         max_tasks: 4,
+        cache_dir: warden::engine::default_cache_dir(),
         ..EngineConfig::default()
     };
     let rt = Runtime::new(&cfg).map_err(|e| usage(format!("cannot start the engine: {e:#}")))?;
@@ -205,6 +206,7 @@ fn check(manifest: &Path) -> Result<ExitCode, Failure> {
 fn inspect(component: &Path, manifest: Option<PathBuf>) -> Result<ExitCode, Failure> {
     let rt = Runtime::new(&EngineConfig {
         max_tasks: 1,
+        cache_dir: warden::engine::default_cache_dir(),
         ..EngineConfig::default()
     })
     .map_err(|e| usage(format!("cannot start the engine: {e:#}")))?;

@@ -248,3 +248,32 @@ fn bad_json_input_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--input is not valid JSON"));
 }
+
+#[test]
+fn compiled_cache_must_be_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().join("warden/compiled");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = warden(
+        &["run", example("echo").to_str().unwrap(), "--input", "{}"],
+        &[("XDG_CACHE_HOME", cache.path().to_str().unwrap())],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("writable by others"), "{stderr}");
+
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = warden(
+        &["run", example("echo").to_str().unwrap(), "--input", "{}"],
+        &[("XDG_CACHE_HOME", cache.path().to_str().unwrap())],
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        std::fs::read_dir(&dir).unwrap().next().is_some(),
+        "the compiled component is cached"
+    );
+}

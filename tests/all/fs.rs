@@ -238,7 +238,10 @@ fn read_write_grant_allows_changes() {
         assert!(run.denials().is_empty(), "{input}: {run:#?}");
         run.assert_recorded();
         let log = serde_json::to_string(&run.records).unwrap();
-        assert!(!log.contains("zq-unique-contents"), "contents leaked into the log");
+        assert!(
+            !log.contains("zq-unique-contents"),
+            "contents leaked into the log"
+        );
     }
     assert_eq!(
         std::fs::read_to_string(sb.path("root/rw/d/moved.txt")).unwrap(),

@@ -25,11 +25,14 @@ pub fn example(dir: &str) -> PathBuf {
         .join("manifest.toml")
 }
 
-/// Runs the real `warden` binary with a clean environment but for `env`.
+/// Runs the real `warden` binary with a clean environment but for `env`
+/// (and a compiled-component cache under `target/`).
 pub fn warden(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
     use std::io::Write;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
     cmd.args(args).env_clear();
+    // Shared across tests, so each component is compiled once per run.
+    cmd.env("XDG_CACHE_HOME", root().join("target/test-cache"));
     for (k, v) in env {
         cmd.env(k, v);
     }
