@@ -83,7 +83,7 @@ impl HostState {
     /// because a call that cannot be audited must not go on.
     pub fn record(&mut self, event: Event) -> wasmtime::Result<()> {
         self.audit.emit(&event).map_err(|e| {
-            wasmtime::Error::from_anyhow(e.context("audit log write failed; stopping the task"))
+            wasmtime::Error::msg(format!("audit log write failed, stopping the task: {e:#}"))
         })
     }
 
@@ -484,3 +484,78 @@ macro_rules! passthrough {
     };
 }
 pub(crate) use passthrough;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{EventSink, Record, TaskMeta};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Default)]
+    struct Capture(Mutex<Vec<Value>>);
+
+    impl EventSink for Capture {
+        fn emit(&self, record: &Record<'_>) -> anyhow::Result<()> {
+            self.0.lock().unwrap().push(serde_json::to_value(record)?);
+            Ok(())
+        }
+    }
+
+    fn state(sink: Arc<Capture>) -> HostState {
+        let meta = TaskMeta {
+            host: "h".into(),
+            agent: None,
+            task: "t".into(),
+            parent: None,
+            tool: "x".into(),
+            component: "blake3:00".into(),
+        };
+        HostState::new(Audit::new(meta, sink, Level::Calls), FsState::default())
+    }
+
+    #[test]
+    fn tallies_sum_per_handle_and_flush_on_drop() {
+        let sink = Arc::new(Capture::default());
+        let mut s = state(sink.clone());
+        s.name(7, "read /ro/a".into());
+        s.tally("r", Some(7), 10, true, Duration::from_nanos(5));
+        s.tally("r", Some(7), 5, false, Duration::from_nanos(5));
+        s.tally("r", Some(8), 1, true, Duration::ZERO);
+        s.flush_tallies(Some(7)).unwrap();
+        let got = sink.0.lock().unwrap().clone();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["event"], "call.summary");
+        assert_eq!(got[0]["resource"], "read /ro/a");
+        assert_eq!(got[0]["args"]["calls"], 2);
+        assert_eq!(got[0]["args"]["bytes"], 15);
+        assert_eq!(got[0]["outcome"], "error:1-of-2-failed");
+        assert!(!s.names.contains_key(&7), "a dropped handle is forgotten");
+        s.flush_tallies(None).unwrap();
+        assert_eq!(sink.0.lock().unwrap().len(), 2);
+        assert!(s.tallies.is_empty());
+    }
+
+    #[test]
+    fn a_failing_sink_traps_the_call() {
+        struct Broken;
+        impl EventSink for Broken {
+            fn emit(&self, _: &Record<'_>) -> anyhow::Result<()> {
+                anyhow::bail!("disk full")
+            }
+        }
+        let meta = TaskMeta {
+            host: "h".into(),
+            agent: None,
+            task: "t".into(),
+            parent: None,
+            tool: "x".into(),
+            component: "c".into(),
+        };
+        let mut s = HostState::new(
+            Audit::new(meta, Arc::new(Broken), Level::Calls),
+            FsState::default(),
+        );
+        let err = s.record(Event::call("x")).unwrap_err();
+        assert!(format!("{err:#}").contains("disk full"), "{err:#}");
+    }
+}

@@ -37,7 +37,13 @@ impl JsonlSink {
             .append(true)
             .read(true)
             .open(path)?;
-        let seq = BufReader::new(File::open(path)?).lines().count() as u64;
+        // Continue the numbering of an existing log; a device or pipe has
+        // no records to count.
+        let seq = if file.metadata()?.is_file() {
+            BufReader::new(File::open(path)?).lines().count() as u64
+        } else {
+            0
+        };
         Ok(JsonlSink {
             path: path.to_path_buf(),
             inner: Mutex::new((file, seq)),

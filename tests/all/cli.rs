@@ -277,3 +277,28 @@ fn compiled_cache_must_be_private() {
         "the compiled component is cached"
     );
 }
+
+#[test]
+fn a_task_that_cannot_be_recorded_does_not_run() {
+    // /dev/full accepts the open and fails every write: no record, no task.
+    let sb = Sandbox::new("probe", "probe");
+    let out = warden(
+        &[
+            "run",
+            sb.manifest.to_str().unwrap(),
+            "--audit",
+            "/dev/full",
+            "--input",
+            r#"{"op":"write","path":"/rw/ran.txt","data":"x"}"#,
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("audit log write failed"), "{stderr}");
+    assert!(
+        !sb.path("root/rw/ran.txt").exists(),
+        "the tool ran unrecorded"
+    );
+}

@@ -248,3 +248,24 @@ fn read_write_grant_allows_changes() {
         "zq-unique-contents"
     );
 }
+
+#[test]
+fn full_audit_level_records_every_stream_call() {
+    let sb = probe();
+    let text = std::fs::read_to_string(&sb.manifest).unwrap();
+    sb.write_manifest(&format!("{text}\n[audit]\nlevel = \"full\"\n"), "probe");
+    let run = sb.run(r#"{"op":"read","path":"/ro/hello.txt"}"#);
+    assert_eq!(run.json()["ok"], true, "{run:#?}");
+    assert!(
+        !run.records.iter().any(|r| r["event"] == "call.summary"),
+        "{run:#?}"
+    );
+    let reads: Vec<_> = run
+        .records
+        .iter()
+        .filter(|r| r["call"] == "wasi:io/streams.[method]input-stream.blocking-read")
+        .collect();
+    assert!(reads.len() >= 2, "each read is its own record: {run:#?}");
+    assert!(reads.iter().all(|r| r["resource"] == "read /ro/hello.txt"));
+    run.assert_recorded();
+}
