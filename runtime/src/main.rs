@@ -52,6 +52,9 @@ enum Command {
         /// The manifest to check.
         manifest: PathBuf,
     },
+    /// Audit log tools.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Print a component's kind, exports and imports, and which imports no
     /// grant of its manifest would allow.
     Inspect {
@@ -61,6 +64,17 @@ enum Command {
         /// the component, if there is one.
         #[arg(long)]
         manifest: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Print the verifier key of this host's checkpoints, creating the host
+    /// key (mode 0600) on first use.
+    Key {
+        /// The host key file; default under the XDG state directory.
+        #[arg(long, env = "WARDEN_KEY")]
+        key: Option<PathBuf>,
     },
 }
 
@@ -76,6 +90,7 @@ fn main() -> ExitCode {
             args,
         } => run(&manifest, input, input_file, audit, agent, args),
         Command::Check { manifest } => check(&manifest),
+        Command::Audit(AuditCommand::Key { key }) => audit_key(key),
         Command::Inspect {
             component,
             manifest,
@@ -193,6 +208,14 @@ fn run(
             }
         }
     }
+}
+
+fn audit_key(key: Option<PathBuf>) -> Result<ExitCode, Failure> {
+    let path = key.unwrap_or_else(warden::audit::default_key_path);
+    let key = warden::audit::checkpoint::HostKey::load_or_create(&path, &warden::audit::key_name())
+        .map_err(usage)?;
+    println!("{}", key.verifier());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(manifest: &Path) -> Result<ExitCode, Failure> {

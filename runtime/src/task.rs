@@ -136,7 +136,7 @@ pub fn new_task_id() -> String {
     h.finalize().to_hex()[..24].to_string()
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .ok()

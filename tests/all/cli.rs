@@ -302,3 +302,30 @@ fn a_task_that_cannot_be_recorded_does_not_run() {
         "the tool ran unrecorded"
     );
 }
+
+#[test]
+fn audit_key_is_created_private_and_stable() {
+    use std::os::unix::fs::PermissionsExt;
+    let state = tempfile::tempdir().unwrap();
+    let env = [("XDG_STATE_HOME", state.path().to_str().unwrap())];
+    let first = warden(&["audit", "key"], &env, None);
+    assert!(first.status.success(), "{first:?}");
+    let key = state.path().join("warden/host.key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let verifier = String::from_utf8_lossy(&first.stdout).trim().to_string();
+    assert!(verifier.contains("/warden-audit+"), "{verifier}");
+    assert!(
+        !verifier.contains("PRIVATE"),
+        "only the public half is printed"
+    );
+    let again = warden(&["audit", "key"], &env, None);
+    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), verifier);
+
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let loose = warden(&["audit", "key"], &env, None);
+    assert_eq!(loose.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&loose.stderr).contains("readable by others"));
+}

@@ -3,6 +3,8 @@
 //! This is the sink the CLI uses until the tamper-evident log lands; it
 //! implements [`EventSink`], so capability modules do not know it exists.
 
+pub mod checkpoint;
+
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -73,15 +75,31 @@ impl EventSink for JsonlSink {
     }
 }
 
-/// The log used when neither `--audit` nor `WARDEN_AUDIT` names one:
-/// `$XDG_STATE_HOME/warden/audit.jsonl`, or `~/.local/state/warden/...`.
-pub fn default_path() -> PathBuf {
-    let state = std::env::var_os("XDG_STATE_HOME")
+/// Warden's state directory: `$XDG_STATE_HOME/warden`, or
+/// `~/.local/state/warden`.
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    state.join("warden").join("audit.jsonl")
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("warden")
+}
+
+/// The log used when neither `--audit` nor `WARDEN_AUDIT` names one.
+pub fn default_path() -> PathBuf {
+    state_dir().join("audit.jsonl")
+}
+
+/// The host key used when `--key` does not name one.
+pub fn default_key_path() -> PathBuf {
+    state_dir().join("host.key")
+}
+
+/// The name of this host's key and the origin of its checkpoints:
+/// `<hostname>/warden-audit`.
+pub fn key_name() -> String {
+    format!("{}/warden-audit", crate::task::hostname())
 }
 
 /// RFC 3339 UTC with nanoseconds, e.g. `2026-11-25T19:47:18.123456789Z`.

@@ -1,0 +1,407 @@
+//! Signed checkpoints: the C2SP signed-note and tlog-checkpoint formats.
+//!
+//! A checkpoint commits to the first `size` records of a log by their Merkle
+//! root. It is plain text, so that an auditor can read it and any C2SP tool
+//! can check it:
+//!
+//! ```text
+//! warden.example/audit        <- origin: which log
+//! 1024                        <- size: how many records
+//! 2sCkk2m8hKS8…=              <- base64 root hash
+//!                             <- blank line ends the note body
+//! — warden.example/audit Az3grl…   <- signature line: key name, base64(key id ‖ sig)
+//! ```
+//!
+//! The key id is the first four bytes of SHA-256(name ‖ `\n` ‖ 0x01 ‖ public
+//! key), as signed notes define it for Ed25519. The verifier key is written
+//! `<name>+<hex key id>+<base64(0x01 ‖ public key)>`; the host key file holds
+//! `PRIVATE+KEY+<name>+<hex key id>+<base64(0x01 ‖ seed)>` and is created
+//! with mode 0600.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::path::Path;
+
+/// Signature algorithm byte of Ed25519 in signed notes.
+const ED25519: u8 = 0x01;
+
+/// Why a checkpoint, a key or a key file was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// The text is not a well-formed checkpoint note.
+    #[error("malformed checkpoint: {0}")]
+    Malformed(String),
+    /// No signature line is by the expected key.
+    #[error("checkpoint is not signed by {0}")]
+    NotSigned(String),
+    /// A signature line by the expected key does not verify.
+    #[error("bad signature by {0}")]
+    BadSignature(String),
+    /// A verifier or private key string is malformed.
+    #[error("malformed key: {0}")]
+    Key(String),
+    /// The key file could not be read or written.
+    #[error("{path}: {error}")]
+    Io {
+        /// The key file.
+        path: String,
+        /// What went wrong.
+        error: std::io::Error,
+    },
+}
+
+/// The signed content of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Names the log, e.g. `warden/<host>/audit`.
+    pub origin: String,
+    /// Number of records committed to.
+    pub size: u64,
+    /// Merkle root of those records.
+    pub root: Vec<u8>,
+}
+
+impl Checkpoint {
+    /// The note body: origin, size and root, each on its own line.
+    pub fn body(&self) -> String {
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(&self.root)
+        )
+    }
+
+    /// The signed note: body, blank line, one signature line.
+    pub fn sign(&self, key: &HostKey) -> String {
+        let body = self.body();
+        let sig = key.signing.sign(body.as_bytes());
+        let mut blob = key.verifier.id.to_vec();
+        blob.extend_from_slice(&sig.to_bytes());
+        format!(
+            "{body}\n\u{2014} {} {}\n",
+            key.verifier.name,
+            B64.encode(blob)
+        )
+    }
+
+    /// Parses a signed note and checks that `key` signed it. Signature lines
+    /// by other keys are ignored, as signed notes allow.
+    pub fn verify(text: &str, key: &VerifierKey) -> Result<Checkpoint, CheckpointError> {
+        let malformed = |m: &str| CheckpointError::Malformed(m.to_string());
+        let (body, sigs) = text
+            .split_once("\n\n")
+            .ok_or_else(|| malformed("no blank line between body and signatures"))?;
+        let body = format!("{body}\n");
+        let mut lines = body.lines();
+        let origin = lines
+            .next()
+            .filter(|o| !o.is_empty())
+            .ok_or_else(|| malformed("no origin line"))?;
+        let size = lines
+            .next()
+            .ok_or_else(|| malformed("no size line"))?
+            .parse::<u64>()
+            .map_err(|e| CheckpointError::Malformed(format!("size: {e}")))?;
+        let root = B64
+            .decode(lines.next().ok_or_else(|| malformed("no root line"))?)
+            .map_err(|e| CheckpointError::Malformed(format!("root: {e}")))?;
+        let mut found = false;
+        for line in sigs.lines().filter(|l| !l.is_empty()) {
+            let rest = line.strip_prefix("\u{2014} ").ok_or_else(|| {
+                CheckpointError::Malformed(format!("not a signature line: {line:?}"))
+            })?;
+            let (name, blob) = rest.split_once(' ').ok_or_else(|| {
+                CheckpointError::Malformed(format!("not a signature line: {line:?}"))
+            })?;
+            let blob = B64
+                .decode(blob)
+                .map_err(|e| CheckpointError::Malformed(format!("signature of {name}: {e}")))?;
+            if name != key.name || blob.len() < 4 || blob[..4] != key.id {
+                continue;
+            }
+            found = true;
+            let sig = ed25519_dalek::Signature::from_slice(&blob[4..])
+                .map_err(|_| CheckpointError::BadSignature(key.name.clone()))?;
+            key.key
+                .verify_strict(body.as_bytes(), &sig)
+                .map_err(|_| CheckpointError::BadSignature(key.name.clone()))?;
+        }
+        if !found {
+            return Err(CheckpointError::NotSigned(key.to_string()));
+        }
+        Ok(Checkpoint {
+            origin: origin.to_string(),
+            size,
+            root,
+        })
+    }
+}
+
+/// The public half of a host key: what an auditor needs to verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifierKey {
+    name: String,
+    id: [u8; 4],
+    key: VerifyingKey,
+}
+
+impl VerifierKey {
+    fn new(name: &str, key: VerifyingKey) -> Self {
+        VerifierKey {
+            name: name.to_string(),
+            id: key_id(name, &key),
+            key,
+        }
+    }
+
+    /// The key name, which is also the checkpoint origin.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Parses `<name>+<hex key id>+<base64(0x01 ‖ public key)>`.
+    pub fn parse(text: &str) -> Result<Self, CheckpointError> {
+        let bad = |m: String| CheckpointError::Key(m);
+        let mut parts = text.trim().splitn(3, '+');
+        let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad("expected <name>+<key id>+<key>".into()));
+        };
+        let raw = B64.decode(key).map_err(|e| bad(format!("key: {e}")))?;
+        let pk: [u8; 32] = match raw.split_first() {
+            Some((&ED25519, pk)) => pk.try_into().map_err(|_| bad("key: not 32 bytes".into()))?,
+            _ => return Err(bad("key: not an Ed25519 key".into())),
+        };
+        let pk = VerifyingKey::from_bytes(&pk).map_err(|e| bad(format!("key: {e}")))?;
+        let v = VerifierKey::new(name, pk);
+        if hex(&v.id) != id {
+            return Err(bad(format!(
+                "key id {id} does not match the key ({})",
+                hex(&v.id)
+            )));
+        }
+        Ok(v)
+    }
+}
+
+impl fmt::Display for VerifierKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut raw = vec![ED25519];
+        raw.extend_from_slice(self.key.as_bytes());
+        write!(f, "{}+{}+{}", self.name, hex(&self.id), B64.encode(raw))
+    }
+}
+
+/// The host's signing key. The secret half never leaves this value, and is
+/// zeroized when it is dropped.
+pub struct HostKey {
+    signing: SigningKey,
+    verifier: VerifierKey,
+}
+
+impl fmt::Debug for HostKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostKey")
+            .field("verifier", &self.verifier.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostKey {
+    /// A new random key named `name` (no spaces or `+`: it appears in
+    /// signature lines and key strings).
+    pub fn generate(name: &str) -> Result<Self, CheckpointError> {
+        if name.is_empty() || name.contains(['+', ' ', '\n']) {
+            return Err(CheckpointError::Key(format!(
+                "key name {name:?} must be non-empty without spaces or '+'"
+            )));
+        }
+        let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+        getrandom::fill(&mut *seed)
+            .map_err(|e| CheckpointError::Key(format!("no randomness: {e}")))?;
+        Ok(Self::from_seed(name, &seed))
+    }
+
+    fn from_seed(name: &str, seed: &[u8; 32]) -> Self {
+        let signing = SigningKey::from_bytes(seed);
+        let verifier = VerifierKey::new(name, signing.verifying_key());
+        HostKey { signing, verifier }
+    }
+
+    /// The public half.
+    pub fn verifier(&self) -> &VerifierKey {
+        &self.verifier
+    }
+
+    /// Loads the key at `path`, or creates it (mode 0600, never replacing an
+    /// existing file) with the given name.
+    pub fn load_or_create(path: &Path, name: &str) -> Result<Self, CheckpointError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let io = |error| CheckpointError::Io {
+            path: path.display().to_string(),
+            error,
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    return Err(CheckpointError::Key(format!(
+                        "{} is readable by others (mode {:o}); anyone who can read it can forge checkpoints: chmod 600 it, or rotate the key",
+                        path.display(),
+                        mode & 0o777
+                    )));
+                }
+                return Self::parse(&text);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let key = Self::generate(name)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io)?;
+        file.write_all(key.private_text().as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(key)
+    }
+
+    fn private_text(&self) -> zeroize::Zeroizing<String> {
+        let mut raw = zeroize::Zeroizing::new(vec![ED25519]);
+        raw.extend_from_slice(self.signing.as_bytes());
+        zeroize::Zeroizing::new(format!(
+            "PRIVATE+KEY+{}+{}+{}\n",
+            self.verifier.name,
+            hex(&self.verifier.id),
+            B64.encode(&*raw)
+        ))
+    }
+
+    /// Parses `PRIVATE+KEY+<name>+<hex key id>+<base64(0x01 ‖ seed)>`.
+    pub fn parse(text: &str) -> Result<Self, CheckpointError> {
+        let bad = |m: &str| CheckpointError::Key(m.to_string());
+        let rest = text
+            .trim()
+            .strip_prefix("PRIVATE+KEY+")
+            .ok_or_else(|| bad("a private key starts with PRIVATE+KEY+"))?;
+        let mut parts = rest.splitn(3, '+');
+        let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad("expected PRIVATE+KEY+<name>+<key id>+<key>"));
+        };
+        let raw = zeroize::Zeroizing::new(B64.decode(key).map_err(|_| bad("key is not base64"))?);
+        let seed: [u8; 32] = match raw.split_first() {
+            Some((&ED25519, seed)) => seed.try_into().map_err(|_| bad("key is not 32 bytes"))?,
+            _ => return Err(bad("not an Ed25519 key")),
+        };
+        let key = Self::from_seed(name, &seed);
+        if hex(&key.verifier.id) != id {
+            return Err(bad("key id does not match the key"));
+        }
+        Ok(key)
+    }
+}
+
+fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
+    let mut h = Sha256::new();
+    h.update(name.as_bytes());
+    h.update(b"\n");
+    h.update([ED25519]);
+    h.update(key.as_bytes());
+    let d = h.finalize();
+    [d[0], d[1], d[2], d[3]]
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> HostKey {
+        HostKey::from_seed("warden.test/audit", &[7; 32])
+    }
+
+    fn checkpoint() -> Checkpoint {
+        Checkpoint {
+            origin: "warden.test/audit".into(),
+            size: 42,
+            root: vec![0xab; 32],
+        }
+    }
+
+    #[test]
+    fn signs_and_verifies_in_the_c2sp_shape() {
+        let key = key();
+        let note = checkpoint().sign(&key);
+        let lines: Vec<&str> = note.lines().collect();
+        assert_eq!(lines[0], "warden.test/audit");
+        assert_eq!(lines[1], "42");
+        assert_eq!(lines[3], "");
+        assert!(lines[4].starts_with("\u{2014} warden.test/audit "));
+        assert_eq!(
+            Checkpoint::verify(&note, key.verifier()).unwrap(),
+            checkpoint()
+        );
+    }
+
+    #[test]
+    fn any_change_to_the_note_is_caught() {
+        let key = key();
+        let note = checkpoint().sign(&key);
+        let changed = note.replacen("\n42\n", "\n43\n", 1);
+        assert!(matches!(
+            Checkpoint::verify(&changed, key.verifier()),
+            Err(CheckpointError::BadSignature(_))
+        ));
+        let other = HostKey::from_seed("warden.test/audit", &[8; 32]);
+        assert!(matches!(
+            Checkpoint::verify(&note, other.verifier()),
+            Err(CheckpointError::NotSigned(_))
+        ));
+        // A signature of the right key id over a different body.
+        let forged = checkpoint()
+            .sign(&key)
+            .replace("warden.test/audit\n42", "warden.test/audit\n41");
+        assert!(Checkpoint::verify(&forged, key.verifier()).is_err());
+        assert!(Checkpoint::verify("garbage", key.verifier()).is_err());
+    }
+
+    #[test]
+    fn verifier_key_round_trips() {
+        let key = key();
+        let text = key.verifier().to_string();
+        assert!(text.starts_with("warden.test/audit+"));
+        assert_eq!(&VerifierKey::parse(&text).unwrap(), key.verifier());
+        let wrong_id = text.replacen('+', "+0", 1);
+        assert!(VerifierKey::parse(&wrong_id).is_err());
+    }
+
+    #[test]
+    fn key_file_is_private_and_reloads() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/host.key");
+        let a = HostKey::load_or_create(&path, "warden.test/audit").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let b = HostKey::load_or_create(&path, "ignored").unwrap();
+        assert_eq!(a.verifier(), b.verifier());
+        assert!(!format!("{a:?}").contains("PRIVATE"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = HostKey::load_or_create(&path, "x").unwrap_err();
+        assert!(err.to_string().contains("readable by others"), "{err}");
+    }
+}
