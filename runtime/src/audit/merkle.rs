@@ -717,3 +717,685 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use std::path::{Path, PathBuf};
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    // ---- transparency-dev/merkle probes ---------------------------------
+
+    /// `shared/` sits beside the repository, locally and in CI.
+    fn vectors_dir() -> PathBuf {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/merkle");
+        assert!(
+            dir.join("inclusion").is_dir() && dir.join("consistency").is_dir(),
+            "the Merkle test vectors are missing: expected transparency-dev/merkle probes in \
+             {}/{{inclusion,consistency}} (a copy of shared/ must sit beside the repository)",
+            dir.display()
+        );
+        dir
+    }
+
+    fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        let entries =
+            std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                json_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct InclusionProbe {
+        leaf_idx: u64,
+        tree_size: u64,
+        root: String,
+        leaf_hash: String,
+        proof: Option<Vec<String>>,
+        desc: String,
+        want_err: bool,
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct ConsistencyProbe {
+        size1: u64,
+        size2: u64,
+        root1: String,
+        root2: String,
+        proof: Option<Vec<String>>,
+        desc: String,
+        want_err: bool,
+    }
+
+    /// Runs one probe file; `None` if it is not under `inclusion/` or
+    /// `consistency/`.
+    fn run_probe(kind: &str, text: &str) -> Option<(String, bool, Result<(), ProofError>)> {
+        let b64 = |s: &str| {
+            BASE64
+                .decode(s)
+                .unwrap_or_else(|e| panic!("bad base64 {s:?}: {e}"))
+        };
+        let proof = |p: Option<Vec<String>>| -> Vec<Vec<u8>> {
+            p.unwrap_or_default().iter().map(|h| b64(h)).collect()
+        };
+        match kind {
+            "inclusion" => {
+                let p: InclusionProbe = serde_json::from_str(text).unwrap();
+                let result = verify_inclusion::<Sha256>(
+                    &b64(&p.leaf_hash),
+                    p.leaf_idx,
+                    p.tree_size,
+                    &proof(p.proof),
+                    &b64(&p.root),
+                );
+                Some((p.desc, p.want_err, result))
+            }
+            "consistency" => {
+                let p: ConsistencyProbe = serde_json::from_str(text).unwrap();
+                let result = verify_consistency::<Sha256>(
+                    p.size1,
+                    p.size2,
+                    &b64(&p.root1),
+                    &b64(&p.root2),
+                    &proof(p.proof),
+                );
+                Some((p.desc, p.want_err, result))
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn transparency_dev_vectors() {
+        let dir = vectors_dir();
+        let mut files = Vec::new();
+        json_files(&dir, &mut files);
+        files.sort();
+        let (mut checked, mut verified, mut rejected) = (0, 0, 0);
+        let mut failures = Vec::new();
+        for path in &files {
+            let rel = path.strip_prefix(&dir).unwrap();
+            let kind = rel.iter().next().and_then(|c| c.to_str()).unwrap_or("");
+            let text = std::fs::read_to_string(path).unwrap();
+            let Some((desc, want_err, result)) = run_probe(kind, &text) else {
+                failures.push(format!(
+                    "{}: not under inclusion/ or consistency/",
+                    rel.display()
+                ));
+                continue;
+            };
+            checked += 1;
+            match (want_err, result) {
+                (false, Ok(())) => verified += 1,
+                (true, Err(_)) => rejected += 1,
+                (false, Err(e)) => {
+                    failures.push(format!("{} ({desc}): should verify: {e}", rel.display()))
+                }
+                (true, Ok(())) => {
+                    failures.push(format!("{} ({desc}): should be rejected", rel.display()))
+                }
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} of {} vector files failed:\n{}",
+            failures.len(),
+            files.len(),
+            failures.join("\n")
+        );
+        assert_eq!(checked, files.len(), "every .json file is checked");
+        assert!(
+            verified > 0 && rejected > 0,
+            "{verified} verified, {rejected} rejected"
+        );
+        eprintln!("{checked} vector files: {verified} verified, {rejected} rejected");
+    }
+
+    /// Leaves and roots from transparency-dev/merkle `testonly/constants.go`,
+    /// as listed in the vectors' README.
+    const REFERENCE_LEAVES: [&str; 8] = [
+        "",
+        "00",
+        "10",
+        "2021",
+        "3031",
+        "40414243",
+        "5051525354555657",
+        "606162636465666768696a6b6c6d6e6f",
+    ];
+    const REFERENCE_ROOTS: [&str; 9] = [
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+        "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+        "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+        "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+        "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+        "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+    ];
+
+    #[test]
+    fn reference_roots() {
+        let mut tree = MerkleTree::<Sha256>::new();
+        assert_eq!(hex(&tree.root()), REFERENCE_ROOTS[0]);
+        for (i, leaf) in REFERENCE_LEAVES.iter().enumerate() {
+            assert_eq!(tree.push(&unhex(leaf)), i as u64);
+            assert_eq!(hex(&tree.root()), REFERENCE_ROOTS[i + 1], "root after {i}");
+        }
+        for (size, root) in REFERENCE_ROOTS.iter().enumerate() {
+            assert_eq!(
+                hex(&tree.root_at(size as u64).unwrap()),
+                *root,
+                "size {size}"
+            );
+        }
+        assert_eq!(
+            tree.root_at(9),
+            Err(ProofError::SizeBeyondTree { size: 9, len: 8 })
+        );
+    }
+
+    #[test]
+    fn hashers() {
+        assert_eq!(
+            hex(&empty_root::<Blake3>()),
+            "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+        );
+        assert_eq!(hex(&empty_root::<Sha256>()), REFERENCE_ROOTS[0]);
+        // The prefix and the parts are hashed as one string.
+        assert_eq!(
+            leaf_hash::<Blake3>(b"ab"),
+            Blake3::hash(&[&b"\x00a"[..], &b"b"[..]])
+        );
+        assert_eq!(
+            node_hash::<Sha256>(&[1; 32], &[2; 32]),
+            Sha256::hash(&[&[1][..], &[1; 32][..], &[2; 32][..]])
+        );
+        assert_eq!(Blake3::hash(&[]).len(), Blake3::SIZE);
+        assert_eq!(Sha256::hash(&[]).len(), Sha256::SIZE);
+    }
+
+    #[test]
+    fn push_hash_is_push() {
+        let mut a = MerkleTree::<Blake3>::default();
+        let mut b = MerkleTree::<Blake3>::new();
+        for i in 0..10u8 {
+            a.push(&[i]);
+            b.push_hash(leaf_hash::<Blake3>(&[i]));
+        }
+        assert_eq!(a.root(), b.root());
+        assert_eq!((a.len(), a.is_empty()), (10, false));
+        assert!(MerkleTree::<Sha256>::new().is_empty());
+        let debug = format!("{:?}", a.clone());
+        assert!(debug.starts_with("MerkleTree { hasher: \"blake3\", len: 10, root: \""));
+    }
+
+    #[test]
+    fn messages() {
+        let root = empty_root::<Sha256>();
+        let leaf = leaf_hash::<Sha256>(b"x");
+        let err = |r: Result<(), ProofError>| r.unwrap_err().to_string();
+        assert_eq!(
+            err(verify_inclusion::<Sha256>(&leaf, 9, 8, &[root; 3], &root)),
+            "index 9 is outside a tree of size 8"
+        );
+        assert_eq!(
+            err(verify_inclusion::<Sha256>(&leaf, 2, 8, &[root; 4], &root)),
+            "proof has 4 hashes, a tree of size 8 needs 3 for index 2"
+        );
+        assert_eq!(
+            err(verify_inclusion::<Sha256>(&leaf, 0, 2, &[&[][..]], &root)),
+            "proof[0] has 0 bytes, a sha256 hash has 32"
+        );
+        assert_eq!(
+            err(verify_inclusion::<Sha256>(
+                &leaf,
+                0,
+                1,
+                &[] as &[&[u8]],
+                &root
+            )),
+            format!(
+                "computed root {} does not match {} at size 1",
+                hex(&leaf),
+                REFERENCE_ROOTS[0]
+            )
+        );
+        assert_eq!(
+            err(verify_consistency::<Sha256>(3, 2, &root, &root, &[root])),
+            "size1 3 is larger than size2 2"
+        );
+        assert_eq!(
+            err(verify_consistency::<Sha256>(
+                0,
+                2,
+                &root,
+                &root,
+                &[] as &[&[u8]]
+            )),
+            "size1 is 0: every tree extends the empty tree, there is no consistency proof to size 2"
+        );
+        assert_eq!(
+            err(verify_consistency::<Sha256>(
+                4,
+                4,
+                &[1, 2],
+                &[1, 3],
+                &[] as &[&[u8]]
+            )),
+            "two roots for size 4 differ: 0102 and 0103"
+        );
+        assert_eq!(
+            err(verify_consistency::<Sha256>(3, 8, &root, &root, &[root; 2])),
+            "proof has 2 hashes, a consistency proof from size 3 to 8 needs 4"
+        );
+        assert_eq!(
+            err(verify_consistency::<Sha256>(
+                4,
+                8,
+                &root[1..],
+                &root,
+                &[root]
+            )),
+            "root1 has 31 bytes, a sha256 hash has 32"
+        );
+    }
+
+    #[test]
+    fn extreme_sizes_do_not_panic() {
+        let h = [0u8; 32];
+        let none: &[[u8; 32]] = &[];
+        for (index, size) in [(0, u64::MAX), (u64::MAX - 1, u64::MAX), (1 << 63, u64::MAX)] {
+            let r = verify_inclusion::<Blake3>(&h, index, size, none, &h);
+            assert!(
+                matches!(r, Err(ProofError::InclusionProofLength { .. })),
+                "{r:?}"
+            );
+        }
+        for (size1, size2) in [(1, u64::MAX), (u64::MAX - 1, u64::MAX), (1 << 63, u64::MAX)] {
+            let r = verify_consistency::<Blake3>(size1, size2, &h, &h, none);
+            assert!(
+                matches!(r, Err(ProofError::ConsistencyProofLength { .. })),
+                "{r:?}"
+            );
+        }
+    }
+
+    // ---- properties against the RFC's recursive definitions -------------
+
+    /// Every tree size up to this is checked exhaustively.
+    const MAX: usize = 64;
+
+    fn naive_split(n: usize) -> usize {
+        let mut k = 1;
+        while k * 2 < n {
+            k *= 2;
+        }
+        k
+    }
+
+    /// RFC 9162 §2.1.1 `MTH(D[n])` over leaf hashes.
+    fn naive_root<H: Hasher>(leaves: &[H::Output]) -> H::Output {
+        match leaves.len() {
+            0 => H::hash(&[]),
+            1 => leaves[0],
+            n => {
+                let k = naive_split(n);
+                node_hash::<H>(
+                    &naive_root::<H>(&leaves[..k]),
+                    &naive_root::<H>(&leaves[k..]),
+                )
+            }
+        }
+    }
+
+    /// RFC 9162 §2.1.3.1 `PATH(m, D[n])`.
+    fn naive_path<H: Hasher>(m: usize, leaves: &[H::Output]) -> Vec<H::Output> {
+        let n = leaves.len();
+        if n <= 1 {
+            return Vec::new();
+        }
+        let k = naive_split(n);
+        let (mut path, sibling) = if m < k {
+            (naive_path::<H>(m, &leaves[..k]), &leaves[k..])
+        } else {
+            (naive_path::<H>(m - k, &leaves[k..]), &leaves[..k])
+        };
+        path.push(naive_root::<H>(sibling));
+        path
+    }
+
+    /// RFC 9162 §2.1.4.1 `SUBPROOF(m, D[n], b)`.
+    fn naive_subproof<H: Hasher>(m: usize, leaves: &[H::Output], b: bool) -> Vec<H::Output> {
+        let n = leaves.len();
+        if m == n {
+            return if b {
+                Vec::new()
+            } else {
+                vec![naive_root::<H>(leaves)]
+            };
+        }
+        let k = naive_split(n);
+        let (mut proof, sibling) = if m <= k {
+            (naive_subproof::<H>(m, &leaves[..k], b), &leaves[k..])
+        } else {
+            (
+                naive_subproof::<H>(m - k, &leaves[k..], false),
+                &leaves[..k],
+            )
+        };
+        proof.push(naive_root::<H>(sibling));
+        proof
+    }
+
+    /// A tree of `2 * MAX` distinct leaves (so that sizes up to twice `MAX`
+    /// have roots), its leaf hashes and its root at every size, checked
+    /// against [`naive_root`].
+    fn fixture<H: Hasher>() -> (MerkleTree<H>, Vec<H::Output>, Vec<H::Output>) {
+        let mut tree = MerkleTree::<H>::new();
+        let mut hashes = Vec::new();
+        assert_eq!(tree.root(), naive_root::<H>(&[]));
+        for i in 0..2 * MAX {
+            let leaf = format!("{{\"seq\":{i}}}");
+            assert_eq!(tree.push(leaf.as_bytes()), i as u64);
+            hashes.push(leaf_hash::<H>(leaf.as_bytes()));
+            assert_eq!(tree.root(), naive_root::<H>(&hashes), "root at {}", i + 1);
+        }
+        let roots: Vec<_> = (0..=2 * MAX as u64)
+            .map(|n| tree.root_at(n).unwrap())
+            .collect();
+        for (n, root) in roots.iter().enumerate() {
+            assert_eq!(*root, naive_root::<H>(&hashes[..n]), "root_at({n})");
+        }
+        (tree, hashes, roots)
+    }
+
+    fn flip(hash: &[u8], bit: usize) -> Vec<u8> {
+        let mut h = hash.to_vec();
+        let byte = bit / 8 % h.len();
+        h[byte] ^= 1 << (bit % 8);
+        h
+    }
+
+    fn bytes<T: AsRef<[u8]>>(proof: &[T]) -> Vec<Vec<u8>> {
+        proof.iter().map(|h| h.as_ref().to_vec()).collect()
+    }
+
+    #[track_caller]
+    fn rejected(result: Result<(), ProofError>, what: impl fmt::Display) {
+        assert!(result.is_err(), "accepted: {what}");
+    }
+
+    fn inclusion_properties<H: Hasher>() {
+        let (tree, hashes, roots) = fixture::<H>();
+        assert_eq!(
+            tree.inclusion_proof(0, 0),
+            Err(ProofError::IndexOutOfRange { index: 0, size: 0 })
+        );
+        let beyond = 2 * MAX as u64 + 1;
+        assert_eq!(
+            tree.inclusion_proof(0, beyond),
+            Err(ProofError::SizeBeyondTree {
+                size: beyond,
+                len: beyond - 1
+            })
+        );
+        for n in 1..=MAX {
+            let size = n as u64;
+            assert!(matches!(
+                tree.inclusion_proof(size, size),
+                Err(ProofError::IndexOutOfRange { .. })
+            ));
+            for i in 0..n {
+                let index = i as u64;
+                let proof = tree.inclusion_proof(index, size).unwrap();
+                assert_eq!(proof, naive_path::<H>(i, &hashes[..n]), "proof {i} in {n}");
+                let leaf = &hashes[i];
+                let root = &roots[n];
+                let verify = |leaf: &[u8], index, size, proof: &[Vec<u8>], root: &[u8]| {
+                    verify_inclusion::<H>(leaf, index, size, proof, root)
+                };
+                let good = bytes(&proof);
+                let case = |what: &str| format!("{what}, leaf {i} in {n}");
+                verify(leaf.as_ref(), index, size, &good, root.as_ref()).unwrap();
+
+                // A changed leaf, root or proof hash.
+                for bit in [0, 77, 255] {
+                    rejected(
+                        verify(&flip(leaf.as_ref(), bit), index, size, &good, root.as_ref()),
+                        case("flipped leaf"),
+                    );
+                    rejected(
+                        verify(leaf.as_ref(), index, size, &good, &flip(root.as_ref(), bit)),
+                        case("flipped root"),
+                    );
+                    for j in 0..good.len() {
+                        let mut bad = good.clone();
+                        bad[j] = flip(&bad[j], bit);
+                        rejected(
+                            verify(leaf.as_ref(), index, size, &bad, root.as_ref()),
+                            case("flipped proof"),
+                        );
+                    }
+                }
+                // Hashes dropped, added or reordered.
+                let mut variants = vec![
+                    [good.clone(), vec![root.as_ref().to_vec()]].concat(),
+                    [vec![root.as_ref().to_vec()], good.clone()].concat(),
+                    [good.clone(), vec![Vec::new()]].concat(),
+                ];
+                if !good.is_empty() {
+                    variants.push(good[1..].to_vec());
+                    variants.push(good[..good.len() - 1].to_vec());
+                    variants.push([good.clone(), vec![good[0].clone()]].concat());
+                }
+                if good.len() >= 2 {
+                    let mut swapped = good.clone();
+                    swapped.swap(0, 1);
+                    variants.push(swapped);
+                }
+                for bad in &variants {
+                    rejected(
+                        verify(leaf.as_ref(), index, size, bad, root.as_ref()),
+                        case("edited proof"),
+                    );
+                }
+                // Another leaf's hash, another index, another size.
+                if n > 1 {
+                    let other = hashes[(i + 1) % n].as_ref();
+                    rejected(
+                        verify(other, index, size, &good, root.as_ref()),
+                        case("other leaf"),
+                    );
+                }
+                for other in [
+                    index.wrapping_sub(1),
+                    index + 1,
+                    index ^ 1,
+                    index ^ 2,
+                    u64::MAX,
+                ] {
+                    if other != index {
+                        rejected(
+                            verify(leaf.as_ref(), other, size, &good, root.as_ref()),
+                            case(&format!("index {other}")),
+                        );
+                    }
+                }
+                for other in [n - 1, n + 1, 2 * n] {
+                    if other > i && other != n {
+                        let other_root = roots[other].as_ref();
+                        rejected(
+                            verify(leaf.as_ref(), index, other as u64, &good, other_root),
+                            case(&format!("size {other}")),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn consistency_properties<H: Hasher>() {
+        let (tree, hashes, roots) = fixture::<H>();
+        let none: &[Vec<u8>] = &[];
+        let beyond = 2 * MAX as u64 + 1;
+        assert_eq!(
+            tree.consistency_proof(1, beyond),
+            Err(ProofError::SizeBeyondTree {
+                size: beyond,
+                len: beyond - 1
+            })
+        );
+        for n2 in 0..=MAX {
+            let size2 = n2 as u64;
+            let root2 = roots[n2].as_ref();
+            // From the empty tree: nothing to prove, and an error both ways.
+            assert_eq!(
+                tree.consistency_proof(0, size2),
+                Err(ProofError::EmptyFirstTree { size2 })
+            );
+            assert_eq!(
+                verify_consistency::<H>(0, size2, roots[0].as_ref(), root2, none),
+                Err(ProofError::EmptyFirstTree { size2 })
+            );
+            assert_eq!(
+                tree.consistency_proof(size2 + 1, size2),
+                Err(ProofError::SizesOutOfOrder {
+                    size1: size2 + 1,
+                    size2
+                })
+            );
+            for n1 in 1..=n2 {
+                let size1 = n1 as u64;
+                let root1 = roots[n1].as_ref();
+                let proof = tree.consistency_proof(size1, size2).unwrap();
+                assert_eq!(
+                    proof,
+                    naive_subproof::<H>(n1, &hashes[..n2], true),
+                    "{n1} to {n2}"
+                );
+                let good = bytes(&proof);
+                let verify = |size1, size2, root1: &[u8], root2: &[u8], proof: &[Vec<u8>]| {
+                    verify_consistency::<H>(size1, size2, root1, root2, proof)
+                };
+                let case = |what: &str| format!("{what}, {n1} to {n2}");
+                verify(size1, size2, root1, root2, &good).unwrap();
+
+                if n1 != n2 {
+                    rejected(
+                        verify(size1, size2, root2, root1, &good),
+                        case("swapped roots"),
+                    );
+                }
+                rejected(
+                    verify(size1, size2, roots[n1 - 1].as_ref(), root2, &good),
+                    case("wrong root1"),
+                );
+                rejected(
+                    verify(size1, size2, root1, roots[n2 + 1].as_ref(), &good),
+                    case("wrong root2"),
+                );
+                rejected(
+                    verify(size2 + 1, size2, root1, root2, &good),
+                    case("size1 > size2"),
+                );
+                for bit in [0, 100, 255] {
+                    rejected(
+                        verify(size1, size2, &flip(root1, bit), root2, &good),
+                        case("flipped root1"),
+                    );
+                    rejected(
+                        verify(size1, size2, root1, &flip(root2, bit), &good),
+                        case("flipped root2"),
+                    );
+                    for j in 0..good.len() {
+                        let mut bad = good.clone();
+                        bad[j] = flip(&bad[j], bit);
+                        rejected(
+                            verify(size1, size2, root1, root2, &bad),
+                            case("flipped proof"),
+                        );
+                    }
+                }
+                let mut variants = vec![
+                    [good.clone(), vec![root1.to_vec()]].concat(),
+                    [good.clone(), vec![root2.to_vec()]].concat(),
+                    [vec![root1.to_vec()], good.clone()].concat(),
+                    [vec![root2.to_vec()], good.clone()].concat(),
+                    [good.clone(), vec![Vec::new()]].concat(),
+                ];
+                if !good.is_empty() {
+                    variants.push(good[1..].to_vec());
+                    variants.push(good[..good.len() - 1].to_vec());
+                    variants.push([vec![good[0].clone()], good.clone()].concat());
+                }
+                if good.len() >= 2 {
+                    let mut swapped = good.clone();
+                    swapped.swap(0, 1);
+                    variants.push(swapped);
+                }
+                for bad in &variants {
+                    rejected(
+                        verify(size1, size2, root1, root2, bad),
+                        case("edited proof"),
+                    );
+                }
+                // A proof for other sizes, against the roots of those
+                // sizes. (Against the roots given it may fit: see "What a
+                // proof does not prove" in the module docs.)
+                let others = [
+                    (n1 - 1, n2),
+                    (n1 + 1, n2),
+                    (n1 ^ 2, n2),
+                    (n1, n2 - 1),
+                    (n1, n2 + 1),
+                    (n1, 2 * n2),
+                    (n1, n2 / 2),
+                ];
+                for (o1, o2) in others {
+                    if (o1, o2) != (n1, n2) {
+                        let (r1, r2) = (roots[o1].as_ref(), roots[o2].as_ref());
+                        let what = case(&format!("sizes {o1} to {o2}"));
+                        rejected(verify(o1 as u64, o2 as u64, r1, r2, &good), what);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn inclusion_properties_blake3() {
+        inclusion_properties::<Blake3>();
+    }
+
+    #[test]
+    fn inclusion_properties_sha256() {
+        inclusion_properties::<Sha256>();
+    }
+
+    #[test]
+    fn consistency_properties_blake3() {
+        consistency_properties::<Blake3>();
+    }
+
+    #[test]
+    fn consistency_properties_sha256() {
+        consistency_properties::<Sha256>();
+    }
+}
