@@ -12,6 +12,8 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 use warden_host_api::audit::{EventSink, Record};
 
+pub mod merkle;
+
 /// Appends records to a file, numbering them from where the file ends.
 #[derive(Debug)]
 pub struct JsonlSink {
