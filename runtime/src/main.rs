@@ -10,7 +10,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use warden::audit::JsonlSink;
+use warden::audit::checkpoint::HostKey;
+use warden::audit::log::{AuditLog, LogOptions};
 use warden::manifest::Manifest;
 use warden::{EngineConfig, Kind, LoadError, Outcome, Runtime, TaskRequest};
 
@@ -43,6 +44,14 @@ enum Command {
         /// The agent this task runs for, as recorded in the audit log.
         #[arg(long)]
         agent: Option<String>,
+        /// The host key that signs checkpoints; default under the XDG state
+        /// directory, created on first use.
+        #[arg(long, env = "WARDEN_KEY")]
+        key: Option<PathBuf>,
+        /// When audit records reach the disk: always (a call proceeds only
+        /// once its record is synced), batch (synced in groups) or none.
+        #[arg(long, env = "WARDEN_FSYNC", default_value = "always")]
+        fsync: warden::audit::log::Fsync,
         /// Arguments for a command component.
         #[arg(last = true)]
         args: Vec<String>,
@@ -87,8 +96,18 @@ fn main() -> ExitCode {
             input_file,
             audit,
             agent,
+            key,
+            fsync,
             args,
-        } => run(&manifest, input, input_file, audit, agent, args),
+        } => run(
+            &manifest,
+            input,
+            input_file,
+            audit,
+            agent,
+            (key, fsync),
+            args,
+        ),
         Command::Check { manifest } => check(&manifest),
         Command::Audit(AuditCommand::Key { key }) => audit_key(key),
         Command::Inspect {
@@ -139,6 +158,7 @@ fn run(
     input_file: Option<PathBuf>,
     audit: Option<PathBuf>,
     agent: Option<String>,
+    (key, fsync): (Option<PathBuf>, warden::audit::log::Fsync),
     args: Vec<String>,
 ) -> Result<ExitCode, Failure> {
     let (_rt, tool) = load(manifest)?;
@@ -162,8 +182,13 @@ fn run(
         }
     }
     let audit_path = audit.unwrap_or_else(warden::audit::default_path);
-    let sink = JsonlSink::open(&audit_path)
-        .map_err(|e| usage(format!("audit log {}: {e}", audit_path.display())))?;
+    let key_path = key.unwrap_or_else(warden::audit::default_key_path);
+    let key = HostKey::load_or_create(&key_path, &warden::audit::key_name()).map_err(usage)?;
+    let options = LogOptions {
+        fsync,
+        ..LogOptions::default()
+    };
+    let sink = AuditLog::open(&audit_path, key, options).map_err(usage)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -279,28 +279,66 @@ fn compiled_cache_must_be_private() {
 }
 
 #[test]
-fn a_task_that_cannot_be_recorded_does_not_run() {
-    // /dev/full accepts the open and fails every write: no record, no task.
+fn a_log_that_cannot_be_written_stops_the_task() {
+    // RLIMIT_FSIZE makes the log's writes fail part way through the task,
+    // as a full disk would: the task must stop, not run on unrecorded.
+    use std::os::unix::process::CommandExt;
     let sb = Sandbox::new("probe", "probe");
-    let out = warden(
-        &[
+    let state = sb.path("state");
+    let env_state = state.to_str().unwrap().to_string();
+    let key = warden(&["audit", "key"], &[("XDG_STATE_HOME", &env_state)], None);
+    assert!(key.status.success());
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_warden"));
+    cmd.env_clear()
+        .env("XDG_STATE_HOME", &state)
+        .args([
             "run",
             sb.manifest.to_str().unwrap(),
             "--audit",
-            "/dev/full",
+            sb.audit.to_str().unwrap(),
+        ])
+        .args(["--input", r#"{"op":"list","path":"/ro"}"#]);
+    #[expect(
+        unsafe_code,
+        reason = "setrlimit and signal between fork and exec, both async-signal-safe"
+    )]
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 1500,
+                rlim_max: 1500,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("audit log"), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("entries"),
+        "no result without a record"
+    );
+}
+
+#[test]
+fn an_audit_log_must_be_a_regular_file() {
+    let out = warden(
+        &[
+            "run",
+            example("echo").to_str().unwrap(),
+            "--audit",
+            "/dev/null",
             "--input",
-            r#"{"op":"write","path":"/rw/ran.txt","data":"x"}"#,
+            "{}",
         ],
         &[],
         None,
     );
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("audit log write failed"), "{stderr}");
-    assert!(
-        !sb.path("root/rw/ran.txt").exists(),
-        "the tool ran unrecorded"
-    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must be a regular file"));
 }
 
 #[test]

@@ -3,7 +3,8 @@
 
 use crate::support::{Sandbox, read_records};
 use std::sync::Arc;
-use warden::audit::JsonlSink;
+use warden::audit::checkpoint::HostKey;
+use warden::audit::log::{AuditLog, Fsync, LogOptions};
 use warden::manifest::Manifest;
 use warden::{EngineConfig, Outcome, Runtime, TaskError, TaskRequest};
 
@@ -13,7 +14,13 @@ async fn a_runaway_task_does_not_stop_the_others() {
     let sb = Sandbox::new("probe", "probe");
     let runtime = Runtime::new(&EngineConfig::default()).unwrap();
     let tool = Arc::new(runtime.load(Manifest::load(&sb.manifest).unwrap()).unwrap());
-    let sink = Arc::new(JsonlSink::open(&sb.audit).unwrap());
+    let key = HostKey::generate("library-test/warden-audit").unwrap();
+    let verifier = key.verifier().clone();
+    let options = LogOptions {
+        fsync: Fsync::Batch,
+        ..LogOptions::default()
+    };
+    let sink = Arc::new(AuditLog::open(&sb.audit, key, options).unwrap());
     let request = |input: &str| TaskRequest {
         input: input.into(),
         args: vec![],
@@ -54,8 +61,19 @@ async fn a_runaway_task_does_not_stop_the_others() {
     let err = bomb.await.unwrap().unwrap_err();
     assert!(err.to_string().contains("memory limit"), "{err}");
 
-    // One log, 22 tasks, each started and ended, sequence numbers gapless.
+    // One log, 22 tasks, each started and ended, sequence numbers gapless,
+    // and a checkpoint for every task end.
+    drop(sink);
     let records = read_records(&sb.audit);
+    let notes = std::fs::read_to_string(warden::audit::log::checkpoints_path(&sb.audit)).unwrap();
+    let notes = warden::audit::log::split_notes(&notes);
+    let last = warden::audit::checkpoint::Checkpoint::verify(notes.last().unwrap(), &verifier)
+        .expect("the last checkpoint is signed by the log's key");
+    assert_eq!(
+        last.size,
+        records.len() as u64,
+        "the last task end is covered"
+    );
     let starts = records
         .iter()
         .filter(|r| r["event"] == "task.start")

@@ -33,6 +33,8 @@ pub fn warden(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Outp
     cmd.args(args).env_clear();
     // Shared across tests, so each component is compiled once per run.
     cmd.env("XDG_CACHE_HOME", root().join("target/test-cache"));
+    // One host key for the run, created by whichever test needs it first.
+    cmd.env("XDG_STATE_HOME", root().join("target/test-state"));
     for (k, v) in env {
         cmd.env(k, v);
     }

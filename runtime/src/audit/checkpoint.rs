@@ -266,15 +266,26 @@ impl HostKey {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
         let key = Self::generate(name)?;
+        // Written aside, then linked into place: the key appears whole or not
+        // at all, and a key another process created first is never replaced.
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(path)
+            .open(&tmp)
             .map_err(io)?;
         file.write_all(key.private_text().as_bytes()).map_err(io)?;
         file.sync_all().map_err(io)?;
-        Ok(key)
+        let linked = std::fs::hard_link(&tmp, path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(key),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Self::load_or_create(path, name)
+            }
+            Err(e) => Err(io(e)),
+        }
     }
 
     fn private_text(&self) -> zeroize::Zeroizing<String> {

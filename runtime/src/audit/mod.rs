@@ -4,6 +4,7 @@
 //! implements [`EventSink`], so capability modules do not know it exists.
 
 pub mod checkpoint;
+pub mod log;
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};

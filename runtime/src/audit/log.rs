@@ -1,0 +1,602 @@
+//! The tamper-evident audit log: JSON Lines, a Merkle tree over the exact
+//! bytes of each line, and signed checkpoints beside it.
+//!
+//! # Format
+//!
+//! Line `i` of the log is record `seq` `i`. Every record but the first has
+//! `prev`, the hex BLAKE3 leaf hash of the line before it, so that a changed
+//! record is named by its successor. Leaf `i` of the RFC 9162 tree is line
+//! `i` without its newline. `<LOG>.checkpoints` holds C2SP signed notes, each
+//! followed by a blank line, committing to the tree's size and root.
+//!
+//! # Writing
+//!
+//! [`AuditLog::emit`] numbers and hashes a record under a short lock and
+//! queues it; one writer thread appends what is queued in a single write,
+//! syncs it (group commit), extends the tree and writes a checkpoint every
+//! [`LogOptions::checkpoint_every`] records, every
+//! [`LogOptions::checkpoint_interval`], and at every task end. With
+//! [`Fsync::Always`] a caller returns only once its record is on disk, so a
+//! host call proceeds only after its record is durable; [`Fsync::Batch`]
+//! syncs each group without making callers wait, and [`Fsync::None`] leaves
+//! syncing to the OS. A failed sync is fatal: the log refuses every later
+//! record, and tasks that cannot record stop.
+//!
+//! # Opening
+//!
+//! The log is locked for the writer's lifetime, so two processes never
+//! interleave. On open the existing log is checked against the last
+//! checkpoint: damage at or before it is tampering and the log is not
+//! appended to; a torn or damaged tail after it (a writer killed mid-write)
+//! is cut off, and a `recovery` record says what was cut.
+
+use super::checkpoint::{Checkpoint, HostKey};
+use super::merkle::{Blake3, MerkleTree, leaf_hash};
+use super::rfc3339;
+use serde_json::json;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+use warden_host_api::audit::{Event, EventSink, Record, TaskMeta};
+
+/// When records reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fsync {
+    /// Each caller waits until its record is synced (shared by all records
+    /// of one group commit).
+    #[default]
+    Always,
+    /// Each group is synced, but callers do not wait for it.
+    Batch,
+    /// Never synced by Warden; the OS writes back when it likes.
+    None,
+}
+
+impl std::str::FromStr for Fsync {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "always" => Ok(Fsync::Always),
+            "batch" => Ok(Fsync::Batch),
+            "none" => Ok(Fsync::None),
+            other => Err(format!(
+                "expected \"always\", \"batch\" or \"none\", found {other:?}"
+            )),
+        }
+    }
+}
+
+/// How the log is written.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// Sync policy.
+    pub fsync: Fsync,
+    /// Write a checkpoint after this many records.
+    pub checkpoint_every: u64,
+    /// Write a checkpoint at least this often while records arrive.
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            fsync: Fsync::Always,
+            checkpoint_every: 1024,
+            checkpoint_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why the log cannot be opened or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// An I/O error on the log or its checkpoints.
+    #[error("{path}: {error}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        error: std::io::Error,
+    },
+    /// The log was altered at or before its last checkpoint; it is not
+    /// appended to.
+    #[error(
+        "{path}: refusing to append to a tampered log: {what} (run `warden audit verify {path}`)"
+    )]
+    Tampered {
+        /// The log.
+        path: String,
+        /// What is wrong.
+        what: String,
+    },
+}
+
+/// The tamper-evident log, as an [`EventSink`].
+pub struct AuditLog {
+    shared: Arc<Shared>,
+    writer: Option<JoinHandle<()>>,
+    path: PathBuf,
+    fsync: Fsync,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("path", &self.path)
+            .field("fsync", &self.fsync)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// The writer has work: records, a checkpoint request, or closing.
+    work: Condvar,
+    /// Records became durable, a checkpoint was written, or the log failed.
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    next_seq: u64,
+    prev: Option<[u8; 32]>,
+    bytes: Vec<u8>,
+    leaves: Vec<[u8; 32]>,
+    /// Records written (and synced, per policy).
+    durable: u64,
+    /// Size of the last checkpoint written.
+    checkpointed: u64,
+    /// A checkpoint covering at least this many records is wanted now.
+    checkpoint_wanted: u64,
+    failed: Option<String>,
+    closing: bool,
+}
+
+/// Name of the checkpoints file of `log`.
+pub fn checkpoints_path(log: &Path) -> PathBuf {
+    let mut name = log.as_os_str().to_owned();
+    name.push(".checkpoints");
+    PathBuf::from(name)
+}
+
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    v: u8,
+    seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prev: Option<String>,
+    time: String,
+    #[serde(flatten)]
+    record: &'a Record<'a>,
+}
+
+impl AuditLog {
+    /// Opens (or creates) the log at `path`, checks it against its last
+    /// checkpoint, recovers a torn tail, and starts the writer.
+    pub fn open(path: &Path, key: HostKey, opts: LogOptions) -> Result<AuditLog, LogError> {
+        let io = |p: &Path| {
+            let p = p.display().to_string();
+            move |error| LogError::Io {
+                path: p.clone(),
+                error,
+            }
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io(path))?;
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io(path))?;
+        if !file.metadata().map_err(io(path))?.is_file() {
+            return Err(LogError::Io {
+                path: path.display().to_string(),
+                error: std::io::Error::other("an audit log must be a regular file"),
+            });
+        }
+        // One writer per log: a second process waits here for the first.
+        file.lock().map_err(io(path))?;
+        let cp_path = checkpoints_path(path);
+        let mut cps = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&cp_path)
+            .map_err(io(&cp_path))?;
+
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(io(path))?;
+        let mut cp_text = String::new();
+        cps.read_to_string(&mut cp_text).map_err(io(&cp_path))?;
+        let last = last_checkpoint(&cp_text, &key).map_err(|what| LogError::Tampered {
+            path: path.display().to_string(),
+            what,
+        })?;
+        let scan = scan(&bytes, last.as_ref()).map_err(|what| LogError::Tampered {
+            path: path.display().to_string(),
+            what,
+        })?;
+        let cut = bytes.len() - scan.good_bytes;
+        if cut > 0 {
+            file.set_len(scan.good_bytes as u64).map_err(io(path))?;
+            file.sync_all().map_err(io(path))?;
+        }
+        file.seek(SeekFrom::End(0)).map_err(io(path))?;
+
+        let state = State {
+            next_seq: scan.tree.len(),
+            prev: scan.last_leaf,
+            durable: scan.tree.len(),
+            checkpointed: last.as_ref().map_or(0, |c| c.size),
+            ..State::default()
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            work: Condvar::new(),
+            done: Condvar::new(),
+        });
+        let writer = Writer {
+            shared: shared.clone(),
+            file,
+            cps,
+            tree: scan.tree,
+            key,
+            opts: opts.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("warden-audit".into())
+            .spawn(move || writer.run())
+            .map_err(io(path))?;
+        let log = AuditLog {
+            shared,
+            writer: Some(handle),
+            path: path.to_path_buf(),
+            fsync: opts.fsync,
+        };
+        if cut > 0 {
+            let meta = TaskMeta {
+                host: crate::task::hostname(),
+                agent: None,
+                task: "-".into(),
+                parent: None,
+                tool: "warden".into(),
+                component: "-".into(),
+            };
+            let mut ev = Event::new("recovery").args(json!({
+                "cut_bytes": cut,
+                "cut_records": scan.cut_records,
+                "from_seq": scan.tree_len_before_cut,
+                "why": scan.why,
+            }));
+            ev.rule = Some("a torn tail after the last checkpoint is cut on open".into());
+            log.emit(&Record {
+                meta: &meta,
+                time: SystemTime::now(),
+                event: &ev,
+            })
+            .map_err(|e| LogError::Io {
+                path: path.display().to_string(),
+                error: std::io::Error::other(e.to_string()),
+            })?;
+        }
+        Ok(log)
+    }
+
+    /// Where the log is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until `done(state)` holds or the log has failed.
+    fn wait(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        done: impl Fn(&State) -> bool,
+    ) -> anyhow::Result<()> {
+        while !done(&st) {
+            if let Some(f) = &st.failed {
+                anyhow::bail!("audit log failed: {f}");
+            }
+            st = self.shared.done.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        Ok(())
+    }
+
+    /// Writes a checkpoint covering every record emitted so far and waits
+    /// for it.
+    pub fn checkpoint(&self) -> anyhow::Result<()> {
+        let mut st = self.lock();
+        let want = st.next_seq;
+        st.checkpoint_wanted = st.checkpoint_wanted.max(want);
+        self.shared.work.notify_one();
+        self.wait(st, |s| s.checkpointed >= want)
+    }
+}
+
+impl EventSink for AuditLog {
+    fn emit(&self, record: &Record<'_>) -> anyhow::Result<()> {
+        let mut st = self.lock();
+        if let Some(f) = &st.failed {
+            anyhow::bail!("audit log failed: {f}");
+        }
+        let seq = st.next_seq;
+        let line = serde_json::to_vec(&Line {
+            v: 1,
+            seq,
+            prev: st.prev.map(|p| hex(&p)),
+            time: rfc3339(record.time),
+            record,
+        })?;
+        let leaf = leaf_hash::<Blake3>(&line);
+        st.prev = Some(leaf);
+        st.bytes.extend_from_slice(&line);
+        st.bytes.push(b'\n');
+        st.leaves.push(leaf);
+        st.next_seq += 1;
+        let task_end = record.event.event == "task.end";
+        if task_end {
+            st.checkpoint_wanted = st.checkpoint_wanted.max(seq + 1);
+        }
+        self.shared.work.notify_one();
+        if task_end {
+            // A finished task is covered by a signed checkpoint before its
+            // result is returned.
+            self.wait(st, |s| s.checkpointed > seq)
+        } else if self.fsync == Fsync::Always {
+            self.wait(st, |s| s.durable > seq)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        self.lock().closing = true;
+        self.shared.work.notify_one();
+        if let Some(h) = self.writer.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    file: File,
+    cps: File,
+    tree: MerkleTree<Blake3>,
+    key: HostKey,
+    opts: LogOptions,
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut last_cp = Instant::now();
+        loop {
+            let (bytes, leaves, wanted, closing) = {
+                let mut st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+                while st.bytes.is_empty() && st.checkpoint_wanted <= st.checkpointed && !st.closing
+                {
+                    let (s, _) = self
+                        .shared
+                        .work
+                        .wait_timeout(st, self.opts.checkpoint_interval)
+                        .unwrap_or_else(|p| p.into_inner());
+                    st = s;
+                    if st.durable > st.checkpointed
+                        && last_cp.elapsed() >= self.opts.checkpoint_interval
+                    {
+                        break;
+                    }
+                }
+                (
+                    std::mem::take(&mut st.bytes),
+                    std::mem::take(&mut st.leaves),
+                    st.checkpoint_wanted,
+                    st.closing,
+                )
+            };
+            if let Err(e) = self.append(&bytes, &leaves) {
+                return self.fail(format!("writing records: {e}"));
+            }
+            let size = self.tree.len();
+            let checkpointed = {
+                let mut st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+                st.durable = size;
+                self.shared.done.notify_all();
+                st.checkpointed
+            };
+            let due = size > checkpointed
+                && (wanted > checkpointed
+                    || size - checkpointed >= self.opts.checkpoint_every
+                    || last_cp.elapsed() >= self.opts.checkpoint_interval
+                    || closing);
+            if due {
+                if let Err(e) = self.write_checkpoint(size) {
+                    return self.fail(format!("writing a checkpoint: {e}"));
+                }
+                last_cp = Instant::now();
+                let mut st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+                st.checkpointed = size;
+                self.shared.done.notify_all();
+            }
+            if closing {
+                let st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+                if st.bytes.is_empty() {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn append(&mut self, bytes: &[u8], leaves: &[[u8; 32]]) -> std::io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all(bytes)?;
+        if self.opts.fsync != Fsync::None {
+            // Never retried: after a failed sync the kernel may have dropped
+            // the dirty pages, so a retry could report success for lost data.
+            self.file.sync_data()?;
+        }
+        for leaf in leaves {
+            self.tree.push_hash(*leaf);
+        }
+        Ok(())
+    }
+
+    fn write_checkpoint(&mut self, size: u64) -> std::io::Result<()> {
+        let note = Checkpoint {
+            origin: self.key.verifier().name().to_string(),
+            size,
+            root: self.tree.root().to_vec(),
+        }
+        .sign(&self.key);
+        self.cps.write_all(format!("{note}\n").as_bytes())?;
+        if self.opts.fsync != Fsync::None {
+            self.cps.sync_data()?;
+        }
+        Ok(())
+    }
+
+    fn fail(self, why: String) {
+        let mut st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.failed = Some(why);
+        self.shared.done.notify_all();
+    }
+}
+
+/// The complete checkpoint notes of a checkpoints file, in order: each is
+/// the text up to and including its signature lines. An incomplete last
+/// note (a writer killed mid-write) is left out.
+pub fn split_notes(text: &str) -> Vec<&str> {
+    let mut notes = Vec::new();
+    let mut start = 0;
+    while let Some(body_end) = text[start..].find("\n\n") {
+        let sigs = start + body_end + 2;
+        // The signature lines end at the blank line that follows the note.
+        match text[sigs..].find("\n\n") {
+            Some(end) => {
+                notes.push(&text[start..sigs + end + 1]);
+                start = sigs + end + 2;
+            }
+            None => break,
+        }
+    }
+    notes
+}
+
+/// The last checkpoint, verified; an error if any complete note is not a
+/// valid checkpoint by `key` or sizes do not increase.
+fn last_checkpoint(text: &str, key: &HostKey) -> Result<Option<Checkpoint>, String> {
+    let mut last: Option<Checkpoint> = None;
+    for (i, note) in split_notes(text).into_iter().enumerate() {
+        let cp =
+            Checkpoint::verify(note, key.verifier()).map_err(|e| format!("checkpoint {i}: {e}"))?;
+        if let Some(prev) = &last
+            && cp.size <= prev.size
+        {
+            return Err(format!(
+                "checkpoint {i}: size {} does not grow from {}",
+                cp.size, prev.size
+            ));
+        }
+        last = Some(cp);
+    }
+    Ok(last)
+}
+
+struct Scan {
+    tree: MerkleTree<Blake3>,
+    last_leaf: Option<[u8; 32]>,
+    good_bytes: usize,
+    cut_records: u64,
+    tree_len_before_cut: u64,
+    why: String,
+}
+
+/// Rebuilds the tree from the log's lines, stopping at the first line that
+/// is torn, not a record, out of sequence or off the chain. Stopping before
+/// the last checkpoint's size, or a root that differs from it, is tampering.
+fn scan(bytes: &[u8], last: Option<&Checkpoint>) -> Result<Scan, String> {
+    let mut tree = MerkleTree::<Blake3>::new();
+    let mut last_leaf: Option<[u8; 32]> = None;
+    let mut pos = 0;
+    let mut why = String::new();
+    while pos < bytes.len() {
+        let Some(len) = bytes[pos..].iter().position(|&b| b == b'\n') else {
+            why = "a torn last line".into();
+            break;
+        };
+        let line = &bytes[pos..pos + len];
+        let seq = tree.len();
+        if let Err(e) = check_line(line, seq, last_leaf.as_ref()) {
+            why = format!("seq {seq}: {e}");
+            break;
+        }
+        let leaf = leaf_hash::<Blake3>(line);
+        tree.push_hash(leaf);
+        last_leaf = Some(leaf);
+        pos += len + 1;
+    }
+    if let Some(cp) = last {
+        if tree.len() < cp.size {
+            let what = if why.is_empty() {
+                format!(
+                    "truncated: checkpoint covers {} records, the log has {}",
+                    cp.size,
+                    tree.len()
+                )
+            } else {
+                why
+            };
+            return Err(what);
+        }
+        let root = tree.root_at(cp.size).map_err(|e| e.to_string())?;
+        if root[..] != cp.root[..] {
+            return Err(format!(
+                "the first {} records differ from what the last checkpoint signed",
+                cp.size
+            ));
+        }
+    }
+    let rest = &bytes[pos..];
+    Ok(Scan {
+        cut_records: rest.iter().filter(|&&b| b == b'\n').count() as u64
+            + u64::from(rest.last().is_some_and(|&b| b != b'\n')),
+        tree_len_before_cut: tree.len(),
+        tree,
+        last_leaf,
+        good_bytes: pos,
+        why,
+    })
+}
+
+fn check_line(line: &[u8], seq: u64, prev: Option<&[u8; 32]>) -> Result<(), String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(line).map_err(|e| format!("not a JSON record: {e}"))?;
+    if v["seq"].as_u64() != Some(seq) {
+        return Err(format!("expected seq {seq}, found {}", v["seq"]));
+    }
+    match (prev, v["prev"].as_str()) {
+        (None, None) => Ok(()),
+        (Some(p), Some(got)) if hex(p) == got => Ok(()),
+        _ => Err("prev does not match the record before it".into()),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
