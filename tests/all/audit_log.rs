@@ -1,0 +1,165 @@
+//! The log writer under stress: killed mid-write, and many tasks at once.
+
+use crate::support::read_records;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use warden::audit::checkpoint::{Checkpoint, HostKey};
+use warden::audit::log::{AuditLog, Fsync, LogOptions, checkpoints_path, split_notes};
+use warden_host_api::audit::{Event, EventSink, Record, TaskMeta};
+
+fn meta(task: &str) -> TaskMeta {
+    TaskMeta {
+        host: "test".into(),
+        agent: None,
+        task: task.into(),
+        parent: None,
+        tool: "stress".into(),
+        component: "blake3:00".into(),
+    }
+}
+
+fn emit(log: &AuditLog, meta: &TaskMeta, n: u64) {
+    let ev = Event::call("wasi:test/stress.call")
+        .args(serde_json::json!({ "n": n, "pad": "x".repeat(200) }));
+    log.emit(&Record {
+        meta,
+        time: SystemTime::now(),
+        event: &ev,
+    })
+    .unwrap();
+}
+
+const CHILD: &str = "WARDEN_TEST_WRITER_LOG";
+
+/// Not a test on its own: the child process of `sigkill_mid_write_recovers`,
+/// which writes records until it is killed.
+#[test]
+fn writer_child() {
+    let Some(path) = std::env::var_os(CHILD) else {
+        return;
+    };
+    let key = HostKey::load_or_create(
+        &std::path::PathBuf::from(&path).with_extension("key"),
+        "stress/warden-audit",
+    )
+    .unwrap();
+    let options = LogOptions {
+        fsync: Fsync::Batch,
+        checkpoint_every: 50,
+        checkpoint_interval: Duration::from_millis(5),
+    };
+    let log = AuditLog::open(path.as_ref(), key, options).unwrap();
+    let m = meta("child");
+    for n in 0.. {
+        emit(&log, &m, n);
+    }
+}
+
+#[test]
+fn sigkill_mid_write_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "audit_log::writer_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, &path)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let cps = checkpoints_path(&path);
+    let started = Instant::now();
+    while split_notes(&std::fs::read_to_string(&cps).unwrap_or_default()).len() < 20 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the writer never checkpointed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let key = HostKey::load_or_create(&path.with_extension("key"), "unused").unwrap();
+    let verifier = key.verifier().clone();
+    let notes = std::fs::read_to_string(&cps).unwrap();
+    let last = Checkpoint::verify(split_notes(&notes).last().unwrap(), &verifier).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let log =
+        AuditLog::open(&path, key, LogOptions::default()).expect("a killed writer's log reopens");
+    log.checkpoint().unwrap();
+    drop(log);
+
+    let records = read_records(&path);
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r["seq"], i as u64, "sequence numbers are contiguous");
+    }
+    assert!(
+        records.len() as u64 >= last.size,
+        "every checkpointed record survived: {} records, checkpoint of {}",
+        records.len(),
+        last.size,
+    );
+    let torn = !before.ends_with(b"\n");
+    let recovered = records.iter().any(|r| r["event"] == "recovery");
+    assert_eq!(
+        torn, recovered,
+        "a torn tail is cut and said so, and only then"
+    );
+    // Reopening again finds nothing to recover.
+    let key = HostKey::load_or_create(&path.with_extension("key"), "unused").unwrap();
+    drop(AuditLog::open(&path, key, LogOptions::default()).unwrap());
+    assert_eq!(read_records(&path).len(), records.len());
+}
+
+#[test]
+fn many_concurrent_tasks_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let key = HostKey::generate("concurrent/warden-audit").unwrap();
+    let log = Arc::new(
+        AuditLog::open(
+            &path,
+            key,
+            LogOptions {
+                fsync: Fsync::Batch,
+                ..LogOptions::default()
+            },
+        )
+        .unwrap(),
+    );
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let m = meta(&format!("task-{t}"));
+                for n in 0..250 {
+                    emit(&log, &m, n);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    drop(log);
+    let records = read_records(&path);
+    assert_eq!(records.len(), 2000);
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r["seq"], i as u64);
+    }
+    for t in 0..8 {
+        let mine: Vec<u64> = records
+            .iter()
+            .filter(|r| r["task"] == format!("task-{t}"))
+            .map(|r| r["args"]["n"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            mine,
+            (0..250).collect::<Vec<_>>(),
+            "task-{t} in order, none lost"
+        );
+    }
+}
