@@ -26,7 +26,8 @@ const INPUT_SCHEMA: &str = r#"{
   "properties": {
     "op": {"enum": ["read", "write", "create_dir", "remove", "rename", "set_times",
                     "list", "metadata", "symlink", "hard_link", "env", "env_all",
-                    "spin", "membomb", "bigout", "print", "log", "tcp", "time", "raw_open"]}
+                    "spin", "membomb", "bigout", "print", "log", "tcp", "time", "raw_open",
+                    "stat_loop"]}
   },
   "required": ["op"]
 }"#;
@@ -347,6 +348,17 @@ fn run(args: &Args) -> Result<Value, ToolError> {
         "tcp" => tcp(args)?,
         "time" => time(),
         "raw_open" => raw_open(args)?,
+        "stat_loop" => {
+            // n capability-relevant host calls in a row, for benches that
+            // price one audited call.
+            let path = args.str("path")?;
+            let n = args.u64("n")?;
+            let mut ok = 0u64;
+            for _ in 0..n {
+                ok += u64::from(fs::metadata(path).is_ok());
+            }
+            json!({"ok": ok == n, "calls": n})
+        }
         other => {
             return Err(ToolError::InvalidInput(format!(
                 "op: unknown operation {other:?}"

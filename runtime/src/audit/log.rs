@@ -42,6 +42,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 use warden_host_api::audit::{Event, EventSink, Record, TaskMeta};
 
+/// How long the writer lets a group gather when nobody waits for it.
+const LINGER: Duration = Duration::from_millis(1);
+
 /// When records reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Fsync {
@@ -164,15 +167,56 @@ pub fn checkpoints_path(log: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-#[derive(serde::Serialize)]
 struct Line<'a> {
-    v: u8,
     seq: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     prev: Option<String>,
     time: String,
-    #[serde(flatten)]
     record: &'a Record<'a>,
+}
+
+// Written out rather than derived with `#[serde(flatten)]`, which buffers
+// every field through an intermediate map: this runs once per host call.
+impl serde::Serialize for Line<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (m, e) = (self.record.meta, self.record.event);
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("v", &1)?;
+        map.serialize_entry("seq", &self.seq)?;
+        if let Some(p) = &self.prev {
+            map.serialize_entry("prev", p)?;
+        }
+        map.serialize_entry("time", &self.time)?;
+        map.serialize_entry("host", &m.host)?;
+        map.serialize_entry("agent", &m.agent)?;
+        map.serialize_entry("task", &m.task)?;
+        map.serialize_entry("parent", &m.parent)?;
+        map.serialize_entry("tool", &m.tool)?;
+        map.serialize_entry("component", &m.component)?;
+        map.serialize_entry("event", e.event)?;
+        if let Some(call) = e.call {
+            map.serialize_entry("call", call)?;
+        }
+        if !e.args.is_null() {
+            map.serialize_entry("args", &e.args)?;
+        }
+        if let Some(r) = &e.resource {
+            map.serialize_entry("resource", r)?;
+        }
+        if let Some(d) = &e.decision {
+            map.serialize_entry("decision", d)?;
+        }
+        if let Some(r) = &e.rule {
+            map.serialize_entry("rule", r)?;
+        }
+        if let Some(o) = &e.outcome {
+            map.serialize_entry("outcome", o)?;
+        }
+        if let Some(d) = e.dur_ns {
+            map.serialize_entry("dur_ns", &d)?;
+        }
+        map.end()
+    }
 }
 
 impl AuditLog {
@@ -333,13 +377,13 @@ impl EventSink for AuditLog {
         }
         let seq = st.next_seq;
         let line = serde_json::to_vec(&Line {
-            v: 1,
             seq,
             prev: st.prev.map(|p| hex(&p)),
             time: rfc3339(record.time),
             record,
         })?;
         let leaf = leaf_hash::<Blake3>(&line);
+        let idle = st.bytes.is_empty();
         st.prev = Some(leaf);
         st.bytes.extend_from_slice(&line);
         st.bytes.push(b'\n');
@@ -349,7 +393,11 @@ impl EventSink for AuditLog {
         if task_end {
             st.checkpoint_wanted = st.checkpoint_wanted.max(seq + 1);
         }
-        self.shared.work.notify_one();
+        // One wake-up per group: a writer that is busy takes what is queued
+        // when it comes back.
+        if idle || task_end {
+            self.shared.work.notify_one();
+        }
         if task_end {
             // A finished task is covered by a signed checkpoint before its
             // result is returned.
@@ -400,6 +448,16 @@ impl Writer {
                     {
                         break;
                     }
+                }
+                if self.opts.fsync != Fsync::Always
+                    && !st.closing
+                    && st.checkpoint_wanted <= st.checkpointed
+                {
+                    // Nobody waits for these records: let a group gather
+                    // instead of waking for each one.
+                    drop(st);
+                    std::thread::sleep(LINGER);
+                    st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
                 }
                 (
                     std::mem::take(&mut st.bytes),
@@ -598,5 +656,11 @@ fn check_line(line: &[u8], seq: u64, prev: Option<&[u8; 32]>) -> Result<(), Stri
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
 }

@@ -1,0 +1,223 @@
+//! What auditing costs: records appended per second, and what one audited
+//! host call costs against the same call on raw wasmtime, in one run.
+//!
+//! - `append/*`: `AuditLog::emit` of a typical call record (numbering,
+//!   JSON, BLAKE3 leaf hash, group commit, tree, checkpoints) until the
+//!   records are written, with fsync `none` and `batch`.
+//! - `host-call/*`: a task of the `probe` guest making 1,000 `stat-at` calls
+//!   (one record each): on raw wasmtime-wasi, on Warden with a sink that
+//!   drops records (interposition and event building only), and on Warden
+//!   writing the real log with fsync `none` and `batch`. The per-call cost
+//!   and its ratio to raw wasmtime are printed at the end.
+
+#[path = "../tests/all/guests.rs"]
+mod guests;
+
+use criterion::Criterion;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use warden::audit::checkpoint::HostKey;
+use warden::audit::log::{AuditLog, Fsync, LogOptions};
+use warden::manifest::Manifest;
+use warden::{EngineConfig, Runtime, TaskRequest};
+use warden_host_api::audit::{Event, EventSink, NullSink, Record, TaskMeta};
+use warden_host_api::bindings::ToolPre;
+use warden_host_api::bindings::warden::tool::log as wlog;
+use wasmtime::Store;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+
+const CALLS: u64 = 1000;
+
+struct Raw {
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for Raw {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wlog::Host for Raw {
+    fn log(&mut self, _: wlog::Level, _: String) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+fn log(dir: &std::path::Path, name: &str, fsync: Fsync) -> Arc<AuditLog> {
+    let key = HostKey::generate("bench/warden-audit").unwrap();
+    let options = LogOptions {
+        fsync,
+        ..LogOptions::default()
+    };
+    Arc::new(AuditLog::open(&dir.join(name), key, options).unwrap())
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .configure_from_args();
+
+    let meta = TaskMeta {
+        host: "bench".into(),
+        agent: Some("agent".into()),
+        task: "0123456789abcdef01234567".into(),
+        parent: None,
+        tool: "probe".into(),
+        component: format!("blake3:{}", "ab".repeat(32)),
+    };
+    let event = Event::call("wasi:filesystem/types.[method]descriptor.stat-at")
+        .args(serde_json::json!({ "path": "hello.txt", "flags": "(SYMLINK_FOLLOW)" }))
+        .resource("/ro/hello.txt")
+        .allow("fs[0] /ro read")
+        .outcome("ok")
+        .took(Duration::from_nanos(1500));
+    let mut group = c.benchmark_group("append");
+    for (name, fsync) in [("fsync-none", Fsync::None), ("fsync-batch", Fsync::Batch)] {
+        let sink = log(dir.path(), &format!("append-{name}.jsonl"), fsync);
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    sink.emit(&Record {
+                        meta: &meta,
+                        time: SystemTime::now(),
+                        event: &event,
+                    })
+                    .unwrap();
+                }
+                sink.checkpoint().unwrap();
+                start.elapsed()
+            })
+        });
+    }
+    group.finish();
+
+    // The probe with one read-only grant, as in its manifest, in a copy.
+    let probe = guests::guests().join("probe.wasm");
+    let root = dir.path().join("probe");
+    std::fs::create_dir_all(root.join("ro")).unwrap();
+    std::fs::create_dir_all(root.join("rw")).unwrap();
+    std::fs::write(root.join("ro/hello.txt"), "hello").unwrap();
+    let manifest = root.join("manifest.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[tool]\nname = \"probe\"\ncomponent = {:?}\n\n[limits]\ntimeout = \"60s\"\n\n[[fs]]\nhost = \"ro\"\nguest = \"/ro\"\n",
+            probe.display().to_string()
+        ),
+    )
+    .unwrap();
+    let input = format!(r#"{{"op":"stat_loop","path":"/ro/hello.txt","n":{CALLS}}}"#);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let runtime = Runtime::new(&EngineConfig::default()).unwrap();
+    let tool = runtime.load(Manifest::load(&manifest).unwrap()).unwrap();
+
+    let engine = runtime.engine().clone();
+    let component = wasmtime::component::Component::from_file(&engine, &probe).unwrap();
+    let mut linker: Linker<Raw> = Linker::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+    wlog::add_to_linker::<Raw, HasSelf<Raw>>(&mut linker, |t| t).unwrap();
+    let raw_pre = ToolPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
+
+    let sinks: Vec<(&str, Arc<dyn EventSink>)> = vec![
+        ("warden-null-sink", Arc::new(NullSink)),
+        (
+            "warden-log-none",
+            log(dir.path(), "calls-none.jsonl", Fsync::None),
+        ),
+        (
+            "warden-log-batch",
+            log(dir.path(), "calls-batch.jsonl", Fsync::Batch),
+        ),
+    ];
+    let mut group = c.benchmark_group("host-call");
+    group.bench_function("raw-wasmtime", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let mut wasi = WasiCtx::builder();
+                wasi.allow_blocking_current_thread(true);
+                wasi.preopened_dir(root.join("ro"), "/ro", FsPerms::ReadOnly)
+                    .unwrap();
+                let mut store = Store::new(
+                    &engine,
+                    Raw {
+                        wasi: wasi.build(),
+                        table: ResourceTable::new(),
+                    },
+                );
+                store.set_epoch_deadline(u64::MAX / 2);
+                let tool = raw_pre.instantiate_async(&mut store).await.unwrap();
+                let out = tool.call_invoke(&mut store, &input).await.unwrap();
+                assert!(
+                    matches!(&out, Ok(s) if s.contains("\"ok\":true")),
+                    "{out:?}"
+                );
+            })
+        })
+    });
+    for (name, sink) in &sinks {
+        let request = TaskRequest {
+            input: input.clone(),
+            args: vec![],
+            stdin: vec![],
+            agent: None,
+            sink: sink.clone(),
+        };
+        group.bench_function(*name, |b| {
+            b.iter(|| {
+                let out = rt.block_on(tool.run(request.clone())).unwrap();
+                assert!(
+                    matches!(&out.outcome, warden::Outcome::Result(s) if s.contains("\"ok\":true"))
+                );
+            })
+        });
+    }
+    group.finish();
+    c.final_summary();
+    report();
+}
+
+fn report() {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| guests::root().join("target"))
+        .join("criterion");
+    let mean = |group: &str, name: &str| -> Option<f64> {
+        let text =
+            std::fs::read_to_string(dir.join(group).join(name).join("new/estimates.json")).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v["mean"]["point_estimate"].as_f64()
+    };
+    for name in ["fsync-none", "fsync-batch"] {
+        if let Some(ns) = mean("append", name) {
+            println!("append {name}: {:.0} records/s ({ns:.0} ns each)", 1e9 / ns);
+        }
+    }
+    let Some(raw) = mean("host-call", "raw-wasmtime") else {
+        return;
+    };
+    println!(
+        "host call (stat-at), raw wasmtime: {:.0} ns per call",
+        raw / CALLS as f64
+    );
+    for name in ["warden-null-sink", "warden-log-none", "warden-log-batch"] {
+        if let Some(t) = mean("host-call", name) {
+            println!(
+                "host call (stat-at), {name}: {:.0} ns per call, {:.2}x raw",
+                t / CALLS as f64,
+                t / raw
+            );
+        }
+    }
+}
