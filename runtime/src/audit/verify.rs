@@ -1,0 +1,1051 @@
+//! Verifying an audit log: is every record still what was written, and does
+//! every checkpoint still sign it?
+//!
+//! A log is a file of JSON Lines. Line `i` is record `seq` `i`; every record
+//! but seq 0 carries `prev`, the BLAKE3 leaf hash of the line before it, and
+//! line `i` is leaf `i` of an RFC 9162 Merkle tree ([`super::merkle`]).
+//! Beside the log, `<LOG>.checkpoints` holds signed notes
+//! ([`super::checkpoint`]), each followed by a blank line, with strictly
+//! growing sizes. [`verify`] reads both and checks, in this order:
+//!
+//! 1. every complete checkpoint: its signature by the given key, its origin
+//!    (the key's name), and that sizes grow;
+//! 2. every complete line: UTF-8 JSON object, an integer `seq`, and a `prev`
+//!    of 64 lowercase hex digits unless `seq` is 0;
+//! 3. the chain: line `i` says `seq` `i` and its `prev` is the hash of line
+//!    `i - 1`;
+//! 4. each checkpoint's root against the tree of the log at its size, and
+//!    that the log has at least that many records;
+//! 5. each checkpoint against the next: a consistency proof computed from
+//!    the log, checked with [`verify_consistency`].
+//!
+//! The result is a [`Report`], or the first thing wrong as a
+//! [`VerifyError`] that names the first bad `seq` and says what happened
+//! to it. Checkpoint errors come first: without trustworthy checkpoints
+//! nothing else is worth reporting. Then the earliest record the chain or a
+//! checkpoint root shows to be wrong.
+//!
+//! # What counts as damage
+//!
+//! The writer appends a whole line at a time and signs a checkpoint only
+//! after the records it covers are durable. So a last line without its
+//! `\n` *past the last checkpoint* is a write cut short, not tampering: the
+//! report says so ([`Report::torn_tail`]) and the writer drops it when it
+//! next opens the log. The same holds for an incomplete last note in the
+//! checkpoints file ([`Report::torn_checkpoint`]): it is ignored. Anything
+//! missing or wrong at or before the last checkpoint is damage.
+//!
+//! # How tampering is named
+//!
+//! The scan stops at the first line `p` that is not well formed, does not
+//! say seq `p`, or does not link to line `p - 1`. What is around it decides
+//! the kind; `seq` in the error is the first record that is not as written:
+//!
+//! | kind | how it shows | seq named |
+//! | --- | --- | --- |
+//! | `malformed` | line `p` is not a JSON object with a seq (and a prev) | line `p + 1`, seq `p` |
+//! | `inserted` | line `p` repeats another line byte for byte | `p` |
+//! | `reordered` | line `p` is a record that links to another record of the log (seq `s - 1`), and the record that belongs at `p` (seq `p`, linking to line `p - 1`) comes later | `p` |
+//! | `inserted` | line `p + 1` links past line `p` to line `p - 1` | `p` |
+//! | `inserted` | line `p` says seq `p - 1` and links to line `p - 2`: line `p - 1` is the extra one | `p - 1` |
+//! | `changed` | line `p` links to line `p - 1` but says another seq: its seq was edited | `p` |
+//! | `removed` | line `p` says seq `s > p` | `p` (seqs `p..s` are gone) |
+//! | `inserted` | line `p` says seq `s < p` | `p` |
+//! | `changed` | line `p` says seq `p`, does not link to line `p - 1`, and line `p + 1` links to it: line `p - 1` is not what line `p` committed to | `p - 1` |
+//! | `changed` | as above, but line `p + 1` does not link to line `p` either: line `p`'s own prev was edited | `p` |
+//! | `changed` | the chain holds but a checkpoint of size `m` signs another root: its last record was edited (nothing after it commits to it), or records were edited and the links after them rewritten | `m - 1`, or the previous checkpoint's size |
+//! | `truncated` | a checkpoint covers more records than the log has | the log's length |
+//! | `bad signature` | a checkpoint does not verify with the key, or is signed by another key | checkpoint index and size |
+//! | `bad checkpoint` | a signed checkpoint is malformed, names another origin, does not grow, or is not consistent with the one before | checkpoint index and size |
+//!
+//! # Limits
+//!
+//! These rules name a *single* tampering right: one record changed,
+//! removed (or a run of them), inserted (a copy or a fabricated one), two
+//! records swapped or one moved, or the log cut short. A combination is
+//! called by the first rule that fits its first bad line, which may not be
+//! the whole story: a removal followed by a renumbering of every later seq
+//! reads as `changed`, and an insertion whose neighbours were also edited
+//! may read as `changed` or `removed`. It is still not intact, unless every
+//! part of it is one of the edits below.
+//!
+//! Some edits cannot be seen without a copy of the checkpoints kept
+//! elsewhere: records after the last checkpoint are chained but not signed,
+//! so changing the content of the very last record, dropping records from
+//! the end, or appending well-formed records leaves a log that verifies; so
+//! does
+//! removing the last checkpoints (or cutting the last one short) together
+//! with the records only they covered. Rewriting a record and every `prev`
+//! after it is caught by the first checkpoint that covers it, which can
+//! only say which range of records it was.
+//!
+//! One case is ambiguous on its face: when the *last* line does not link to
+//! the one before it, either the one before was edited or the last line's
+//! `prev` was. Unless a checkpoint of exactly the shorter size settles it,
+//! the earlier seq is named and the message says so.
+//!
+//! # Example
+//!
+//! ```
+//! use warden::audit::checkpoint::{Checkpoint, HostKey};
+//! use warden::audit::merkle::{Blake3, MerkleTree, leaf_hash};
+//! use warden::audit::verify::{VerifyError, hex, verify_bytes};
+//!
+//! let key = HostKey::generate("example/warden-audit")?;
+//! let (mut log, mut tree) = (Vec::new(), MerkleTree::<Blake3>::new());
+//! let mut prev: Option<[u8; 32]> = None;
+//! for seq in 0..4 {
+//!     let line = match prev {
+//!         None => format!(r#"{{"v":1,"seq":{seq},"event":"task.start"}}"#),
+//!         Some(p) => format!(r#"{{"v":1,"seq":{seq},"prev":"{}","event":"call"}}"#, hex(&p)),
+//!     };
+//!     prev = Some(leaf_hash::<Blake3>(line.as_bytes()));
+//!     tree.push(line.as_bytes());
+//!     log.extend_from_slice(line.as_bytes());
+//!     log.push(b'\n');
+//! }
+//! let note = Checkpoint { origin: "example/warden-audit".into(), size: 4, root: tree.root().to_vec() }
+//!     .sign(&key) + "\n";
+//!
+//! let report = verify_bytes(&log, note.as_bytes(), key.verifier())?;
+//! assert_eq!((report.records, report.checkpoints, report.covered), (4, 1, 4));
+//!
+//! // `call` becomes `cail` in seq 1: seq 2's prev no longer matches it.
+//! let at = log.windows(4).position(|w| w == b"call").unwrap();
+//! log[at + 2] = b'i';
+//! let err = verify_bytes(&log, note.as_bytes(), key.verifier()).unwrap_err();
+//! assert!(matches!(err, VerifyError::Changed { seq: 1, .. }), "{err}");
+//! assert_eq!(err.to_string(), "seq 1: changed: its bytes differ from what seq 2's prev commits to");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use super::checkpoint::{Checkpoint, CheckpointError, VerifierKey};
+use super::merkle::{Blake3, MerkleTree, leaf_hash, verify_consistency};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+/// A BLAKE3 leaf hash: what a record's `prev` holds.
+pub type Hash = [u8; 32];
+
+/// Where the checkpoints of `log` are: the same path with `.checkpoints`
+/// appended to the file name (`audit.jsonl.checkpoints`).
+pub fn checkpoints_path(log: &Path) -> PathBuf {
+    let mut name = OsString::from(log.as_os_str());
+    name.push(".checkpoints");
+    PathBuf::from(name)
+}
+
+/// Lowercase hex, as `prev` and proofs write hashes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses 64 lowercase hex digits into a hash; anything else is `None`.
+pub fn parse_hash(text: &str) -> Option<Hash> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
+}
+
+/// Why a log did not verify. Every variant but [`VerifyError::Io`] means
+/// the log is not intact (`warden audit verify` exits 1); `Io` means it
+/// could not be read (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The log or its checkpoints file could not be read.
+    #[error("{}: {error}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        error: std::io::Error,
+    },
+    /// A line is not a record: not UTF-8 JSON, not an object, no integer
+    /// `seq`, or no well-formed `prev` where one belongs.
+    #[error("line {line}: malformed: {reason}")]
+    Malformed {
+        /// The line, counted from 1 as editors do (record seq `line - 1`).
+        line: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A record's bytes differ from what the log committed to.
+    #[error("seq {seq}: changed: {evidence}")]
+    Changed {
+        /// The first record that differs.
+        seq: u64,
+        /// What shows it.
+        evidence: String,
+    },
+    /// A line that the writer did not write sits where record `seq` belongs.
+    #[error("seq {seq}: inserted: {evidence}")]
+    Inserted {
+        /// The position of the extra line (line `seq + 1`).
+        seq: u64,
+        /// What shows it.
+        evidence: String,
+    },
+    /// Records `seq..next` are missing: the line where `seq` belongs is
+    /// record `next`.
+    #[error("seq {seq}: removed: {}", removed(*.seq, *.next))]
+    Removed {
+        /// The first missing record.
+        seq: u64,
+        /// The seq of the line found in its place.
+        next: u64,
+    },
+    /// Record `seq` is not in its place: line `seq + 1` holds record
+    /// `holds`, and record `seq` is on line `found + 1`.
+    #[error("seq {seq}: reordered: {}", reordered(*.seq, *.holds, *.found))]
+    Reordered {
+        /// The first record out of place.
+        seq: u64,
+        /// The record found in its place.
+        holds: u64,
+        /// Where record `seq` is (0-based line index).
+        found: u64,
+    },
+    /// The log ends before the records a checkpoint covers.
+    #[error(
+        "seq {seq}: truncated: checkpoint {checkpoint} covers {size} records, the log has {seq}"
+    )]
+    Truncated {
+        /// The first missing record: the number of records in the log.
+        seq: u64,
+        /// The first checkpoint (counted from 0) that covers more.
+        checkpoint: usize,
+        /// Its size.
+        size: u64,
+    },
+    /// A checkpoint's signature does not verify with the key, or it is
+    /// signed by another key only.
+    #[error("checkpoint {}: bad signature: {reason}", label(*.index, *.size))]
+    BadSignature {
+        /// The checkpoint, counted from 0 in the checkpoints file.
+        index: usize,
+        /// Its size, if its body says one.
+        size: Option<u64>,
+        /// What failed.
+        reason: String,
+    },
+    /// A checkpoint is signed but unusable: malformed, of another origin,
+    /// not larger than the one before it, or inconsistent with it.
+    #[error("checkpoint {}: {reason}", label(*.index, *.size))]
+    BadCheckpoint {
+        /// The checkpoint, counted from 0 in the checkpoints file.
+        index: usize,
+        /// Its size, if its body says one.
+        size: Option<u64>,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn removed(seq: u64, next: u64) -> String {
+    if next == seq + 1 {
+        format!("the line where it belongs is seq {next}")
+    } else {
+        format!(
+            "seq {seq} to {} are missing: the line where seq {seq} belongs is seq {next}",
+            next - 1
+        )
+    }
+}
+
+fn reordered(seq: u64, holds: u64, found: u64) -> String {
+    if holds == seq + 1 && found == seq + 1 {
+        format!("it comes after seq {holds}, on line {}", found + 1)
+    } else {
+        format!(
+            "line {} holds seq {holds}, and seq {seq} is on line {}",
+            seq + 1,
+            found + 1
+        )
+    }
+}
+
+fn label(index: usize, size: Option<u64>) -> String {
+    match size {
+        Some(size) => format!("{index} (size {size})"),
+        None => index.to_string(),
+    }
+}
+
+impl VerifyError {
+    /// The first bad record, where there is one: the seq of a record error,
+    /// `line - 1` of a malformed line. `None` for checkpoint and I/O errors.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            VerifyError::Malformed { line, .. } => Some(line - 1),
+            VerifyError::Changed { seq, .. }
+            | VerifyError::Inserted { seq, .. }
+            | VerifyError::Removed { seq, .. }
+            | VerifyError::Reordered { seq, .. }
+            | VerifyError::Truncated { seq, .. } => Some(*seq),
+            VerifyError::Io { .. }
+            | VerifyError::BadSignature { .. }
+            | VerifyError::BadCheckpoint { .. } => None,
+        }
+    }
+
+    /// The kind in one word or two, as messages write it: `changed`,
+    /// `inserted`, `removed`, `reordered`, `truncated`, `bad signature`,
+    /// `bad checkpoint`, `malformed` or `unreadable`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            VerifyError::Io { .. } => "unreadable",
+            VerifyError::Malformed { .. } => "malformed",
+            VerifyError::Changed { .. } => "changed",
+            VerifyError::Inserted { .. } => "inserted",
+            VerifyError::Removed { .. } => "removed",
+            VerifyError::Reordered { .. } => "reordered",
+            VerifyError::Truncated { .. } => "truncated",
+            VerifyError::BadSignature { .. } => "bad signature",
+            VerifyError::BadCheckpoint { .. } => "bad checkpoint",
+        }
+    }
+
+    /// Whether the log is not intact (rather than unreadable).
+    pub fn is_damage(&self) -> bool {
+        !matches!(self, VerifyError::Io { .. })
+    }
+}
+
+/// A last line without its `\n`: a write cut short after the last
+/// checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TornTail {
+    /// Where it starts: the length of the complete records, where the
+    /// writer truncates the file.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub len: u64,
+}
+
+/// A checkpoint whose signature verified, with the note it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    /// Its position in the checkpoints file, from 0.
+    pub index: usize,
+    /// The note, exactly as in the file (without the blank line after it).
+    pub note: String,
+    /// What it signs.
+    pub checkpoint: Checkpoint,
+}
+
+/// What an intact log holds.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Report {
+    /// Complete records: lines that end in `\n`.
+    pub records: u64,
+    /// Complete checkpoints, all verified.
+    pub checkpoints: usize,
+    /// Records the last checkpoint covers (its size); 0 without one.
+    pub covered: u64,
+    /// Records after the last checkpoint: chained, but not signed yet.
+    pub uncovered: u64,
+    /// A torn last line, past the last checkpoint.
+    pub torn_tail: Option<TornTail>,
+    /// Whether an incomplete last note in the checkpoints file was ignored.
+    pub torn_checkpoint: bool,
+    /// The leaf hash of the last complete record: the `prev` of the next.
+    pub last_hash: Option<Hash>,
+    signed: Vec<SignedCheckpoint>,
+    leaves: Vec<Hash>,
+    tree: MerkleTree<Blake3>,
+}
+
+impl std::fmt::Debug for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Leaves and tree are as long as the log: left out.
+        f.debug_struct("Report")
+            .field("records", &self.records)
+            .field("checkpoints", &self.checkpoints)
+            .field("covered", &self.covered)
+            .field("uncovered", &self.uncovered)
+            .field("torn_tail", &self.torn_tail)
+            .field("torn_checkpoint", &self.torn_checkpoint)
+            .field("last_hash", &self.last_hash.map(|h| hex(&h)))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Report {
+    /// The verified checkpoints, in file order (sizes growing).
+    pub fn signed(&self) -> &[SignedCheckpoint] {
+        &self.signed
+    }
+
+    /// The last verified checkpoint.
+    pub fn last_checkpoint(&self) -> Option<&SignedCheckpoint> {
+        self.signed.last()
+    }
+
+    /// The leaf hash of record `seq`, if the log has it.
+    pub fn leaf_hash(&self, seq: u64) -> Option<Hash> {
+        usize::try_from(seq)
+            .ok()
+            .and_then(|i| self.leaves.get(i))
+            .copied()
+    }
+
+    /// The Merkle tree of the complete records, for proofs and for a writer
+    /// that carries on appending.
+    pub fn tree(&self) -> &MerkleTree<Blake3> {
+        &self.tree
+    }
+
+    /// Takes the tree out of the report.
+    pub fn into_tree(self) -> MerkleTree<Blake3> {
+        self.tree
+    }
+}
+
+/// Verifies the log at `log` and its checkpoints at
+/// [`checkpoints_path`]`(log)` against `key`. A missing checkpoints file is
+/// a log with no checkpoints yet.
+///
+/// The checkpoints are read before the log, so that a writer appending at
+/// the same time cannot make a checkpoint look ahead of the log: a line it
+/// is in the middle of writing reads as a torn tail.
+///
+/// # Errors
+///
+/// [`VerifyError::Io`] when a file cannot be read; any other variant for
+/// the first damage found (see the module docs).
+pub fn verify(log: &Path, key: &VerifierKey) -> Result<Report, VerifyError> {
+    let cp_path = checkpoints_path(log);
+    let notes = match std::fs::read(&cp_path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(error) => {
+            return Err(VerifyError::Io {
+                path: cp_path,
+                error,
+            });
+        }
+    };
+    let io = |error| VerifyError::Io {
+        path: log.to_path_buf(),
+        error,
+    };
+    let file = File::open(log).map_err(io)?;
+    if file.metadata().map_err(io)?.is_dir() {
+        return Err(io(std::io::Error::other("is a directory")));
+    }
+    // Streamed: only hashes and heads are kept, never the lines.
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut scan = Scan::default();
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+            scan.push(&buf);
+        } else {
+            scan.torn(n as u64);
+            break;
+        }
+    }
+    finish(scan, &notes, key)
+}
+
+/// [`verify`] on the bytes of a log and of its checkpoints file.
+///
+/// # Errors
+///
+/// As [`verify`], never [`VerifyError::Io`].
+pub fn verify_bytes(
+    log: &[u8],
+    checkpoints: &[u8],
+    key: &VerifierKey,
+) -> Result<Report, VerifyError> {
+    let mut scan = Scan::default();
+    let mut rest = log;
+    while !rest.is_empty() {
+        match rest.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                scan.push(&rest[..end]);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                scan.torn(rest.len() as u64);
+                break;
+            }
+        }
+    }
+    finish(scan, checkpoints, key)
+}
+
+/// What the verifier keeps of a line.
+struct Line {
+    hash: Hash,
+    head: Head,
+}
+
+enum Head {
+    /// `prev` is `None` exactly when `seq` is 0.
+    Record {
+        seq: u64,
+        prev: Option<Hash>,
+    },
+    Malformed(Box<str>),
+}
+
+#[derive(serde::Deserialize)]
+struct RawHead<'a> {
+    seq: Option<u64>,
+    #[serde(borrow)]
+    prev: Option<std::borrow::Cow<'a, str>>,
+}
+
+fn parse_head(line: &[u8]) -> Head {
+    let malformed = |m: String| Head::Malformed(m.into_boxed_str());
+    let text = match std::str::from_utf8(line) {
+        Ok(text) => text,
+        Err(e) => return malformed(format!("not UTF-8 at byte {}", e.valid_up_to())),
+    };
+    // serde would read a JSON array as the struct's fields in order.
+    if !text.trim_start().starts_with('{') {
+        return malformed("not a JSON object".into());
+    }
+    let raw: RawHead = match serde_json::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            // serde_json says "at line 1 column N": the line is always 1
+            // here, and would be confused with the log's line number.
+            let msg = e.to_string();
+            let msg = msg.rsplit_once(" at line ").map_or(&msg[..], |(m, _)| m);
+            return malformed(match e.classify() {
+                serde_json::error::Category::Data => format!("{msg} at column {}", e.column()),
+                _ => format!("not JSON: {msg} at column {}", e.column()),
+            });
+        }
+    };
+    let Some(seq) = raw.seq else {
+        return malformed("no seq".into());
+    };
+    let prev = match (seq, raw.prev) {
+        (0, None) => None,
+        (0, Some(_)) => return malformed("seq 0 has a prev; the first record has none".into()),
+        (_, None) => {
+            return malformed(format!(
+                "seq {seq} has no prev; every record but seq 0 carries the hash of the one before"
+            ));
+        }
+        (_, Some(p)) => match parse_hash(&p) {
+            Some(h) => Some(h),
+            None => {
+                return malformed(format!("prev {p:?} is not 64 lowercase hex digits"));
+            }
+        },
+    };
+    Head::Record { seq, prev }
+}
+
+#[derive(Default)]
+struct Scan {
+    lines: Vec<Line>,
+    tree: MerkleTree<Blake3>,
+    /// Bytes of the complete lines.
+    end: u64,
+    torn: Option<TornTail>,
+}
+
+impl Scan {
+    fn push(&mut self, line: &[u8]) {
+        let hash = leaf_hash::<Blake3>(line);
+        self.tree.push_hash(hash);
+        self.lines.push(Line {
+            hash,
+            head: parse_head(line),
+        });
+        self.end += line.len() as u64 + 1;
+    }
+
+    fn torn(&mut self, len: u64) {
+        self.torn = Some(TornTail {
+            offset: self.end,
+            len,
+        });
+    }
+
+    fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    fn seq(&self, i: usize) -> Option<u64> {
+        match self.lines[i].head {
+            Head::Record { seq, .. } => Some(seq),
+            Head::Malformed(_) => None,
+        }
+    }
+
+    /// Whether line `k` was written right after line `q`: its prev is the
+    /// hash of line `q`, or, for `q = None`, it is a first record (no prev).
+    fn follows(&self, k: usize, q: Option<usize>) -> bool {
+        match (&self.lines[k].head, q) {
+            (Head::Record { prev: None, .. }, None) => true,
+            (Head::Record { prev: Some(h), .. }, Some(q)) => *h == self.lines[q].hash,
+            _ => false,
+        }
+    }
+
+    /// Whether line `k` links to a line of the log that says seq `seq`.
+    fn follows_seq(&self, k: usize, seq: u64) -> bool {
+        (0..self.len()).any(|q| self.seq(q) == Some(seq) && self.follows(k, Some(q)))
+    }
+
+    fn in_place(&self, i: usize) -> bool {
+        self.seq(i) == Some(i as u64) && self.follows(i, i.checked_sub(1))
+    }
+
+    /// Names what is wrong at `p`, the first line not in place. `intact`
+    /// gives the index of a verified checkpoint of exactly a size whose
+    /// root matches the log.
+    fn classify(&self, p: usize, intact: impl Fn(u64) -> Option<usize>) -> VerifyError {
+        let n = self.len();
+        let at = p as u64;
+        let before = p.checked_sub(1);
+        let s = match &self.lines[p].head {
+            Head::Malformed(reason) => {
+                return VerifyError::Malformed {
+                    line: at + 1,
+                    reason: reason.to_string(),
+                };
+            }
+            Head::Record { seq, .. } => *seq,
+        };
+        // The writer never writes one line twice (seq and prev differ), and
+        // every line before `p` is in place, so the copy is this one.
+        if let Some(q) = (0..n).find(|&q| q != p && self.lines[q].hash == self.lines[p].hash) {
+            return VerifyError::Inserted {
+                seq: at,
+                evidence: format!(
+                    "line {} is an extra record, a copy of line {}",
+                    p + 1,
+                    q + 1
+                ),
+            };
+        }
+        // A genuine record out of place: it links to the record before it
+        // (found elsewhere in the log), and the record that belongs here,
+        // linking to line p - 1, comes later.
+        if s > at
+            && (0..n).filter(|&q| self.seq(q) == Some(s)).count() == 1
+            && self.follows_seq(p, s - 1)
+            && let Some(k) =
+                (p + 1..n).find(|&k| self.seq(k) == Some(at) && self.follows(k, before))
+        {
+            return VerifyError::Reordered {
+                seq: at,
+                holds: s,
+                found: k as u64,
+            };
+        }
+        if p + 1 < n && self.follows(p + 1, before) {
+            return VerifyError::Inserted {
+                seq: at,
+                evidence: format!(
+                    "line {} is an extra record (it says seq {s}): the next line's prev links past it{}",
+                    p + 1,
+                    match before {
+                        Some(b) => format!(" to seq {b}"),
+                        None => String::new(),
+                    }
+                ),
+            };
+        }
+        if s + 1 == at && self.follows(p, p.checked_sub(2)) {
+            return VerifyError::Inserted {
+                seq: at - 1,
+                evidence: format!(
+                    "line {p} is an extra record: seq {s}, on line {}, links past it",
+                    p + 1
+                ),
+            };
+        }
+        if self.follows(p, before) {
+            return VerifyError::Changed {
+                seq: at,
+                evidence: match before {
+                    Some(b) => format!("it says seq {s}, but its prev puts it after seq {b}"),
+                    None => format!("it says seq {s}, but it has no prev, as only seq 0 does"),
+                },
+            };
+        }
+        if s > at {
+            return VerifyError::Removed { seq: at, next: s };
+        }
+        if s < at {
+            return VerifyError::Inserted {
+                seq: at,
+                evidence: format!(
+                    "line {} says seq {s}, which belongs on line {}",
+                    p + 1,
+                    s + 1
+                ),
+            };
+        }
+        // In its place by seq, but not linked to line p - 1. Line 0 is in
+        // place whenever it says seq 0 (then it has no prev), so p >= 1.
+        let b = at - 1;
+        if p + 1 < n {
+            if self.follows(p + 1, Some(p)) {
+                return VerifyError::Changed {
+                    seq: b,
+                    evidence: format!("its bytes differ from what seq {at}'s prev commits to"),
+                };
+            }
+            return VerifyError::Changed {
+                seq: at,
+                evidence: format!(
+                    "its prev does not match seq {b}, and seq {}'s prev does not match it",
+                    at + 1
+                ),
+            };
+        }
+        if let Some(k) = intact(at) {
+            return VerifyError::Changed {
+                seq: at,
+                evidence: format!(
+                    "its prev does not match seq {b}, which checkpoint {k} covers intact"
+                ),
+            };
+        }
+        VerifyError::Changed {
+            seq: b,
+            evidence: format!(
+                "its bytes differ from what seq {at}'s prev commits to, or seq {at}'s prev was \
+                 changed: seq {at} is the last line, so nothing tells the two apart"
+            ),
+        }
+    }
+}
+
+/// The complete notes of a checkpoints file, and whether an incomplete one
+/// follows them.
+fn split_notes(mut rest: &[u8]) -> (Vec<&[u8]>, bool) {
+    let find = |hay: &[u8]| hay.windows(2).position(|w| w == b"\n\n");
+    let mut notes = Vec::new();
+    loop {
+        // Stray blank lines between notes change no signature.
+        while rest.first() == Some(&b'\n') {
+            rest = &rest[1..];
+        }
+        if rest.is_empty() {
+            return (notes, false);
+        }
+        let Some(body) = find(rest) else {
+            return (notes, true);
+        };
+        let sigs = &rest[body + 2..];
+        if sigs.first() == Some(&b'\n') {
+            // No signature lines at all: verifying says so.
+            notes.push(&rest[..body + 2]);
+            rest = &sigs[1..];
+            continue;
+        }
+        // The last signature line ends in `\n`, and the blank line after
+        // it ends the note; without it the note was cut short.
+        let Some(end) = find(sigs) else {
+            return (notes, true);
+        };
+        let len = body + 2 + end + 1;
+        notes.push(&rest[..len]);
+        rest = &rest[len + 1..];
+    }
+}
+
+/// `name+keyid` of the signature lines of a note, for saying who signed it.
+fn signers(text: &str) -> String {
+    let Some((_, sigs)) = text.split_once("\n\n") else {
+        return String::new();
+    };
+    let names: Vec<String> = sigs
+        .lines()
+        .filter_map(|l| l.strip_prefix("\u{2014} "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(name, blob)| match B64.decode(blob) {
+            Ok(raw) if raw.len() >= 4 => format!("{name}+{}", hex(&raw[..4])),
+            _ => name.to_string(),
+        })
+        .collect();
+    if names.is_empty() {
+        "it has no signature lines".into()
+    } else {
+        format!("it is signed by {}", names.join(", "))
+    }
+}
+
+/// `name+keyid`: the key string without the key, which is long and whose
+/// base64 may hold `+` itself.
+fn key_label(key: &VerifierKey) -> String {
+    let text = key.to_string();
+    let mut parts = text.splitn(3, '+');
+    match (parts.next(), parts.next()) {
+        (Some(name), Some(id)) => format!("{name}+{id}"),
+        _ => text,
+    }
+}
+
+fn check_notes(notes: &[&[u8]], key: &VerifierKey) -> Result<Vec<SignedCheckpoint>, VerifyError> {
+    let mut signed: Vec<SignedCheckpoint> = Vec::with_capacity(notes.len());
+    for (index, note) in notes.iter().enumerate() {
+        let bad = |size, reason: String| VerifyError::BadCheckpoint {
+            index,
+            size,
+            reason,
+        };
+        let text = std::str::from_utf8(note).map_err(|e| {
+            bad(
+                None,
+                format!("malformed: not UTF-8 at byte {}", e.valid_up_to()),
+            )
+        })?;
+        // For messages only, until the signature vouches for it.
+        let size = text.lines().nth(1).and_then(|s| s.parse::<u64>().ok());
+        let checkpoint = Checkpoint::verify(text, key).map_err(|e| match e {
+            CheckpointError::NotSigned(_) => VerifyError::BadSignature {
+                index,
+                size,
+                reason: format!("not signed by {} ({})", key_label(key), signers(text)),
+            },
+            CheckpointError::BadSignature(_) => VerifyError::BadSignature {
+                index,
+                size,
+                reason: format!("the signature by {} does not verify", key_label(key)),
+            },
+            CheckpointError::Malformed(m) => bad(size, format!("malformed: {m}")),
+            other => bad(size, other.to_string()),
+        })?;
+        let size = Some(checkpoint.size);
+        if checkpoint.origin != key.name() {
+            return Err(bad(
+                size,
+                format!(
+                    "origin {:?} is not the key's name {:?}",
+                    checkpoint.origin,
+                    key.name()
+                ),
+            ));
+        }
+        if checkpoint.root.len() != 32 {
+            return Err(bad(
+                size,
+                format!(
+                    "root has {} bytes, a blake3 hash has 32",
+                    checkpoint.root.len()
+                ),
+            ));
+        }
+        if let Some(last) = signed.last()
+            && checkpoint.size <= last.checkpoint.size
+        {
+            return Err(bad(
+                size,
+                format!(
+                    "sizes must grow, and checkpoint {} before it has size {}",
+                    last.index, last.checkpoint.size
+                ),
+            ));
+        }
+        signed.push(SignedCheckpoint {
+            index,
+            note: text.to_string(),
+            checkpoint,
+        });
+    }
+    Ok(signed)
+}
+
+fn finish(scan: Scan, checkpoints: &[u8], key: &VerifierKey) -> Result<Report, VerifyError> {
+    let (notes, torn_checkpoint) = split_notes(checkpoints);
+    let signed = check_notes(&notes, key)?;
+    let n = scan.len() as u64;
+    let root_matches = |cp: &Checkpoint| {
+        scan.tree
+            .root_at(cp.size)
+            .is_ok_and(|root| root[..] == cp.root[..])
+    };
+    let chain = (0..scan.len()).find(|&i| !scan.in_place(i)).map(|p| {
+        scan.classify(p, |size| {
+            signed
+                .iter()
+                .find(|s| s.checkpoint.size == size && root_matches(&s.checkpoint))
+                .map(|s| s.index)
+        })
+    });
+    // The chain names a record more precisely than a root can, so it wins
+    // whenever its record is one the failing checkpoint covers.
+    for (k, s) in signed.iter().enumerate() {
+        let cp = &s.checkpoint;
+        if let Some(e) = &chain
+            && e.seq().is_some_and(|seq| seq < cp.size)
+        {
+            break;
+        }
+        if cp.size > n {
+            return Err(VerifyError::Truncated {
+                seq: n,
+                checkpoint: s.index,
+                size: cp.size,
+            });
+        }
+        if !root_matches(cp) {
+            let from = k.checked_sub(1).map_or(0, |j| signed[j].checkpoint.size);
+            let last = cp.size - 1;
+            return Err(if cp.size == n {
+                VerifyError::Changed {
+                    seq: last,
+                    evidence: format!(
+                        "checkpoint {} (size {}) signs another root, and seq {last} is the last \
+                         record it covers, which no later prev commits to",
+                        s.index, cp.size
+                    ),
+                }
+            } else {
+                VerifyError::Changed {
+                    seq: from,
+                    evidence: format!(
+                        "checkpoint {} (size {}) signs another root though every prev link \
+                         holds: a record from seq {from} to {last} was changed and the prev \
+                         links after it rewritten",
+                        s.index, cp.size
+                    ),
+                }
+            });
+        }
+    }
+    if let Some(e) = chain {
+        return Err(e);
+    }
+    // Both roots already match the log, so this cannot fail unless the tree
+    // code does; it is the check an auditor holding only the two notes
+    // would make.
+    for pair in signed.windows(2) {
+        let (a, b) = (&pair[0].checkpoint, &pair[1].checkpoint);
+        if a.size == 0 {
+            continue;
+        }
+        let proof = scan.tree.consistency_proof(a.size, b.size);
+        let ok = proof.map_err(|e| e.to_string()).and_then(|p| {
+            verify_consistency::<Blake3>(a.size, b.size, &a.root, &b.root, &p)
+                .map_err(|e| e.to_string())
+        });
+        if let Err(e) = ok {
+            return Err(VerifyError::BadCheckpoint {
+                index: pair[1].index,
+                size: Some(b.size),
+                reason: format!(
+                    "not consistent with checkpoint {} (size {}): {e}",
+                    pair[0].index, a.size
+                ),
+            });
+        }
+    }
+    let covered = signed.last().map_or(0, |s| s.checkpoint.size);
+    Ok(Report {
+        records: n,
+        checkpoints: signed.len(),
+        covered,
+        uncovered: n - covered,
+        torn_tail: scan.torn,
+        torn_checkpoint,
+        last_hash: scan.lines.last().map(|l| l.hash),
+        signed,
+        leaves: scan.lines.iter().map(|l| l.hash).collect(),
+        tree: scan.tree,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_split_on_the_blank_line_after_their_signatures() {
+        let a = "o\n1\nr\n\n\u{2014} o sig\n";
+        let b = "o\n2\nr\n\n\u{2014} o sig\n\u{2014} w other\n";
+        let file = format!("{a}\n{b}\n");
+        assert_eq!(
+            split_notes(file.as_bytes()),
+            (vec![a.as_bytes(), b.as_bytes()], false)
+        );
+        // Cut short anywhere in the last note, or before its blank line.
+        for cut in a.len() + 1..file.len() {
+            let (notes, torn) = split_notes(&file.as_bytes()[..cut]);
+            assert_eq!(
+                (notes, torn),
+                (vec![a.as_bytes()], cut > a.len() + 1),
+                "{cut}"
+            );
+        }
+        // Stray blank lines change nothing; a note without signatures is
+        // kept, for verifying to refuse.
+        let stray = format!("\n\n{a}\n\n\n{b}\n\n");
+        assert_eq!(split_notes(stray.as_bytes()).0.len(), 2);
+        let unsigned = format!("o\n1\nr\n\n\n{a}\n");
+        let (notes, torn) = split_notes(unsigned.as_bytes());
+        assert_eq!(
+            (notes[0], notes[1], torn),
+            (&b"o\n1\nr\n\n"[..], a.as_bytes(), false)
+        );
+        assert_eq!(split_notes(b""), (vec![], false));
+    }
+
+    #[test]
+    fn heads_are_read_strictly() {
+        let h = hex(&[0xab; 32]);
+        assert!(matches!(
+            parse_head(format!(r#"{{"seq":3,"prev":"{h}","x":[1,{{}}]}}"#).as_bytes()),
+            Head::Record { seq: 3, prev: Some(p) } if p == [0xab; 32]
+        ));
+        assert!(matches!(
+            parse_head(br#"{"v":1,"seq":0}"#),
+            Head::Record { seq: 0, prev: None }
+        ));
+        for (line, says) in [
+            (&br#"{"seq":1,"seq":1,"prev":"x"}"#[..], "duplicate field"),
+            (br#"{"seq":-1}"#, "expected u64 at column"),
+            (
+                br#"{"seq":1} {}"#,
+                "not JSON: trailing characters at column",
+            ),
+            (br#"{"seq":1,"prev":null}"#, "seq 1 has no prev"),
+        ] {
+            match parse_head(line) {
+                Head::Malformed(m) => assert!(m.contains(says), "{m}"),
+                Head::Record { .. } => panic!("{line:?} read as a record"),
+            }
+        }
+        assert_eq!(parse_hash(&h), Some([0xab; 32]));
+        assert_eq!(parse_hash(&h.to_uppercase()), None);
+        assert_eq!(parse_hash(&h[..62]), None);
+        assert_eq!(
+            checkpoints_path(Path::new("/var/log/audit.jsonl")),
+            Path::new("/var/log/audit.jsonl.checkpoints")
+        );
+    }
+}
