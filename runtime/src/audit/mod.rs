@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use warden_host_api::audit::{EventSink, Record};
 
 pub mod merkle;
+pub mod proof;
 pub mod verify;
 
 /// Appends records to a file, numbering them from where the file ends.
