@@ -1,17 +1,20 @@
 //! `warden`: run a tool under its manifest, check a manifest, inspect a
-//! component.
+//! component, verify and read the audit log.
 //!
 //! Exit codes: 0 success; 1 the tool failed (error result, trap, limit,
 //! runtime denial that ended it); 2 usage, invalid manifest or rejected
-//! component.
+//! component. `audit verify` and `audit check-proof`: 0 intact or valid, 1
+//! not, 2 usage or unreadable.
 
 use clap::{Parser, Subcommand};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use warden::audit::checkpoint::HostKey;
+use warden::audit::checkpoint::{HostKey, VerifierKey};
 use warden::audit::log::{AuditLog, LogOptions};
+use warden::audit::proof::{InclusionProof, ProveError};
+use warden::audit::verify;
 use warden::manifest::Manifest;
 use warden::{EngineConfig, Kind, LoadError, Outcome, Runtime, TaskRequest};
 
@@ -85,6 +88,56 @@ enum AuditCommand {
         #[arg(long, env = "WARDEN_KEY")]
         key: Option<PathBuf>,
     },
+    /// Verify LOG and its checkpoints (LOG.checkpoints): exit 0 intact, 1 not
+    /// intact (the first bad seq and what is wrong), 2 usage or unreadable.
+    Verify {
+        /// The audit log (JSON Lines).
+        log: PathBuf,
+        /// The verifier key (name+id+key), or a file holding it; default:
+        /// this host's key ($WARDEN_KEY or the XDG state directory).
+        #[arg(long, value_name = "VKEY")]
+        key: Option<String>,
+    },
+    /// Print an inclusion proof (JSON) of record SEQ against the last
+    /// checkpoint of LOG, after verifying LOG.
+    Prove {
+        /// The audit log (JSON Lines).
+        log: PathBuf,
+        /// The record to prove.
+        seq: u64,
+        /// The verifier key (name+id+key), or a file holding it; default:
+        /// this host's key.
+        #[arg(long, value_name = "VKEY")]
+        key: Option<String>,
+    },
+    /// Check a proof printed by `warden audit prove`, offline: exit 0 valid,
+    /// 1 invalid, 2 usage or unreadable.
+    CheckProof {
+        /// The proof file (JSON).
+        proof: PathBuf,
+        /// The verifier key (name+id+key), or a file holding it.
+        #[arg(long, value_name = "VKEY")]
+        key: String,
+        /// A file holding the record's line: also check that the proof is
+        /// of these bytes.
+        #[arg(long, value_name = "LINE-FILE")]
+        record: Option<PathBuf>,
+    },
+    /// Print the records of LOG for people, one line each: seq, time, task,
+    /// event, call, resource, decision, rule, outcome. Does not verify.
+    Show {
+        /// The audit log (JSON Lines).
+        log: PathBuf,
+        /// Only records of this task (its id, or the start of it).
+        #[arg(long, value_name = "ID")]
+        task: Option<String>,
+        /// Only denied calls.
+        #[arg(long)]
+        deny: bool,
+        /// Print the matching records' lines as they are.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -110,6 +163,17 @@ fn main() -> ExitCode {
         ),
         Command::Check { manifest } => check(&manifest),
         Command::Audit(AuditCommand::Key { key }) => audit_key(key),
+        Command::Audit(AuditCommand::Verify { log, key }) => audit_verify(&log, key),
+        Command::Audit(AuditCommand::Prove { log, seq, key }) => audit_prove(&log, seq, key),
+        Command::Audit(AuditCommand::CheckProof { proof, key, record }) => {
+            audit_check_proof(&proof, &key, record)
+        }
+        Command::Audit(AuditCommand::Show {
+            log,
+            task,
+            deny,
+            json,
+        }) => audit_show(&log, task, deny, json),
         Command::Inspect {
             component,
             manifest,
@@ -241,6 +305,232 @@ fn audit_key(key: Option<PathBuf>) -> Result<ExitCode, Failure> {
         .map_err(usage)?;
     println!("{}", key.verifier());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The verifier key of `--key`: a key string, or a file holding one (or a
+/// host key, whose public half is used); without it, this host's key,
+/// which is never created just to verify.
+fn verifier_key(key: Option<&str>) -> Result<VerifierKey, Failure> {
+    let Some(text) = key else {
+        let path = std::env::var_os("WARDEN_KEY")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(warden::audit::default_key_path);
+        if !path.exists() {
+            return Err(usage(format!(
+                "no --key given and no host key at {}",
+                path.display()
+            )));
+        }
+        let host = HostKey::load_or_create(&path, &warden::audit::key_name()).map_err(usage)?;
+        return Ok(host.verifier().clone());
+    };
+    let parsed = VerifierKey::parse(text);
+    if let Ok(key) = parsed {
+        return Ok(key);
+    }
+    let path = Path::new(text);
+    if path.is_file() {
+        let contents = std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("--key {}: {e}", path.display())))?;
+        if contents.trim_start().starts_with("PRIVATE+KEY+") {
+            return HostKey::parse(&contents)
+                .map(|k| k.verifier().clone())
+                .map_err(|e| usage(format!("--key {}: {e}", path.display())));
+        }
+        return VerifierKey::parse(&contents)
+            .map_err(|e| usage(format!("--key {}: {e}", path.display())));
+    }
+    Err(usage(format!(
+        "--key {text:?} is neither a verifier key nor a file holding one: {}",
+        parsed.unwrap_err()
+    )))
+}
+
+fn audit_verify(log: &Path, key: Option<String>) -> Result<ExitCode, Failure> {
+    let key = verifier_key(key.as_deref())?;
+    let report = match verify::verify(log, &key) {
+        Ok(report) => report,
+        Err(e) if e.is_damage() => {
+            println!("not intact: {e}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(usage(e)),
+    };
+    println!(
+        "intact: {} records, {} checkpoints, {} covered by the last checkpoint, {} after it \
+         chained but not yet signed",
+        report.records, report.checkpoints, report.covered, report.uncovered
+    );
+    if report.checkpoints == 0 && report.records > 0 {
+        println!("warning: no checkpoints: the records are chained, but nothing signs them");
+    }
+    if let Some(torn) = report.torn_tail {
+        println!(
+            "torn tail: {} bytes at offset {} after the last record (a write cut short after \
+             the last checkpoint; the writer drops it when it next opens the log)",
+            torn.len, torn.offset
+        );
+    }
+    if report.torn_checkpoint {
+        println!(
+            "torn checkpoint: ignored an incomplete last note in {}",
+            verify::checkpoints_path(log).display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit_prove(log: &Path, seq: u64, key: Option<String>) -> Result<ExitCode, Failure> {
+    let key = verifier_key(key.as_deref())?;
+    let report = match verify::verify(log, &key) {
+        Ok(report) => report,
+        Err(e) if e.is_damage() => {
+            eprintln!("warden: not intact, no proof: {e}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(usage(e)),
+    };
+    match InclusionProof::new(&report, seq) {
+        Ok(proof) => {
+            let json = serde_json::to_string_pretty(&proof).map_err(usage)?;
+            println!("{json}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ ProveError::NoSuchRecord { .. }) => Err(usage(e)),
+        Err(e) => {
+            eprintln!("warden: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn audit_check_proof(
+    proof: &Path,
+    key: &str,
+    record: Option<PathBuf>,
+) -> Result<ExitCode, Failure> {
+    let key = verifier_key(Some(key))?;
+    let text = std::fs::read(proof).map_err(|e| usage(format!("{}: {e}", proof.display())))?;
+    let parsed: InclusionProof = serde_json::from_slice(&text)
+        .map_err(|e| usage(format!("{}: not a proof: {e}", proof.display())))?;
+    let record = match record {
+        Some(path) => Some(
+            std::fs::read(&path).map_err(|e| usage(format!("--record {}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    match parsed.check(&key, record.as_deref()) {
+        Ok(cp) => {
+            println!(
+                "valid: seq {} is among the {} records that checkpoint {} signs{}",
+                parsed.seq,
+                cp.size,
+                cp.origin,
+                if record.is_some() {
+                    ", and the record given is that record"
+                } else {
+                    ""
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("invalid: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn audit_show(
+    log: &Path,
+    task: Option<String>,
+    deny: bool,
+    json: bool,
+) -> Result<ExitCode, Failure> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(log).map_err(|e| usage(format!("{}: {e}", log.display())))?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut stdout = std::io::stdout().lock();
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| usage(format!("{}: {e}", log.display())))?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        if line.last() != Some(&b'\n') {
+            eprintln!("warden: line {number}: torn ({n} bytes without a newline), skipped");
+            break;
+        }
+        line.pop();
+        let record: serde_json::Value = match serde_json::from_slice(&line) {
+            Ok(v @ serde_json::Value::Object(_)) => v,
+            Ok(_) | Err(_) => {
+                eprintln!("warden: line {number}: not a JSON object, skipped");
+                continue;
+            }
+        };
+        let field = |name: &str| record.get(name).and_then(|v| v.as_str());
+        if task
+            .as_deref()
+            .is_some_and(|t| !field("task").is_some_and(|id| id.starts_with(t)))
+        {
+            continue;
+        }
+        if deny && field("decision") != Some("deny") {
+            continue;
+        }
+        let written = if json {
+            stdout
+                .write_all(&line)
+                .and_then(|_| stdout.write_all(b"\n"))
+        } else {
+            writeln!(stdout, "{}", show_line(&record))
+        };
+        if written.is_err() {
+            // The reader went away (a pager closed): nothing left to do.
+            break;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One record for people: seq, time to the millisecond, the first 8 digits
+/// of the task id, event, call, resource, decision, rule (quoted: it has
+/// spaces), outcome; `-` where a record has no such field.
+fn show_line(r: &serde_json::Value) -> String {
+    let text = |name: &str| match r.get(name) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) | None => "-".into(),
+        Some(v) => v.to_string(),
+    };
+    let time = text("time");
+    // 2026-11-25T19:47:18.123456789Z -> 2026-11-25T19:47:18.123Z
+    let time = match time.split_once('.') {
+        Some((secs, frac)) if frac.ends_with('Z') && frac.len() > 4 => {
+            format!("{secs}.{}Z", &frac[..3])
+        }
+        _ => time,
+    };
+    let task: String = text("task").chars().take(8).collect();
+    let rule = match r.get("rule").and_then(|v| v.as_str()) {
+        Some(rule) => format!("{rule:?}"),
+        None => "-".into(),
+    };
+    format!(
+        "{:>6}  {time}  {task:<8}  {:<10}  {}  {}  {}  {rule}  {}",
+        text("seq"),
+        text("event"),
+        text("call"),
+        text("resource"),
+        text("decision"),
+        text("outcome"),
+    )
 }
 
 fn check(manifest: &Path) -> Result<ExitCode, Failure> {
