@@ -123,7 +123,6 @@ use super::checkpoint::{Checkpoint, CheckpointError, VerifierKey};
 use super::merkle::{Blake3, MerkleTree, leaf_hash, verify_consistency};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use std::ffi::OsString;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -131,13 +130,8 @@ use std::path::{Path, PathBuf};
 /// A BLAKE3 leaf hash: what a record's `prev` holds.
 pub type Hash = [u8; 32];
 
-/// Where the checkpoints of `log` are: the same path with `.checkpoints`
-/// appended to the file name (`audit.jsonl.checkpoints`).
-pub fn checkpoints_path(log: &Path) -> PathBuf {
-    let mut name = OsString::from(log.as_os_str());
-    name.push(".checkpoints");
-    PathBuf::from(name)
-}
+/// Where the checkpoints of a log are, as the writer puts them.
+pub use super::log::checkpoints_path;
 
 /// Lowercase hex, as `prev` and proofs write hashes.
 pub fn hex(bytes: &[u8]) -> String {
