@@ -1072,3 +1072,75 @@ fn cli_show_prints_and_filters() {
     let (code, _, _) = cli.audit(&["show", cli.dir.path().join("nope").to_str().unwrap()]);
     assert_eq!(code, 2);
 }
+
+// ---- the writer's logs --------------------------------------------------
+
+#[test]
+fn logs_the_writer_writes_verify_and_their_damage_is_named() {
+    use crate::support::Sandbox;
+    let sb = Sandbox::new("echo", "echo");
+    for n in 0..3 {
+        let run = sb.run(&format!(r#"{{"n":{n}}}"#));
+        assert_eq!(run.code, 0, "{run:#?}");
+    }
+    let log = sb.audit.to_str().unwrap();
+    // The tests' shared host key signed it; verify finds it the same way.
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["audit", "verify", log];
+        args.extend_from_slice(extra);
+        let out = warden(&args, &[], None);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.code().unwrap_or(-1), text)
+    };
+    let (code, out) = verify(&[]);
+    assert_eq!(code, 0, "{out}");
+    let records = sb.records().len();
+    assert!(
+        out.starts_with(&format!("intact: {records} records, ")) && out.contains(", 0 after it"),
+        "every task end is checkpointed: {out}"
+    );
+
+    // A write cut short: still intact, and the writer recovers it.
+    let mut bytes = std::fs::read(&sb.audit).unwrap();
+    let intact = bytes.clone();
+    bytes.extend_from_slice(br#"{"v":1,"seq":"#);
+    std::fs::write(&sb.audit, &bytes).unwrap();
+    let (code, out) = verify(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("torn tail: 13 bytes"), "{out}");
+    // (Not `sb.run`, which reads the log first and would choke on the tail.)
+    let manifest = sb.manifest.to_str().unwrap();
+    let run = |input: &str| {
+        warden(
+            &["run", manifest, "--audit", log, "--input", input],
+            &[],
+            None,
+        )
+    };
+    let recovered = run("{}");
+    assert!(recovered.status.success(), "{recovered:?}");
+    let (code, out) = verify(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(sb.records().iter().any(|r| r["event"] == "recovery"));
+
+    // A changed record: verify names it, and the writer will not append.
+    let mut changed = intact.clone();
+    let line1 = changed.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let at = line1
+        + changed[line1..]
+            .windows(6)
+            .position(|w| w == b"\"echo\"")
+            .unwrap();
+    changed[at + 4] = b'0';
+    std::fs::write(&sb.audit, &changed).unwrap();
+    let (code, out) = verify(&[]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(
+        out.trim(),
+        "not intact: seq 1: changed: its bytes differ from what seq 2's prev commits to"
+    );
+    let refused = run("{}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("tampered"), "{stderr}");
+}
