@@ -3,8 +3,9 @@
 use crate::support::read_records;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use warden::audit::checkpoint::{Checkpoint, HostKey};
-use warden::audit::log::{AuditLog, Fsync, LogOptions, checkpoints_path, split_notes};
+use warden::audit::checkpoint::HostKey;
+use warden::audit::log::{AuditLog, Fsync, LogOptions, checkpoints_path};
+use warden::audit::verify::verify;
 use warden_host_api::audit::{Event, EventSink, Record, TaskMeta};
 
 fn meta(task: &str) -> TaskMeta {
@@ -72,7 +73,8 @@ fn sigkill_mid_write_recovers() {
         .unwrap();
     let cps = checkpoints_path(&path);
     let started = Instant::now();
-    while split_notes(&std::fs::read_to_string(&cps).unwrap_or_default()).len() < 20 {
+    let signatures = |text: String| text.matches("\n\u{2014} ").count();
+    while signatures(std::fs::read_to_string(&cps).unwrap_or_default()) < 20 {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "the writer never checkpointed"
@@ -84,8 +86,12 @@ fn sigkill_mid_write_recovers() {
 
     let key = HostKey::load_or_create(&path.with_extension("key"), "unused").unwrap();
     let verifier = key.verifier().clone();
-    let notes = std::fs::read_to_string(&cps).unwrap();
-    let last = Checkpoint::verify(split_notes(&notes).last().unwrap(), &verifier).unwrap();
+    let last = verify(&path, &verifier)
+        .expect("a killed writer's log verifies")
+        .last_checkpoint()
+        .unwrap()
+        .checkpoint
+        .clone();
     let before = std::fs::read(&path).unwrap();
     let log =
         AuditLog::open(&path, key, LogOptions::default()).expect("a killed writer's log reopens");
@@ -108,6 +114,8 @@ fn sigkill_mid_write_recovers() {
         torn, recovered,
         "a torn tail is cut and said so, and only then"
     );
+    let report = verify(&path, &verifier).expect("the recovered log verifies");
+    assert_eq!(report.covered, records.len() as u64, "and is all signed");
     // Reopening again finds nothing to recover.
     let key = HostKey::load_or_create(&path.with_extension("key"), "unused").unwrap();
     drop(AuditLog::open(&path, key, LogOptions::default()).unwrap());

@@ -65,10 +65,8 @@ async fn a_runaway_task_does_not_stop_the_others() {
     // and a checkpoint for every task end.
     drop(sink);
     let records = read_records(&sb.audit);
-    let notes = std::fs::read_to_string(warden::audit::log::checkpoints_path(&sb.audit)).unwrap();
-    let notes = warden::audit::log::split_notes(&notes);
-    let last = warden::audit::checkpoint::Checkpoint::verify(notes.last().unwrap(), &verifier)
-        .expect("the last checkpoint is signed by the log's key");
+    let report = warden::audit::verify::verify(&sb.audit, &verifier).expect("the log verifies");
+    let last = &report.last_checkpoint().expect("a checkpoint").checkpoint;
     assert_eq!(
         last.size,
         records.len() as u64,

@@ -33,6 +33,7 @@
 use super::checkpoint::{Checkpoint, HostKey};
 use super::merkle::{Blake3, MerkleTree, leaf_hash};
 use super::rfc3339;
+use super::verify::verify_bytes;
 use serde_json::json;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -258,28 +259,37 @@ impl AuditLog {
 
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io(path))?;
-        let mut cp_text = String::new();
-        cps.read_to_string(&mut cp_text).map_err(io(&cp_path))?;
-        let last = last_checkpoint(&cp_text, &key).map_err(|what| LogError::Tampered {
-            path: path.display().to_string(),
-            what,
-        })?;
-        let scan = scan(&bytes, last.as_ref()).map_err(|what| LogError::Tampered {
-            path: path.display().to_string(),
-            what,
-        })?;
-        let cut = bytes.len() - scan.good_bytes;
-        if cut > 0 {
-            file.set_len(scan.good_bytes as u64).map_err(io(path))?;
+        let mut cp_bytes = Vec::new();
+        cps.read_to_end(&mut cp_bytes).map_err(io(&cp_path))?;
+        // The same checks as `warden audit verify`: anything it calls damage
+        // stops the writer; only a torn tail is cut.
+        let report =
+            verify_bytes(&bytes, &cp_bytes, key.verifier()).map_err(|e| LogError::Tampered {
+                path: path.display().to_string(),
+                what: e.to_string(),
+            })?;
+        let cut = report.torn_tail.map_or(0, |t| t.len);
+        if let Some(torn) = report.torn_tail {
+            file.set_len(torn.offset).map_err(io(path))?;
             file.sync_all().map_err(io(path))?;
         }
         file.seek(SeekFrom::End(0)).map_err(io(path))?;
+        if report.torn_checkpoint {
+            // A note cut short would run into the next one written.
+            let whole: usize = report.signed().iter().map(|c| c.note.len() + 1).sum();
+            cps.set_len(whole as u64).map_err(io(&cp_path))?;
+            cps.sync_all().map_err(io(&cp_path))?;
+        }
+        let records = report.records;
+        let last_leaf = report.last_hash;
+        let covered = report.covered;
+        let tree = report.into_tree();
 
         let state = State {
-            next_seq: scan.tree.len(),
-            prev: scan.last_leaf,
-            durable: scan.tree.len(),
-            checkpointed: last.as_ref().map_or(0, |c| c.size),
+            next_seq: records,
+            prev: last_leaf,
+            durable: records,
+            checkpointed: covered,
             ..State::default()
         };
         let shared = Arc::new(Shared {
@@ -291,7 +301,7 @@ impl AuditLog {
             shared: shared.clone(),
             file,
             cps,
-            tree: scan.tree,
+            tree,
             key,
             opts: opts.clone(),
         };
@@ -316,9 +326,8 @@ impl AuditLog {
             };
             let mut ev = Event::new("recovery").args(json!({
                 "cut_bytes": cut,
-                "cut_records": scan.cut_records,
-                "from_seq": scan.tree_len_before_cut,
-                "why": scan.why,
+                "from_seq": records,
+                "why": "a torn last line: a write cut short",
             }));
             ev.rule = Some("a torn tail after the last checkpoint is cut on open".into());
             log.emit(&Record {
@@ -533,125 +542,6 @@ impl Writer {
         let mut st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
         st.failed = Some(why);
         self.shared.done.notify_all();
-    }
-}
-
-/// The complete checkpoint notes of a checkpoints file, in order: each is
-/// the text up to and including its signature lines. An incomplete last
-/// note (a writer killed mid-write) is left out.
-pub fn split_notes(text: &str) -> Vec<&str> {
-    let mut notes = Vec::new();
-    let mut start = 0;
-    while let Some(body_end) = text[start..].find("\n\n") {
-        let sigs = start + body_end + 2;
-        // The signature lines end at the blank line that follows the note.
-        match text[sigs..].find("\n\n") {
-            Some(end) => {
-                notes.push(&text[start..sigs + end + 1]);
-                start = sigs + end + 2;
-            }
-            None => break,
-        }
-    }
-    notes
-}
-
-/// The last checkpoint, verified; an error if any complete note is not a
-/// valid checkpoint by `key` or sizes do not increase.
-fn last_checkpoint(text: &str, key: &HostKey) -> Result<Option<Checkpoint>, String> {
-    let mut last: Option<Checkpoint> = None;
-    for (i, note) in split_notes(text).into_iter().enumerate() {
-        let cp =
-            Checkpoint::verify(note, key.verifier()).map_err(|e| format!("checkpoint {i}: {e}"))?;
-        if let Some(prev) = &last
-            && cp.size <= prev.size
-        {
-            return Err(format!(
-                "checkpoint {i}: size {} does not grow from {}",
-                cp.size, prev.size
-            ));
-        }
-        last = Some(cp);
-    }
-    Ok(last)
-}
-
-struct Scan {
-    tree: MerkleTree<Blake3>,
-    last_leaf: Option<[u8; 32]>,
-    good_bytes: usize,
-    cut_records: u64,
-    tree_len_before_cut: u64,
-    why: String,
-}
-
-/// Rebuilds the tree from the log's lines, stopping at the first line that
-/// is torn, not a record, out of sequence or off the chain. Stopping before
-/// the last checkpoint's size, or a root that differs from it, is tampering.
-fn scan(bytes: &[u8], last: Option<&Checkpoint>) -> Result<Scan, String> {
-    let mut tree = MerkleTree::<Blake3>::new();
-    let mut last_leaf: Option<[u8; 32]> = None;
-    let mut pos = 0;
-    let mut why = String::new();
-    while pos < bytes.len() {
-        let Some(len) = bytes[pos..].iter().position(|&b| b == b'\n') else {
-            why = "a torn last line".into();
-            break;
-        };
-        let line = &bytes[pos..pos + len];
-        let seq = tree.len();
-        if let Err(e) = check_line(line, seq, last_leaf.as_ref()) {
-            why = format!("seq {seq}: {e}");
-            break;
-        }
-        let leaf = leaf_hash::<Blake3>(line);
-        tree.push_hash(leaf);
-        last_leaf = Some(leaf);
-        pos += len + 1;
-    }
-    if let Some(cp) = last {
-        if tree.len() < cp.size {
-            let what = if why.is_empty() {
-                format!(
-                    "truncated: checkpoint covers {} records, the log has {}",
-                    cp.size,
-                    tree.len()
-                )
-            } else {
-                why
-            };
-            return Err(what);
-        }
-        let root = tree.root_at(cp.size).map_err(|e| e.to_string())?;
-        if root[..] != cp.root[..] {
-            return Err(format!(
-                "the first {} records differ from what the last checkpoint signed",
-                cp.size
-            ));
-        }
-    }
-    let rest = &bytes[pos..];
-    Ok(Scan {
-        cut_records: rest.iter().filter(|&&b| b == b'\n').count() as u64
-            + u64::from(rest.last().is_some_and(|&b| b != b'\n')),
-        tree_len_before_cut: tree.len(),
-        tree,
-        last_leaf,
-        good_bytes: pos,
-        why,
-    })
-}
-
-fn check_line(line: &[u8], seq: u64, prev: Option<&[u8; 32]>) -> Result<(), String> {
-    let v: serde_json::Value =
-        serde_json::from_slice(line).map_err(|e| format!("not a JSON record: {e}"))?;
-    if v["seq"].as_u64() != Some(seq) {
-        return Err(format!("expected seq {seq}, found {}", v["seq"]));
-    }
-    match (prev, v["prev"].as_str()) {
-        (None, None) => Ok(()),
-        (Some(p), Some(got)) if hex(p) == got => Ok(()),
-        _ => Err("prev does not match the record before it".into()),
     }
 }
 
