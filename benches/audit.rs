@@ -10,8 +10,11 @@
 //!   writing the real log with fsync `none` and `batch`. The per-call cost
 //!   and its ratio to raw wasmtime are printed at the end.
 
+mod floor;
 #[path = "../tests/all/guests.rs"]
 mod guests;
+
+use floor::{Raw, mean};
 
 use criterion::Criterion;
 use std::sync::Arc;
@@ -25,29 +28,9 @@ use warden_host_api::bindings::ToolPre;
 use warden_host_api::bindings::warden::tool::log as wlog;
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx};
 
 const CALLS: u64 = 1000;
-
-struct Raw {
-    wasi: WasiCtx,
-    table: ResourceTable,
-}
-
-impl WasiView for Raw {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl wlog::Host for Raw {
-    fn log(&mut self, _: wlog::Level, _: String) -> wasmtime::Result<()> {
-        Ok(())
-    }
-}
 
 fn log(dir: &std::path::Path, name: &str, fsync: Fsync) -> Arc<AuditLog> {
     let key = HostKey::generate("bench/warden-audit").unwrap();
@@ -189,16 +172,6 @@ fn main() {
 }
 
 fn report() {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| guests::root().join("target"))
-        .join("criterion");
-    let mean = |group: &str, name: &str| -> Option<f64> {
-        let text =
-            std::fs::read_to_string(dir.join(group).join(name).join("new/estimates.json")).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-        v["mean"]["point_estimate"].as_f64()
-    };
     for name in ["fsync-none", "fsync-batch"] {
         if let Some(ns) = mean("append", name) {
             println!("append {name}: {:.0} records/s ({ns:.0} ns each)", 1e9 / ns);

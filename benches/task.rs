@@ -9,8 +9,11 @@
 //! is left to the audit bench) and all limits armed. The ratio of the two
 //! means is printed at the end.
 
+mod floor;
 #[path = "../tests/all/guests.rs"]
 mod guests;
+
+use floor::{Raw, mean};
 
 use criterion::Criterion;
 use std::sync::Arc;
@@ -21,21 +24,7 @@ use warden_host_api::audit::NullSink;
 use warden_host_api::bindings::ToolPre;
 use wasmtime::Store;
 use wasmtime::component::{Linker, ResourceTable};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-
-struct Raw {
-    wasi: WasiCtx,
-    table: ResourceTable,
-}
-
-impl WasiView for Raw {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
+use wasmtime_wasi::WasiCtx;
 
 const INPUT: &str = r#"{"hello":"world"}"#;
 
@@ -101,25 +90,13 @@ fn main() {
 /// Prints Warden's mean per-task time as a multiple of raw wasmtime's, from
 /// the estimates criterion just wrote.
 fn report() {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| guests::root().join("target"))
-        .join("criterion/task");
-    let mean = |name: &str| -> Option<f64> {
-        let text = std::fs::read_to_string(dir.join(name).join("new/estimates.json")).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-        v["mean"]["point_estimate"].as_f64()
-    };
-    match (mean("raw-wasmtime"), mean("warden")) {
+    match (mean("task", "raw-wasmtime"), mean("task", "warden")) {
         (Some(raw), Some(warden)) => println!(
             "per-task: raw wasmtime {:.1} µs, warden {:.1} µs, ratio {:.2}x",
             raw / 1e3,
             warden / 1e3,
             warden / raw
         ),
-        _ => println!(
-            "per-task ratio: criterion estimates not found under {}",
-            dir.display()
-        ),
+        _ => println!("per-task ratio: criterion estimates not found"),
     }
 }
