@@ -269,3 +269,29 @@ fn full_audit_level_records_every_stream_call() {
     assert!(reads.iter().all(|r| r["resource"] == "read /ro/hello.txt"));
     run.assert_recorded();
 }
+
+#[test]
+fn changes_are_recorded_before_they_are_made() {
+    let sb = probe();
+    let run = sb.run(r#"{"op":"create_dir","path":"/rw/new"}"#);
+    assert_eq!(run.json()["ok"], true, "{run:#?}");
+    let call = "wasi:filesystem/types.[method]descriptor.create-directory-at";
+    let pos = |event: &str| {
+        run.records
+            .iter()
+            .position(|r| r["event"] == event && r["call"] == call)
+            .unwrap_or_else(|| panic!("no {event} record: {run:#?}"))
+    };
+    let (intent, done) = (pos("call.intent"), pos("call"));
+    assert!(intent < done, "the intent comes first");
+    assert_eq!(run.records[intent]["resource"], "/rw/new");
+    assert_eq!(run.records[intent]["rule"], "fs[1] /rw read-write");
+    assert!(run.records[intent].get("outcome").is_none());
+    assert_eq!(run.records[done]["outcome"], "ok");
+    // Reads have no intent.
+    let run = sb.run(r#"{"op":"read","path":"/ro/hello.txt"}"#);
+    assert!(
+        !run.records.iter().any(|r| r["event"] == "call.intent"),
+        "{run:#?}"
+    );
+}

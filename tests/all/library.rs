@@ -82,3 +82,50 @@ async fn a_runaway_task_does_not_stop_the_others() {
         assert_eq!(r["seq"], i as u64);
     }
 }
+
+/// Keeps records in memory and refuses `call.intent` ones, as a log that
+/// fails just before a change would.
+#[derive(Default)]
+struct RefuseIntents(std::sync::Mutex<Vec<String>>);
+
+impl warden_host_api::audit::EventSink for RefuseIntents {
+    fn emit(&self, record: &warden_host_api::audit::Record<'_>) -> anyhow::Result<()> {
+        if record.event.event == "call.intent" {
+            anyhow::bail!("disk full");
+        }
+        self.0.lock().unwrap().push(record.event.event.to_string());
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_change_that_cannot_be_recorded_first_is_not_made() {
+    let sb = Sandbox::new("probe", "probe");
+    let runtime = Runtime::new(&EngineConfig::default()).unwrap();
+    let tool = runtime.load(Manifest::load(&sb.manifest).unwrap()).unwrap();
+    let sink = Arc::new(RefuseIntents::default());
+    let run = |input: &str| TaskRequest {
+        input: input.into(),
+        args: vec![],
+        stdin: vec![],
+        agent: None,
+        sink: sink.clone(),
+    };
+    // Reads need no intent and go through.
+    let out = tool
+        .run(run(r#"{"op":"read","path":"/ro/hello.txt"}"#))
+        .await
+        .unwrap();
+    assert!(matches!(out.outcome, Outcome::Result(ref s) if s.contains("hello from /ro")));
+    // A write's intent cannot be recorded: the task stops before the file
+    // exists.
+    let err = tool
+        .run(run(r#"{"op":"write","path":"/rw/made.txt","data":"x"}"#))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("disk full"), "{err}");
+    assert!(
+        !sb.path("root/rw/made.txt").exists(),
+        "the change was made unrecorded"
+    );
+}

@@ -80,6 +80,20 @@ impl Guarded<'_, View<'_>> {
         self.host.record(ev).map_err(FsError::trap)
     }
 
+    /// Records a call that changes the filesystem before it is performed:
+    /// the write-ahead half of its audit trail.
+    fn intent(&mut self, call: &'static str, args: &Value, ok: &Resolved) -> Result<(), FsError> {
+        if !ok.writes {
+            return Ok(());
+        }
+        let mut ev = Event::call(call)
+            .args(args.clone())
+            .resource(ok.path.clone())
+            .allow(FsState::rule_for(&self.host.fs, ok));
+        ev.event = "call.intent";
+        self.host.record(ev).map_err(FsError::trap)
+    }
+
     fn check(&self, fd: &Resource<Descriptor>, path: &str, op: Op) -> Result<Resolved, Denial> {
         self.host.fs.check(fd.rep(), path, op)
     }
@@ -115,6 +129,7 @@ macro_rules! guarded {
             Ok(ok) => ok,
             Err(d) => return Err($self.denied(CALL, start, args, d)),
         };
+        $self.intent(CALL, &args, &ok)?;
         let r = $perform;
         $self.checked(CALL, start, args, &ok, &r)?;
         r
@@ -228,6 +243,7 @@ passthrough! {
                 Ok(ok) => ok,
                 Err(d) => return Err(self.denied(CALL, start, args, d)),
             };
+            self.intent(CALL, &args, &ok)?;
             let r = HostDescriptor::open_at(&mut self.inner, fd, path_flags, path, open_flags, flags).await;
             if let Ok(new) = &r {
                 let rep = new.rep();
@@ -372,6 +388,7 @@ impl preopens::Host for Guarded<'_, View<'_>> {
                     let resolved = Resolved {
                         grant,
                         path: guest.clone(),
+                        writes: false,
                     };
                     self.host.fs.insert(fd.rep(), &resolved);
                     self.host.name(fd.rep(), guest.clone());

@@ -11,6 +11,13 @@
 //!   hard link may alias a file outside every grant;
 //! - symlinks whose target leaves the grant cannot be created.
 //!
+//! A call that changes the filesystem (a create, a write open, a rename, a
+//! delete, ...) is recorded twice: a `call.intent` record before it is
+//! performed, so that with `fsync = always` the record is on disk before the
+//! change is, and the usual `call` record with its outcome after. Bytes
+//! written through a stream opened for writing are covered by that open's
+//! intent and summed per stream.
+//!
 //! ```toml
 //! [[fs]]
 //! host = "./workspace"    # relative to the manifest, or absolute
@@ -50,6 +57,9 @@ struct Handle {
 pub(crate) struct Resolved {
     grant: usize,
     path: String,
+    /// The operation changes the filesystem: it is recorded before it is
+    /// performed.
+    writes: bool,
 }
 
 /// Whether an operation reads or changes the filesystem.
@@ -151,7 +161,11 @@ impl FsState {
                 code: types::ErrorCode::ReadOnly,
             });
         }
-        Ok(Resolved { grant, path })
+        Ok(Resolved {
+            grant,
+            path,
+            writes: op == Op::Write,
+        })
     }
 
     fn uncovered(&self, path: &str, why: &str) -> String {
@@ -274,6 +288,7 @@ mod tests {
             &Resolved {
                 grant: 0,
                 path: "/ro".into(),
+                writes: false,
             },
         );
         s.insert(
@@ -281,6 +296,7 @@ mod tests {
             &Resolved {
                 grant: 1,
                 path: "/rw".into(),
+                writes: false,
             },
         );
         s
