@@ -97,6 +97,12 @@ enum AuditCommand {
         /// this host's key ($WARDEN_KEY or the XDG state directory).
         #[arg(long, value_name = "VKEY")]
         key: Option<String>,
+        /// A signed checkpoint kept apart from the log (e.g. the
+        /// `checkpoint` of an earlier `audit prove`): the log must still
+        /// hold what it signed. Catches trailing records removed together
+        /// with the checkpoints that covered them.
+        #[arg(long, value_name = "NOTE")]
+        checkpoint: Option<PathBuf>,
     },
     /// Print an inclusion proof (JSON) of record SEQ against the last
     /// checkpoint of LOG, after verifying LOG.
@@ -163,7 +169,11 @@ fn main() -> ExitCode {
         ),
         Command::Check { manifest } => check(&manifest),
         Command::Audit(AuditCommand::Key { key }) => audit_key(key),
-        Command::Audit(AuditCommand::Verify { log, key }) => audit_verify(&log, key),
+        Command::Audit(AuditCommand::Verify {
+            log,
+            key,
+            checkpoint,
+        }) => audit_verify(&log, key, checkpoint),
         Command::Audit(AuditCommand::Prove { log, seq, key }) => audit_prove(&log, seq, key),
         Command::Audit(AuditCommand::CheckProof { proof, key, record }) => {
             audit_check_proof(&proof, &key, record)
@@ -347,8 +357,22 @@ fn verifier_key(key: Option<&str>) -> Result<VerifierKey, Failure> {
     )))
 }
 
-fn audit_verify(log: &Path, key: Option<String>) -> Result<ExitCode, Failure> {
+fn audit_verify(
+    log: &Path,
+    key: Option<String>,
+    kept: Option<PathBuf>,
+) -> Result<ExitCode, Failure> {
     let key = verifier_key(key.as_deref())?;
+    let kept = match kept {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+            let cp = warden::audit::checkpoint::Checkpoint::verify(&text, &key)
+                .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+            Some(cp)
+        }
+        None => None,
+    };
     let report = match verify::verify(log, &key) {
         Ok(report) => report,
         Err(e) if e.is_damage() => {
@@ -357,6 +381,23 @@ fn audit_verify(log: &Path, key: Option<String>) -> Result<ExitCode, Failure> {
         }
         Err(e) => return Err(usage(e)),
     };
+    if let Some(cp) = &kept {
+        if cp.size > report.records {
+            println!(
+                "not intact: seq {}: truncated: the kept checkpoint covers {} records, the log has {}",
+                report.records, cp.size, report.records
+            );
+            return Ok(ExitCode::from(1));
+        }
+        let root = report.tree().root_at(cp.size).map_err(usage)?;
+        if root[..] != cp.root[..] {
+            println!(
+                "not intact: the first {} records differ from what the kept checkpoint signed",
+                cp.size
+            );
+            return Ok(ExitCode::from(1));
+        }
+    }
     println!(
         "intact: {} records, {} checkpoints, {} covered by the last checkpoint, {} after it \
          chained but not yet signed",
@@ -364,6 +405,9 @@ fn audit_verify(log: &Path, key: Option<String>) -> Result<ExitCode, Failure> {
     );
     if report.checkpoints == 0 && report.records > 0 {
         println!("warning: no checkpoints: the records are chained, but nothing signs them");
+    }
+    if let Some(cp) = &kept {
+        println!("the kept checkpoint of {} records matches", cp.size);
     }
     if let Some(torn) = report.torn_tail {
         println!(

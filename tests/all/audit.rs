@@ -1144,3 +1144,53 @@ fn logs_the_writer_writes_verify_and_their_damage_is_named() {
     assert_eq!(refused.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("tampered"), "{stderr}");
 }
+
+#[test]
+fn a_kept_checkpoint_catches_trailing_records_removed_with_their_checkpoints() {
+    let key = key();
+    let dir = tempfile::tempdir().unwrap();
+    let full = build(30, 10, &key);
+    let kept = dir.path().join("kept.note");
+    std::fs::write(&kept, full.notes.last().unwrap()).unwrap();
+    let vkey = key.verifier().to_string();
+    let verify_cli = |log: &Path, extra: &[&str]| {
+        let mut args = vec!["audit", "verify", log.to_str().unwrap(), "--key", &vkey];
+        args.extend_from_slice(extra);
+        warden(&args, &[], None)
+    };
+
+    // The whole log matches the kept checkpoint.
+    let log = full.write(dir.path());
+    let out = verify_cli(&log, &["--checkpoint", kept.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    // An attacker drops the last task and the checkpoint that covered it:
+    // the log alone still verifies, the kept checkpoint says what is gone.
+    let cut = Log {
+        lines: full.lines[..20].to_vec(),
+        notes: full.notes[..2].to_vec(),
+    };
+    let log = cut.write(dir.path());
+    assert_eq!(verify_cli(&log, &[]).status.code(), Some(0));
+    let out = verify_cli(&log, &["--checkpoint", kept.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("seq 20: truncated"), "{stdout}");
+
+    // A kept checkpoint that is not the key's is a usage error, not a verdict.
+    let other = HostKey::generate("other/warden-audit").unwrap();
+    let forged = dir.path().join("forged.note");
+    let note = Checkpoint {
+        origin: "other/warden-audit".into(),
+        size: 30,
+        root: vec![0; 32],
+    }
+    .sign(&other);
+    std::fs::write(&forged, note).unwrap();
+    assert_eq!(
+        verify_cli(&log, &["--checkpoint", forged.to_str().unwrap()])
+            .status
+            .code(),
+        Some(2)
+    );
+}
