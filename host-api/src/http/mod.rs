@@ -28,7 +28,10 @@
 //! link-local, unique-local, CGNAT, broadcast, multicast, unspecified and
 //! cloud-metadata addresses (and their IPv4-mapped, IPv4-compatible, NAT64
 //! and 6to4 IPv6 forms) are refused unless the rule that matched names that
-//! IP, or a network containing it, explicitly. [`check_header`] refuses
+//! IP, or a network containing it, explicitly: `http://localhost:8080/`
+//! alone does not reach `127.0.0.1`, `http://127.0.0.1:8080/` does. The
+//! caller must check the very address it then connects to, so that a second
+//! DNS answer cannot swap it. [`check_header`] refuses
 //! header names and values that could split a request.
 //!
 //! ```toml
@@ -114,7 +117,7 @@ pub enum Denied {
     /// The request URL does not parse.
     #[error("request url {url:?} is malformed: {reason}")]
     BadUrl {
-        /// The URL as the guest sent it.
+        /// The URL as the guest sent it, any userinfo replaced by `***`.
         url: String,
         /// What the parser said.
         reason: String,
@@ -218,7 +221,7 @@ impl Egress {
             });
         }
         let parsed = Url::parse(url).map_err(|e| Denied::BadUrl {
-            url: url.to_owned(),
+            url: without_userinfo(url),
             reason: e.to_string(),
         })?;
         let scheme = parsed.scheme();
@@ -239,13 +242,13 @@ impl Egress {
             .host()
             .and_then(RequestHost::from_url)
             .ok_or_else(|| Denied::BadUrl {
-                url: url.to_owned(),
+                url: without_userinfo(url),
                 reason: "empty host".to_owned(),
             })?;
         let port = parsed
             .port_or_known_default()
             .ok_or_else(|| Denied::BadUrl {
-                url: url.to_owned(),
+                url: without_userinfo(url),
                 reason: "no port".to_owned(),
             })?;
         let segments = path_segments(&parsed);
@@ -349,13 +352,30 @@ impl Egress {
     }
 }
 
-/// A decoded segment that contains `/` or `\` and a `.` or `..` between
-/// them: harmless to us, but a server that decodes before resolving would
-/// leave the prefix.
+/// A decoded segment that hides a `.` or `..` from the WHATWG parser but
+/// not from every server: behind an encoded slash (`a%2F..%2Fadmin`), an
+/// encoded backslash, or a path parameter (`..;`, which Tomcat and others
+/// resolve as `..`).
 fn hides_dot_segment(segment: &[u8]) -> bool {
     segment
         .split(|b| *b == b'/' || *b == b'\\')
+        .map(|part| part.split(|b| *b == b';').next().unwrap_or(part))
         .any(|part| part == b"." || part == b"..")
+}
+
+/// `url` with anything between `://` and an `@` in its authority replaced,
+/// so that a malformed URL is never echoed with its password.
+fn without_userinfo(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_owned(),
+    }
 }
 
 /// Checks one request header: its name must be an HTTP token, and neither

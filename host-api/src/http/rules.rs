@@ -92,6 +92,7 @@ pub enum RuleError {
 
 /// Which hosts a rule matches.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HostPattern {
     /// Exactly this DNS name (lowercase, no trailing dot).
     Exact(String),

@@ -262,6 +262,9 @@ fn http_only_http_and_https() {
     }
     denies(&e, "GET", "http://api.github.com/");
     denies(&e, "GET", "not a url");
+    let d = denies(&e, "GET", "https://user:hunter2@/x");
+    assert!(matches!(d, Denied::BadUrl { .. }), "{d}");
+    assert!(!d.to_string().contains("hunter2"), "{d}");
     denies(&e, "GET", "/relative");
 }
 
@@ -328,6 +331,10 @@ fn http_path_traversal_does_not_escape_the_prefix() {
         "https://api.github.com/repos/a%5C..%5C..%5Cadmin",
         "https://api.github.com/repos\\..\\admin",
         "https://api.github.com/repos/%2e%2e%2fadmin",
+        "https://api.github.com/repos/..;/admin",
+        "https://api.github.com/repos/..;x=1/admin",
+        "https://api.github.com/repos/x/%2e%2e%3b/admin",
+        "https://api.github.com/repos/.;/..;/admin",
     ] {
         denies(&e, "GET", url);
     }
