@@ -93,12 +93,33 @@ pub struct Egress {
 pub struct Allowed {
     index: usize,
     rule: String,
+    url: String,
+    host: String,
+    port: u16,
 }
 
 impl Allowed {
     /// The index of the matching rule in the manifest's `[[http]]` list.
     pub fn index(&self) -> usize {
         self.index
+    }
+
+    /// The request URL as it was checked: normalized, without fragment.
+    /// Send this, not the guest's text, so that no other parser can read
+    /// the guest's URL differently from the check.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The host that was checked: a lowercase DNS name without trailing dot,
+    /// an IPv4 address, or an IPv6 address in brackets.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port that was checked, defaulted from the scheme.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 }
 
@@ -220,6 +241,18 @@ impl Egress {
                 method: method.to_owned(),
             });
         }
+        // The WHATWG parser drops tabs and newlines, trims spaces and reads
+        // `\\` as `/`; a client that does not would send something other than
+        // what was checked.
+        if url
+            .bytes()
+            .any(|b| b.is_ascii_control() || b == b' ' || b == b'\\')
+        {
+            return Err(Denied::BadUrl {
+                url: without_userinfo(url).escape_debug().to_string(),
+                reason: "it contains a space, backslash or control character".to_owned(),
+            });
+        }
         let parsed = Url::parse(url).map_err(|e| Denied::BadUrl {
             url: without_userinfo(url),
             reason: e.to_string(),
@@ -286,9 +319,19 @@ impl Egress {
                     format!("method {method} is not among the methods of http[{index}]"),
                 )
             } else {
+                let mut checked = parsed.clone();
+                checked.set_fragment(None);
+                // One spelling per host, so the Host header and SNI agree
+                // with the rule that was checked.
+                if let RequestHost::Domain(d) = &host {
+                    let _ = checked.set_host(Some(d));
+                }
                 return Ok(Allowed {
                     index,
                     rule: rule.to_string(),
+                    url: checked.into(),
+                    host: host.to_string(),
+                    port,
                 });
             };
             if nearest.as_ref().is_none_or(|(rank, _)| miss.0 > *rank) {

@@ -230,6 +230,47 @@ fn http_cidr_rule() {
     denies(&e, "GET", "http://internal.corp/api/x");
 }
 
+#[test]
+fn http_idn_homographs_and_unicode_hosts() {
+    let e = egress(&["https://api.github.com/", "https://*.bücher.de/"]);
+    // Cyrillic `а` is another host.
+    denies(&e, "GET", "https://\u{430}pi.github.com/");
+    allows(&e, "GET", "https://shop.xn--bcher-kva.de/");
+    allows(&e, "GET", "https://shop.BÜCHER.de/");
+    denies(&e, "GET", "https://bücher.de/");
+}
+
+#[test]
+fn http_allowed_carries_what_was_checked() {
+    let e = egress(&["https://api.github.com/repos/", "http://[::1]:9000/"]);
+    let a = allows(&e, "GET", "https://API.GITHUB.COM./repos/a/../b?x=1#frag");
+    assert_eq!(a.url(), "https://api.github.com/repos/b?x=1");
+    assert_eq!(a.host(), "api.github.com");
+    assert_eq!(a.port(), 443);
+    let a = allows(&e, "GET", "http://[0:0::1]:9000/");
+    assert_eq!(a.host(), "[::1]");
+    assert_eq!(a.port(), 9000);
+}
+
+#[test]
+fn http_urls_that_parsers_read_differently_are_refused() {
+    let e = egress(&["https://api.github.com/"]);
+    for url in [
+        "https://api.github.com/re\npos",
+        "https://api.github.com/re\tpos",
+        " https://api.github.com/",
+        "https://api.github.com/ ",
+        "https://api.github.com/a b",
+        "https://api.github.com\\@evil.net/",
+        "https://evil.net\\@api.github.com/",
+        "https://api.github.com/\0",
+        "https://api.github.com/\r\nHost: evil.net",
+    ] {
+        let d = denies(&e, "GET", url);
+        assert!(matches!(d, Denied::BadUrl { .. }), "{url:?}: {d}");
+    }
+}
+
 // ---- scheme, userinfo, port ----
 
 #[test]
