@@ -242,7 +242,7 @@ impl Egress {
             });
         }
         // The WHATWG parser drops tabs and newlines, trims spaces and reads
-        // `\\` as `/`; a client that does not would send something other than
+        // `\` as `/`; a client that does not would send something other than
         // what was checked.
         if url
             .bytes()

@@ -92,6 +92,8 @@ fn http_rule_parse_errors_name_the_value() {
         ("api.github.com", "malformed"),
         ("https://api.github.com\\admin", "backslash"),
         ("https://exa mple.com/", "malformed"),
+        ("https://api.github.com:99999/", "malformed"),
+        ("http://[::1/", "malformed"),
     ];
     for (url, want) in cases {
         let err = HttpRule::parse(url, None)
@@ -269,6 +271,41 @@ fn http_urls_that_parsers_read_differently_are_refused() {
         let d = denies(&e, "GET", url);
         assert!(matches!(d, Denied::BadUrl { .. }), "{url:?}: {d}");
     }
+}
+
+#[test]
+fn http_wildcard_against_many_spellings() {
+    let e = egress(&["https://*.example.com/"]);
+    let labels = ["", "a", "example", "com", "evil", "example.com", "xexample"];
+    let seps = ["", ".", "-"];
+    for l in labels {
+        for sep in seps {
+            for tail in ["", ".evil.net", ".com", "."] {
+                let host = format!("{l}{sep}example.com{tail}");
+                let url = format!("https://{host}/");
+                let want = !l.is_empty() && sep == "." && (tail.is_empty() || tail == ".");
+                assert_eq!(e.check("GET", &url).is_ok(), want, "{url}");
+            }
+        }
+    }
+}
+
+#[test]
+fn http_a_name_is_not_its_address() {
+    let e = egress(&["http://localhost:8080/"]);
+    let a = allows(&e, "GET", "http://LOCALHOST:8080/");
+    let d = e.check_addr(&a, ip("127.0.0.1")).unwrap_err();
+    assert!(
+        matches!(
+            d,
+            Denied::Address {
+                class: AddrClass::Loopback,
+                ..
+            }
+        ),
+        "{d}"
+    );
+    e.check_addr(&a, ip("::1")).unwrap_err();
 }
 
 // ---- scheme, userinfo, port ----
