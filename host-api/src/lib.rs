@@ -5,6 +5,7 @@
 //!
 //! - [`fs`]: `[[fs]]` directory grants (`wasi:filesystem`)
 //! - [`env`]: `[env]` variables (`wasi:cli/environment`)
+//! - [`http`]: `[[http]]` egress rules (the rule engine; not yet wired to `wasi:http`)
 //! - [`limits`]: `[limits]` memory, time, fuel and output
 //!
 //! [`interpose`] is how every host call passes through Warden on its way to
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod clocks;
 pub mod env;
 pub mod fs;
+pub mod http;
 pub mod io;
 pub mod limits;
 pub mod log;
