@@ -501,7 +501,7 @@ mod tests {
         }
     }
 
-    fn state(sink: Arc<Capture>) -> HostState {
+    fn state(sink: Arc<dyn EventSink>) -> HostState {
         let meta = TaskMeta {
             host: "h".into(),
             agent: None,
@@ -543,18 +543,7 @@ mod tests {
                 anyhow::bail!("disk full")
             }
         }
-        let meta = TaskMeta {
-            host: "h".into(),
-            agent: None,
-            task: "t".into(),
-            parent: None,
-            tool: "x".into(),
-            component: "c".into(),
-        };
-        let mut s = HostState::new(
-            Audit::new(meta, Arc::new(Broken), Level::Calls),
-            FsState::default(),
-        );
+        let mut s = state(Arc::new(Broken));
         let err = s.record(Event::call("x")).unwrap_err();
         assert!(format!("{err:#}").contains("disk full"), "{err:#}");
     }
