@@ -96,14 +96,14 @@ impl HostState {
         ok: bool,
         dur: Duration,
     ) {
-        let resource = handle.and_then(|h| self.names.get(&h).cloned());
         let t = self.tallies.entry(TallyKey { call, handle }).or_default();
         t.calls += 1;
         t.bytes += bytes;
         t.errors += u64::from(!ok);
         t.dur += dur;
-        if t.resource.is_none() {
-            t.resource = resource;
+        // Named once, on the first call: this runs on every stream read.
+        if t.calls == 1 {
+            t.resource = handle.and_then(|h| self.names.get(&h).cloned());
         }
     }
 

@@ -136,12 +136,18 @@ pub fn new_task_id() -> String {
     h.finalize().to_hex()[..24].to_string()
 }
 
+/// This machine's name, read once per process: every task's records carry
+/// it, and a file read per task would be most of a task's cost.
 pub(crate) fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".into())
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "localhost".into())
+    })
+    .clone()
 }
 
 /// Everything a task needs from its loaded tool.

@@ -3,7 +3,7 @@
 
 use super::{Denial, FsState, Op, Resolved, normalize};
 use crate::audit::Event;
-use crate::interpose::{Guarded, Ret, Size, debug_arg, no_size, passthrough};
+use crate::interpose::{ArgValue, Guarded, Mode, Ret, Size, debug_arg, no_size, passthrough};
 use serde_json::{Value, json};
 use std::time::Instant;
 use wasmtime::component::Resource;
@@ -180,11 +180,16 @@ passthrough! {
             if let Err(d) = self.host.fs.check_fd(fd.rep(), Op::Write) {
                 return Err(self.denied(CALL, start, json!({ "len": buf.len(), "offset": offset }), d));
             }
-            let len = buf.len() as u64;
-            let rep = fd.rep();
+            // Checked here, then recorded like every other stream-like call:
+            // summed per descriptor, or one record each at level `full`.
+            let args = vec![
+                ("fd", ArgValue::Handle(fd.rep())),
+                ("buf", ArgValue::Bytes(buf.len() as u64)),
+                ("offset", ArgValue::Json(json!(offset))),
+            ];
             let r = HostDescriptor::write(&mut self.inner, fd, buf, offset).await;
-            self.host.calls += 1;
-            self.host.tally(CALL, Some(rep), len, r.is_ok(), start.elapsed());
+            self.finish(CALL, Mode::Summed, start, args, r.outcome())
+                .map_err(FsError::trap)?;
             r
         }
 
@@ -262,7 +267,7 @@ passthrough! {
             let rep = fd.rep();
             let r = HostDescriptor::drop(&mut self.inner, fd);
             self.host.fs.remove(rep);
-            self.finish("wasi:filesystem/types.[resource-drop]descriptor", crate::interpose::Mode::Drop, start, vec![("fd", crate::interpose::ArgValue::Handle(rep))], r.outcome())?;
+            self.finish("wasi:filesystem/types.[resource-drop]descriptor", Mode::Drop, start, vec![("fd", ArgValue::Handle(rep))], r.outcome())?;
             r
         }
 
@@ -398,9 +403,9 @@ impl preopens::Host for Guarded<'_, View<'_>> {
         let dirs: Vec<String> = r.iter().flatten().map(|(_, g)| g.clone()).collect();
         self.finish(
             "wasi:filesystem/preopens.get-directories",
-            crate::interpose::Mode::Each,
+            Mode::Each,
             start,
-            vec![("granted", crate::interpose::ArgValue::Json(json!(dirs)))],
+            vec![("granted", ArgValue::Json(json!(dirs)))],
             r.outcome(),
         )?;
         r
