@@ -4,7 +4,7 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "warden:tool/tool",
-    imports: { default: trappable },
+    imports: { "warden:tool/secrets": async | trappable, default: trappable },
     exports: { default: async },
     with: {
         "wasi:cli": wasmtime_wasi::p2::bindings::cli,
@@ -13,5 +13,7 @@ wasmtime::component::bindgen!({
         "wasi:io": wasmtime_wasi::p2::bindings::io,
         "wasi:random": wasmtime_wasi::p2::bindings::random,
         "wasi:sockets": wasmtime_wasi::p2::bindings::sockets,
+        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+        "warden:tool/secrets.secret": crate::secrets::SecretHandle,
     },
 });

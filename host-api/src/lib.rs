@@ -29,6 +29,7 @@ pub mod io;
 pub mod limits;
 pub mod log;
 pub mod random;
+pub mod secrets;
 pub mod sockets;
 
 pub use interpose::{HostState, WardenView};
