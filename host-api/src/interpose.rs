@@ -13,6 +13,7 @@
 
 use crate::audit::{Audit, Event, Level};
 use crate::fs::FsState;
+use crate::secrets::TaskSecrets;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -38,6 +39,8 @@ pub struct HostState {
     /// Resource drops among `calls`. wasmtime counts each twice as a host
     /// transition (the `resource.drop` builtin, then the destructor).
     pub drops: u64,
+    /// The task's `[[secrets]]` and their values; none unless the runtime sets them.
+    pub secrets: TaskSecrets,
 }
 
 /// What a tally sums: one call name on one handle (or on no handle).
@@ -76,6 +79,7 @@ impl HostState {
             calls: 0,
             log_lines: 0,
             drops: 0,
+            secrets: TaskSecrets::default(),
         }
     }
 

@@ -7,6 +7,7 @@
 //! - [`env`]: `[env]` variables (`wasi:cli/environment`)
 //! - [`http`]: `[[http]]` egress rules (the rule engine; not yet wired to `wasi:http`)
 //! - [`limits`]: `[limits]` memory, time, fuel and output
+//! - [`secrets`]: `[[secrets]]` host-held credentials (`warden:tool/secrets`)
 //!
 //! [`interpose`] is how every host call passes through Warden on its way to
 //! wasmtime-wasi, and [`audit`] is the event each call becomes.
@@ -37,8 +38,8 @@ pub use interpose::{HostState, WardenView};
 use wasmtime::component::Linker;
 
 /// Adds every interface a Warden tool may import to `linker`: all of WASI
-/// 0.2 (filesystem, cli, clocks, random, io, sockets) and `warden:tool/log`,
-/// each through its capability's interposer.
+/// 0.2 (filesystem, cli, clocks, random, io, sockets), `warden:tool/log` and
+/// `warden:tool/secrets`, each through its capability's interposer.
 pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     io::add_to_linker(linker)?;
     fs::add_to_linker(linker)?;
@@ -48,5 +49,6 @@ pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<
     random::add_to_linker(linker)?;
     sockets::add_to_linker(linker)?;
     log::add_to_linker(linker)?;
+    secrets::add_to_linker(linker)?;
     Ok(())
 }
