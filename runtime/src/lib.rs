@@ -46,6 +46,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use task::{Prepared, TaskData};
 use warden_host_api::bindings::ToolPre;
+use warden_host_api::secrets::TaskSecrets;
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::bindings::CommandPre;
@@ -189,6 +190,10 @@ impl Tool {
     }
 
     /// Runs one task.
+    ///
+    /// The task's secrets are fetched first, just in time, from their providers; a secret
+    /// that cannot be fetched ends the task before the tool starts, with
+    /// [`TaskError::Secret`] naming it and its source.
     pub async fn run(&self, req: TaskRequest) -> Result<TaskOutput, TaskError> {
         let task = new_task_id();
         let p = Prepared {
@@ -197,16 +202,33 @@ impl Tool {
             digest: &self.digest,
             fuel_metered: self.fuel,
         };
-        let (mut store, out, err, tripwire) =
-            task::store(&p, &req, &task).map_err(|message| TaskError::Host {
-                task: task.clone(),
-                message,
-            })?;
-        task::start(&mut store, self.kind, &req).map_err(|e| TaskError::Host {
+        let audit = task::audit(&p, &req, &task);
+        task::start(&audit, &self.manifest, self.kind, &req).map_err(|e| TaskError::Host {
             task: task.clone(),
             message: format!("{e:#}"),
         })?;
         let started = Instant::now();
+        let secrets = match TaskSecrets::fetch(&self.manifest.secrets, &audit).await {
+            Ok(secrets) => secrets,
+            Err(error) => {
+                let outcome = format!("error:secret:{}", error.code());
+                let error = TaskError::Secret {
+                    task: task.clone(),
+                    error,
+                };
+                return Err(task::abandon(&audit, started, outcome, error));
+            }
+        };
+        let (mut store, out, err, tripwire) = match task::store(&p, &req, audit.clone(), secrets) {
+            Ok(built) => built,
+            Err(message) => {
+                let error = TaskError::Host {
+                    task: task.clone(),
+                    message,
+                };
+                return Err(task::abandon(&audit, started, "trap".into(), error));
+            }
+        };
         // Epoch interruption stops guest code; this stops a task whose guest
         // is parked in a host call that never returns.
         let backstop = self.manifest.limits.timeout + Duration::from_secs(1);

@@ -648,6 +648,9 @@ fn ungranted(import: &str, m: &Manifest) -> Option<String> {
         "wasi:cli/environment" if m.env.vars.is_empty() && m.env.pass.is_empty() => {
             Some("no [env] grant: the tool sees an empty environment".into())
         }
+        "warden:tool/secrets" if m.secrets.is_empty() => {
+            Some("no [[secrets]]: every secret the tool opens is unknown".into())
+        }
         i if !i.starts_with("wasi:") && !i.starts_with("warden:tool/") => {
             Some("not provided by warden: the component cannot be linked".into())
         }

@@ -21,17 +21,24 @@
 //! vars = { LANG = "C.UTF-8" }        # literal values
 //! pass = ["TZ"]                      # copied from the host env by name, if set
 //!
+//! [[secrets]]
+//! name = "github"
+//! source = "env:GITHUB_TOKEN"        # env:NAME | file:PATH | vault:MOUNT/PATH#FIELD
+//! purpose = "read issues"
+//! inject = { url = "https://api.github.com/", header = "authorization", format = "Bearer {}" }
+//!
 //! [audit]
 //! level = "calls"                    # calls | full
 //! ```
 //!
 //! Only `[tool]` is required. What a section does not grant is denied: no `[[fs]]` means no
-//! files, no `[env]` means an empty environment, and there is no way (yet) to grant network
-//! access, sockets or DNS. Clocks and random numbers are always available. Each section is
-//! defined, documented and validated next to its capability in `warden_host_api`
-//! ([`fs::manifest`](warden_host_api::fs::manifest),
+//! files, no `[env]` means an empty environment, no `[[secrets]]` means no secrets, and there
+//! is no way (yet) to grant network access, sockets or DNS. Clocks and random numbers are
+//! always available. Each section is defined, documented and validated next to its
+//! capability in `warden_host_api` ([`fs::manifest`](warden_host_api::fs::manifest),
 //! [`env::manifest`](warden_host_api::env::manifest),
-//! [`limits::manifest`](warden_host_api::limits::manifest)); this module puts them together.
+//! [`limits::manifest`](warden_host_api::limits::manifest),
+//! [`secrets::manifest`](warden_host_api::secrets::manifest)); this module puts them together.
 //!
 //! # Errors
 //!
@@ -76,7 +83,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 use warden_host_api::env::manifest::{EnvSection, RawEnvSection};
 use warden_host_api::fs::manifest::{FsGrant, RawFsGrant, resolve_grants};
-use warden_host_api::limits::manifest::{Limits, RawLimits};
+use warden_host_api::limits::manifest::{Limits, RawLimits, format_duration};
+use warden_host_api::secrets::manifest::{RawSecret, SecretSpec, resolve_secrets};
 
 /// A loaded and validated tool manifest.
 ///
@@ -94,6 +102,8 @@ pub struct Manifest {
     pub fs: Vec<FsGrant>,
     /// `[env]`: the environment the tool sees.
     pub env: EnvSection,
+    /// `[[secrets]]`: the credentials the host holds for the tool, in manifest order.
+    pub secrets: Vec<SecretSpec>,
     /// `[audit]`: how much the audit log records.
     pub audit: AuditSection,
     /// Line of `tool.digest`, for the mismatch error of [`Manifest::verify_digest`].
@@ -328,7 +338,7 @@ impl ManifestError {
 }
 
 /// The whole file as written. Sections that belong to a capability are defined in
-/// `warden_host_api`; `http` and `secrets` are rejected before this is deserialized.
+/// `warden_host_api`; `http` is rejected before this is deserialized.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawManifest {
@@ -339,6 +349,8 @@ struct RawManifest {
     fs: Vec<RawFsGrant>,
     #[serde(default)]
     env: RawEnvSection,
+    #[serde(default)]
+    secrets: Vec<RawSecret>,
     #[serde(default)]
     audit: RawAudit,
 }
@@ -361,17 +373,11 @@ struct RawAudit {
 
 /// Sections of the design that this version cannot enforce. Refusing them is the safe
 /// reading: silently ignoring `[[http]]` would leave a tool without access its author
-/// expected, and ignoring `[[secrets]]` would be worse if it ever fell back to something.
-const UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "http",
-        "network egress is not supported by this version of warden",
-    ),
-    (
-        "secrets",
-        "secrets are not supported by this version of warden",
-    ),
-];
+/// expected.
+const UNSUPPORTED: &[(&str, &str)] = &[(
+    "http",
+    "network egress is not supported by this version of warden",
+)];
 
 impl Manifest {
     /// Reads and validates the manifest at `path`.
@@ -439,6 +445,8 @@ impl Manifest {
             .env
             .resolve()
             .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
+        let secrets = resolve_secrets(&raw.secrets, base_dir)
+            .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
 
         Ok(Manifest {
             path: path.to_owned(),
@@ -450,6 +458,7 @@ impl Manifest {
             limits,
             fs,
             env,
+            secrets,
             audit: AuditSection {
                 level: raw.audit.level,
             },
@@ -484,8 +493,9 @@ impl Manifest {
     ///
     /// Lists the tool, component, digest, limits, each directory with its access, the
     /// environment (literal values shown; pass-through names with whether the current
-    /// environment sets them, never their values) and the audit level, and ends with what
-    /// is denied.
+    /// environment sets them, never their values), each secret (name, provider and source,
+    /// purpose, injection, TTL and whether it may be revealed; never a value, and nothing is
+    /// fetched) and the audit level, and ends with what is denied.
     ///
     /// # Ambient Authority
     ///
@@ -536,6 +546,7 @@ impl Manifest {
                 writeln!(out, "  {name} passed from the host environment ({state})")?;
             }
         }
+        self.write_secrets(out)?;
         writeln!(out, "audit: {}", self.audit.level)?;
         writeln!(
             out,
@@ -545,6 +556,51 @@ impl Manifest {
             out,
             "everything else is denied: no other files, no network, no sockets, no DNS, no host environment"
         )
+    }
+}
+
+impl Manifest {
+    fn write_secrets(&self, out: &mut String) -> fmt::Result {
+        if self.secrets.is_empty() {
+            return writeln!(out, "secrets: none");
+        }
+        writeln!(out, "secrets (fetched for each task, never shown):")?;
+        for s in &self.secrets {
+            writeln!(
+                out,
+                "  {} from {} (provider {})",
+                s.name,
+                s.source,
+                s.source.provider()
+            )?;
+            writeln!(out, "    purpose: {}", s.purpose)?;
+            match &s.inject {
+                Some(i) => writeln!(
+                    out,
+                    "    inject: header {} = {:?} into requests matching {}",
+                    i.header, i.format, i.url
+                )?,
+                None => writeln!(out, "    inject: none")?,
+            }
+            match s.ttl {
+                Some(ttl) => {
+                    writeln!(out, "    ttl: {}, then fetched again", format_duration(ttl))?
+                }
+                None => writeln!(
+                    out,
+                    "    ttl: none (kept for the task, unless a vault lease is shorter)"
+                )?,
+            }
+            if s.reveal {
+                writeln!(out, "    reveal: yes, the tool may read the value itself")?;
+            } else {
+                writeln!(
+                    out,
+                    "    reveal: no, the tool may only use it (hmac, inject)"
+                )?;
+            }
+        }
+        Ok(())
     }
 }
 

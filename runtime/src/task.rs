@@ -11,6 +11,7 @@ use warden_host_api::audit::{Audit, Event, EventSink, Level, TaskMeta};
 use warden_host_api::bindings::warden::tool::types::ToolError as WitToolError;
 use warden_host_api::fs::FsState;
 use warden_host_api::limits::{CappedPipe, LimitHit, Limiter, Tripwire};
+use warden_host_api::secrets::{SecretError, TaskSecrets};
 use warden_host_api::{HostState, WardenView, env, fs};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
@@ -110,6 +111,14 @@ pub enum TaskError {
         /// What the trap said.
         message: String,
     },
+    /// A secret the manifest binds could not be fetched, so the tool was not started.
+    #[error("task {task} could not start: {error}")]
+    Secret {
+        /// The task's id.
+        task: String,
+        /// Which secret, from which provider, and why.
+        error: SecretError,
+    },
     /// The task could not be set up or recorded.
     #[error("task {task} could not run: {message}")]
     Host {
@@ -158,12 +167,32 @@ pub(crate) struct Prepared<'a> {
     pub fuel_metered: bool,
 }
 
+/// The audit handle of one task: its records carry who, where and what.
+pub(crate) fn audit(p: &Prepared<'_>, req: &TaskRequest, task: &str) -> Audit {
+    let m = p.manifest;
+    let meta = TaskMeta {
+        host: hostname(),
+        agent: req.agent.clone(),
+        task: task.to_string(),
+        parent: None,
+        tool: m.tool.name.clone(),
+        component: p.digest.to_string(),
+    };
+    let level = match m.audit.level {
+        AuditLevel::Calls => Level::Calls,
+        AuditLevel::Full => Level::Full,
+    };
+    Audit::new(meta, req.sink.clone(), level)
+}
+
 /// Builds the store of one task: only granted preopens and env, stdio pipes
-/// capped at the output limit, sockets and name lookup off.
+/// capped at the output limit, sockets and name lookup off, and the secrets
+/// fetched for it.
 pub(crate) fn store(
     p: &Prepared<'_>,
     req: &TaskRequest,
-    task: &str,
+    audit: Audit,
+    secrets: TaskSecrets,
 ) -> Result<(Store<TaskData>, CappedPipe, CappedPipe, Tripwire), String> {
     let m = p.manifest;
     let tripwire = Tripwire::default();
@@ -184,23 +213,12 @@ pub(crate) fn store(
     let mut argv = vec![m.tool.name.clone()];
     argv.extend(req.args.iter().cloned());
     b.args(&argv);
-    let meta = TaskMeta {
-        host: hostname(),
-        agent: req.agent.clone(),
-        task: task.to_string(),
-        parent: None,
-        tool: m.tool.name.clone(),
-        component: p.digest.to_string(),
-    };
-    let level = match m.audit.level {
-        AuditLevel::Calls => Level::Calls,
-        AuditLevel::Full => Level::Full,
-    };
-    let audit = Audit::new(meta, req.sink.clone(), level);
+    let mut host = HostState::new(audit, FsState::new(m.fs.clone()));
+    host.secrets = secrets;
     let data = TaskData {
         wasi: b.build(),
         table: ResourceTable::new(),
-        host: HostState::new(audit, FsState::new(m.fs.clone())),
+        host,
         limiter: Limiter::new(m.limits.memory, tripwire.clone()),
         transitions: 0,
         epoch_callbacks: 0,
@@ -233,28 +251,53 @@ pub(crate) fn store(
     Ok((store, stdout, stderr, tripwire))
 }
 
-/// Records the start of a task.
+/// Records the start of a task, before anything is fetched or built for it.
 pub(crate) fn start(
-    store: &mut Store<TaskData>,
+    audit: &Audit,
+    m: &Manifest,
     kind: Kind,
     req: &TaskRequest,
-) -> wasmtime::Result<()> {
-    let grants: Vec<String> = store
-        .data()
-        .host
-        .fs
-        .grants()
-        .iter()
-        .map(|g| format!("{} {}", g.guest, g.access))
-        .collect();
+) -> anyhow::Result<()> {
+    let grants: Vec<String> =
+        m.fs.iter()
+            .map(|g| format!("{} {}", g.guest, g.access))
+            .collect();
+    let secrets: Vec<&str> = m.secrets.iter().map(|s| s.name.as_str()).collect();
     let ev = Event::new("task.start").args(json!({
         "kind": match kind { Kind::Tool => "tool", Kind::Command => "command" },
         "input_bytes": req.input.len(),
         "args": req.args.len(),
         "stdin_bytes": req.stdin.len(),
         "fs": grants,
+        "secrets": secrets,
     }));
-    store.data_mut().host.record(ev)
+    audit.emit(&ev)
+}
+
+/// Ends a task that never got a store: records its end (no host calls were made) and
+/// returns `error`, or the recording failure if that failed too.
+pub(crate) fn abandon(
+    audit: &Audit,
+    started: Instant,
+    outcome: String,
+    error: TaskError,
+) -> TaskError {
+    let end = Event::new("task.end")
+        .args(json!({
+            "host_calls": 0,
+            "unrecorded_host_calls": 0,
+            "fuel": null,
+            "error": truncate(&error.to_string(), 1024),
+        }))
+        .outcome(outcome)
+        .took(started.elapsed());
+    match audit.emit(&end) {
+        Ok(()) => error,
+        Err(e) => TaskError::Host {
+            task: audit.meta().task.clone(),
+            message: format!("{error}; and its end could not be recorded: {e:#}"),
+        },
+    }
 }
 
 /// Turns the raw result of the call into the task's output or error, and
