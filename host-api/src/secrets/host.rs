@@ -81,11 +81,9 @@ impl SecretsView<'_> {
     fn binding(&self, handle: &Resource<Secret>) -> wasmtime::Result<(TaskSecrets, SecretSpec)> {
         let h: &SecretHandle = self.table.get(handle)?;
         let secrets = self.host.secrets.clone();
-        let spec = secrets
-            .specs()
-            .get(h.index)
-            .cloned()
-            .ok_or_else(|| wasmtime::Error::msg(format!("secret handle {:?} outlived its binding", h.name)))?;
+        let spec = secrets.specs().get(h.index).cloned().ok_or_else(|| {
+            wasmtime::Error::msg(format!("secret handle {:?} outlived its binding", h.name))
+        })?;
         Ok((secrets, spec))
     }
 
@@ -106,7 +104,10 @@ impl SecretsView<'_> {
         ev.args["data_len"] = data.len().into();
         let rule = format!("{}: use without reveal", spec.label());
         let (ev, out) = match result {
-            Ok(value) => (ev.allow(rule).outcome("ok"), Ok(digest(value.expose(), &data))),
+            Ok(value) => (
+                ev.allow(rule).outcome("ok"),
+                Ok(digest(value.expose(), &data)),
+            ),
             Err(e) => {
                 let outcome = format!("error:{}", e.code());
                 (ev.allow(rule).outcome(outcome), Err(guest_error(e)?))
@@ -206,7 +207,10 @@ impl HostSecret for SecretsView<'_> {
             .await
     }
 
-    async fn reveal(&mut self, handle: Resource<Secret>) -> wasmtime::Result<Result<String, Error>> {
+    async fn reveal(
+        &mut self,
+        handle: Resource<Secret>,
+    ) -> wasmtime::Result<Result<String, Error>> {
         let start = Instant::now();
         self.host.calls += 1;
         let (secrets, spec) = self.binding(&handle)?;
@@ -215,9 +219,12 @@ impl HostSecret for SecretsView<'_> {
         if !spec.reveal {
             let key = format!("secrets[{}].reveal", spec.index);
             self.host.record(
-                ev.deny(format!("{key} is false: the tool may use {} but not see it", spec.name))
-                    .outcome("error:denied")
-                    .took(start.elapsed()),
+                ev.deny(format!(
+                    "{key} is false: the tool may use {} but not see it",
+                    spec.name
+                ))
+                .outcome("error:denied")
+                .took(start.elapsed()),
             )?;
             return Ok(Err(Error::Denied(format!(
                 "secret {:?} may be used but not revealed: set {key} = true in the manifest to allow it",

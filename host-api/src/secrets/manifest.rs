@@ -309,9 +309,8 @@ impl Inject {
             .format
             .split_once("{}")
             .expect("resolve_secrets checked that the format holds one {}");
-        let mut out = zeroize::Zeroizing::new(Vec::with_capacity(
-            before.len() + bytes.len() + after.len(),
-        ));
+        let mut out =
+            zeroize::Zeroizing::new(Vec::with_capacity(before.len() + bytes.len() + after.len()));
         out.extend_from_slice(before.as_bytes());
         out.extend_from_slice(bytes);
         out.extend_from_slice(after.as_bytes());
@@ -322,9 +321,7 @@ impl Inject {
 /// A secret value that cannot go into a header: it holds a control character at `offset`.
 /// Neither the value nor the character is carried.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "the value holds a control character at byte {offset}, which a header value cannot carry"
-)]
+#[error("the value holds a control character at byte {offset}, which a header value cannot carry")]
 pub struct InjectValueError {
     /// Where the first such byte is.
     pub offset: usize,
@@ -582,7 +579,9 @@ pub enum SpecReason {
     #[error("{0}")]
     Source(SourceError),
     /// `purpose` is empty or blank.
-    #[error("must not be empty: say what the tool uses the secret for; it is recorded with every use")]
+    #[error(
+        "must not be empty: say what the tool uses the secret for; it is recorded with every use"
+    )]
     NoPurpose,
     /// `inject.url` is not an `[[http]]` rule.
     #[error("{0}")]
@@ -604,7 +603,9 @@ pub enum SpecReason {
         holes: usize,
     },
     /// `inject.format` holds CR, LF, NUL or another control character.
-    #[error("format {0:?} holds a control character (CR, LF, NUL, ...), which a header value cannot carry")]
+    #[error(
+        "format {0:?} holds a control character (CR, LF, NUL, ...), which a header value cannot carry"
+    )]
     FormatControl(String),
     /// `ttl` is zero.
     #[error("must be more than 0s, e.g. \"5m\"; leave it out to keep the value for the whole task")]
@@ -626,9 +627,8 @@ mod tests {
     }
 
     fn one(entry: &str) -> Result<SecretSpec, SpecError> {
-        let src = format!(
-            "[[secrets]]\nname = \"s\"\nsource = \"env:S\"\npurpose = \"p\"\n{entry}\n"
-        );
+        let src =
+            format!("[[secrets]]\nname = \"s\"\nsource = \"env:S\"\npurpose = \"p\"\n{entry}\n");
         resolve(&src).map(|mut v| v.remove(0))
     }
 
@@ -636,7 +636,12 @@ mod tests {
     fn sources() {
         let base = Path::new("/etc/warden");
         let cases: &[(&str, Source)] = &[
-            ("env:TOKEN", Source::Env { var: "TOKEN".into() }),
+            (
+                "env:TOKEN",
+                Source::Env {
+                    var: "TOKEN".into(),
+                },
+            ),
             (
                 "file:token",
                 Source::File {
@@ -763,8 +768,8 @@ mod tests {
             "the value holds a control character at byte 1, which a header value cannot carry"
         );
 
-        let spec = one(r#"inject = { url = "https://api.example.com/", header = "x-api-key" }"#)
-            .unwrap();
+        let spec =
+            one(r#"inject = { url = "https://api.example.com/", header = "x-api-key" }"#).unwrap();
         assert_eq!(spec.inject.unwrap().format, "{}");
     }
 

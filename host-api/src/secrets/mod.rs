@@ -231,7 +231,11 @@ impl TaskSecrets {
         let previous = slot.snapshot();
         let start = Instant::now();
         let mut renewed = None;
-        let result = match previous.lease.as_ref().filter(|l| l.renewable && !l.id.is_empty()) {
+        let result = match previous
+            .lease
+            .as_ref()
+            .filter(|l| l.renewable && !l.id.is_empty())
+        {
             Some(lease) => match inner.providers.renew(lease).await {
                 Ok(lease) if !lease.duration.is_zero() => {
                     renewed = Some(true);
@@ -383,7 +387,10 @@ fn fetch_event(
 #[non_exhaustive]
 pub enum SecretError {
     /// The manifest binds no secret of this name.
-    #[error("no secret named {name:?} is bound by the manifest; it binds {}", bound_list(bound))]
+    #[error(
+        "no secret named {name:?} is bound by the manifest; it binds {}",
+        bound_list(bound)
+    )]
     Unknown {
         /// The name asked for.
         name: String,
@@ -507,7 +514,11 @@ mod tests {
         assert_eq!(records[0]["args"]["source"], "env:A");
         assert_eq!(records[0]["args"]["reason"], "task");
         assert_eq!(records[0]["rule"], "secrets[0] a binds env:A");
-        assert!(!serde_json::to_string(&records).unwrap().contains("value-of"));
+        assert!(
+            !serde_json::to_string(&records)
+                .unwrap()
+                .contains("value-of")
+        );
         assert_eq!(format!("{s:?}"), r#"["a", "b"]"#);
 
         let err = s.value("c").await.unwrap_err();

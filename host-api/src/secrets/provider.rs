@@ -92,9 +92,7 @@ impl Providers {
                 lease: None,
                 version: None,
             },
-            Source::Vault { mount, path, field } => {
-                self.vault()?.read(mount, path, field).await?
-            }
+            Source::Vault { mount, path, field } => self.vault()?.read(mount, path, field).await?,
         };
         if fetched.value.is_empty() {
             return Err(FetchError::Empty);

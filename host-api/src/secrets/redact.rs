@@ -239,10 +239,16 @@ mod tests {
         assert_eq!(one_shot(&v, "abcabcdef"), "[REDACTED:short][REDACTED:long]");
         // Overlapping occurrences: the leftmost is taken, the overlap is not matched again.
         assert_eq!(one_shot(&[("a", "aba")], "ababa"), "[REDACTED:a]ba");
-        assert_eq!(one_shot(&[("a", "aa")], "aaaaa"), "[REDACTED:a][REDACTED:a]a");
+        assert_eq!(
+            one_shot(&[("a", "aa")], "aaaaa"),
+            "[REDACTED:a][REDACTED:a]a"
+        );
         // A value that is a suffix of another one.
         let v = [("tail", "def"), ("long", "abcdef")];
-        assert_eq!(one_shot(&v, "abcdef def"), "[REDACTED:long] [REDACTED:tail]");
+        assert_eq!(
+            one_shot(&v, "abcdef def"),
+            "[REDACTED:long] [REDACTED:tail]"
+        );
     }
 
     #[test]
@@ -250,7 +256,10 @@ mod tests {
         let r = redactor(&[("e", ""), ("a", "x"), ("b", "x")]);
         assert_eq!(&*r.redact(b"axa"), b"a[REDACTED:a]a");
         assert!(redactor(&[("e", "")]).is_empty());
-        assert_eq!(format!("{:?}", redactor(&[("a", "x")])).contains('x'), false);
+        assert_eq!(
+            format!("{:?}", redactor(&[("a", "x")])).contains('x'),
+            false
+        );
     }
 
     /// xorshift64*: enough randomness for cutting strings, and the same on every run.
@@ -357,7 +366,11 @@ mod tests {
                         input.push(b"abcx"[rng.below(4)]);
                     } else {
                         let v = values[rng.below(values.len())].1.as_bytes();
-                        let from = if rng.below(3) == 0 { rng.below(v.len()) } else { 0 };
+                        let from = if rng.below(3) == 0 {
+                            rng.below(v.len())
+                        } else {
+                            0
+                        };
                         let to = if rng.below(3) == 0 {
                             from + rng.below(v.len() - from + 1)
                         } else {

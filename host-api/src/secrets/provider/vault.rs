@@ -145,11 +145,16 @@ impl Vault {
         let mut segments = vec![mount, "data"];
         segments.extend(path.split('/'));
         let (status, body) = self.call(Method::GET, &segments, None, &what).await?;
-        parse_read(status, &body, &Context {
-            addr: &self.shown(),
-            what: &what,
-            token_from: &self.token_from,
-        }, field)
+        parse_read(
+            status,
+            &body,
+            &Context {
+                addr: &self.shown(),
+                what: &what,
+                token_from: &self.token_from,
+            },
+            field,
+        )
     }
 
     /// Renews `lease`: `PUT /v1/sys/leases/renew`. The value stays what it was.
@@ -854,7 +859,6 @@ pub(crate) mod fake {
         });
         Fake { addr, seen }
     }
-
 }
 
 #[cfg(test)]
@@ -888,7 +892,11 @@ mod tests {
         assert_eq!(got.version, Some(3));
         assert_eq!(got.lease, None);
         let seen = f.seen.lock().unwrap();
-        assert!(seen[0].contains("x-vault-token: hvs.test-token"), "{}", seen[0]);
+        assert!(
+            seen[0].contains("x-vault-token: hvs.test-token"),
+            "{}",
+            seen[0]
+        );
         assert!(seen[0].contains("x-vault-namespace: team-a"), "{}", seen[0]);
     }
 
@@ -920,16 +928,29 @@ mod tests {
         let err = v.read("secret", "nothing", "k").await.err().unwrap();
         assert_eq!(
             err.to_string(),
-            format!("vault at {} has no secret at secret/data/nothing (404)", f.addr)
+            format!(
+                "vault at {} has no secret at secret/data/nothing (404)",
+                f.addr
+            )
         );
         let err = v.read("secret", "gone", "k").await.err().unwrap();
-        assert!(err.to_string().ends_with("(404): version 4, the latest, is deleted or destroyed"), "{err}");
+        assert!(
+            err.to_string()
+                .ends_with("(404): version 4, the latest, is deleted or destroyed"),
+            "{err}"
+        );
         let err = v.read("secret", "list", "n").await.err().unwrap();
-        assert_eq!(err.to_string(), r#"field "n" of secret/data/list is number, not a string"#);
+        assert_eq!(
+            err.to_string(),
+            r#"field "n" of secret/data/list is number, not a string"#
+        );
         let err = v.read("secret", "boom", "k").await.err().unwrap();
         assert_eq!(
             err.to_string(),
-            format!("vault at {} answered 500 for secret/data/boom: internal error", f.addr)
+            format!(
+                "vault at {} answered 500 for secret/data/boom: internal error",
+                f.addr
+            )
         );
         // A path segment cannot escape into another API path (the manifest refuses these
         // already; the URL is built so that it would not matter).
@@ -957,7 +978,11 @@ mod tests {
         assert_eq!(renewed.duration, Duration::from_secs(60));
         assert!(renewed.renewable);
         let seen = f.seen.lock().unwrap();
-        assert!(seen[0].ends_with(r#"{"lease_id":"db/creds/x"}"#), "{}", seen[0]);
+        assert!(
+            seen[0].ends_with(r#"{"lease_id":"db/creds/x"}"#),
+            "{}",
+            seen[0]
+        );
     }
 
     #[tokio::test]
@@ -975,7 +1000,12 @@ mod tests {
         let v = vault(&format!("http://127.0.0.1:{port}"), &[]).unwrap();
         let err = v.read("secret", "x", "k").await.err().unwrap();
         assert_eq!(err.code(), "vault-unreachable", "{err}");
-        assert!(err.to_string().starts_with(&format!("cannot connect to vault at http://127.0.0.1:{port}: ")), "{err}");
+        assert!(
+            err.to_string().starts_with(&format!(
+                "cannot connect to vault at http://127.0.0.1:{port}: "
+            )),
+            "{err}"
+        );
     }
 
     #[test]
@@ -988,15 +1018,28 @@ mod tests {
         let err = vault("http://u:p@x", &[]).err().unwrap();
         assert_eq!(err.code(), "vault-config");
         assert!(!err.to_string().contains("hvs."));
-        let err = vault("http://x", &[("VAULT_CLIENT_TIMEOUT", "soon")]).err().unwrap();
+        let err = vault("http://x", &[("VAULT_CLIENT_TIMEOUT", "soon")])
+            .err()
+            .unwrap();
         assert_eq!(err.code(), "vault-config");
         assert_eq!(parse_timeout("30"), Some(Duration::from_secs(30)));
         assert_eq!(parse_timeout("1m"), Some(Duration::from_secs(60)));
         assert_eq!(parse_timeout("0"), None);
         // https gets a TLS configuration with the Web PKI roots.
-        assert!(vault("https://vault.example.com", &[]).unwrap().tls.is_some());
-        let err = vault("https://x", &[("VAULT_CACERT", "/nonexistent/ca.pem")]).err().unwrap();
-        assert!(err.to_string().starts_with("VAULT_CACERT=\"/nonexistent/ca.pem\": cannot read"), "{err}");
+        assert!(
+            vault("https://vault.example.com", &[])
+                .unwrap()
+                .tls
+                .is_some()
+        );
+        let err = vault("https://x", &[("VAULT_CACERT", "/nonexistent/ca.pem")])
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with("VAULT_CACERT=\"/nonexistent/ca.pem\": cannot read"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1023,14 +1066,19 @@ mod tests {
         .unwrap();
         assert_eq!(t.expose(), b"hvs.env");
         // ~/.vault-token, when neither is set.
-        assert_eq!(token(&env(vec![("HOME", home.clone())])).err(), Some(VaultError::NoToken));
+        assert_eq!(
+            token(&env(vec![("HOME", home.clone())])).err(),
+            Some(VaultError::NoToken)
+        );
         std::fs::copy(&file, dir.path().join(".vault-token")).unwrap();
         let (t, from) = token(&env(vec![("HOME", home)])).unwrap();
         assert_eq!(t.expose(), b"hvs.from-file");
         assert!(from.starts_with("~/.vault-token ("), "{from}");
         // A token file others can read is refused, as a secret file would be.
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let err = token(&env(vec![("VAULT_TOKEN_FILE", file_s)])).err().unwrap();
+        let err = token(&env(vec![("VAULT_TOKEN_FILE", file_s)]))
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("has mode 0644"), "{err}");
         assert!(!err.to_string().contains("from-file"));
     }
