@@ -27,7 +27,7 @@ const INPUT_SCHEMA: &str = r#"{
     "op": {"enum": ["read", "write", "create_dir", "remove", "rename", "set_times",
                     "list", "metadata", "symlink", "hard_link", "env", "env_all",
                     "spin", "membomb", "bigout", "print", "log", "tcp", "time", "raw_open",
-                    "stat_loop"]}
+                    "stat_loop", "secret_hmac", "secret_reveal"]}
   },
   "required": ["op"]
 }"#;
@@ -280,6 +280,77 @@ fn tcp(args: &Args) -> Result<Value, ToolError> {
     ))
 }
 
+/// `{"ok": false, "kind": "denied", "error": "<host's text>"}` for a `warden:tool/secrets`
+/// error.
+fn secret_failure(err: warden::tool::secrets::Error) -> Value {
+    use warden::tool::secrets::Error;
+    let (kind, text) = match err {
+        Error::Unknown(t) => ("unknown", t),
+        Error::Denied(t) => ("denied", t),
+        Error::Unavailable(t) => ("unavailable", t),
+    };
+    json!({"ok": false, "kind": kind, "error": text})
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Opens the secret `name` and signs `data` with it `times` times (default 1), sleeping
+/// `sleep_ms` between uses: two uses across a TTL show the host fetching it again.
+fn secret_hmac(args: &Args) -> Result<Value, ToolError> {
+    use warden::tool::secrets::Secret;
+    let name = args.str("name")?;
+    let data = args.str("data")?;
+    let sha512 = match args.0.get("algo").and_then(Value::as_str) {
+        None | Some("sha256") => false,
+        Some("sha512") => true,
+        Some(other) => {
+            return Err(ToolError::InvalidInput(format!(
+                "algo: expected \"sha256\" or \"sha512\", found {other:?}"
+            )));
+        }
+    };
+    let times = if args.0.contains_key("times") { args.u64("times")? } else { 1 };
+    let sleep_ms = if args.0.contains_key("sleep_ms") { args.u64("sleep_ms")? } else { 0 };
+    let secret = match Secret::open(name) {
+        Ok(s) => s,
+        Err(e) => return Ok(secret_failure(e)),
+    };
+    let mut hexes = Vec::new();
+    for i in 0..times {
+        if i > 0 && sleep_ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(sleep_ms));
+        }
+        let mac = if sha512 {
+            secret.hmac_sha512(data.as_bytes())
+        } else {
+            secret.hmac_sha256(data.as_bytes())
+        };
+        match mac {
+            Ok(mac) => hexes.push(hex(&mac)),
+            Err(e) => {
+                let mut v = secret_failure(e);
+                v["hexes"] = json!(hexes);
+                return Ok(v);
+            }
+        }
+    }
+    Ok(json!({"ok": true, "name": secret.name(), "hex": hexes.first(), "hexes": hexes}))
+}
+
+fn secret_reveal(args: &Args) -> Result<Value, ToolError> {
+    use warden::tool::secrets::Secret;
+    let secret = match Secret::open(args.str("name")?) {
+        Ok(s) => s,
+        Err(e) => return Ok(secret_failure(e)),
+    };
+    Ok(match secret.reveal() {
+        Ok(value) => json!({"ok": true, "value": value}),
+        Err(e) => secret_failure(e),
+    })
+}
+
 fn time() -> Value {
     json!({
         "ok": true,
@@ -359,6 +430,8 @@ fn run(args: &Args) -> Result<Value, ToolError> {
             }
             json!({"ok": ok == n, "calls": n})
         }
+        "secret_hmac" => secret_hmac(args)?,
+        "secret_reveal" => secret_reveal(args)?,
         other => {
             return Err(ToolError::InvalidInput(format!(
                 "op: unknown operation {other:?}"
