@@ -12,4 +12,6 @@ mod library;
 mod limits;
 mod manifest;
 mod net;
+mod openbao;
+mod secrets;
 mod support;

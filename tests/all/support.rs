@@ -25,10 +25,9 @@ pub fn example(dir: &str) -> PathBuf {
         .join("manifest.toml")
 }
 
-/// Runs the real `warden` binary with a clean environment but for `env`
-/// (and a compiled-component cache under `target/`).
-pub fn warden(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
-    use std::io::Write;
+/// The real `warden` binary with `args`, a clean environment but for `env`
+/// (and a compiled-component cache under `target/`), not yet started.
+pub fn warden_command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
     cmd.args(args).env_clear();
     // Shared across tests, so each component is compiled once per run.
@@ -38,6 +37,14 @@ pub fn warden(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Outp
     for (k, v) in env {
         cmd.env(k, v);
     }
+    cmd
+}
+
+/// Runs the real `warden` binary with a clean environment but for `env`
+/// (and a compiled-component cache under `target/`).
+pub fn warden(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    let mut cmd = warden_command(args, env);
     cmd.stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
@@ -169,7 +176,8 @@ pub struct Run {
 }
 
 impl Run {
-    fn new(out: Output, records: Vec<Value>) -> Run {
+    /// A finished run and the records it added.
+    pub fn new(out: Output, records: Vec<Value>) -> Run {
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
