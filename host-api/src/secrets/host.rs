@@ -308,7 +308,7 @@ mod tests {
         let e = SecretError::Fetch {
             name: "db".into(),
             reference: "vault:secret/db#pw".into(),
-            reason: super::super::FetchError::Empty,
+            reason: Box::new(super::super::FetchError::Empty),
         };
         match guest_error(e).unwrap() {
             Error::Unavailable(text) => {

@@ -405,7 +405,7 @@ pub enum SecretError {
         /// Its source, e.g. `vault:secret/app#password`.
         reference: String,
         /// Why.
-        reason: FetchError,
+        reason: Box<FetchError>,
     },
     /// The `secret.fetch` record could not be written, so the value was not used.
     #[error("secret {name:?}: audit log write failed, so the secret was not fetched: {message}")]
@@ -422,7 +422,7 @@ impl SecretError {
         SecretError::Fetch {
             name: spec.name.clone(),
             reference: spec.source.to_string(),
-            reason,
+            reason: Box::new(reason),
         }
     }
 

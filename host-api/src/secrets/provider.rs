@@ -35,10 +35,13 @@ pub(crate) struct Fetched {
     pub version: Option<u64>,
 }
 
+/// Looks a variable up by name.
+type Lookup = dyn Fn(&str) -> Option<OsString> + Send + Sync;
+
 /// How providers read warden's environment: the process's, or a stand-in for tests.
 #[derive(Clone)]
 pub(crate) struct Env {
-    lookup: Arc<dyn Fn(&str) -> Option<OsString> + Send + Sync>,
+    lookup: Arc<Lookup>,
 }
 
 impl Env {
