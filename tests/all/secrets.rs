@@ -387,6 +387,12 @@ fn vault_secret_with_token_from_the_environment() {
         format!("vault:secret/{}#api_key", c.path)
     );
     assert_eq!(fetch[0]["args"]["version"], 1);
+    // KV v2 reads carry no lease; the record says so rather than leaving it out.
+    assert_eq!(
+        fetch[0]["args"]["lease"],
+        json!({"id": "", "duration_s": 0, "renewable": false})
+    );
+    assert_eq!(fetch[0]["resource"], "secret payments");
     assert_eq!(events(&run, "secret.use")[0]["args"]["version"], 1);
     run.assert_recorded();
     assert_nowhere(&c.sb, &run, &c.value);

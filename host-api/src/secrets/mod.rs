@@ -293,7 +293,7 @@ impl TaskSecrets {
             .as_ref()
             .and_then(|i| i.slots.get(spec.index))
             .map(Slot::snapshot);
-        let mut ev = Event::new("secret.use").resource(spec.name.clone());
+        let mut ev = Event::new("secret.use").resource(format!("secret {}", spec.name));
         ev.args = json!({
             "name": spec.name,
             "purpose": spec.purpose,
@@ -375,7 +375,7 @@ fn fetch_event(
         }
     };
     Event::new("secret.fetch")
-        .resource(spec.name.clone())
+        .resource(format!("secret {}", spec.name))
         .args(args)
         .allow(format!("{} binds {}", spec.label(), spec.source))
         .outcome(outcome)

@@ -29,7 +29,7 @@ pub const MAX_FILE: u64 = 1 << 20;
 /// What a provider returned.
 pub(crate) struct Fetched {
     pub value: SecretValue,
-    /// A Vault lease, when the response had one.
+    /// The Vault lease of the response (empty for KV v2); `None` for other providers.
     pub lease: Option<Lease>,
     /// The KV version read, for Vault.
     pub version: Option<u64>,

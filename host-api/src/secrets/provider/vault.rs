@@ -593,9 +593,10 @@ fn parse_read(
             });
         }
     };
+    // Kept even when empty (as for every KV v2 read), so that the record shows it.
     Ok(Fetched {
         value,
-        lease: (!lease.id.is_empty() || !lease.duration.is_zero()).then_some(lease),
+        lease: Some(lease),
         version,
     })
 }
@@ -890,7 +891,11 @@ mod tests {
         let got = v.read("secret", "app/db", "password").await.unwrap();
         assert_eq!(got.value.expose(), b"pw-value");
         assert_eq!(got.version, Some(3));
-        assert_eq!(got.lease, None);
+        assert_eq!(
+            got.lease,
+            Some(Lease::default()),
+            "KV v2 reads have no lease"
+        );
         let seen = f.seen.lock().unwrap();
         assert!(
             seen[0].contains("x-vault-token: hvs.test-token"),
