@@ -9,7 +9,8 @@
 //! reaches the Go binary through `exec`, which keeps the setting.
 //!
 //! Tests share the server, so each writes its secrets under a path of its own
-//! ([`unique_path`]).
+//! ([`unique_path`]). A second server, [`bao_tls`], speaks only `https` with a CA of its own
+//! (`-dev-tls`), for the TLS path and `VAULT_CACERT`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -24,7 +25,10 @@ pub struct Bao {
     pub addr: String,
     /// The root token.
     pub token: String,
+    /// The CA that signed the `https` server's certificate, for `VAULT_CACERT`.
+    pub ca: Option<PathBuf>,
     port: u16,
+    home: PathBuf,
     log: PathBuf,
 }
 
@@ -32,7 +36,14 @@ pub struct Bao {
 /// missing: the tests of the Vault provider are not optional.
 pub fn bao() -> &'static Bao {
     static BAO: OnceLock<Bao> = OnceLock::new();
-    BAO.get_or_init(start)
+    BAO.get_or_init(|| start(false))
+}
+
+/// A server of this test run that speaks only `https`, with a certificate for 127.0.0.1
+/// signed by a CA of its own ([`Bao::ca`]).
+pub fn bao_tls() -> &'static Bao {
+    static BAO: OnceLock<Bao> = OnceLock::new();
+    BAO.get_or_init(|| start(true))
 }
 
 /// Random lowercase hex: tokens, secret values and paths that no other run or test shares.
@@ -47,7 +58,7 @@ pub fn unique_path(name: &str) -> String {
     format!("{name}-{}", random_hex(6))
 }
 
-fn start() -> Bao {
+fn start(tls: bool) -> Bao {
     match Command::new("bao").arg("version").output() {
         Ok(out) if out.status.success() => {}
         Ok(out) => panic!(
@@ -82,13 +93,17 @@ fn start() -> Bao {
         "-dev",
         &format!("-dev-root-token-id={token}"),
         &format!("-dev-listen-address=127.0.0.1:{port}"),
-    ])
-    .env("HOME", &home)
-    .env_remove("VAULT_ADDR")
-    .env_remove("BAO_ADDR")
-    .stdin(Stdio::null())
-    .stdout(log_file.try_clone().expect("bao log"))
-    .stderr(log_file);
+    ]);
+    if tls {
+        cmd.arg("-dev-tls")
+            .arg(format!("-dev-tls-cert-dir={}", home.display()));
+    }
+    cmd.env("HOME", &home)
+        .env_remove("VAULT_ADDR")
+        .env_remove("BAO_ADDR")
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("bao log"))
+        .stderr(log_file);
     die_with_this_process(&mut cmd);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
@@ -108,9 +123,11 @@ fn start() -> Bao {
         .expect("the bao thread reports")
         .unwrap_or_else(|e| panic!("cannot start `bao server -dev`: {e}"));
     let bao = Bao {
-        addr: format!("http://127.0.0.1:{port}"),
+        addr: format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" }),
         token,
+        ca: tls.then(|| home.join("vault-ca.pem")),
         port,
+        home,
         log,
     };
     bao.wait_until_ready();
@@ -144,7 +161,11 @@ impl Bao {
     fn wait_until_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok((200, _)) = self.request("GET", "/v1/sys/health", None) {
+            let ready = match self.ca {
+                None => matches!(self.request("GET", "/v1/sys/health", None), Ok((200, _))),
+                Some(_) => self.cli(&["status"]).is_ok(),
+            };
+            if ready {
                 return;
             }
             if Instant::now() > deadline {
@@ -161,6 +182,21 @@ impl Bao {
     /// Writes a new version of the KV v2 secret `path` under the dev server's `secret/`
     /// mount, and returns that version.
     pub fn put(&self, path: &str, data: serde_json::Value) -> u64 {
+        if self.ca.is_some() {
+            // The test has no TLS client of its own: the CLI writes.
+            let mut args = vec!["kv".to_owned(), "put".into(), "-format=json".into()];
+            args.push("-mount=secret".into());
+            args.push(path.into());
+            for (k, v) in data.as_object().expect("an object") {
+                args.push(format!("{k}={}", v.as_str().expect("string fields")));
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = self
+                .cli(&args)
+                .unwrap_or_else(|e| panic!("bao kv put: {e}"));
+            let reply: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+            return reply["data"]["version"].as_u64().expect("a version");
+        }
         let body = serde_json::json!({ "data": data }).to_string();
         let (status, reply) = self
             .request("POST", &format!("/v1/secret/data/{path}"), Some(&body))
@@ -168,6 +204,26 @@ impl Bao {
         assert_eq!(status, 200, "writing secret/{path}: {reply}");
         let reply: serde_json::Value = serde_json::from_str(&reply).expect("JSON");
         reply["data"]["version"].as_u64().expect("a version")
+    }
+
+    /// Runs the `bao` CLI against this server; its stdout, or why it failed.
+    fn cli(&self, args: &[&str]) -> Result<String, String> {
+        let mut cmd = Command::new("bao");
+        cmd.args(args)
+            .env("HOME", &self.home)
+            .env("BAO_ADDR", &self.addr)
+            .env("BAO_TOKEN", &self.token)
+            .env_remove("VAULT_ADDR")
+            .env_remove("VAULT_TOKEN");
+        if let Some(ca) = &self.ca {
+            cmd.env("BAO_CACERT", ca);
+        }
+        let out = cmd.output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
     }
 
     /// One HTTP/1.1 request with the root token: `(status, body)`.

@@ -4,7 +4,7 @@
 //!
 //! Every value is fresh random per run, so finding it anywhere is a leak, not a fixture.
 
-use crate::openbao::{bao, random_hex, unique_path};
+use crate::openbao::{bao, bao_tls, random_hex, unique_path};
 use crate::support::{Run, Sandbox, example, warden, warden_command};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -575,4 +575,45 @@ fn vault_value_past_its_ttl_is_read_again_within_one_task() {
     run.assert_recorded();
     assert_nowhere(&c.sb, &run, &c.value);
     assert_nowhere(&c.sb, &run, &rotated);
+}
+
+#[test]
+fn vault_over_https_trusts_the_ca_that_vault_cacert_names() {
+    let tls = bao_tls();
+    let path = unique_path("tls");
+    let value = fresh_value();
+    tls.put(&path, json!({ "api_key": value }));
+    let sb = sandbox(&format!(
+        "[[secrets]]\nname = \"payments\"\nsource = \"vault:secret/{path}#api_key\"\npurpose = \"x\"\n"
+    ));
+    let ca = tls.ca.as_ref().unwrap().display().to_string();
+    let mut env = vec![
+        ("VAULT_ADDR", tls.addr.clone()),
+        ("VAULT_TOKEN", tls.token.clone()),
+        ("VAULT_CACERT", ca),
+    ];
+    let run = run_env(&sb, &hmac_input("payments", "over-tls"), &env);
+    assert_eq!(
+        run.json()["hex"],
+        hmac_hex(&value, "over-tls", false),
+        "{run:#?}"
+    );
+    run.assert_recorded();
+    assert_nowhere(&sb, &run, &value);
+
+    // The Web PKI roots do not know the dev server's CA: refused, with the fix.
+    env.pop();
+    let run = run_env(&sb, &hmac_input("payments", "x"), &env);
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stderr
+            .contains(&format!("TLS with vault at {} failed: ", tls.addr)),
+        "{run:#?}"
+    );
+    assert!(run.stderr.contains("set VAULT_CACERT"), "{run:#?}");
+    assert_eq!(
+        events(&run, "secret.fetch")[0]["outcome"],
+        "error:vault-tls"
+    );
+    run.assert_recorded();
 }
