@@ -5,7 +5,7 @@
 //!
 //! - [`fs`]: `[[fs]]` directory grants (`wasi:filesystem`)
 //! - [`env`]: `[env]` variables (`wasi:cli/environment`)
-//! - [`http`]: `[[http]]` egress rules (the rule engine; not yet wired to `wasi:http`)
+//! - [`http`]: `[[http]]` egress rules (`wasi:http/outgoing-handler`)
 //! - [`limits`]: `[limits]` memory, time, fuel and output
 //!
 //! [`interpose`] is how every host call passes through Warden on its way to
@@ -37,7 +37,8 @@ pub use interpose::{HostState, WardenView};
 use wasmtime::component::Linker;
 
 /// Adds every interface a Warden tool may import to `linker`: all of WASI
-/// 0.2 (filesystem, cli, clocks, random, io, sockets) and `warden:tool/log`,
+/// 0.2 (filesystem, cli, clocks, random, io, sockets), outgoing `wasi:http`
+/// and `warden:tool/log`,
 /// each through its capability's interposer.
 pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     io::add_to_linker(linker)?;
@@ -47,6 +48,7 @@ pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<
     clocks::add_to_linker(linker)?;
     random::add_to_linker(linker)?;
     sockets::add_to_linker(linker)?;
+    http::add_to_linker(linker)?;
     log::add_to_linker(linker)?;
     Ok(())
 }

@@ -76,6 +76,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 use warden_host_api::env::manifest::{EnvSection, RawEnvSection};
 use warden_host_api::fs::manifest::{FsGrant, RawFsGrant, resolve_grants};
+use warden_host_api::http::manifest::{HttpGrant, RawHttpRule, resolve_rules};
 use warden_host_api::limits::manifest::{Limits, RawLimits};
 
 /// A loaded and validated tool manifest.
@@ -94,6 +95,8 @@ pub struct Manifest {
     pub fs: Vec<FsGrant>,
     /// `[env]`: the environment the tool sees.
     pub env: EnvSection,
+    /// `[[http]]`: the URLs the tool may request, in manifest order.
+    pub http: Vec<HttpGrant>,
     /// `[audit]`: how much the audit log records.
     pub audit: AuditSection,
     /// Line of `tool.digest`, for the mismatch error of [`Manifest::verify_digest`].
@@ -340,6 +343,8 @@ struct RawManifest {
     #[serde(default)]
     env: RawEnvSection,
     #[serde(default)]
+    http: Vec<RawHttpRule>,
+    #[serde(default)]
     audit: RawAudit,
 }
 
@@ -362,16 +367,10 @@ struct RawAudit {
 /// Sections of the design that this version cannot enforce. Refusing them is the safe
 /// reading: silently ignoring `[[http]]` would leave a tool without access its author
 /// expected, and ignoring `[[secrets]]` would be worse if it ever fell back to something.
-const UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "http",
-        "network egress is not supported by this version of warden",
-    ),
-    (
-        "secrets",
-        "secrets are not supported by this version of warden",
-    ),
-];
+const UNSUPPORTED: &[(&str, &str)] = &[(
+    "secrets",
+    "secrets are not supported by this version of warden",
+)];
 
 impl Manifest {
     /// Reads and validates the manifest at `path`.
@@ -439,6 +438,8 @@ impl Manifest {
             .env
             .resolve()
             .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
+        let http =
+            resolve_rules(&raw.http).map_err(|e| cx.invalid(e.span().start, e.field(), &e))?;
 
         Ok(Manifest {
             path: path.to_owned(),
@@ -450,6 +451,7 @@ impl Manifest {
             limits,
             fs,
             env,
+            http,
             audit: AuditSection {
                 level: raw.audit.level,
             },
@@ -536,14 +538,27 @@ impl Manifest {
                 writeln!(out, "  {name} passed from the host environment ({state})")?;
             }
         }
+        if self.http.is_empty() {
+            writeln!(out, "http: none")?;
+        } else {
+            writeln!(out, "http:")?;
+            for (i, grant) in self.http.iter().enumerate() {
+                writeln!(out, "  http[{i}] {} ({})", grant.rule, grant.limits)?;
+            }
+        }
         writeln!(out, "audit: {}", self.audit.level)?;
         writeln!(
             out,
             "always allowed: clocks, random numbers, stdio the runtime passes"
         )?;
+        let network = if self.http.is_empty() {
+            "no network"
+        } else {
+            "no other urls"
+        };
         writeln!(
             out,
-            "everything else is denied: no other files, no network, no sockets, no DNS, no host environment"
+            "everything else is denied: no other files, {network}, no sockets, no DNS, no host environment"
         )
     }
 }

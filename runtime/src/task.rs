@@ -10,18 +10,21 @@ use std::time::{Duration, Instant, SystemTime};
 use warden_host_api::audit::{Audit, Event, EventSink, Level, TaskMeta};
 use warden_host_api::bindings::warden::tool::types::ToolError as WitToolError;
 use warden_host_api::fs::FsState;
+use warden_host_api::http::{HttpState, HttpTask};
 use warden_host_api::limits::{CappedPipe, LimitHit, Limiter, Tripwire};
 use warden_host_api::{HostState, WardenView, env, fs};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView};
+use wasmtime_wasi_http::WasiHttpCtxView;
 
 /// Store data of one task.
 pub struct TaskData {
     wasi: WasiCtx,
     table: ResourceTable,
     host: HostState,
+    http: HttpTask,
     limiter: Limiter,
     /// Guest-to-host transitions counted by wasmtime itself: a cross-check
     /// that every host call went through an interposer and was recorded.
@@ -36,6 +39,17 @@ impl WardenView for TaskData {
             WasiCtxView {
                 ctx: &mut self.wasi,
                 table: &mut self.table,
+            },
+            &mut self.host,
+        )
+    }
+
+    fn split_http(&mut self) -> (WasiHttpCtxView<'_>, &mut HostState) {
+        (
+            WasiHttpCtxView {
+                ctx: &mut self.http.ctx,
+                table: &mut self.table,
+                hooks: &mut self.http.hooks,
             },
             &mut self.host,
         )
@@ -197,10 +211,16 @@ pub(crate) fn store(
         AuditLevel::Full => Level::Full,
     };
     let audit = Audit::new(meta, req.sink.clone(), level);
+    let deadline = Instant::now() + m.limits.timeout;
+    let mut host = HostState::new(audit.clone(), FsState::new(m.fs.clone()));
+    if !m.http.is_empty() {
+        host.http = HttpState::new(m.http.clone(), audit, deadline);
+    }
     let data = TaskData {
         wasi: b.build(),
         table: ResourceTable::new(),
-        host: HostState::new(audit, FsState::new(m.fs.clone())),
+        http: HttpTask::new(&host.http),
+        host,
         limiter: Limiter::new(m.limits.memory, tripwire.clone()),
         transitions: 0,
         epoch_callbacks: 0,
@@ -216,7 +236,6 @@ pub(crate) fn store(
     // Every tick the guest gives its thread back to the executor, so that a
     // busy task cannot starve the others on it; past the timeout it is
     // interrupted instead.
-    let deadline = Instant::now() + m.limits.timeout;
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |mut ctx| {
         ctx.data_mut().epoch_callbacks += 1;
@@ -298,7 +317,11 @@ pub(crate) fn finish(
         .transitions
         .saturating_sub(data.limiter.grows() + data.epoch_callbacks);
     let host = &mut store.data_mut().host;
-    let flushed = host.flush_tallies(None);
+    let flushed = host.flush_tallies(None).and_then(|()| {
+        host.http
+            .close()
+            .map_err(|e| wasmtime::Error::msg(format!("{e:#}")))
+    });
     let (outcome, detail) = match &result {
         Ok(Outcome::Result(s)) => ("ok".to_string(), json!({ "result_bytes": s.len() })),
         Ok(Outcome::ToolError { kind, message }) => (

@@ -1,4 +1,4 @@
-//! Sockets and name lookup are off: there is no network grant yet.
+//! Sockets and name lookup are off (HTTP egress is in `http.rs`).
 
 use crate::support::Sandbox;
 
