@@ -10,7 +10,7 @@
 //! - `/slow?ms=N`: answers after `N` ms;
 //! - `/chunks?size=N`: echoes the `authorization` header back in a chunked
 //!   body, `N` bytes per chunk, so a value is split across chunks;
-//! - `/issues`: 200 with a list of issues if `authorization` is
+//! - `.../issues`: 200 with a list of issues if `authorization` is
 //!   `Bearer <token>` for the token the server was started with, else 401.
 
 use serde_json::{Value, json};
@@ -208,7 +208,7 @@ fn respond(mut stream: TcpStream, req: &Received, token: &str) -> std::io::Resul
         }
         stream.write_all(b"0\r\n\r\n")?;
         return stream.flush();
-    } else if path == "/issues" {
+    } else if path.ends_with("/issues") {
         if req.header("authorization") == Some(&format!("Bearer {token}")) {
             let body = json!([
                 {"number": 1, "title": "first issue", "state": "open"},
