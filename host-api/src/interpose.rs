@@ -14,6 +14,7 @@
 use crate::audit::{Audit, Event, Level};
 use crate::fs::FsState;
 use crate::http::HttpState;
+use crate::sockets::SocketState;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -31,6 +32,9 @@ pub struct HostState {
     pub fs: FsState,
     /// `[[http]]` grants and the requests in flight.
     pub http: HttpState,
+    /// `[[tcp]]` rules and what the task's lookups returned; none unless set after
+    /// [`HostState::new`].
+    pub sockets: SocketState,
     /// What each live resource is, in the guest's terms, keyed by its handle.
     pub names: HashMap<u32, String>,
     /// Summed calls per handle or interface, flushed on drop or at task end.
@@ -76,6 +80,7 @@ impl HostState {
             audit,
             fs,
             http: HttpState::default(),
+            sockets: SocketState::default(),
             names: HashMap::new(),
             tallies: BTreeMap::new(),
             calls: 0,
