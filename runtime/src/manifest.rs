@@ -21,16 +21,20 @@
 //! vars = { LANG = "C.UTF-8" }        # literal values
 //! pass = ["TZ"]                      # copied from the host env by name, if set
 //!
+//! [[tcp]]
+//! connect = "db.example.com:5432"    # host:port; host may be *.suffix, an IP or a network
+//!
 //! [audit]
 //! level = "calls"                    # calls | full
 //! ```
 //!
 //! Only `[tool]` is required. What a section does not grant is denied: no `[[fs]]` means no
-//! files, no `[env]` means an empty environment, and there is no way (yet) to grant network
-//! access, sockets or DNS. Clocks and random numbers are always available. Each section is
-//! defined, documented and validated next to its capability in `warden_host_api`
-//! ([`fs::manifest`](warden_host_api::fs::manifest),
+//! files, no `[env]` means an empty environment, no `[[tcp]]` means no sockets and no DNS,
+//! and there is no way (yet) to grant HTTP. Clocks and random numbers are always available.
+//! Each section is defined, documented and validated next to its capability in
+//! `warden_host_api` ([`fs::manifest`](warden_host_api::fs::manifest),
 //! [`env::manifest`](warden_host_api::env::manifest),
+//! [`sockets::manifest`](warden_host_api::sockets::manifest),
 //! [`limits::manifest`](warden_host_api::limits::manifest)); this module puts them together.
 //!
 //! # Errors
@@ -78,6 +82,7 @@ use warden_host_api::env::manifest::{EnvSection, RawEnvSection};
 use warden_host_api::fs::manifest::{FsGrant, RawFsGrant, resolve_grants};
 use warden_host_api::http::manifest::{HttpGrant, RawHttpRule, resolve_rules};
 use warden_host_api::limits::manifest::{Limits, RawLimits};
+use warden_host_api::sockets::manifest::{RawTcpRule, TcpRule, resolve_rules as resolve_tcp_rules};
 
 /// A loaded and validated tool manifest.
 ///
@@ -97,6 +102,9 @@ pub struct Manifest {
     pub env: EnvSection,
     /// `[[http]]`: the URLs the tool may request, in manifest order.
     pub http: Vec<HttpGrant>,
+    /// `[[tcp]]`: where the tool may open TCP connections, in manifest order; none means
+    /// no sockets and no name lookup.
+    pub tcp: Vec<TcpRule>,
     /// `[audit]`: how much the audit log records.
     pub audit: AuditSection,
     /// Line of `tool.digest`, for the mismatch error of [`Manifest::verify_digest`].
@@ -345,6 +353,8 @@ struct RawManifest {
     #[serde(default)]
     http: Vec<RawHttpRule>,
     #[serde(default)]
+    tcp: Vec<RawTcpRule>,
+    #[serde(default)]
     audit: RawAudit,
 }
 
@@ -440,6 +450,8 @@ impl Manifest {
             .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
         let http =
             resolve_rules(&raw.http).map_err(|e| cx.invalid(e.span().start, e.field(), &e))?;
+        let tcp =
+            resolve_tcp_rules(&raw.tcp).map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
 
         Ok(Manifest {
             path: path.to_owned(),
@@ -452,6 +464,7 @@ impl Manifest {
             fs,
             env,
             http,
+            tcp,
             audit: AuditSection {
                 level: raw.audit.level,
             },
@@ -546,20 +559,42 @@ impl Manifest {
                 writeln!(out, "  http[{i}] {} ({})", grant.rule, grant.limits)?;
             }
         }
+        self.write_tcp(out)?;
         writeln!(out, "audit: {}", self.audit.level)?;
         writeln!(
             out,
             "always allowed: clocks, random numbers, stdio the runtime passes"
         )?;
-        let network = if self.http.is_empty() {
-            "no network"
+        let network = match (self.http.is_empty(), self.tcp.is_empty()) {
+            (true, true) => "no network",
+            (true, false) => "no http",
+            (false, _) => "no other urls",
+        };
+        let sockets = if self.tcp.is_empty() {
+            "no sockets, no DNS"
         } else {
-            "no other urls"
+            "no other tcp connections (no UDP, no bind or listen, DNS for the tcp names above only)"
         };
         writeln!(
             out,
-            "everything else is denied: no other files, {network}, no sockets, no DNS, no host environment"
+            "everything else is denied: no other files, {network}, {sockets}, no host environment"
         )
+    }
+
+    fn write_tcp(&self, out: &mut String) -> fmt::Result {
+        if self.tcp.is_empty() {
+            return writeln!(out, "tcp: none (no sockets, no DNS)");
+        }
+        writeln!(out, "tcp:")?;
+        for (index, rule) in self.tcp.iter().enumerate() {
+            let how = if rule.names_hosts() {
+                "by name; loopback, private and metadata addresses only if a rule names them"
+            } else {
+                "by address"
+            };
+            writeln!(out, "  tcp[{index}] connect to {} ({how})", rule.connect())?;
+        }
+        Ok(())
     }
 }
 

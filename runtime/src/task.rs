@@ -12,7 +12,7 @@ use warden_host_api::bindings::warden::tool::types::ToolError as WitToolError;
 use warden_host_api::fs::FsState;
 use warden_host_api::http::{HttpState, HttpTask};
 use warden_host_api::limits::{CappedPipe, LimitHit, Limiter, Tripwire};
-use warden_host_api::{HostState, WardenView, env, fs};
+use warden_host_api::{HostState, WardenView, env, fs, sockets};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
@@ -173,7 +173,7 @@ pub(crate) struct Prepared<'a> {
 }
 
 /// Builds the store of one task: only granted preopens and env, stdio pipes
-/// capped at the output limit, sockets and name lookup off.
+/// capped at the output limit, sockets and name lookup only as `[[tcp]]` allows.
 pub(crate) fn store(
     p: &Prepared<'_>,
     req: &TaskRequest,
@@ -189,12 +189,11 @@ pub(crate) fn store(
     b.allow_blocking_current_thread(true);
     fs::preopen(&mut b, &m.fs).map_err(|e| format!("{e:#}"))?;
     env::configure(&mut b, &m.env);
+    let sockets = sockets::SocketState::new(m.tcp.clone());
+    sockets::configure(&mut b, &sockets);
     b.stdin(MemoryInputPipe::new(req.stdin.clone()))
         .stdout(stdout.clone())
-        .stderr(stderr.clone())
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false);
+        .stderr(stderr.clone());
     let mut argv = vec![m.tool.name.clone()];
     argv.extend(req.args.iter().cloned());
     b.args(&argv);
@@ -216,6 +215,7 @@ pub(crate) fn store(
     if !m.http.is_empty() {
         host.http = HttpState::new(m.http.clone(), audit, deadline);
     }
+    host.sockets = sockets;
     let data = TaskData {
         wasi: b.build(),
         table: ResourceTable::new(),
