@@ -96,6 +96,15 @@ impl Guarded<'_, View<'_>> {
     }
 }
 
+/// A `would-block` answer is a poll, not a decision: summed per handle like stream reads
+/// (one record each at level `full`); any other answer is a record of its own.
+fn poll_mode<T>(r: &SocketResult<T>) -> Mode {
+    match r {
+        Err(e) if matches!(e.downcast_ref(), Some(ErrorCode::WouldBlock)) => Mode::Summed,
+        _ => Mode::Each,
+    }
+}
+
 fn family(f: IpAddressFamily) -> &'static str {
     match f {
         IpAddressFamily::Ipv4 => "ipv4",
@@ -237,7 +246,7 @@ passthrough! {
         // By hand only to name the streams, so that their summed reads and writes say
         // where they went.
         own fn finish_connect(&mut self, this: Resource<TcpSocket>) -> SocketResult<(Resource<DynInputStream>, Resource<DynOutputStream>)> {
-            let start = std::time::Instant::now();
+            let start = Instant::now();
             let rep = this.rep();
             let args = args!(this);
             let r = tcp::HostTcpSocket::finish_connect(&mut self.inner, this);
@@ -246,7 +255,7 @@ passthrough! {
                 self.host.name(input.rep(), format!("{socket} in"));
                 self.host.name(output.rep(), format!("{socket} out"));
             }
-            if let Err(e) = self.finish(FINISH_CONNECT, Mode::Each, start, args, r.outcome()) {
+            if let Err(e) = self.finish(FINISH_CONNECT, poll_mode(&r), start, args, r.outcome()) {
                 return Err(SocketError::trap(e));
             }
             r
@@ -390,9 +399,7 @@ passthrough! {
                 }
                 _ => {}
             }
-            let would_block = matches!(&r, Err(e) if matches!(e.downcast_ref(), Some(ErrorCode::WouldBlock)));
-            let mode = if would_block { Mode::Summed } else { Mode::Each };
-            if let Err(e) = self.finish(NEXT_ADDRESS, mode, start, args, r.outcome()) {
+            if let Err(e) = self.finish(NEXT_ADDRESS, poll_mode(&r), start, args, r.outcome()) {
                 return Err(SocketError::trap(e));
             }
             r

@@ -178,3 +178,80 @@ pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<
     ip_name_lookup::add_to_linker::<T, Sockets>(l, view::<T>)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The second line alone: wasmtime-wasi's own implementation, without the interposer,
+    //! under the `WasiCtx` that [`configure`] built.
+
+    use super::*;
+    use std::net::TcpListener;
+    use wasmtime::component::{Resource, ResourceTable};
+    use wasmtime_wasi::p2::SocketError;
+    use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddressFamily};
+    use wasmtime_wasi::p2::bindings::sockets::tcp::HostTcpSocket;
+
+    fn code(e: &SocketError) -> Option<ErrorCode> {
+        e.downcast_ref().copied()
+    }
+
+    /// Creates a socket and connects it to `addr` straight through wasmtime-wasi, waiting
+    /// for the outcome of the connect.
+    async fn connect(
+        view: &mut WasiSocketsCtxView<'_>,
+        addr: SocketAddr,
+    ) -> Result<(), SocketError> {
+        let net = instance_network::Host::instance_network(view).unwrap();
+        let sock = tcp_create_socket::Host::create_tcp_socket(view, IpAddressFamily::Ipv4)?;
+        let rep = sock.rep();
+        view.start_connect(Resource::new_borrow(rep), net, addr.into())?;
+        loop {
+            match view.finish_connect(Resource::new_borrow(rep)) {
+                Err(e) if code(&e) == Some(ErrorCode::WouldBlock) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                r => return r.map(|_| ()),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn sockets_stay_off_without_rules() {
+        let mut b = WasiCtxBuilder::new();
+        configure(&mut b, &SocketState::default());
+        let mut ctx = b.build();
+        let mut table = ResourceTable::new();
+        let mut view = WasiSocketsCtxView {
+            ctx: ctx.sockets(),
+            table: &mut table,
+        };
+        let err = tcp_create_socket::Host::create_tcp_socket(&mut view, IpAddressFamily::Ipv4)
+            .unwrap_err();
+        assert_eq!(code(&err), Some(ErrorCode::AccessDenied));
+    }
+
+    #[tokio::test]
+    async fn only_addresses_the_interposer_allowed_can_be_connected() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let rule = TcpRule::parse(&addr.to_string()).unwrap();
+        let state = SocketState::new(vec![rule]);
+        let mut b = WasiCtxBuilder::new();
+        configure(&mut b, &state);
+        let mut ctx = b.build();
+        let mut table = ResourceTable::new();
+        let mut view = WasiSocketsCtxView {
+            ctx: ctx.sockets(),
+            table: &mut table,
+        };
+        // A rule alone is not enough: the interposer must have allowed this very address.
+        let err = connect(&mut view, addr).await.unwrap_err();
+        assert_eq!(code(&err), Some(ErrorCode::AccessDenied));
+        listener.set_nonblocking(true).unwrap();
+        assert!(listener.accept().is_err(), "nothing connected");
+
+        state.permits.grant(addr);
+        connect(&mut view, addr).await.unwrap();
+        assert!(listener.accept().is_ok());
+    }
+}
