@@ -6,6 +6,7 @@
 //! - [`fs`]: `[[fs]]` directory grants (`wasi:filesystem`)
 //! - [`env`]: `[env]` variables (`wasi:cli/environment`)
 //! - [`http`]: `[[http]]` egress rules (`wasi:http/outgoing-handler`)
+//! - [`sockets`]: `[[tcp]]` outgoing TCP connections (`wasi:sockets`)
 //! - [`limits`]: `[limits]` memory, time, fuel and output
 //!
 //! [`interpose`] is how every host call passes through Warden on its way to

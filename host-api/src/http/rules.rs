@@ -144,10 +144,15 @@ impl HostPattern {
     }
 
     /// Whether this pattern names `name`, a host as a client looks it up (a
-    /// DNS name or an IP literal), after the normalization of
+    /// DNS name or an IP literal, IPv6 with or without brackets, as
+    /// wasmtime-wasi's resolver reads it), after the normalization of
     /// [`HostPattern::parse_host`].
     pub fn matches_name(&self, name: &str) -> bool {
-        normalize_host(name).is_some_and(|host| self.matches(&host))
+        let host = normalize_host(name).or_else(|| {
+            let v6 = name.parse::<std::net::Ipv6Addr>().ok()?;
+            Some(RequestHost::Ip(canonical_ip(IpAddr::V6(v6))))
+        });
+        host.is_some_and(|host| self.matches(&host))
     }
 
     /// Whether this pattern names `addr` explicitly, by IP or network, which

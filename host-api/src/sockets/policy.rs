@@ -266,12 +266,15 @@ mod tests {
             "db.example.com:5432",
             "*.cache.example.com:6379",
             "10.0.0.0/8:1",
+            "[::1]:2",
         ]);
         assert_eq!(p.check_lookup("db.example.com").unwrap().index(), 0);
         assert_eq!(p.check_lookup("DB.EXAMPLE.COM.").unwrap().index(), 0);
         assert_eq!(p.check_lookup("a.b.cache.example.com").unwrap().index(), 1);
         // An IP literal is "resolved" to itself: allowed when a rule names the address.
         assert_eq!(p.check_lookup("10.1.2.3").unwrap().index(), 2);
+        assert_eq!(p.check_lookup("::1").unwrap().index(), 3);
+        assert_eq!(p.check_lookup("[::1]").unwrap().index(), 3);
         for name in [
             "example.com",
             "cache.example.com",
