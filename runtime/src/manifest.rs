@@ -29,11 +29,12 @@
 //! ```
 //!
 //! Only `[tool]` is required. What a section does not grant is denied: no `[[fs]]` means no
-//! files, no `[env]` means an empty environment, no `[[tcp]]` means no sockets and no DNS,
-//! and there is no way (yet) to grant HTTP. Clocks and random numbers are always available.
+//! files, no `[env]` means an empty environment, no `[[http]]` means no HTTP requests, and no
+//! `[[tcp]]` means no sockets and no DNS. Clocks and random numbers are always available.
 //! Each section is defined, documented and validated next to its capability in
 //! `warden_host_api` ([`fs::manifest`](warden_host_api::fs::manifest),
 //! [`env::manifest`](warden_host_api::env::manifest),
+//! [`http::manifest`](warden_host_api::http::manifest),
 //! [`sockets::manifest`](warden_host_api::sockets::manifest),
 //! [`limits::manifest`](warden_host_api::limits::manifest)); this module puts them together.
 //!
