@@ -13,12 +13,15 @@
 
 use crate::audit::{Audit, Event, Level};
 use crate::fs::FsState;
+use crate::http::HttpState;
 use crate::secrets::TaskSecrets;
+use crate::sockets::SocketState;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 use wasmtime::component::Resource;
 use wasmtime_wasi::WasiCtxView;
+use wasmtime_wasi_http::WasiHttpCtxView;
 
 /// Per-task state of every capability, kept in the store next to the WASI
 /// context.
@@ -28,6 +31,11 @@ pub struct HostState {
     pub audit: Audit,
     /// Filesystem grants and open descriptors.
     pub fs: FsState,
+    /// `[[http]]` grants and the requests in flight.
+    pub http: HttpState,
+    /// `[[tcp]]` rules and what the task's lookups returned; none unless set after
+    /// [`HostState::new`].
+    pub sockets: SocketState,
     /// What each live resource is, in the guest's terms, keyed by its handle.
     pub names: HashMap<u32, String>,
     /// Summed calls per handle or interface, flushed on drop or at task end.
@@ -74,6 +82,8 @@ impl HostState {
         HostState {
             audit,
             fs,
+            http: HttpState::default(),
+            sockets: SocketState::default(),
             names: HashMap::new(),
             tallies: BTreeMap::new(),
             calls: 0,
@@ -161,6 +171,10 @@ impl HostState {
 pub trait WardenView: Send + 'static {
     /// Splits the store data into wasmtime-wasi's view and Warden's state.
     fn split(&mut self) -> (WasiCtxView<'_>, &mut HostState);
+
+    /// Splits the store data into wasmtime-wasi-http's view (whose hooks
+    /// are Warden's [`Hooks`](crate::http::Hooks)) and Warden's state.
+    fn split_http(&mut self) -> (WasiHttpCtxView<'_>, &mut HostState);
 }
 
 /// A capability's wasmtime-wasi view, with the task's host state beside it.
@@ -375,6 +389,7 @@ no_size!(
     (),
     bool,
     u8,
+    u16,
     u64,
     u32,
     String,

@@ -5,7 +5,8 @@
 //!
 //! - [`fs`]: `[[fs]]` directory grants (`wasi:filesystem`)
 //! - [`env`]: `[env]` variables (`wasi:cli/environment`)
-//! - [`http`]: `[[http]]` egress rules (the rule engine; not yet wired to `wasi:http`)
+//! - [`http`]: `[[http]]` egress rules (`wasi:http/outgoing-handler`)
+//! - [`sockets`]: `[[tcp]]` outgoing TCP connections (`wasi:sockets`)
 //! - [`limits`]: `[limits]` memory, time, fuel and output
 //! - [`secrets`]: `[[secrets]]` host-held credentials (`warden:tool/secrets`)
 //!
@@ -38,8 +39,9 @@ pub use interpose::{HostState, WardenView};
 use wasmtime::component::Linker;
 
 /// Adds every interface a Warden tool may import to `linker`: all of WASI
-/// 0.2 (filesystem, cli, clocks, random, io, sockets), `warden:tool/log` and
-/// `warden:tool/secrets`, each through its capability's interposer.
+/// 0.2 (filesystem, cli, clocks, random, io, sockets), outgoing `wasi:http`,
+/// `warden:tool/log` and `warden:tool/secrets`, each through its capability's
+/// interposer.
 pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     io::add_to_linker(linker)?;
     fs::add_to_linker(linker)?;
@@ -48,6 +50,7 @@ pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<
     clocks::add_to_linker(linker)?;
     random::add_to_linker(linker)?;
     sockets::add_to_linker(linker)?;
+    http::add_to_linker(linker)?;
     log::add_to_linker(linker)?;
     secrets::add_to_linker(linker)?;
     Ok(())

@@ -638,10 +638,12 @@ fn inspect(component: &Path, manifest: Option<PathBuf>) -> Result<ExitCode, Fail
 fn ungranted(import: &str, m: &Manifest) -> Option<String> {
     let iface = import.split('@').next().unwrap_or(import);
     match iface {
-        "wasi:sockets/tcp-create-socket" | "wasi:sockets/udp-create-socket" => {
-            Some("no grant allows sockets: every socket is refused".into())
+        "wasi:sockets/tcp-create-socket" | "wasi:sockets/ip-name-lookup" if m.tcp.is_empty() => {
+            Some("no grant allows sockets or name lookup: add a [[tcp]] entry".into())
         }
-        "wasi:sockets/ip-name-lookup" => Some("no grant allows name lookup".into()),
+        "wasi:sockets/udp-create-socket" => {
+            Some("no grant allows UDP: every UDP socket is refused".into())
+        }
         "wasi:filesystem/preopens" | "wasi:filesystem/types" if m.fs.is_empty() => {
             Some("no [[fs]] grant: the tool sees no directories".into())
         }

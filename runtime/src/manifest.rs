@@ -21,6 +21,9 @@
 //! vars = { LANG = "C.UTF-8" }        # literal values
 //! pass = ["TZ"]                      # copied from the host env by name, if set
 //!
+//! [[tcp]]
+//! connect = "db.example.com:5432"    # host:port; host may be *.suffix, an IP or a network
+//!
 //! [[secrets]]
 //! name = "github"
 //! source = "env:GITHUB_TOKEN"        # env:NAME | file:PATH | vault:MOUNT/PATH#FIELD
@@ -32,13 +35,15 @@
 //! ```
 //!
 //! Only `[tool]` is required. What a section does not grant is denied: no `[[fs]]` means no
-//! files, no `[env]` means an empty environment, no `[[secrets]]` means no secrets, and there
-//! is no way (yet) to grant network access, sockets or DNS. Clocks and random numbers are
-//! always available. Each section is defined, documented and validated next to its
-//! capability in `warden_host_api` ([`fs::manifest`](warden_host_api::fs::manifest),
+//! files, no `[env]` means an empty environment, no `[[http]]` means no HTTP requests, no
+//! `[[tcp]]` means no sockets and no DNS, and no `[[secrets]]` means no secrets. Clocks and
+//! random numbers are always available. Each section is defined, documented and validated
+//! next to its capability in `warden_host_api` ([`fs::manifest`](warden_host_api::fs::manifest),
 //! [`env::manifest`](warden_host_api::env::manifest),
-//! [`limits::manifest`](warden_host_api::limits::manifest),
-//! [`secrets::manifest`](warden_host_api::secrets::manifest)); this module puts them together.
+//! [`http::manifest`](warden_host_api::http::manifest),
+//! [`sockets::manifest`](warden_host_api::sockets::manifest),
+//! [`secrets::manifest`](warden_host_api::secrets::manifest),
+//! [`limits::manifest`](warden_host_api::limits::manifest)); this module puts them together.
 //!
 //! # Errors
 //!
@@ -83,8 +88,10 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 use warden_host_api::env::manifest::{EnvSection, RawEnvSection};
 use warden_host_api::fs::manifest::{FsGrant, RawFsGrant, resolve_grants};
+use warden_host_api::http::manifest::{HttpGrant, RawHttpRule, resolve_rules};
 use warden_host_api::limits::manifest::{Limits, RawLimits, format_duration};
 use warden_host_api::secrets::manifest::{RawSecret, SecretSpec, resolve_secrets};
+use warden_host_api::sockets::manifest::{RawTcpRule, TcpRule, resolve_rules as resolve_tcp_rules};
 
 /// A loaded and validated tool manifest.
 ///
@@ -102,6 +109,11 @@ pub struct Manifest {
     pub fs: Vec<FsGrant>,
     /// `[env]`: the environment the tool sees.
     pub env: EnvSection,
+    /// `[[http]]`: the URLs the tool may request, in manifest order.
+    pub http: Vec<HttpGrant>,
+    /// `[[tcp]]`: where the tool may open TCP connections, in manifest order; none means
+    /// no sockets and no name lookup.
+    pub tcp: Vec<TcpRule>,
     /// `[[secrets]]`: the credentials the host holds for the tool, in manifest order.
     pub secrets: Vec<SecretSpec>,
     /// `[audit]`: how much the audit log records.
@@ -338,7 +350,7 @@ impl ManifestError {
 }
 
 /// The whole file as written. Sections that belong to a capability are defined in
-/// `warden_host_api`; `http` is rejected before this is deserialized.
+/// `warden_host_api`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawManifest {
@@ -349,6 +361,10 @@ struct RawManifest {
     fs: Vec<RawFsGrant>,
     #[serde(default)]
     env: RawEnvSection,
+    #[serde(default)]
+    http: Vec<RawHttpRule>,
+    #[serde(default)]
+    tcp: Vec<RawTcpRule>,
     #[serde(default)]
     secrets: Vec<RawSecret>,
     #[serde(default)]
@@ -370,14 +386,6 @@ struct RawAudit {
     #[serde(default)]
     level: AuditLevel,
 }
-
-/// Sections of the design that this version cannot enforce. Refusing them is the safe
-/// reading: silently ignoring `[[http]]` would leave a tool without access its author
-/// expected.
-const UNSUPPORTED: &[(&str, &str)] = &[(
-    "http",
-    "network egress is not supported by this version of warden",
-)];
 
 impl Manifest {
     /// Reads and validates the manifest at `path`.
@@ -407,14 +415,6 @@ impl Manifest {
     pub fn parse(src: &str, path: &Path) -> Result<Manifest, ManifestError> {
         let cx = Context { src, path };
         let doc = DeTable::parse(src).map_err(|e| cx.syntax(&e))?;
-        for (key, value) in doc.get_ref() {
-            if let Some((name, message)) =
-                UNSUPPORTED.iter().find(|(name, _)| key.get_ref() == name)
-            {
-                // The value's span is the `[[http]]` header when there is one.
-                return Err(cx.invalid(value.span().start, *name, *message));
-            }
-        }
         let raw: RawManifest = toml::from_str(src).map_err(|e| cx.serde(&e, doc.get_ref()))?;
 
         let base_dir = path.parent().unwrap_or(Path::new(""));
@@ -445,6 +445,10 @@ impl Manifest {
             .env
             .resolve()
             .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
+        let http =
+            resolve_rules(&raw.http).map_err(|e| cx.invalid(e.span().start, e.field(), &e))?;
+        let tcp =
+            resolve_tcp_rules(&raw.tcp).map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
         let secrets = resolve_secrets(&raw.secrets, base_dir)
             .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
 
@@ -458,6 +462,8 @@ impl Manifest {
             limits,
             fs,
             env,
+            http,
+            tcp,
             secrets,
             audit: AuditSection {
                 level: raw.audit.level,
@@ -546,16 +552,51 @@ impl Manifest {
                 writeln!(out, "  {name} passed from the host environment ({state})")?;
             }
         }
+        if self.http.is_empty() {
+            writeln!(out, "http: none")?;
+        } else {
+            writeln!(out, "http:")?;
+            for (i, grant) in self.http.iter().enumerate() {
+                writeln!(out, "  http[{i}] {} ({})", grant.rule, grant.limits)?;
+            }
+        }
+        self.write_tcp(out)?;
         self.write_secrets(out)?;
         writeln!(out, "audit: {}", self.audit.level)?;
         writeln!(
             out,
             "always allowed: clocks, random numbers, stdio the runtime passes"
         )?;
+        let network = match (self.http.is_empty(), self.tcp.is_empty()) {
+            (true, true) => "no network",
+            (true, false) => "no http",
+            (false, _) => "no other urls",
+        };
+        let sockets = if self.tcp.is_empty() {
+            "no sockets, no DNS"
+        } else {
+            "no other tcp connections (no UDP, no bind or listen, DNS for the tcp names above only)"
+        };
         writeln!(
             out,
-            "everything else is denied: no other files, no network, no sockets, no DNS, no host environment"
+            "everything else is denied: no other files, {network}, {sockets}, no host environment"
         )
+    }
+
+    fn write_tcp(&self, out: &mut String) -> fmt::Result {
+        if self.tcp.is_empty() {
+            return writeln!(out, "tcp: none (no sockets, no DNS)");
+        }
+        writeln!(out, "tcp:")?;
+        for (index, rule) in self.tcp.iter().enumerate() {
+            let how = if rule.names_hosts() {
+                "by name; loopback, private and metadata addresses only if a rule names them"
+            } else {
+                "by address"
+            };
+            writeln!(out, "  tcp[{index}] connect to {} ({how})", rule.connect())?;
+        }
+        Ok(())
     }
 }
 

@@ -10,19 +10,22 @@ use std::time::{Duration, Instant, SystemTime};
 use warden_host_api::audit::{Audit, Event, EventSink, Level, TaskMeta};
 use warden_host_api::bindings::warden::tool::types::ToolError as WitToolError;
 use warden_host_api::fs::FsState;
+use warden_host_api::http::{HttpState, HttpTask};
 use warden_host_api::limits::{CappedPipe, LimitHit, Limiter, Tripwire};
 use warden_host_api::secrets::{SecretError, TaskSecrets};
-use warden_host_api::{HostState, WardenView, env, fs};
+use warden_host_api::{HostState, WardenView, env, fs, sockets};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView};
+use wasmtime_wasi_http::WasiHttpCtxView;
 
 /// Store data of one task.
 pub struct TaskData {
     wasi: WasiCtx,
     table: ResourceTable,
     host: HostState,
+    http: HttpTask,
     limiter: Limiter,
     /// Guest-to-host transitions counted by wasmtime itself: a cross-check
     /// that every host call went through an interposer and was recorded.
@@ -37,6 +40,17 @@ impl WardenView for TaskData {
             WasiCtxView {
                 ctx: &mut self.wasi,
                 table: &mut self.table,
+            },
+            &mut self.host,
+        )
+    }
+
+    fn split_http(&mut self) -> (WasiHttpCtxView<'_>, &mut HostState) {
+        (
+            WasiHttpCtxView {
+                ctx: &mut self.http.ctx,
+                table: &mut self.table,
+                hooks: &mut self.http.hooks,
             },
             &mut self.host,
         )
@@ -186,8 +200,8 @@ pub(crate) fn audit(p: &Prepared<'_>, req: &TaskRequest, task: &str) -> Audit {
 }
 
 /// Builds the store of one task: only granted preopens and env, stdio pipes
-/// capped at the output limit, sockets and name lookup off, and the secrets
-/// fetched for it.
+/// capped at the output limit, sockets and name lookup only as `[[tcp]]` allows,
+/// and the secrets fetched for it.
 pub(crate) fn store(
     p: &Prepared<'_>,
     req: &TaskRequest,
@@ -204,20 +218,25 @@ pub(crate) fn store(
     b.allow_blocking_current_thread(true);
     fs::preopen(&mut b, &m.fs).map_err(|e| format!("{e:#}"))?;
     env::configure(&mut b, &m.env);
+    let sockets = sockets::SocketState::new(m.tcp.clone());
+    sockets::configure(&mut b, &sockets);
     b.stdin(MemoryInputPipe::new(req.stdin.clone()))
         .stdout(stdout.clone())
-        .stderr(stderr.clone())
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false);
+        .stderr(stderr.clone());
     let mut argv = vec![m.tool.name.clone()];
     argv.extend(req.args.iter().cloned());
     b.args(&argv);
-    let mut host = HostState::new(audit, FsState::new(m.fs.clone()));
+    let deadline = Instant::now() + m.limits.timeout;
+    let mut host = HostState::new(audit.clone(), FsState::new(m.fs.clone()));
+    if !m.http.is_empty() {
+        host.http = HttpState::new(m.http.clone(), audit, deadline);
+    }
+    host.sockets = sockets;
     host.secrets = secrets;
     let data = TaskData {
         wasi: b.build(),
         table: ResourceTable::new(),
+        http: HttpTask::new(&host.http),
         host,
         limiter: Limiter::new(m.limits.memory, tripwire.clone()),
         transitions: 0,
@@ -234,7 +253,6 @@ pub(crate) fn store(
     // Every tick the guest gives its thread back to the executor, so that a
     // busy task cannot starve the others on it; past the timeout it is
     // interrupted instead.
-    let deadline = Instant::now() + m.limits.timeout;
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |mut ctx| {
         ctx.data_mut().epoch_callbacks += 1;
@@ -341,7 +359,11 @@ pub(crate) fn finish(
         .transitions
         .saturating_sub(data.limiter.grows() + data.epoch_callbacks);
     let host = &mut store.data_mut().host;
-    let flushed = host.flush_tallies(None);
+    let flushed = host.flush_tallies(None).and_then(|()| {
+        host.http
+            .close()
+            .map_err(|e| wasmtime::Error::msg(format!("{e:#}")))
+    });
     let (outcome, detail) = match &result {
         Ok(Outcome::Result(s)) => ("ok".to_string(), json!({ "result_bytes": s.len() })),
         Ok(Outcome::ToolError { kind, message }) => (

@@ -8,6 +8,8 @@ mod cli;
 mod env;
 mod fs;
 mod guests;
+mod http;
+mod http_server;
 mod library;
 mod limits;
 mod manifest;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use warden::manifest::{AuditLevel, Digest, Manifest, ManifestError};
 use warden_host_api::fs::manifest::Access;
+use warden_host_api::http::HostPattern;
 use warden_host_api::limits::manifest::Limits;
 
 fn ui_dir() -> PathBuf {
@@ -137,6 +138,7 @@ fn minimal_manifest_gets_defaults() {
     assert_eq!(m.limits.output, 1 << 20);
     assert!(m.fs.is_empty());
     assert!(m.env.vars.is_empty() && m.env.pass.is_empty());
+    assert!(m.tcp.is_empty(), "no sockets unless granted");
     assert_eq!(m.audit.level, AuditLevel::Calls);
 }
 
@@ -352,4 +354,47 @@ pass = ["PATH", "WARDEN_TEST_SURELY_UNSET_VARIABLE"]
         !text.contains(&std::env::var("PATH").unwrap()),
         "pass-through values are never shown:\n{text}"
     );
+}
+
+#[test]
+fn tcp_rules_are_parsed_and_listed_in_the_grants() {
+    let dir = TempDir::new("tcp");
+    let path = dir.write(
+        "warden.toml",
+        r#"
+[tool]
+name = "db-tool"
+component = "db.wasm"
+
+[[tcp]]
+connect = "DB.Example.com:5432"
+
+[[tcp]]
+connect = "127.0.0.1:6379"
+"#,
+    );
+    let m = Manifest::load(&path).unwrap();
+    assert_eq!(m.tcp.len(), 2);
+    assert_eq!(
+        m.tcp[0].host(),
+        &HostPattern::Exact("db.example.com".to_owned())
+    );
+    assert_eq!(m.tcp[0].port(), 5432);
+    assert_eq!(m.tcp[1].host(), &HostPattern::Ip([127, 0, 0, 1].into()));
+    let text = m.effective_grants();
+    for line in [
+        "tcp[0] connect to DB.Example.com:5432 (by name; loopback, private and metadata addresses only if a rule names them)",
+        "tcp[1] connect to 127.0.0.1:6379 (by address)",
+        "no other files, no http, no other tcp connections (no UDP, no bind or listen, DNS for the tcp names above only), no host environment",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    assert!(!text.contains("no sockets"), "{text}");
+
+    let none = dir.write(
+        "none.toml",
+        "[tool]\nname = \"x\"\ncomponent = \"x.wasm\"\n",
+    );
+    let text = Manifest::load(&none).unwrap().effective_grants();
+    assert!(text.contains("tcp: none (no sockets, no DNS)"), "{text}");
 }

@@ -15,7 +15,7 @@ wit_bindgen::generate!({
 use serde_json::{Map, Value, json};
 use std::fs;
 use std::hint::black_box;
-use std::io::{self, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const MIB: usize = 1 << 20;
@@ -26,8 +26,9 @@ const INPUT_SCHEMA: &str = r#"{
   "properties": {
     "op": {"enum": ["read", "write", "create_dir", "remove", "rename", "set_times",
                     "list", "metadata", "symlink", "hard_link", "env", "env_all",
-                    "spin", "membomb", "bigout", "print", "log", "tcp", "time", "raw_open",
-                    "stat_loop", "secret_hmac", "secret_reveal"]}
+                    "spin", "membomb", "bigout", "print", "log", "tcp", "resolve", "udp",
+                    "tcp_listen", "time", "raw_open", "stat_loop", "secret_hmac",
+                    "secret_reveal"]}
   },
   "required": ["op"]
 }"#;
@@ -272,12 +273,126 @@ fn print(args: &Args) -> Result<Value, ToolError> {
     Ok(report(result, |()| json!({"printed": bytes})))
 }
 
+/// Connects to `addr` (`host:port`: a name goes through `wasi:sockets` name lookup, an IP
+/// literal does not); with `send`, writes it and a newline and reads one line back.
 fn tcp(args: &Args) -> Result<Value, ToolError> {
     let addr = args.str("addr")?;
-    Ok(report(
-        std::net::TcpStream::connect(addr),
-        |stream| json!({"peer": stream.peer_addr().map(|a| a.to_string()).ok()}),
-    ))
+    let send = match args.0.get("send") {
+        None => None,
+        Some(_) => Some(args.str("send")?),
+    };
+    let mut stream = match std::net::TcpStream::connect(addr) {
+        Ok(stream) => stream,
+        Err(err) => {
+            let mut v = io_failure(&err);
+            v["stage"] = "connect".into();
+            return Ok(v);
+        }
+    };
+    let peer = stream.peer_addr().map(|a| a.to_string()).ok();
+    let Some(line) = send else {
+        return Ok(json!({"ok": true, "peer": peer}));
+    };
+    let exchange = stream
+        .write_all(format!("{line}\n").as_bytes())
+        .and_then(|()| stream.flush())
+        .and_then(|()| {
+            let mut reply = String::new();
+            BufReader::new(&stream).read_line(&mut reply)?;
+            Ok(reply)
+        });
+    Ok(match exchange {
+        Ok(reply) => json!({"ok": true, "peer": peer, "reply": reply.trim_end_matches('\n')}),
+        Err(err) => {
+            let mut v = io_failure(&err);
+            v["stage"] = "exchange".into();
+            v
+        }
+    })
+}
+
+/// Looks `name` up as std does for a connect (`getaddrinfo`, i.e. `wasi:sockets`
+/// `resolve-addresses`), and reports every address it got.
+fn resolve(args: &Args) -> Result<Value, ToolError> {
+    use std::net::ToSocketAddrs;
+    let name = args.str("name")?;
+    Ok(report((name, 0u16).to_socket_addrs(), |addrs| {
+        json!({"addresses": addrs.map(|a| a.ip().to_string()).collect::<Vec<_>>()})
+    }))
+}
+
+/// Sends one datagram to `addr` from an ephemeral local port.
+fn udp(args: &Args) -> Result<Value, ToolError> {
+    let addr = args.str("addr")?;
+    let socket = match std::net::UdpSocket::bind("0.0.0.0:0") {
+        Ok(socket) => socket,
+        Err(err) => {
+            let mut v = io_failure(&err);
+            v["stage"] = "bind".into();
+            return Ok(v);
+        }
+    };
+    Ok(match socket.send_to(b"ping", addr) {
+        Ok(n) => json!({"ok": true, "sent": n}),
+        Err(err) => {
+            let mut v = io_failure(&err);
+            v["stage"] = "send".into();
+            v
+        }
+    })
+}
+
+/// Tries to accept connections with `wasi:sockets` directly: an IPv4 TCP socket, an
+/// explicit `start-bind` to `bind` (`a.b.c.d:port`) when given, then `start-listen`.
+/// Failures say at which stage, with the wasi error-code name as `kind`.
+fn tcp_listen(args: &Args) -> Result<Value, ToolError> {
+    use wasi::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+    use wasi::sockets::{instance_network, tcp_create_socket};
+    let bind = match args.0.get("bind") {
+        None => None,
+        Some(_) => {
+            let text = args.str("bind")?;
+            let addr: std::net::SocketAddrV4 = text.parse().map_err(|e| {
+                ToolError::InvalidInput(format!("bind: expected a.b.c.d:port, found {text:?}: {e}"))
+            })?;
+            Some(addr)
+        }
+    };
+    let failed = |stage: &str, code: ErrorCode| {
+        json!({
+            "ok": false,
+            "stage": stage,
+            "kind": code.name(),
+            "error": format!("{}: {}", code.name(), code.message()),
+        })
+    };
+    let socket = match tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4) {
+        Ok(socket) => socket,
+        Err(code) => return Ok(failed("create", code)),
+    };
+    let network = instance_network::instance_network();
+    if let Some(addr) = bind {
+        let [a, b, c, d] = addr.ip().octets();
+        let local = IpSocketAddress::Ipv4(Ipv4SocketAddress {
+            port: addr.port(),
+            address: (a, b, c, d),
+        });
+        if let Err(code) = socket.start_bind(&network, local) {
+            return Ok(failed("bind", code));
+        }
+        socket.subscribe().block();
+        if let Err(code) = socket.finish_bind() {
+            return Ok(failed("bind", code));
+        }
+    }
+    if let Err(code) = socket.start_listen() {
+        return Ok(failed("listen", code));
+    }
+    socket.subscribe().block();
+    Ok(match socket.finish_listen() {
+        Ok(()) => json!({"ok": true}),
+        Err(code) => failed("listen", code),
+    })
 }
 
 /// `{"ok": false, "kind": "denied", "error": "<host's text>"}` for a `warden:tool/secrets`
@@ -417,6 +532,9 @@ fn run(args: &Args) -> Result<Value, ToolError> {
             json!({"ok": true})
         }
         "tcp" => tcp(args)?,
+        "resolve" => resolve(args)?,
+        "udp" => udp(args)?,
+        "tcp_listen" => tcp_listen(args)?,
         "time" => time(),
         "raw_open" => raw_open(args)?,
         "stat_loop" => {

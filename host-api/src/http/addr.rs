@@ -48,6 +48,15 @@ impl fmt::Display for AddrClass {
     }
 }
 
+impl AddrClass {
+    /// The class of `addr` if it is special, `None` if it is public; see
+    /// [`classify`] (the same check, for other capabilities such as
+    /// `[[tcp]]`).
+    pub fn of(addr: IpAddr) -> Option<AddrClass> {
+        classify(addr)
+    }
+}
+
 /// The class of `addr` if it is special, `None` if it is public. IPv6 forms
 /// that carry an IPv4 address (mapped `::ffff:a.b.c.d`, compatible
 /// `::a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`, 6to4 `2002:aabb:ccdd::`) are judged

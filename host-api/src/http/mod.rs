@@ -69,12 +69,19 @@
 //! ```
 
 mod addr;
+mod host;
+pub mod manifest;
 mod rules;
+mod send;
+mod state;
 #[cfg(test)]
 mod tests;
 
 pub use addr::AddrClass;
+pub use host::add_to_linker;
 pub use rules::{HostPattern, HttpRule, RuleError};
+pub use send::{Hooks, HttpTask};
+pub use state::HttpState;
 
 use rules::{RequestHost, is_token, path_segments};
 use std::fmt;

@@ -121,9 +121,43 @@ impl HostPattern {
         }
     }
 
+    /// Parses a host written without a URL around it, as a `[[tcp]]` rule
+    /// writes it: a DNS name, `*.suffix`, or an IP literal (IPv6 in
+    /// brackets), normalized as a rule's URL host is (lowercase, IDNA,
+    /// trailing dot removed, IPv4 numeric forms read as the address they
+    /// are). Networks are not parsed here. `None` if it is not a host, or has
+    /// a `*` anywhere but as the whole first label of a domain name.
+    pub fn parse_host(host: &str) -> Option<HostPattern> {
+        let (wildcard, rest) = match host.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, host),
+        };
+        if rest.contains('*') {
+            return None;
+        }
+        match (normalize_host(rest)?, wildcard) {
+            (RequestHost::Domain(d), true) => Some(HostPattern::Suffix(d)),
+            (RequestHost::Domain(d), false) => Some(HostPattern::Exact(d)),
+            (RequestHost::Ip(_), true) => None,
+            (RequestHost::Ip(ip), false) => Some(HostPattern::Ip(ip)),
+        }
+    }
+
+    /// Whether this pattern names `name`, a host as a client looks it up (a
+    /// DNS name or an IP literal, IPv6 with or without brackets, as
+    /// wasmtime-wasi's resolver reads it), after the normalization of
+    /// [`HostPattern::parse_host`].
+    pub fn matches_name(&self, name: &str) -> bool {
+        let host = normalize_host(name).or_else(|| {
+            let v6 = name.parse::<std::net::Ipv6Addr>().ok()?;
+            Some(RequestHost::Ip(canonical_ip(IpAddr::V6(v6))))
+        });
+        host.is_some_and(|host| self.matches(&host))
+    }
+
     /// Whether this pattern names `addr` explicitly, by IP or network, which
     /// is what it takes to reach a loopback, private or metadata address.
-    pub(crate) fn names_addr(&self, addr: IpAddr) -> bool {
+    pub fn names_addr(&self, addr: IpAddr) -> bool {
         match self {
             HostPattern::Ip(ip) => *ip == addr,
             HostPattern::Cidr(net) => net.contains(&addr),
@@ -165,6 +199,15 @@ impl fmt::Display for RequestHost {
             RequestHost::Ip(IpAddr::V4(v4)) => write!(f, "{v4}"),
             RequestHost::Ip(IpAddr::V6(v6)) => write!(f, "[{v6}]"),
         }
+    }
+}
+
+/// A host on its own (not inside a URL), normalized as a URL's host is.
+fn normalize_host(host: &str) -> Option<RequestHost> {
+    match Host::parse(host).ok()? {
+        Host::Domain(d) => RequestHost::from_url(Host::Domain(&d)),
+        Host::Ipv4(v4) => RequestHost::from_url(Host::Ipv4(v4)),
+        Host::Ipv6(v6) => RequestHost::from_url(Host::Ipv6(v6)),
     }
 }
 

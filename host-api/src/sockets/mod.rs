@@ -1,42 +1,156 @@
-//! `wasi:sockets`: off. No `[[tcp]]` grant exists in this version, so
-//! creating a TCP or UDP socket and resolving a name are refused with
-//! `access-denied` and a deny record; the rest of the interface is linked so
-//! that components importing it still run, and is recorded like any call.
+//! `wasi:sockets`: outgoing TCP connections where `[[tcp]]` rules allow them, nothing else.
+//!
+//! Without a `[[tcp]]` entry sockets are off: creating a TCP or UDP socket and resolving a
+//! name are refused with `access-denied` and a deny record. With entries
+//! ([`manifest`]), a task may:
+//!
+//! - create TCP sockets (UDP stays off, whatever the rules say);
+//! - look up a name (`ip-name-lookup.resolve-addresses`) that some rule names, exactly or
+//!   by `*.suffix`; the addresses the guest is given are recorded, and the task remembers
+//!   which name each came from;
+//! - connect (`tcp-socket.start-connect`) to an address and port that a rule names by IP
+//!   or network, or that this task's lookup of a name returned, when a rule names that
+//!   name with that port and the address is not special: loopback, private, link-local,
+//!   unique-local, CGNAT, metadata and the like ([`AddrClass`], the same classification
+//!   as `[[http]]`, IPv4-mapped and other IPv6 forms included) are reached only through a
+//!   rule that names the address. `localhost:5432` alone does not reach `127.0.0.1`;
+//!   `127.0.0.1:5432` does.
+//!
+//! `start-bind` and `start-listen` are always refused: a tool may connect out, never
+//! accept connections. Every refusal returns `access-denied` to the guest and writes a deny
+//! record whose `rule` says which `[[tcp]]` line would allow it, if any would.
+//!
+//! The address checked is the very one the socket connects to: the guest passes an IP
+//! address, never a name, so a second DNS answer cannot swap it. As a second line of
+//! defense, wasmtime-wasi's own `socket_addr_check` ([`configure`]) lets a socket connect
+//! only to an address that this module has allowed for the task, and bind only the
+//! wildcard address that connecting binds implicitly.
+//!
+//! ```toml
+//! [[tcp]]
+//! connect = "db.example.com:5432"
+//!
+//! [[tcp]]
+//! connect = "127.0.0.1:6379"        # a local service, named by address
+//! ```
+//!
+//! ```
+//! use warden_host_api::sockets::{Resolved, TcpPolicy, manifest::TcpRule};
+//!
+//! let policy = TcpPolicy::new(vec![
+//!     TcpRule::parse("db.example.com:5432")?,
+//!     TcpRule::parse("127.0.0.1:6379")?,
+//! ]);
+//! let mut resolved = Resolved::default();
+//! policy.check_lookup("db.example.com")?;
+//! assert!(policy.check_lookup("evil.example.net").is_err());
+//!
+//! // An address of the name, as this task's lookup returned it.
+//! resolved.learn("db.example.com", "93.184.216.34".parse()?);
+//! policy.check_connect("93.184.216.34:5432".parse()?, &resolved)?;
+//! assert!(policy.check_connect("93.184.216.34:22".parse()?, &resolved).is_err());
+//!
+//! // A name that resolves to loopback does not reach it; the rule naming 127.0.0.1 does.
+//! resolved.learn("db.example.com", "127.0.0.1".parse()?);
+//! assert!(policy.check_connect("127.0.0.1:5432".parse()?, &resolved).is_err());
+//! policy.check_connect("127.0.0.1:6379".parse()?, &resolved)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! [`AddrClass`]: crate::http::AddrClass
 
-use crate::audit::Event;
-use crate::interpose::{Guarded, Size, WardenView, debug_arg, guarded, no_size, passthrough};
-use std::time::Instant;
-use wasmtime::component::{HasData, Linker, Resource};
-use wasmtime_wasi::p2::bindings::sockets::network::{
-    self, ErrorCode, IpAddress, IpAddressFamily, IpSocketAddress, Network,
-};
+mod host;
+pub mod manifest;
+mod policy;
+
+pub use policy::{Allowed, Denied, Resolved, TcpPolicy};
+
+use crate::interpose::{Guarded, WardenView, guarded};
+use manifest::TcpRule;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use wasmtime::component::{HasData, Linker};
+use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::bindings::sockets::{
-    instance_network, ip_name_lookup, tcp, tcp_create_socket, udp, udp_create_socket,
+    instance_network, ip_name_lookup, network, tcp, tcp_create_socket, udp, udp_create_socket,
 };
-use wasmtime_wasi::p2::{
-    DynInputStream, DynOutputStream, DynPollable, SocketError, SocketResult, TcpSocket, UdpSocket,
-};
-use wasmtime_wasi::sockets::WasiSocketsCtxView;
+use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsCtxView};
 
-type View<'a> = WasiSocketsCtxView<'a>;
-type ResolveAddressStream =
-    wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::ResolveAddressStream;
+/// Per-task socket state: the rules, what the task's lookups returned, and the addresses
+/// it was allowed to connect to. The default has no rules: sockets are off.
+#[derive(Debug, Default)]
+pub struct SocketState {
+    policy: TcpPolicy,
+    resolved: Resolved,
+    /// Live `resolve-address-stream`s: the name looked up and the addresses given so far.
+    lookups: HashMap<u32, (String, Vec<IpAddr>)>,
+    permits: Permits,
+}
 
-debug_arg!(
-    IpSocketAddress,
-    IpAddressFamily,
-    Option<IpSocketAddress>,
-    tcp::ShutdownType,
-    Vec<udp::OutgoingDatagram>
-);
-no_size!(IpSocketAddress, IpAddressFamily, Vec<udp::IncomingDatagram>);
-impl<A, B> Size for (Resource<A>, Resource<B>) {}
-impl<A, B, C> Size for (Resource<A>, Resource<B>, Resource<C>) {}
-
-impl crate::interpose::ErrorName for ErrorCode {
-    fn error_name(&self) -> &'static str {
-        self.name()
+impl SocketState {
+    /// State for a task with these `[[tcp]]` rules.
+    pub fn new(rules: Vec<TcpRule>) -> SocketState {
+        SocketState {
+            policy: TcpPolicy::new(rules),
+            ..SocketState::default()
+        }
     }
+
+    /// The task's rules.
+    pub fn policy(&self) -> &TcpPolicy {
+        &self.policy
+    }
+
+    /// What the task's lookups returned so far.
+    pub fn resolved(&self) -> &Resolved {
+        &self.resolved
+    }
+}
+
+/// The addresses the interposer allowed a connection to, shared with the
+/// `socket_addr_check` of the task's `WasiCtx`.
+#[derive(Debug, Clone, Default)]
+struct Permits(Arc<Mutex<HashSet<SocketAddr>>>);
+
+impl Permits {
+    fn grant(&self, addr: SocketAddr) {
+        // A poisoned set is still a set: the panic that poisoned it cannot have left it
+        // half-inserted.
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(addr);
+    }
+
+    fn allows(&self, addr: SocketAddr) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&addr)
+    }
+}
+
+/// Sets up the sockets of a task's `WasiCtx` for `state`: TCP and name lookup on only when
+/// there are rules, UDP always off, and a `socket_addr_check` that lets a socket connect
+/// only to an address the interposer allowed for this task and bind only the wildcard
+/// address with port 0 (what connect checks for its implicit bind). Listening, accepting
+/// and every UDP use are refused there too.
+pub fn configure(builder: &mut WasiCtxBuilder, state: &SocketState) {
+    let on = !state.policy.is_empty();
+    builder
+        .allow_tcp(on)
+        .allow_udp(false)
+        .allow_ip_name_lookup(on);
+    let permits = state.permits.clone();
+    builder.socket_addr_check(move |addr, use_| {
+        let ok = match use_ {
+            SocketAddrUse::TcpConnect => permits.allows(addr),
+            SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
+            _ => false,
+        };
+        Box::pin(std::future::ready(ok))
+    });
 }
 
 struct Sockets;
@@ -65,225 +179,79 @@ pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<
     Ok(())
 }
 
-const OFF: &str = "no network grant: sockets and name lookup are off";
+#[cfg(test)]
+mod tests {
+    //! The second line alone: wasmtime-wasi's own implementation, without the interposer,
+    //! under the `WasiCtx` that [`configure`] built.
 
-impl Guarded<'_, View<'_>> {
-    fn refuse(
-        &mut self,
-        call: &'static str,
-        args: serde_json::Value,
-        resource: String,
-    ) -> SocketError {
-        let start = Instant::now();
-        self.host.calls += 1;
-        let ev = Event::call(call)
-            .args(args)
-            .resource(resource)
-            .deny(OFF)
-            .outcome("error:access-denied")
-            .took(start.elapsed());
-        match self.host.record(ev) {
-            Ok(()) => ErrorCode::AccessDenied.into(),
-            Err(e) => SocketError::trap(e),
+    use super::*;
+    use std::net::TcpListener;
+    use wasmtime::component::{Resource, ResourceTable};
+    use wasmtime_wasi::p2::SocketError;
+    use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddressFamily};
+    use wasmtime_wasi::p2::bindings::sockets::tcp::HostTcpSocket;
+
+    fn code(e: &SocketError) -> Option<ErrorCode> {
+        e.downcast_ref().copied()
+    }
+
+    /// Creates a socket and connects it to `addr` straight through wasmtime-wasi, waiting
+    /// for the outcome of the connect.
+    async fn connect(
+        view: &mut WasiSocketsCtxView<'_>,
+        addr: SocketAddr,
+    ) -> Result<(), SocketError> {
+        let net = instance_network::Host::instance_network(view).unwrap();
+        let sock = tcp_create_socket::Host::create_tcp_socket(view, IpAddressFamily::Ipv4)?;
+        let rep = sock.rep();
+        view.start_connect(Resource::new_borrow(rep), net, addr.into())?;
+        loop {
+            match view.finish_connect(Resource::new_borrow(rep)) {
+                Err(e) if code(&e) == Some(ErrorCode::WouldBlock) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                r => return r.map(|_| ()),
+            }
         }
     }
-}
 
-impl tcp_create_socket::Host for Guarded<'_, View<'_>> {
-    fn create_tcp_socket(
-        &mut self,
-        address_family: IpAddressFamily,
-    ) -> SocketResult<Resource<TcpSocket>> {
-        Err(self.refuse(
-            "wasi:sockets/tcp-create-socket.create-tcp-socket",
-            serde_json::json!({ "family": format!("{address_family:?}") }),
-            "tcp".into(),
-        ))
+    #[tokio::test]
+    async fn sockets_stay_off_without_rules() {
+        let mut b = WasiCtxBuilder::new();
+        configure(&mut b, &SocketState::default());
+        let mut ctx = b.build();
+        let mut table = ResourceTable::new();
+        let mut view = WasiSocketsCtxView {
+            ctx: ctx.sockets(),
+            table: &mut table,
+        };
+        let err = tcp_create_socket::Host::create_tcp_socket(&mut view, IpAddressFamily::Ipv4)
+            .unwrap_err();
+        assert_eq!(code(&err), Some(ErrorCode::AccessDenied));
     }
-}
 
-impl udp_create_socket::Host for Guarded<'_, View<'_>> {
-    async fn create_udp_socket(
-        &mut self,
-        address_family: IpAddressFamily,
-    ) -> SocketResult<Resource<UdpSocket>> {
-        Err(self.refuse(
-            "wasi:sockets/udp-create-socket.create-udp-socket",
-            serde_json::json!({ "family": format!("{address_family:?}") }),
-            "udp".into(),
-        ))
-    }
-}
+    #[tokio::test]
+    async fn only_addresses_the_interposer_allowed_can_be_connected() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let rule = TcpRule::parse(&addr.to_string()).unwrap();
+        let state = SocketState::new(vec![rule]);
+        let mut b = WasiCtxBuilder::new();
+        configure(&mut b, &state);
+        let mut ctx = b.build();
+        let mut table = ResourceTable::new();
+        let mut view = WasiSocketsCtxView {
+            ctx: ctx.sockets(),
+            table: &mut table,
+        };
+        // A rule alone is not enough: the interposer must have allowed this very address.
+        let err = connect(&mut view, addr).await.unwrap_err();
+        assert_eq!(code(&err), Some(ErrorCode::AccessDenied));
+        listener.set_nonblocking(true).unwrap();
+        assert!(listener.accept().is_err(), "nothing connected");
 
-impl ip_name_lookup::Host for Guarded<'_, View<'_>> {
-    fn resolve_addresses(
-        &mut self,
-        network: Resource<Network>,
-        name: String,
-    ) -> SocketResult<Resource<ResolveAddressStream>> {
-        let _ = network;
-        Err(self.refuse(
-            "wasi:sockets/ip-name-lookup.resolve-addresses",
-            serde_json::json!({ "name": name }),
-            name.clone(),
-        ))
-    }
-}
-
-impl tcp::Host for Guarded<'_, View<'_>> {}
-impl udp::Host for Guarded<'_, View<'_>> {}
-
-passthrough! {
-    impl network::Host => View<'_> {
-        own fn convert_error_code(&mut self, error: SocketError) -> wasmtime::Result<ErrorCode> {
-            network::Host::convert_error_code(&mut self.inner, error)
-        }
-        ["wasi:sockets/network.network-error-code" Each]
-        fn network_error_code(&mut self, err: Resource<wasmtime_wasi::p2::bindings::io::error::Error>) -> wasmtime::Result<Option<ErrorCode>>;
-    }
-}
-
-passthrough! {
-    impl network::HostNetwork => View<'_> {
-        ["wasi:sockets/network.[resource-drop]network" Drop]
-        fn drop(&mut self, this: Resource<network::Network>) -> Result<(), wasmtime::Error>;
-    }
-}
-
-passthrough! {
-    impl instance_network::Host => View<'_> {
-        ["wasi:sockets/instance-network.instance-network" Each]
-        fn instance_network(&mut self) -> Result<Resource<Network>, wasmtime::Error>;
-    }
-}
-
-passthrough! {
-    impl tcp::HostTcpSocket => View<'_> {
-        ["wasi:sockets/tcp.[method]tcp-socket.start-bind" Each]
-        async fn start_bind(&mut self, this: Resource<TcpSocket>, network: Resource<Network>, local_address: IpSocketAddress) -> SocketResult<()>;
-        ["wasi:sockets/tcp.[method]tcp-socket.finish-bind" Each]
-        fn finish_bind(&mut self, this: Resource<TcpSocket>) -> SocketResult<()>;
-        ["wasi:sockets/tcp.[method]tcp-socket.start-connect" Each]
-        fn start_connect(&mut self, this: Resource<TcpSocket>, network: Resource<Network>, remote_address: IpSocketAddress) -> SocketResult<()>;
-        ["wasi:sockets/tcp.[method]tcp-socket.finish-connect" Each]
-        fn finish_connect(&mut self, this: Resource<TcpSocket>) -> SocketResult<(Resource<DynInputStream>, Resource<DynOutputStream>)>;
-        ["wasi:sockets/tcp.[method]tcp-socket.start-listen" Each]
-        async fn start_listen(&mut self, this: Resource<TcpSocket>) -> SocketResult<()>;
-        ["wasi:sockets/tcp.[method]tcp-socket.finish-listen" Each]
-        fn finish_listen(&mut self, this: Resource<TcpSocket>) -> SocketResult<()>;
-        ["wasi:sockets/tcp.[method]tcp-socket.accept" Each]
-        fn accept(&mut self, this: Resource<TcpSocket>) -> SocketResult<(Resource<TcpSocket>, Resource<DynInputStream>, Resource<DynOutputStream>)>;
-        ["wasi:sockets/tcp.[method]tcp-socket.local-address" Each]
-        fn local_address(&mut self, this: Resource<TcpSocket>) -> SocketResult<IpSocketAddress>;
-        ["wasi:sockets/tcp.[method]tcp-socket.remote-address" Each]
-        fn remote_address(&mut self, this: Resource<TcpSocket>) -> SocketResult<IpSocketAddress>;
-        ["wasi:sockets/tcp.[method]tcp-socket.is-listening" Each]
-        fn is_listening(&mut self, this: Resource<TcpSocket>) -> Result<bool, wasmtime::Error>;
-        ["wasi:sockets/tcp.[method]tcp-socket.address-family" Each]
-        fn address_family(&mut self, this: Resource<TcpSocket>) -> Result<IpAddressFamily, wasmtime::Error>;
-        ["wasi:sockets/tcp.[method]tcp-socket.set-listen-backlog-size" Each]
-        fn set_listen_backlog_size(&mut self, this: Resource<TcpSocket>, value: u64) -> SocketResult<()>;
-        ["wasi:sockets/tcp.[method]tcp-socket.keep-alive-enabled" Each]
-        fn keep_alive_enabled(&mut self, this: Resource<TcpSocket>) -> SocketResult<bool>;
-        ["wasi:sockets/tcp.[method]tcp-socket.set-keep-alive-enabled" Each]
-        fn set_keep_alive_enabled(&mut self, this: Resource<TcpSocket>, value: bool) -> SocketResult<()>;
-        ["wasi:sockets/tcp.[method]tcp-socket.keep-alive-idle-time" Each]
-        fn keep_alive_idle_time(&mut self, this: Resource<TcpSocket>) -> SocketResult<u64>;
-        ["wasi:sockets/tcp.[method]tcp-socket.set-keep-alive-idle-time" Each]
-        fn set_keep_alive_idle_time(&mut self, this: Resource<TcpSocket>, value: u64) -> SocketResult<()>;
-        ["wasi:sockets/tcp.[method]tcp-socket.keep-alive-interval" Each]
-        fn keep_alive_interval(&mut self, this: Resource<TcpSocket>) -> SocketResult<u64>;
-        ["wasi:sockets/tcp.[method]tcp-socket.set-keep-alive-interval" Each]
-        fn set_keep_alive_interval(&mut self, this: Resource<TcpSocket>, value: u64) -> SocketResult<()>;
-        ["wasi:sockets/tcp.[method]tcp-socket.keep-alive-count" Each]
-        fn keep_alive_count(&mut self, this: Resource<TcpSocket>) -> SocketResult<u32>;
-        ["wasi:sockets/tcp.[method]tcp-socket.set-keep-alive-count" Each]
-        fn set_keep_alive_count(&mut self, this: Resource<TcpSocket>, value: u32) -> SocketResult<()>;
-        ["wasi:sockets/tcp.[method]tcp-socket.hop-limit" Each]
-        fn hop_limit(&mut self, this: Resource<TcpSocket>) -> SocketResult<u8>;
-        ["wasi:sockets/tcp.[method]tcp-socket.set-hop-limit" Each]
-        fn set_hop_limit(&mut self, this: Resource<TcpSocket>, value: u8) -> SocketResult<()>;
-        ["wasi:sockets/tcp.[method]tcp-socket.receive-buffer-size" Each]
-        fn receive_buffer_size(&mut self, this: Resource<TcpSocket>) -> SocketResult<u64>;
-        ["wasi:sockets/tcp.[method]tcp-socket.set-receive-buffer-size" Each]
-        fn set_receive_buffer_size(&mut self, this: Resource<TcpSocket>, value: u64) -> SocketResult<()>;
-        ["wasi:sockets/tcp.[method]tcp-socket.send-buffer-size" Each]
-        fn send_buffer_size(&mut self, this: Resource<TcpSocket>) -> SocketResult<u64>;
-        ["wasi:sockets/tcp.[method]tcp-socket.set-send-buffer-size" Each]
-        fn set_send_buffer_size(&mut self, this: Resource<TcpSocket>, value: u64) -> SocketResult<()>;
-        ["wasi:sockets/tcp.[method]tcp-socket.subscribe" Interface]
-        fn subscribe(&mut self, this: Resource<TcpSocket>) -> wasmtime::Result<Resource<DynPollable>>;
-        ["wasi:sockets/tcp.[method]tcp-socket.shutdown" Each]
-        fn shutdown(&mut self, this: Resource<TcpSocket>, shutdown_type: tcp::ShutdownType) -> SocketResult<()>;
-        ["wasi:sockets/tcp.[resource-drop]tcp-socket" Drop]
-        fn drop(&mut self, this: Resource<TcpSocket>) -> Result<(), wasmtime::Error>;
-    }
-}
-
-passthrough! {
-    impl udp::HostUdpSocket => View<'_> {
-        ["wasi:sockets/udp.[method]udp-socket.start-bind" Each]
-        async fn start_bind(&mut self, this: Resource<UdpSocket>, network: Resource<Network>, local_address: IpSocketAddress) -> SocketResult<()>;
-        ["wasi:sockets/udp.[method]udp-socket.finish-bind" Each]
-        fn finish_bind(&mut self, this: Resource<UdpSocket>) -> SocketResult<()>;
-        ["wasi:sockets/udp.[method]udp-socket.stream" Each]
-        async fn stream(&mut self, this: Resource<UdpSocket>, remote_address: Option<IpSocketAddress>) -> SocketResult<(Resource<udp::IncomingDatagramStream>, Resource<udp::OutgoingDatagramStream>)>;
-        ["wasi:sockets/udp.[method]udp-socket.local-address" Each]
-        fn local_address(&mut self, this: Resource<UdpSocket>) -> SocketResult<IpSocketAddress>;
-        ["wasi:sockets/udp.[method]udp-socket.remote-address" Each]
-        fn remote_address(&mut self, this: Resource<UdpSocket>) -> SocketResult<IpSocketAddress>;
-        ["wasi:sockets/udp.[method]udp-socket.address-family" Each]
-        fn address_family(&mut self, this: Resource<UdpSocket>) -> Result<IpAddressFamily, wasmtime::Error>;
-        ["wasi:sockets/udp.[method]udp-socket.unicast-hop-limit" Each]
-        fn unicast_hop_limit(&mut self, this: Resource<UdpSocket>) -> SocketResult<u8>;
-        ["wasi:sockets/udp.[method]udp-socket.set-unicast-hop-limit" Each]
-        fn set_unicast_hop_limit(&mut self, this: Resource<UdpSocket>, value: u8) -> SocketResult<()>;
-        ["wasi:sockets/udp.[method]udp-socket.receive-buffer-size" Each]
-        fn receive_buffer_size(&mut self, this: Resource<UdpSocket>) -> SocketResult<u64>;
-        ["wasi:sockets/udp.[method]udp-socket.set-receive-buffer-size" Each]
-        fn set_receive_buffer_size(&mut self, this: Resource<UdpSocket>, value: u64) -> SocketResult<()>;
-        ["wasi:sockets/udp.[method]udp-socket.send-buffer-size" Each]
-        fn send_buffer_size(&mut self, this: Resource<UdpSocket>) -> SocketResult<u64>;
-        ["wasi:sockets/udp.[method]udp-socket.set-send-buffer-size" Each]
-        fn set_send_buffer_size(&mut self, this: Resource<UdpSocket>, value: u64) -> SocketResult<()>;
-        ["wasi:sockets/udp.[method]udp-socket.subscribe" Interface]
-        fn subscribe(&mut self, this: Resource<UdpSocket>) -> wasmtime::Result<Resource<DynPollable>>;
-        ["wasi:sockets/udp.[resource-drop]udp-socket" Drop]
-        fn drop(&mut self, this: Resource<UdpSocket>) -> Result<(), wasmtime::Error>;
-    }
-}
-
-passthrough! {
-    impl udp::HostIncomingDatagramStream => View<'_> {
-        ["wasi:sockets/udp.[method]incoming-datagram-stream.receive" Each]
-        fn receive(&mut self, this: Resource<udp::IncomingDatagramStream>, max_results: u64) -> SocketResult<Vec<udp::IncomingDatagram>>;
-        ["wasi:sockets/udp.[method]incoming-datagram-stream.subscribe" Interface]
-        fn subscribe(&mut self, this: Resource<udp::IncomingDatagramStream>) -> wasmtime::Result<Resource<DynPollable>>;
-        ["wasi:sockets/udp.[resource-drop]incoming-datagram-stream" Drop]
-        fn drop(&mut self, this: Resource<udp::IncomingDatagramStream>) -> Result<(), wasmtime::Error>;
-    }
-}
-
-passthrough! {
-    impl udp::HostOutgoingDatagramStream => View<'_> {
-        ["wasi:sockets/udp.[method]outgoing-datagram-stream.check-send" Each]
-        fn check_send(&mut self, this: Resource<udp::OutgoingDatagramStream>) -> SocketResult<u64>;
-        ["wasi:sockets/udp.[method]outgoing-datagram-stream.send" Each]
-        fn send(&mut self, this: Resource<udp::OutgoingDatagramStream>, datagrams: Vec<udp::OutgoingDatagram>) -> SocketResult<u64>;
-        ["wasi:sockets/udp.[method]outgoing-datagram-stream.subscribe" Interface]
-        fn subscribe(&mut self, this: Resource<udp::OutgoingDatagramStream>) -> wasmtime::Result<Resource<DynPollable>>;
-        ["wasi:sockets/udp.[resource-drop]outgoing-datagram-stream" Drop]
-        async fn drop(&mut self, this: Resource<udp::OutgoingDatagramStream>) -> Result<(), wasmtime::Error>;
-    }
-}
-
-passthrough! {
-    impl ip_name_lookup::HostResolveAddressStream => View<'_> {
-        ["wasi:sockets/ip-name-lookup.[method]resolve-address-stream.resolve-next-address" Each]
-        fn resolve_next_address(&mut self, resource: Resource<ResolveAddressStream>) -> Result<Option<IpAddress>, SocketError>;
-        ["wasi:sockets/ip-name-lookup.[method]resolve-address-stream.subscribe" Interface]
-        fn subscribe(&mut self, resource: Resource<ResolveAddressStream>) -> wasmtime::Result<Resource<DynPollable>>;
-        ["wasi:sockets/ip-name-lookup.[resource-drop]resolve-address-stream" Drop]
-        fn drop(&mut self, resource: Resource<ResolveAddressStream>) -> wasmtime::Result<()>;
+        state.permits.grant(addr);
+        connect(&mut view, addr).await.unwrap();
+        assert!(listener.accept().is_ok());
     }
 }

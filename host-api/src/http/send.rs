@@ -1,0 +1,495 @@
+//! Sending an allowed request: Warden's own `send_request` hook.
+//!
+//! wasmtime-wasi-http hands every outgoing request to
+//! [`WasiHttpHooks::send_request`]. Warden's hook takes the plan that
+//! `handle` made for the request (the rule that allowed it and the
+//! normalized URL), resolves the host itself and checks every address
+//! before connecting to exactly that address, so a DNS answer cannot swap
+//! the destination after the check. The request goes out with the URL that
+//! was checked, not the guest's text. Redirects come back to the guest as
+//! they are: the host never follows one. The rule's body limits and timeout
+//! hold for the whole exchange, and no request outlives its task.
+
+use super::Denied;
+use super::state::{Exchange, HttpState, Plan, Shared, lock};
+use bytes::Bytes;
+use http::header::{HOST, HeaderValue};
+use http::{Request, Response, Uri};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use serde_json::json;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::{Sleep, sleep_until, timeout};
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpHooks};
+
+/// What a task's store holds for `wasi:http`: wasmtime-wasi-http's context
+/// and Warden's hooks. The runtime keeps it beside the
+/// [`HostState`](crate::HostState) and lends both out through
+/// [`WardenView::split_http`](crate::WardenView::split_http).
+pub struct HttpTask {
+    /// wasmtime-wasi-http's per-task context.
+    pub ctx: WasiHttpCtx,
+    /// The send hook.
+    pub hooks: Hooks,
+}
+
+impl HttpTask {
+    /// The `wasi:http` context of a task with `state`'s grants.
+    pub fn new(state: &HttpState) -> HttpTask {
+        HttpTask {
+            ctx: WasiHttpCtx::new(),
+            hooks: Hooks {
+                state: state.clone(),
+            },
+        }
+    }
+}
+
+/// Warden's [`WasiHttpHooks`]: every request is sent by [`send`].
+pub struct Hooks {
+    state: HttpState,
+}
+
+type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
+type Sent = Result<(Response<WasiBody>, IoFuture), Error>;
+
+impl WasiHttpHooks for Hooks {
+    /// The host sets `host` itself, from the URL that was checked.
+    fn set_host_header(&mut self) -> bool {
+        false
+    }
+
+    fn send_request(
+        &mut self,
+        request: Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> Box<dyn Future<Output = Sent> + Send> {
+        let plan = self.state.take_pending();
+        let shared = self.state.shared().cloned();
+        Box::new(async move {
+            match (plan, shared) {
+                (Some(plan), Some(shared)) => send(shared, plan, request, options).await,
+                // Only `handle` sends, and only with a plan: anything else is
+                // a request nobody checked.
+                _ => Err(Error::HttpRequestDenied),
+            }
+        })
+    }
+}
+
+/// Why an exchange failed before its response head arrived.
+struct Failure {
+    error: Error,
+    denied: Option<Denied>,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure {
+            error,
+            denied: None,
+        }
+    }
+}
+
+async fn send(
+    shared: Arc<Shared>,
+    plan: Plan,
+    request: Request<WasiBody>,
+    options: Option<RequestOptions>,
+) -> Sent {
+    let exchange = plan.exchange.clone();
+    shared.opened(&exchange);
+    match exchange_head(&shared, &plan, request, options.unwrap_or_default()).await {
+        Ok(sent) => Ok(sent),
+        Err(failure) => {
+            let outcome = format!("error:{}", error_code(&failure.error));
+            let recorded = match &failure.denied {
+                Some(denied) => exchange.deny(&shared, denied, &outcome),
+                None => exchange.end(&shared, &outcome),
+            };
+            match recorded {
+                Ok(()) => Err(failure.error),
+                Err(e) => Err(Error::InternalError(Some(format!("audit: {e:#}")))),
+            }
+        }
+    }
+}
+
+/// Connects, sends and waits for the response head.
+async fn exchange_head(
+    shared: &Arc<Shared>,
+    plan: &Plan,
+    request: Request<WasiBody>,
+    opts: RequestOptions,
+) -> Result<(Response<WasiBody>, IoFuture), Failure> {
+    let deadline = Instant::now() + plan.exchange.remaining(&plan.limits, shared.deadline);
+    let within = |guest: Option<Duration>| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        guest.map_or(left, |g| g.min(left))
+    };
+    let allowed = &plan.allowed;
+
+    let addrs = resolve(allowed.host(), allowed.port(), within(opts.connect_timeout)).await?;
+    let mut permitted = Vec::new();
+    let mut refused = None;
+    for addr in addrs {
+        match shared.egress.check_addr(allowed, addr.ip()) {
+            Ok(()) => permitted.push(addr),
+            Err(denied) => {
+                refused.get_or_insert(denied);
+            }
+        }
+    }
+    if permitted.is_empty() {
+        return Err(Failure {
+            error: Error::HttpRequestDenied,
+            denied: refused,
+        });
+    }
+    let (tcp, addr) = connect(&permitted, within(opts.connect_timeout)).await?;
+    lock(&plan.exchange.state).addr = Some(addr);
+
+    let stream: Box<dyn Stream> = if allowed.url().starts_with("https:") {
+        Box::new(tls(tcp, allowed.host(), within(opts.connect_timeout)).await?)
+    } else {
+        Box::new(tcp)
+    };
+    let (mut sender, conn) = timeout(
+        within(opts.connect_timeout),
+        hyper::client::conn::http1::Builder::new().handshake(TokioIo::new(stream)),
+    )
+    .await
+    .map_err(|_| Error::ConnectionTimeout)?
+    .map_err(Error::from)?;
+
+    let (mut parts, body) = request.into_parts();
+    parts.uri = origin_form(allowed.url())?;
+    parts.headers.remove(HOST);
+    parts.headers.insert(
+        HOST,
+        HeaderValue::from_str(&host_header(allowed.url())?)
+            .map_err(|_| Error::HttpRequestUriInvalid)?,
+    );
+    let body = RequestBody {
+        inner: body,
+        sent: 0,
+        limit: plan.limits.request_body,
+        exchange: plan.exchange.clone(),
+    };
+    let request = Request::from_parts(parts, body.boxed_unsync());
+
+    let first_byte = within(opts.first_byte_timeout);
+    let send = async move {
+        timeout(first_byte, sender.send_request(request))
+            .await
+            .map_err(|_| Error::ConnectionReadTimeout)?
+            .map_err(Error::from)
+    };
+    let mut send = std::pin::pin!(send);
+    let mut conn = Some(conn);
+    // The connection has to be driven while the response head is awaited.
+    let response = std::future::poll_fn(|cx| match send.as_mut().poll(cx) {
+        Poll::Ready(r) => Poll::Ready(r),
+        Poll::Pending => {
+            let Some(c) = conn.as_mut() else {
+                return Poll::Pending;
+            };
+            let done = ready!(Pin::new(c).poll(cx));
+            conn = None;
+            match done {
+                Ok(()) => send.as_mut().poll(cx),
+                Err(e) => Poll::Ready(Err(Error::from(e))),
+            }
+        }
+    })
+    .await?;
+
+    let status = response.status().as_u16();
+    lock(&plan.exchange.state).status = Some(status);
+    let between = opts.between_bytes_timeout;
+    let response = response.map(|incoming| {
+        ResponseBody {
+            inner: incoming,
+            received: 0,
+            limit: plan.limits.response_body,
+            deadline: Box::pin(sleep_until(deadline.into())),
+            between,
+            idle: between.map(|d| Box::pin(tokio::time::sleep(d))),
+            exchange: plan.exchange.clone(),
+            shared: shared.clone(),
+        }
+        .boxed_unsync()
+    });
+    let io: IoFuture = Box::new(async move {
+        match conn {
+            Some(conn) => conn.await.map_err(Error::from),
+            None => Ok(()),
+        }
+    });
+    Ok((response, io))
+}
+
+async fn resolve(host: &str, port: u16, within: Duration) -> Result<Vec<SocketAddr>, Failure> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let found = timeout(within, tokio::net::lookup_host((host, port)))
+        .await
+        .map_err(|_| Error::DnsTimeout)?
+        .map_err(|e| Error::DnsError {
+            rcode: Some(e.to_string()),
+            info_code: None,
+        })?;
+    Ok(found.collect())
+}
+
+async fn connect(addrs: &[SocketAddr], within: Duration) -> Result<(TcpStream, SocketAddr), Error> {
+    let mut last = Error::ConnectionRefused;
+    for &addr in addrs {
+        // A SocketAddr, never a name: the address that was checked is the
+        // one connected to.
+        match timeout(within, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => return Ok((stream, addr)),
+            Ok(Err(e)) => last = Error::Connect(e),
+            Err(_) => last = Error::ConnectionTimeout,
+        }
+    }
+    Err(last)
+}
+
+trait Stream: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static> Stream for T {}
+
+fn tls_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+            };
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            Arc::new(config)
+        })
+        .clone()
+}
+
+async fn tls(
+    tcp: TcpStream,
+    host: &str,
+    within: Duration,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Error> {
+    use rustls::pki_types::ServerName;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let name = match bare.parse::<IpAddr>() {
+        Ok(ip) => ServerName::from(ip),
+        Err(_) => ServerName::try_from(bare.to_owned()).map_err(Error::InvalidDnsNameError)?,
+    };
+    let connector = tokio_rustls::TlsConnector::from(tls_config());
+    timeout(within, connector.connect(name, tcp))
+        .await
+        .map_err(|_| Error::ConnectionTimeout)?
+        .map_err(Error::Tls)
+}
+
+/// The path and query of the checked URL, as sent on the request line.
+fn origin_form(url: &str) -> Result<Uri, Error> {
+    let parsed = url::Url::parse(url).map_err(|_| Error::HttpRequestUriInvalid)?;
+    let mut target = parsed.path().to_owned();
+    if let Some(q) = parsed.query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    target.parse().map_err(|_| Error::HttpRequestUriInvalid)
+}
+
+/// The `host` header of the checked URL: the port only where it is not the
+/// scheme's.
+fn host_header(url: &str) -> Result<String, Error> {
+    let parsed = url::Url::parse(url).map_err(|_| Error::HttpRequestUriInvalid)?;
+    let host = parsed.host_str().ok_or(Error::HttpRequestUriInvalid)?;
+    Ok(match parsed.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    })
+}
+
+/// The WIT name of the error code the guest will see for `e`.
+fn error_code(e: &Error) -> &'static str {
+    match e {
+        Error::HttpRequestDenied => "HTTP-request-denied",
+        Error::DnsTimeout => "DNS-timeout",
+        Error::DnsError { .. } | Error::InvalidDnsNameError(_) => "DNS-error",
+        Error::Connect(_) | Error::ConnectionRefused => "connection-refused",
+        Error::ConnectionTimeout => "connection-timeout",
+        Error::ConnectionReadTimeout => "connection-read-timeout",
+        Error::Tls(_) | Error::TlsProtocolError => "TLS-protocol-error",
+        Error::TlsCertificateError => "TLS-certificate-error",
+        Error::HttpRequestBodySize(_) => "HTTP-request-body-size",
+        Error::HttpResponseBodySize(_) => "HTTP-response-body-size",
+        Error::HttpRequestUriInvalid => "HTTP-request-URI-invalid",
+        Error::HttpResponseTimeout => "HTTP-response-timeout",
+        Error::Hyper(_) | Error::HttpProtocolError => "HTTP-protocol-error",
+        _ => "internal-error",
+    }
+}
+
+/// The guest's request body, counted against the rule's limit.
+struct RequestBody {
+    inner: WasiBody,
+    sent: u64,
+    limit: u64,
+    exchange: Arc<Exchange>,
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if let Some(Ok(f)) = &frame
+            && let Some(data) = f.data_ref()
+        {
+            self.sent += data.len() as u64;
+            lock(&self.exchange.state).request_bytes = self.sent;
+            if self.sent > self.limit {
+                return Poll::Ready(Some(Err(Error::HttpRequestBodySize(Some(self.sent)))));
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The response body on its way to the guest: counted against the rule's
+/// limit, cut at the deadline, and recorded when it ends.
+struct ResponseBody {
+    inner: hyper::body::Incoming,
+    received: u64,
+    limit: u64,
+    deadline: Pin<Box<Sleep>>,
+    between: Option<Duration>,
+    idle: Option<Pin<Box<Sleep>>>,
+    exchange: Arc<Exchange>,
+    shared: Arc<Shared>,
+}
+
+impl ResponseBody {
+    fn fail(&self, error: Error) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let _ = self
+            .exchange
+            .end(&self.shared, &format!("error:{}", error_code(&error)));
+        Poll::Ready(Some(Err(error)))
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.received += data.len() as u64;
+                    lock(&self.exchange.state).response_bytes = self.received;
+                    if self.received > self.limit {
+                        let limit = self.limit;
+                        return self.fail(Error::HttpResponseBodySize(Some(limit)));
+                    }
+                }
+                if let Some(d) = self.between {
+                    self.idle = Some(Box::pin(tokio::time::sleep(d)));
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => self.fail(Error::from(e)),
+            Poll::Ready(None) => {
+                lock(&self.exchange.state).complete = true;
+                let _ = self.exchange.end(&self.shared, "ok");
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                if self.deadline.as_mut().poll(cx).is_ready() {
+                    return self.fail(Error::ConnectionReadTimeout);
+                }
+                if let Some(idle) = self.idle.as_mut()
+                    && idle.as_mut().poll(cx).is_ready()
+                {
+                    return self.fail(Error::ConnectionReadTimeout);
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for ResponseBody {
+    /// A guest that stops reading early still gets its request recorded.
+    fn drop(&mut self) {
+        let _ = self.exchange.end(&self.shared, "ok");
+    }
+}
+
+impl Exchange {
+    /// Records a request refused after DNS: the name resolved to an address
+    /// the rule does not reach.
+    pub(crate) fn deny(
+        &self,
+        shared: &Shared,
+        denied: &Denied,
+        outcome: &str,
+    ) -> anyhow::Result<()> {
+        let mut st = lock(&self.state);
+        if st.ended {
+            return Ok(());
+        }
+        st.ended = true;
+        drop(st);
+        let ev = crate::audit::Event::new("http.end")
+            .args(json!({ "method": self.method, "url": self.url, "rule": self.rule }))
+            .resource(format!("{} {}", self.method, self.url))
+            .deny(denied.to_string())
+            .outcome(outcome)
+            .took(self.started.elapsed());
+        shared.emit(&ev)
+    }
+}
