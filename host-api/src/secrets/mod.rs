@@ -635,6 +635,15 @@ mod tests {
     }
 
     #[test]
+    fn shareable_with_the_http_side() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        shareable::<TaskSecrets>();
+        fn sendable<T: Send>() {}
+        sendable::<Redactor>();
+        sendable::<SecretValue>();
+    }
+
+    #[test]
     fn lifetimes() {
         let lease = |s| Lease {
             id: String::new(),

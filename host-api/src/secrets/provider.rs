@@ -12,7 +12,7 @@
 //! An empty value is refused whatever the provider: it is a misconfiguration, and an empty
 //! string cannot be redacted.
 
-pub(crate) mod vault;
+pub mod vault;
 
 use super::SecretValue;
 use super::manifest::Source;
