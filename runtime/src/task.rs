@@ -229,7 +229,7 @@ pub(crate) fn store(
     let deadline = Instant::now() + m.limits.timeout;
     let mut host = HostState::new(audit.clone(), FsState::new(m.fs.clone()));
     if !m.http.is_empty() {
-        host.http = HttpState::new(m.http.clone(), audit, deadline);
+        host.http = HttpState::new(m.http.clone(), secrets.clone(), audit, deadline);
     }
     host.sockets = sockets;
     host.secrets = secrets;

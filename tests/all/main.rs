@@ -10,6 +10,7 @@ mod fs;
 mod guests;
 mod http;
 mod http_server;
+mod inject;
 mod library;
 mod limits;
 mod manifest;

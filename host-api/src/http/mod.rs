@@ -218,6 +218,19 @@ pub enum Denied {
         /// The index the [`Allowed`] named.
         index: usize,
     },
+    /// The guest set a header that the host sets itself for a secret on
+    /// this URL: the tool must not choose what goes where a credential goes.
+    #[error(
+        "the request sets header `{header}`, which the host sets on this url for secret {secret:?} ({label}.inject); remove it from the request: the tool never holds the secret"
+    )]
+    SecretHeader {
+        /// The header, lowercase.
+        header: String,
+        /// The secret's name.
+        secret: String,
+        /// `secrets[i] name`, as in the manifest.
+        label: String,
+    },
     /// A header name or value that could split the request or smuggle another.
     #[error("request header {name:?} is not allowed: {reason}")]
     Header {

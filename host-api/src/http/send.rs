@@ -180,6 +180,7 @@ async fn exchange_head(
         HeaderValue::from_str(&host_header(allowed.url())?)
             .map_err(|_| Error::HttpRequestUriInvalid)?,
     );
+    inject(shared, plan, &mut parts.headers).await?;
     let body = RequestBody {
         inner: body,
         sent: 0,
@@ -215,11 +216,30 @@ async fn exchange_head(
     .await?;
 
     let status = response.status().as_u16();
-    lock(&plan.exchange.state).status = Some(status);
+    // Every value the task holds is scrubbed from what comes back, whether
+    // or not this request carried it: a server may echo a secret it got
+    // some other way.
+    let redactor = shared.secrets.redactor();
+    let mut response = response;
+    if !redactor.is_empty() {
+        for value in response.headers_mut().values_mut() {
+            if let std::borrow::Cow::Owned(clean) = redactor.redact(value.as_bytes()) {
+                *value = HeaderValue::from_bytes(&clean).map_err(|_| Error::HttpProtocolError)?;
+            }
+        }
+    }
+    {
+        let mut st = lock(&plan.exchange.state);
+        st.status = Some(status);
+        st.redacted = redactor.count();
+    }
+    let redactor = (!redactor.is_empty()).then_some(redactor);
     let between = opts.between_bytes_timeout;
     let response = response.map(|incoming| {
         ResponseBody {
             inner: incoming,
+            redactor,
+            pending: None,
             received: 0,
             limit: plan.limits.response_body,
             deadline: Box::pin(sleep_until(deadline.into())),
@@ -388,10 +408,59 @@ impl Body for RequestBody {
     }
 }
 
-/// The response body on its way to the guest: counted against the rule's
-/// limit, cut at the deadline, and recorded when it ends.
+/// Adds the header of each secret the plan injects, once the address has
+/// been checked and the connection is up, and records each use.
+async fn inject(
+    shared: &Shared,
+    plan: &Plan,
+    headers: &mut http::HeaderMap,
+) -> Result<(), Failure> {
+    for &index in &plan.inject {
+        let spec = &shared.secrets.specs()[index];
+        let Some(inject) = &spec.inject else { continue };
+        let unavailable = |why: String| Failure {
+            error: Error::InternalError(Some(format!("secret {:?}: {why}", spec.name))),
+            denied: None,
+        };
+        let value = shared
+            .secrets
+            .value(&spec.name)
+            .await
+            .map_err(|e| unavailable(e.code().to_owned()))?;
+        let line = inject
+            .header_value(&value)
+            .map_err(|e| unavailable(e.to_string()))?;
+        let mut header = HeaderValue::from_bytes(line.expose())
+            .map_err(|_| unavailable("not a valid header value".into()))?;
+        // hyper and any tracing keep sensitive values out of their output.
+        header.set_sensitive(true);
+        let name = http::HeaderName::from_bytes(inject.header.as_bytes())
+            .map_err(|_| unavailable("not a valid header name".into()))?;
+        headers.insert(name, header);
+        let mut ev = shared.secrets.use_event(spec, "inject");
+        if let Some(args) = ev.args.as_object_mut() {
+            args.insert("destination".into(), json!(plan.allowed.url()));
+            args.insert("header".into(), json!(inject.header));
+            args.insert("method".into(), json!(plan.exchange.method));
+        }
+        let ev = ev
+            .allow(format!("{}.inject {}", spec.label(), inject.url))
+            .outcome("ok");
+        shared
+            .emit(&ev)
+            .map_err(|e| unavailable(format!("audit log write failed: {e:#}")))?;
+    }
+    Ok(())
+}
+
+/// The response body on its way to the guest: scrubbed of the task's
+/// secret values even where one is split across frames, counted against
+/// the rule's limit, cut at the deadline, and recorded when it ends.
 struct ResponseBody {
     inner: hyper::body::Incoming,
+    redactor: Option<crate::secrets::Redactor>,
+    /// A frame held while the redactor's tail goes out before it.
+    pending: Option<Frame<Bytes>>,
     received: u64,
     limit: u64,
     deadline: Pin<Box<Sleep>>,
@@ -402,6 +471,32 @@ struct ResponseBody {
 }
 
 impl ResponseBody {
+    /// The redactor's held-back tail at the end of the body, if any.
+    fn flush(&mut self) -> Option<Bytes> {
+        let tail = self.redactor.as_mut().map(|r| r.finish())?;
+        self.count_redactions();
+        (!tail.is_empty()).then(|| Bytes::from(tail))
+    }
+
+    fn count_redactions(&self) {
+        if let Some(r) = &self.redactor {
+            lock(&self.exchange.state).redacted = r.count();
+        }
+    }
+
+    fn scrub_trailers(&mut self, trailers: Frame<Bytes>) -> Frame<Bytes> {
+        let (Some(r), Ok(mut map)) = (self.redactor.as_ref(), trailers.into_trailers()) else {
+            return Frame::trailers(http::HeaderMap::new());
+        };
+        for value in map.values_mut() {
+            if let std::borrow::Cow::Owned(clean) = r.redact(value.as_bytes()) {
+                *value = HeaderValue::from_bytes(&clean)
+                    .unwrap_or_else(|_| HeaderValue::from_static("[REDACTED]"));
+            }
+        }
+        Frame::trailers(map)
+    }
+
     fn fail(&self, error: Error) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let _ = self
             .exchange
@@ -418,38 +513,68 @@ impl Body for ResponseBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
+        if let Some(frame) = self.pending.take() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        loop {
+            return match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(d) = self.between {
+                        self.idle = Some(Box::pin(tokio::time::sleep(d)));
+                    }
+                    let data = match frame.into_data() {
+                        Ok(data) => data,
+                        Err(trailers) => {
+                            let trailers = self.scrub_trailers(trailers);
+                            // What the redactor held back comes before them.
+                            return match self.flush() {
+                                Some(tail) => {
+                                    self.pending = Some(trailers);
+                                    Poll::Ready(Some(Ok(Frame::data(tail))))
+                                }
+                                None => Poll::Ready(Some(Ok(trailers))),
+                            };
+                        }
+                    };
                     self.received += data.len() as u64;
                     lock(&self.exchange.state).response_bytes = self.received;
                     if self.received > self.limit {
                         let limit = self.limit;
                         return self.fail(Error::HttpResponseBodySize(Some(limit)));
                     }
+                    let data = match self.redactor.as_mut() {
+                        Some(r) => Bytes::from(r.push(&data)),
+                        None => data,
+                    };
+                    if data.is_empty() {
+                        // All of it may still be the start of a value: wait
+                        // for more before the guest sees any of it.
+                        continue;
+                    }
+                    self.count_redactions();
+                    Poll::Ready(Some(Ok(Frame::data(data))))
                 }
-                if let Some(d) = self.between {
-                    self.idle = Some(Box::pin(tokio::time::sleep(d)));
+                Poll::Ready(Some(Err(e))) => self.fail(Error::from(e)),
+                Poll::Ready(None) => {
+                    if let Some(tail) = self.flush() {
+                        return Poll::Ready(Some(Ok(Frame::data(tail))));
+                    }
+                    lock(&self.exchange.state).complete = true;
+                    let _ = self.exchange.end(&self.shared, "ok");
+                    Poll::Ready(None)
                 }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => self.fail(Error::from(e)),
-            Poll::Ready(None) => {
-                lock(&self.exchange.state).complete = true;
-                let _ = self.exchange.end(&self.shared, "ok");
-                Poll::Ready(None)
-            }
-            Poll::Pending => {
-                if self.deadline.as_mut().poll(cx).is_ready() {
-                    return self.fail(Error::ConnectionReadTimeout);
+                Poll::Pending => {
+                    if self.deadline.as_mut().poll(cx).is_ready() {
+                        return self.fail(Error::ConnectionReadTimeout);
+                    }
+                    if let Some(idle) = self.idle.as_mut()
+                        && idle.as_mut().poll(cx).is_ready()
+                    {
+                        return self.fail(Error::ConnectionReadTimeout);
+                    }
+                    Poll::Pending
                 }
-                if let Some(idle) = self.idle.as_mut()
-                    && idle.as_mut().poll(cx).is_ready()
-                {
-                    return self.fail(Error::ConnectionReadTimeout);
-                }
-                Poll::Pending
-            }
+            };
         }
     }
 

@@ -4,6 +4,7 @@
 use super::manifest::{HttpGrant, RequestLimits};
 use super::{Allowed, Denied, Egress, check_header};
 use crate::audit::{Audit, Event};
+use crate::secrets::TaskSecrets;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,11 @@ impl std::fmt::Debug for HttpState {
 pub(crate) struct Shared {
     pub(crate) grants: Vec<HttpGrant>,
     pub(crate) egress: Egress,
+    /// The task's secrets, for injection and redaction.
+    pub(crate) secrets: TaskSecrets,
+    /// Each secret with `inject`: its index among the secrets, and its
+    /// `inject.url` as a rule of its own.
+    injections: Vec<(usize, Egress)>,
     pub(crate) audit: Audit,
     /// When the task's own timeout ends: no request outlives it.
     pub(crate) deadline: Instant,
@@ -41,14 +47,31 @@ pub(crate) struct Shared {
 }
 
 impl HttpState {
-    /// The grants of one task whose records go to `audit`, and which must
-    /// be over by `deadline`.
-    pub fn new(grants: Vec<HttpGrant>, audit: Audit, deadline: Instant) -> HttpState {
+    /// The grants of one task whose records go to `audit`, which must be
+    /// over by `deadline`, and whose `secrets` are injected into matching
+    /// requests and redacted from every response.
+    pub fn new(
+        grants: Vec<HttpGrant>,
+        secrets: TaskSecrets,
+        audit: Audit,
+        deadline: Instant,
+    ) -> HttpState {
         let egress = Egress::new(grants.iter().map(|g| g.rule.clone()).collect());
+        let injections = secrets
+            .specs()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, spec)| {
+                let inject = spec.inject.as_ref()?;
+                Some((i, Egress::new(vec![inject.rule.clone()])))
+            })
+            .collect();
         HttpState {
             shared: Some(Arc::new(Shared {
                 grants,
                 egress,
+                secrets,
+                injections,
                 audit,
                 deadline,
                 pending: Mutex::new(None),
@@ -79,6 +102,7 @@ impl HttpState {
             url: url.clone(),
             headers,
             body: req.body.is_some(),
+            secrets: Vec::new(),
         };
         let Some(shared) = &self.shared else {
             return Decision {
@@ -118,6 +142,28 @@ impl HttpState {
                 };
             }
         }
+        // A secret goes only where its own `inject.url` and an [[http]]
+        // rule both allow, and only into the one header the host sets.
+        let mut inject = Vec::new();
+        for (index, rule) in &shared.injections {
+            if rule.check(&method, allowed.url()).is_err() {
+                continue;
+            }
+            let spec = &shared.secrets.specs()[*index];
+            let header = spec.inject.as_ref().map_or("", |i| i.header.as_str());
+            if req.headers.contains_key(header) {
+                return Decision {
+                    summary,
+                    result: Err(Denied::SecretHeader {
+                        header: header.to_owned(),
+                        secret: spec.name.clone(),
+                        label: format!("secrets[{index}]"),
+                    }),
+                };
+            }
+            summary.secrets.push(spec.name.clone());
+            inject.push(*index);
+        }
         let grant = allowed.index();
         let exchange = Arc::new(Exchange {
             method: method.clone(),
@@ -131,6 +177,7 @@ impl HttpState {
             result: Ok(Plan {
                 allowed,
                 limits: shared.grants[grant].limits,
+                inject,
                 exchange,
             }),
         }
@@ -186,6 +233,8 @@ pub(crate) struct Summary {
     url: String,
     headers: Vec<String>,
     body: bool,
+    /// Secrets the host will add.
+    secrets: Vec<String>,
 }
 
 impl Summary {
@@ -195,6 +244,7 @@ impl Summary {
             "url": self.url,
             "headers": self.headers,
             "body": self.body,
+            "secrets": self.secrets,
         })
     }
 
@@ -219,6 +269,8 @@ impl Decision {
 pub(crate) struct Plan {
     pub(crate) allowed: Allowed,
     pub(crate) limits: RequestLimits,
+    /// Indexes of the secrets to inject.
+    pub(crate) inject: Vec<usize>,
     pub(crate) exchange: Arc<Exchange>,
 }
 
