@@ -650,6 +650,9 @@ fn ungranted(import: &str, m: &Manifest) -> Option<String> {
         "wasi:cli/environment" if m.env.vars.is_empty() && m.env.pass.is_empty() => {
             Some("no [env] grant: the tool sees an empty environment".into())
         }
+        "wasi:http/outgoing-handler" if m.http.is_empty() => {
+            Some("no [[http]] rules: every request is refused; add an [[http]] entry".into())
+        }
         "warden:tool/secrets" if m.secrets.is_empty() => {
             Some("no [[secrets]]: every secret the tool opens is unknown".into())
         }

@@ -281,12 +281,16 @@ pub(crate) fn start(
             .map(|g| format!("{} {}", g.guest, g.access))
             .collect();
     let secrets: Vec<&str> = m.secrets.iter().map(|s| s.name.as_str()).collect();
+    let http: Vec<String> = m.http.iter().map(|g| g.rule.to_string()).collect();
+    let tcp: Vec<String> = m.tcp.iter().map(|r| r.to_string()).collect();
     let ev = Event::new("task.start").args(json!({
         "kind": match kind { Kind::Tool => "tool", Kind::Command => "command" },
         "input_bytes": req.input.len(),
         "args": req.args.len(),
         "stdin_bytes": req.stdin.len(),
         "fs": grants,
+        "http": http,
+        "tcp": tcp,
         "secrets": secrets,
     }));
     audit.emit(&ev)

@@ -397,3 +397,42 @@ fn check_lists_the_http_rules() {
     );
     assert!(text.contains("no other urls"), "{text}");
 }
+
+#[test]
+fn inspect_says_when_no_rule_allows_requests() {
+    let wasm = crate::support::wasm("http_fetch");
+    let bare = fetch("");
+    let out = crate::support::warden(
+        &[
+            "inspect",
+            wasm.to_str().unwrap(),
+            "--manifest",
+            bare.manifest.to_str().unwrap(),
+        ],
+        &[],
+        None,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "wasi:http/outgoing-handler@0.2.12: no [[http]] rules: every request is refused"
+        ),
+        "{text}"
+    );
+    let granted = fetch(&rule("https://api.github.com/"));
+    let out = crate::support::warden(
+        &[
+            "inspect",
+            wasm.to_str().unwrap(),
+            "--manifest",
+            granted.manifest.to_str().unwrap(),
+        ],
+        &[],
+        None,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("wasi:http/outgoing-handler@0.2.12:"),
+        "{text}"
+    );
+}
