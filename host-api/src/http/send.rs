@@ -618,3 +618,35 @@ impl Exchange {
         shared.emit(&ev)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_line_and_host_come_from_the_checked_url() {
+        let u = "http://127.0.0.1:8080/a/b?x=1&y=%20";
+        assert_eq!(origin_form(u).unwrap(), "/a/b?x=1&y=%20");
+        assert_eq!(host_header(u).unwrap(), "127.0.0.1:8080");
+        // The scheme's own port is left out, as clients do.
+        assert_eq!(
+            host_header("https://api.github.com:443/").unwrap(),
+            "api.github.com"
+        );
+        assert_eq!(host_header("http://[::1]:9/").unwrap(), "[::1]:9");
+        assert_eq!(origin_form("https://api.github.com").unwrap(), "/");
+    }
+
+    #[test]
+    fn error_codes_are_named_as_in_wit() {
+        assert_eq!(error_code(&Error::HttpRequestDenied), "HTTP-request-denied");
+        assert_eq!(
+            error_code(&Error::HttpResponseBodySize(Some(1))),
+            "HTTP-response-body-size"
+        );
+        assert_eq!(
+            error_code(&Error::ConnectionReadTimeout),
+            "connection-read-timeout"
+        );
+    }
+}

@@ -219,7 +219,10 @@ impl Shared {
     }
 
     pub(crate) fn opened(&self, exchange: &Arc<Exchange>) {
-        lock(&self.open).push(exchange.clone());
+        let mut open = lock(&self.open);
+        // A task may make many requests: keep only those still going.
+        open.retain(|e| !lock(&e.state).ended);
+        open.push(exchange.clone());
     }
 }
 
