@@ -21,7 +21,12 @@
 //!   real audit log with fsync `none`. Both share one engine configuration.
 //!
 //! Per-request costs and ratios are printed at the end, with one summary
-//! line meant to be pasted into an issue note.
+//! line meant to be pasted into an issue note. Both request floors include
+//! the server's wake-ups, which on a 2-vCPU VM depend on where the scheduler
+//! puts the server thread: the raw time moves by ~2x between runs (~110 µs
+//! with everything on one CPU, `taskset -c 0`; ~200 µs across two), while
+//! Warden's difference to it (`+N µs`) stays put. Quote that difference with
+//! the ratio.
 
 mod floor;
 #[path = "../tests/all/guests.rs"]
