@@ -312,32 +312,18 @@ impl Egress {
         }
 
         // The nearest miss makes the most useful message: a rule that got
-        // as far as the method says more than one for another host.
-        let mut nearest: Option<(u8, String)> = None;
+        // as far as the method says more than one for another host. Only
+        // its rank is kept while looking; the words are written on a deny.
+        let mut nearest: Option<(u8, usize)> = None;
         for (index, rule) in self.rules.iter().enumerate() {
-            let miss = if rule.scheme() != scheme || !rule.host().matches(&host) {
-                (0, format!("no rule names {scheme}://{host}"))
+            let rank = if rule.scheme() != scheme || !rule.host().matches(&host) {
+                0
             } else if rule.port() != port {
-                (
-                    1,
-                    format!(
-                        "port {port} is not the port {} of http[{index}]",
-                        rule.port()
-                    ),
-                )
+                1
             } else if !rule.matches_path(&segments) {
-                (
-                    2,
-                    format!(
-                        "path {} is outside the prefix of http[{index}]",
-                        parsed.path()
-                    ),
-                )
+                2
             } else if !rule.allows_method(method) {
-                (
-                    3,
-                    format!("method {method} is not among the methods of http[{index}]"),
-                )
+                3
             } else {
                 let mut checked = parsed.clone();
                 checked.set_fragment(None);
@@ -354,12 +340,23 @@ impl Egress {
                     port,
                 });
             };
-            if nearest.as_ref().is_none_or(|(rank, _)| miss.0 > *rank) {
-                nearest = Some(miss);
+            if nearest.is_none_or(|(best, _)| rank > best) {
+                nearest = Some((rank, index));
             }
         }
         let reason = match nearest {
-            Some((_, reason)) => reason,
+            Some((0, _)) => format!("no rule names {scheme}://{host}"),
+            Some((1, index)) => format!(
+                "port {port} is not the port {} of http[{index}]",
+                self.rules[index].port()
+            ),
+            Some((2, index)) => format!(
+                "path {} is outside the prefix of http[{index}]",
+                parsed.path()
+            ),
+            Some((_, index)) => {
+                format!("method {method} is not among the methods of http[{index}]")
+            }
             None => "the manifest has no [[http]] rules".to_owned(),
         };
         let default_port = if scheme == "https" { 443 } else { 80 };

@@ -463,10 +463,21 @@ impl Writer {
                     && st.checkpoint_wanted <= st.checkpointed
                 {
                     // Nobody waits for these records: let a group gather
-                    // instead of waking for each one.
-                    drop(st);
-                    std::thread::sleep(LINGER);
-                    st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+                    // instead of waking for each one, until a task's end
+                    // asks for a checkpoint (its result waits on it).
+                    let until = Instant::now() + LINGER;
+                    while st.checkpoint_wanted <= st.checkpointed && !st.closing {
+                        let left = until.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        let (s, _) = self
+                            .shared
+                            .work
+                            .wait_timeout(st, left)
+                            .unwrap_or_else(|p| p.into_inner());
+                        st = s;
+                    }
                 }
                 (
                     std::mem::take(&mut st.bytes),
