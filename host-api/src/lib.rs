@@ -26,6 +26,7 @@ pub mod cli;
 pub mod clocks;
 pub mod env;
 pub mod fs;
+pub mod grant;
 pub mod http;
 pub mod io;
 pub mod limits;

@@ -23,6 +23,7 @@
 //!         stdin: vec![],
 //!         agent: Some("demo".into()),
 //!         sink: Arc::new(NullSink),
+//!         grant: None,
 //!     })
 //!     .await?;
 //! println!("{:?}", out.outcome);
@@ -38,7 +39,7 @@ mod task;
 
 pub use component::Kind;
 pub use engine::EngineConfig;
-pub use task::{Outcome, TaskError, TaskOutput, TaskRequest, new_task_id};
+pub use task::{Outcome, TaskError, TaskGrant, TaskOutput, TaskRequest, new_task_id};
 
 use manifest::{Manifest, ManifestError};
 use std::path::PathBuf;
@@ -46,6 +47,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use task::{Prepared, TaskData};
 use warden_host_api::bindings::ToolPre;
+use warden_host_api::grant::live::{Ended, Liveness, Revocations};
 use warden_host_api::secrets::TaskSecrets;
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Engine, Store};
@@ -87,6 +89,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<TaskData>,
     fuel: bool,
+    revocations: Arc<Revocations>,
 }
 
 impl Runtime {
@@ -99,7 +102,21 @@ impl Runtime {
             engine,
             linker,
             fuel: cfg.fuel,
+            revocations: Arc::new(Revocations::new(None)),
         })
+    }
+
+    /// Uses `revocations` for every task's grant: a revocation there ends
+    /// the running tasks it reaches. Shared with a file, it reaches other
+    /// processes too.
+    pub fn with_revocations(mut self, revocations: Arc<Revocations>) -> Self {
+        self.revocations = revocations;
+        self
+    }
+
+    /// The revocation list tasks are checked against.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.revocations
     }
 
     /// The engine.
@@ -154,6 +171,7 @@ impl Runtime {
             digest,
             entry,
             fuel: self.fuel,
+            revocations: self.revocations.clone(),
         })
     }
 }
@@ -171,6 +189,7 @@ pub struct Tool {
     digest: String,
     entry: Entry,
     fuel: bool,
+    revocations: Arc<Revocations>,
 }
 
 impl Tool {
@@ -208,6 +227,17 @@ impl Tool {
             message: format!("{e:#}"),
         })?;
         let started = Instant::now();
+        let grant = match self.grant(&req) {
+            Ok(grant) => grant,
+            Err(ended) => {
+                let outcome = "error:grant-ended".to_owned();
+                let error = TaskError::Grant {
+                    task: task.clone(),
+                    ended,
+                };
+                return Err(task::abandon(&audit, started, outcome, error));
+            }
+        };
         let secrets = match TaskSecrets::fetch(&self.manifest.secrets, &audit).await {
             Ok(secrets) => secrets,
             Err(error) => {
@@ -229,11 +259,31 @@ impl Tool {
                 return Err(task::abandon(&audit, started, "trap".into(), error));
             }
         };
+        store.data_mut().host.grant = grant;
         // Epoch interruption stops guest code; this stops a task whose guest
         // is parked in a host call that never returns.
         let backstop = self.manifest.limits.timeout + Duration::from_secs(1);
         let raw = tokio::time::timeout(backstop, self.call(&mut store, &req)).await;
         task::finish(store, &p, task, started, raw, (out, err), tripwire)
+    }
+
+    /// The liveness of the task's grant, registered for revocation; an
+    /// error when it has already ended.
+    fn grant(&self, req: &TaskRequest) -> Result<Option<Arc<Liveness>>, Ended> {
+        let Some(g) = &req.grant else {
+            return Ok(None);
+        };
+        // Revocations by other processes count from the task's start; a
+        // list that cannot be read is no reason to run, nor to guess.
+        if let Err(e) = self.revocations.refresh() {
+            return Err(Ended::Unknown {
+                id: g.chain.last().cloned().unwrap_or_default(),
+                why: e.to_string(),
+            });
+        }
+        let live = Liveness::new(g.chain.clone(), g.expires);
+        self.revocations.register(&live)?;
+        Ok(Some(live))
     }
 
     async fn call(

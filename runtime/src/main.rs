@@ -273,6 +273,7 @@ fn run(
         stdin,
         agent,
         sink: Arc::new(sink),
+        grant: None,
     }));
     let out = out.map_err(|e| Failure::Tool(e.to_string()))?;
     let mut stdout = std::io::stdout().lock();

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use warden_host_api::audit::{Audit, Event, EventSink, Level, TaskMeta};
 use warden_host_api::bindings::warden::tool::types::ToolError as WitToolError;
 use warden_host_api::fs::FsState;
+use warden_host_api::grant::live::Ended;
 use warden_host_api::http::{HttpState, HttpTask};
 use warden_host_api::limits::{CappedPipe, LimitHit, Limiter, Tripwire};
 use warden_host_api::secrets::{SecretError, TaskSecrets};
@@ -24,7 +25,7 @@ use wasmtime_wasi_http::WasiHttpCtxView;
 pub struct TaskData {
     wasi: WasiCtx,
     table: ResourceTable,
-    host: HostState,
+    pub(crate) host: HostState,
     http: HttpTask,
     limiter: Limiter,
     /// Guest-to-host transitions counted by wasmtime itself: a cross-check
@@ -70,6 +71,19 @@ pub struct TaskRequest {
     pub agent: Option<String>,
     /// Where the task's audit records go.
     pub sink: Arc<dyn EventSink>,
+    /// The grant the task runs under, if any: it ends the task when it
+    /// expires or is revoked. Without one, the manifest's ceiling holds for
+    /// the task's life.
+    pub grant: Option<TaskGrant>,
+}
+
+/// The part of a grant that decides how long a task may run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskGrant {
+    /// Grant ids from the root grant to the task's own, last.
+    pub chain: Vec<String>,
+    /// When the task's grant expires, if ever.
+    pub expires: Option<SystemTime>,
 }
 
 /// How a task ended when it ran to completion.
@@ -132,6 +146,16 @@ pub enum TaskError {
         task: String,
         /// Which secret, from which provider, and why.
         error: SecretError,
+    },
+    /// The task's grant ended (expired or revoked) before or while it ran:
+    /// the call that found it was refused with a deny record and the task
+    /// was interrupted.
+    #[error("task {task} stopped: {ended}")]
+    Grant {
+        /// The task's id.
+        task: String,
+        /// Why the grant no longer holds.
+        ended: Ended,
     },
     /// The task could not be set up or recorded.
     #[error("task {task} could not run: {message}")]
@@ -246,7 +270,10 @@ pub(crate) fn store(
     store.limiter(|d| &mut d.limiter);
     store.call_hook(|mut ctx, hook| {
         if matches!(hook, wasmtime::CallHook::CallingHost) {
-            ctx.data_mut().transitions += 1;
+            let data = ctx.data_mut();
+            data.transitions += 1;
+            // Every host call checks the grant before it runs.
+            data.host.live(true).map_err(GrantEnded::trap)?;
         }
         Ok(())
     });
@@ -256,6 +283,8 @@ pub(crate) fn store(
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |mut ctx| {
         ctx.data_mut().epoch_callbacks += 1;
+        // A task that makes no calls is stopped when its grant ends, too.
+        ctx.data_mut().host.live(false).map_err(GrantEnded::trap)?;
         Ok(if Instant::now() >= deadline {
             UpdateDeadline::Interrupt
         } else {
@@ -434,6 +463,12 @@ fn truncate(s: &str, max: usize) -> &str {
 
 /// Names the limit behind a trap, if one was hit.
 fn classify(e: wasmtime::Error, task: &str, m: &Manifest, tripwire: &Tripwire) -> TaskError {
+    if let Some(GrantEnded(ended)) = e.downcast_ref::<GrantEnded>() {
+        return TaskError::Grant {
+            task: task.into(),
+            ended: ended.clone(),
+        };
+    }
     if let Some(hit) = tripwire.hit() {
         return TaskError::Limit {
             task: task.into(),
@@ -458,6 +493,17 @@ fn classify(e: wasmtime::Error, task: &str, m: &Manifest, tripwire: &Tripwire) -
     TaskError::Trap {
         task: task.into(),
         message: format!("{e:?}"),
+    }
+}
+
+/// The trap that ends a task whose grant ended.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct GrantEnded(Ended);
+
+impl GrantEnded {
+    fn trap(ended: Ended) -> wasmtime::Error {
+        wasmtime::Error::new(GrantEnded(ended))
     }
 }
 

@@ -7,6 +7,7 @@ mod audit_log;
 mod cli;
 mod env;
 mod fs;
+mod grants;
 mod guests;
 mod http;
 mod http_server;
