@@ -7,6 +7,7 @@ mod audit_log;
 mod cli;
 mod env;
 mod fs;
+mod grant_cli;
 mod grants;
 mod guests;
 mod http;
