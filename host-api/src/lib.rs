@@ -10,6 +10,9 @@
 //! - [`limits`]: `[limits]` memory, time, fuel and output
 //! - [`secrets`]: `[[secrets]]` host-held credentials (`warden:tool/secrets`)
 //!
+//! [`grant`] is what one task holds of all these: a manifest's ceiling, or a narrower
+//! child of another task's grant.
+//!
 //! [`interpose`] is how every host call passes through Warden on its way to
 //! wasmtime-wasi, and [`audit`] is the event each call becomes.
 #![deny(missing_docs)]
@@ -26,6 +29,7 @@ pub mod cli;
 pub mod clocks;
 pub mod env;
 pub mod fs;
+pub mod grant;
 pub mod http;
 pub mod io;
 pub mod limits;
