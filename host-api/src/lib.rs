@@ -10,6 +10,9 @@
 //! - [`limits`]: `[limits]` memory, time, fuel and output
 //! - [`secrets`]: `[[secrets]]` host-held credentials (`warden:tool/secrets`)
 //!
+//! [`grant`] is what one task holds of all these: a manifest's ceiling, or a narrower
+//! child of another task's grant.
+//!
 //! [`interpose`] is how every host call passes through Warden on its way to
 //! wasmtime-wasi, and [`audit`] is the event each call becomes.
 #![deny(missing_docs)]
