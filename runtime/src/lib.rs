@@ -216,18 +216,40 @@ impl Tool {
     /// [`TaskError::Secret`] naming it and its source.
     pub async fn run(&self, req: TaskRequest) -> Result<TaskOutput, TaskError> {
         let task = new_task_id();
+        // A grant narrower than the manifest replaces its sections for this task.
+        let narrowed = req
+            .grant
+            .as_ref()
+            .and_then(|g| g.caps.as_ref())
+            .map(|caps| self.manifest.narrowed(caps));
+        let manifest: &Manifest = match &narrowed {
+            Some(Ok(m)) => m,
+            _ => &self.manifest,
+        };
         let p = Prepared {
             engine: &self.engine,
-            manifest: &self.manifest,
+            manifest,
             digest: &self.digest,
             fuel_metered: self.fuel,
         };
         let audit = task::audit(&p, &req, &task);
-        task::start(&audit, &self.manifest, self.kind, &req).map_err(|e| TaskError::Host {
+        task::start(&audit, manifest, self.kind, &req).map_err(|e| TaskError::Host {
             task: task.clone(),
             message: format!("{e:#}"),
         })?;
         let started = Instant::now();
+        if let Some(Err(why)) = narrowed {
+            let error = TaskError::Widened {
+                task: task.clone(),
+                message: why,
+            };
+            return Err(task::abandon(
+                &audit,
+                started,
+                "error:grant-widened".into(),
+                error,
+            ));
+        }
         let grant = match self.grant(&req) {
             Ok(grant) => grant,
             Err(ended) => {
@@ -239,7 +261,7 @@ impl Tool {
                 return Err(task::abandon(&audit, started, outcome, error));
             }
         };
-        let secrets = match TaskSecrets::fetch(&self.manifest.secrets, &audit).await {
+        let secrets = match TaskSecrets::fetch(&manifest.secrets, &audit).await {
             Ok(secrets) => secrets,
             Err(error) => {
                 let outcome = format!("error:secret:{}", error.code());
@@ -263,7 +285,7 @@ impl Tool {
         store.data_mut().host.grant = grant;
         // Epoch interruption stops guest code; this stops a task whose guest
         // is parked in a host call that never returns.
-        let backstop = self.manifest.limits.timeout + Duration::from_secs(1);
+        let backstop = manifest.limits.timeout + Duration::from_secs(1);
         let raw = tokio::time::timeout(backstop, self.call(&mut store, &req)).await;
         task::finish(store, &p, task, started, raw, (out, err), tripwire)
     }

@@ -6,6 +6,8 @@
 //! component. `audit verify` and `audit check-proof`: 0 intact or valid, 1
 //! not, 2 usage or unreadable.
 
+mod grants;
+
 use clap::{Parser, Subcommand};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -56,6 +58,15 @@ enum Command {
         /// once its record is synced), batch (synced in groups) or none.
         #[arg(long, env = "WARDEN_FSYNC", default_value = "always")]
         fsync: warden::audit::log::Fsync,
+        /// Run under this grant token (from `warden grant issue` or
+        /// `attenuate`): the task holds only what it grants, until it
+        /// expires or is revoked.
+        #[arg(long, env = "WARDEN_GRANT")]
+        grant: Option<String>,
+        /// The issuer public key (ed25519/<hex>) that must have signed the
+        /// grant token; default: this host's issuer key.
+        #[arg(long, requires = "grant")]
+        issuer: Option<String>,
         /// Arguments for a command component.
         #[arg(last = true)]
         args: Vec<String>,
@@ -166,6 +177,41 @@ enum GrantCommand {
         /// The grant's id.
         id: String,
     },
+    /// Issue a grant token for the tool of MANIFEST: its ceiling, narrowed
+    /// by each --narrow, for --ttl. Prints the token.
+    Issue {
+        /// The tool's manifest.
+        manifest: PathBuf,
+        /// How long the grant holds (e.g. 30s, 5m, 1h).
+        #[arg(long, default_value = "5m")]
+        ttl: String,
+        /// A narrowing, repeatable: fs=/workspace/src:read,
+        /// http=https://api.github.com/repos/x/ GET, tcp=HOST:PORT,
+        /// secrets=NAME, env=NAME, memory=32MiB, timeout=2s, fuel=N, output=64KiB.
+        #[arg(long)]
+        narrow: Vec<String>,
+        /// The agent the grant is issued to.
+        #[arg(long)]
+        agent: Option<String>,
+        /// The issuer key file; default under the XDG state directory.
+        #[arg(long, env = "WARDEN_GRANT_KEY")]
+        grant_key: Option<PathBuf>,
+    },
+    /// Derive a narrower child of TOKEN, without the issuer key. Prints the
+    /// child token; a narrowing that would widen anything is refused.
+    Attenuate {
+        /// The parent grant token.
+        token: String,
+        /// How long the child holds; never past its parent.
+        #[arg(long)]
+        ttl: Option<String>,
+        /// A narrowing, repeatable (as for `issue`).
+        #[arg(long)]
+        narrow: Vec<String>,
+        /// The agent the child is issued to.
+        #[arg(long)]
+        agent: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -179,6 +225,8 @@ fn main() -> ExitCode {
             agent,
             key,
             fsync,
+            grant,
+            issuer,
             args,
         } => run(
             &manifest,
@@ -187,6 +235,7 @@ fn main() -> ExitCode {
             audit,
             agent,
             (key, fsync),
+            (grant, issuer),
             args,
         ),
         Command::Check { manifest } => check(&manifest),
@@ -212,6 +261,19 @@ fn main() -> ExitCode {
         } => inspect(&component, manifest),
         Command::Grant(GrantCommand::Key { grant_key }) => grant_key_print(grant_key),
         Command::Grant(GrantCommand::Revoke { id }) => grant_revoke(&id),
+        Command::Grant(GrantCommand::Issue {
+            manifest,
+            ttl,
+            narrow,
+            agent,
+            grant_key,
+        }) => grant_issue(&manifest, &ttl, &narrow, agent, grant_key),
+        Command::Grant(GrantCommand::Attenuate {
+            token,
+            ttl,
+            narrow,
+            agent,
+        }) => grant_attenuate(&token, ttl.as_deref(), &narrow, agent),
     };
     match result {
         Ok(code) => code,
@@ -261,9 +323,14 @@ fn run(
     audit: Option<PathBuf>,
     agent: Option<String>,
     (key, fsync): (Option<PathBuf>, warden::audit::log::Fsync),
+    (grant, issuer): (Option<String>, Option<String>),
     args: Vec<String>,
 ) -> Result<ExitCode, Failure> {
     let (_rt, tool) = load(manifest)?;
+    let grant = match grant {
+        Some(token) => Some(grants::verify(&token, issuer.as_deref(), tool.manifest())?),
+        None => None,
+    };
     let input = match (input, input_file) {
         (Some(i), _) => i,
         (None, Some(f)) => std::fs::read_to_string(&f)
@@ -301,7 +368,7 @@ fn run(
         stdin,
         agent,
         sink: Arc::new(sink),
-        grant: None,
+        grant,
     }));
     let out = out.map_err(|e| Failure::Tool(e.to_string()))?;
     let mut stdout = std::io::stdout().lock();
@@ -350,6 +417,32 @@ fn grant_key_print(path: Option<PathBuf>) -> Result<ExitCode, Failure> {
     let path = path.unwrap_or_else(warden::audit::default_grant_key_path);
     let key = warden::token::IssuerKey::load_or_create(&path).map_err(usage)?;
     println!("{}", key.public());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn grant_issue(
+    manifest: &Path,
+    ttl: &str,
+    narrow: &[String],
+    agent: Option<String>,
+    grant_key: Option<PathBuf>,
+) -> Result<ExitCode, Failure> {
+    let m = Manifest::load(manifest).map_err(usage)?;
+    let (token, about) = grants::issue(&m, ttl, narrow, agent, grant_key)?;
+    eprintln!("{about}");
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn grant_attenuate(
+    token: &str,
+    ttl: Option<&str>,
+    narrow: &[String],
+    agent: Option<String>,
+) -> Result<ExitCode, Failure> {
+    let (child, about) = grants::attenuate(token, ttl, narrow, agent)?;
+    eprintln!("{about}");
+    println!("{child}");
     Ok(ExitCode::SUCCESS)
 }
 

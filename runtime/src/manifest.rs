@@ -88,6 +88,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 use warden_host_api::env::manifest::{EnvSection, RawEnvSection};
 use warden_host_api::fs::manifest::{FsGrant, RawFsGrant, resolve_grants};
+use warden_host_api::grant::Capabilities;
 use warden_host_api::http::manifest::{HttpGrant, RawHttpRule, resolve_rules};
 use warden_host_api::limits::manifest::{Limits, RawLimits, format_duration};
 use warden_host_api::secrets::manifest::{RawSecret, SecretSpec, resolve_secrets};
@@ -493,6 +494,60 @@ impl Manifest {
                 actual,
             })
         }
+    }
+
+    /// The manifest's sections as its ceiling: everything a grant for this tool may hold.
+    pub fn ceiling(&self) -> Capabilities {
+        Capabilities::new(
+            self.fs.clone(),
+            self.http.clone(),
+            self.tcp.clone(),
+            &self.secrets,
+            self.env.clone(),
+            self.limits,
+        )
+    }
+
+    /// This manifest with its sections replaced by `caps`, a grant's capabilities, which
+    /// must be within [`ceiling`](Self::ceiling): the tool runs with no more than the grant.
+    ///
+    /// A narrowed directory is a sub-directory of a manifest grant, found by name; it must
+    /// still be a real directory there, not a symlink that leads elsewhere.
+    ///
+    /// # Ambient Authority
+    ///
+    /// Canonicalizes each narrowed directory's host path, with the authority of the process.
+    pub fn narrowed(&self, caps: &Capabilities) -> Result<Manifest, String> {
+        self.ceiling().covers(caps).map_err(|w| w.to_string())?;
+        for grant in caps.fs() {
+            let real = std::fs::canonicalize(&grant.host)
+                .map_err(|e| format!("fs grant {}: {}: {e}", grant.guest, grant.host.display()))?;
+            if real != grant.host {
+                return Err(format!(
+                    "fs grant {}: {} leads to {} through a symlink; a narrowed grant must be a real sub-directory of the manifest's",
+                    grant.guest,
+                    grant.host.display(),
+                    real.display()
+                ));
+            }
+        }
+        let mut m = self.clone();
+        m.fs = caps.fs().to_vec();
+        m.http = caps.http().to_vec();
+        m.tcp = caps.tcp().to_vec();
+        m.env = caps.env().clone();
+        m.limits = *caps.limits();
+        m.secrets = self
+            .secrets
+            .iter()
+            .filter_map(|spec| {
+                let held = caps.secret(&spec.name)?;
+                let mut spec = spec.clone();
+                spec.reveal = spec.reveal && held.reveal;
+                Some(spec)
+            })
+            .collect();
+        Ok(m)
     }
 
     /// A human-readable summary of everything the manifest grants, for `warden check`.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use warden_host_api::audit::{Audit, Event, EventSink, Level, TaskMeta};
 use warden_host_api::bindings::warden::tool::types::ToolError as WitToolError;
 use warden_host_api::fs::FsState;
+use warden_host_api::grant::Capabilities;
 use warden_host_api::grant::live::Ended;
 use warden_host_api::http::{HttpState, HttpTask};
 use warden_host_api::limits::{CappedPipe, LimitHit, Limiter, Tripwire};
@@ -78,12 +79,15 @@ pub struct TaskRequest {
 }
 
 /// The part of a grant that decides how long a task may run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TaskGrant {
     /// Grant ids from the root grant to the task's own, last.
     pub chain: Vec<String>,
     /// When the task's grant expires, if ever.
     pub expires: Option<SystemTime>,
+    /// What the grant holds, when it is narrower than the manifest; checked against the
+    /// manifest before the task starts. `None` runs with the manifest's ceiling.
+    pub caps: Option<Capabilities>,
 }
 
 /// How a task ended when it ran to completion.
@@ -156,6 +160,14 @@ pub enum TaskError {
         task: String,
         /// Why the grant no longer holds.
         ended: Ended,
+    },
+    /// The task's grant asks for more than the manifest allows, so it was not started.
+    #[error("task {task} could not start: its grant is wider than the manifest: {message}")]
+    Widened {
+        /// The task's id.
+        task: String,
+        /// Which capability, and what the manifest allows instead.
+        message: String,
     },
     /// The task could not be set up or recorded.
     #[error("task {task} could not run: {message}")]

@@ -114,6 +114,7 @@ async fn a_revocation_from_the_cli_refuses_tasks_under_it() {
         grant: Some(TaskGrant {
             chain: chain.iter().map(|s| s.to_string()).collect(),
             expires: None,
+            caps: None,
         }),
     };
     let err = tool
@@ -140,4 +141,184 @@ fn an_id_the_list_cannot_hold_is_refused() {
         assert!(text(&out.stderr).contains("is not a grant id"), "{out:?}");
     }
     assert!(!state.path().join("warden/revoked").exists());
+}
+
+/// Runs `warden` with its own state dir (issuer key, revocation list).
+fn w(state: &Path, args: &[&str]) -> std::process::Output {
+    let env = [("XDG_STATE_HOME", state.to_str().unwrap())];
+    warden(args, &env, None)
+}
+
+/// Issues (or attenuates) a token; panics with the output if refused.
+fn token(state: &Path, args: &[&str]) -> String {
+    let out = w(state, args);
+    assert!(out.status.success(), "{out:?}");
+    text(&out.stdout)
+}
+
+fn run_with(state: &Path, sb: &Sandbox, token: &str, input: &str) -> crate::support::Run {
+    let before = sb.records().len();
+    let out = w(
+        state,
+        &[
+            "run",
+            sb.manifest.to_str().unwrap(),
+            "--audit",
+            sb.audit.to_str().unwrap(),
+            "--grant",
+            token,
+            "--input",
+            input,
+        ],
+    );
+    let records = sb.records().split_off(before);
+    crate::support::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: text(&out.stdout),
+        stderr: text(&out.stderr),
+        records,
+    }
+}
+
+const READ: &str = r#"{"op":"read","path":"/ro/hello.txt"}"#;
+const WRITE: &str = r#"{"op":"write","path":"/rw/new.txt","data":"x"}"#;
+
+#[test]
+fn a_delegated_grant_runs_with_no_more_than_it_holds() {
+    let state = tempfile::tempdir().unwrap();
+    let sb = Sandbox::new("probe", "probe");
+    let m = sb.manifest.to_str().unwrap();
+    // The manifest grants /ro and /rw; the planner gets both for 10 minutes,
+    // and hands a reader only /ro, read-only, for one minute.
+    let planner = token(
+        state.path(),
+        &["grant", "issue", m, "--ttl", "10m", "--agent", "planner"],
+    );
+    let reader = token(
+        state.path(),
+        &[
+            "grant",
+            "attenuate",
+            &planner,
+            "--ttl",
+            "1m",
+            "--narrow",
+            "fs=/ro:read",
+            "--agent",
+            "reader",
+        ],
+    );
+
+    let run = run_with(state.path(), &sb, &planner, WRITE);
+    assert_eq!(run.json()["ok"], true, "{run:#?}");
+    let run = run_with(state.path(), &sb, &reader, READ);
+    assert_eq!(run.json()["ok"], true, "{run:#?}");
+    run.assert_recorded();
+    // The reader's task has no /rw at all.
+    let run = run_with(state.path(), &sb, &reader, WRITE);
+    assert_eq!(run.json()["ok"], false, "{run:#?}");
+    assert!(!sb.path("root/rw/new2.txt").exists());
+    run.assert_recorded();
+
+    // Widening is refused, naming the capability.
+    let out = w(
+        state.path(),
+        &[
+            "grant",
+            "attenuate",
+            &reader,
+            "--narrow",
+            "fs=/rw:read-write",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(text(&out.stderr).contains("fs[0]: /rw"), "{out:?}");
+    let out = w(
+        state.path(),
+        &["grant", "attenuate", &reader, "--ttl", "1h"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("ttl: 1h reaches past the expiry"),
+        "{out:?}"
+    );
+
+    // Revoking the planner's grant ends the reader's too.
+    let root = warden::token::unverified_records(&planner).unwrap()[0]
+        .id
+        .clone();
+    let out = w(state.path(), &["grant", "revoke", &root]);
+    assert!(out.status.success(), "{out:?}");
+    let run = run_with(state.path(), &sb, &reader, READ);
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stderr.contains(&format!("({root} was revoked)")),
+        "{run:#?}"
+    );
+}
+
+#[test]
+fn forged_expired_foreign_and_too_wide_tokens_are_refused() {
+    let state = tempfile::tempdir().unwrap();
+    let sb = Sandbox::new("probe", "probe");
+    let m = sb.manifest.to_str().unwrap();
+    let good = token(
+        state.path(),
+        &["grant", "issue", m, "--narrow", "fs=/ro:read"],
+    );
+
+    // One character changed.
+    let mut forged: Vec<char> = good.chars().collect();
+    let i = forged.len() / 2;
+    forged[i] = if forged[i] == 'A' { 'B' } else { 'A' };
+    let forged: String = forged.into_iter().collect();
+    let run = run_with(state.path(), &sb, &forged, READ);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stderr.contains("grant token refused"), "{run:#?}");
+    assert!(run.records.is_empty(), "nothing ran: {run:#?}");
+
+    // Signed by another issuer.
+    let other = tempfile::tempdir().unwrap();
+    let foreign = token(other.path(), &["grant", "issue", m]);
+    let run = run_with(state.path(), &sb, &foreign, READ);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stderr.contains("grant token refused"), "{run:#?}");
+    // ... unless the run names that issuer.
+    let issuer = text(&w(other.path(), &["grant", "key"]).stdout);
+    let out = w(
+        state.path(),
+        &[
+            "run",
+            m,
+            "--audit",
+            sb.audit.to_str().unwrap(),
+            "--grant",
+            &foreign,
+            "--issuer",
+            &issuer,
+            "--input",
+            READ,
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+
+    // Expired.
+    let short = token(state.path(), &["grant", "issue", m, "--ttl", "1s"]);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let run = run_with(state.path(), &sb, &short, READ);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stderr.contains("expired"), "{run:#?}");
+
+    // Issued for a manifest that grants more than this one.
+    let wide = Sandbox::new("probe", "probe");
+    let text_m = std::fs::read_to_string(&wide.manifest).unwrap()
+        + "\n[[http]]\nurl = \"https://example.com/\"\n";
+    std::fs::write(&wide.manifest, text_m).unwrap();
+    let wider = token(
+        state.path(),
+        &["grant", "issue", wide.manifest.to_str().unwrap()],
+    );
+    let run = run_with(state.path(), &sb, &wider, READ);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(run.stderr.contains("grants more than"), "{run:#?}");
 }

@@ -82,6 +82,7 @@ async fn an_expiring_grant_stops_its_task_mid_run() {
     let grant = TaskGrant {
         chain: chain(&["root", "short"]),
         expires: Some(SystemTime::now() + Duration::from_millis(300)),
+        caps: None,
     };
     let err = tool
         .run(request(CALLING, sink.clone(), Some(grant)))
@@ -103,6 +104,7 @@ async fn a_spinning_task_is_stopped_when_its_grant_expires() {
     let grant = TaskGrant {
         chain: chain(&["spin"]),
         expires: Some(SystemTime::now() + Duration::from_millis(200)),
+        caps: None,
     };
     let err = tool
         .run(request(r#"{"op":"spin"}"#, sink.clone(), Some(grant)))
@@ -120,6 +122,7 @@ async fn an_expired_grant_never_starts_a_task() {
     let grant = TaskGrant {
         chain: chain(&["old"]),
         expires: Some(SystemTime::now() - Duration::from_secs(1)),
+        caps: None,
     };
     let err = tool
         .run(request(r#"{"op":"time"}"#, sink.clone(), Some(grant)))
@@ -144,6 +147,7 @@ async fn revoking_the_root_stops_running_grandchildren_and_spares_others() {
         Some(TaskGrant {
             chain: chain(ids),
             expires: far,
+            caps: None,
         })
     };
     let grandchild = tokio::spawn({
@@ -222,6 +226,7 @@ async fn a_revocation_written_by_another_process_is_seen_at_task_start() {
     let grant = TaskGrant {
         chain: chain(&["team-grant", "agent-7"]),
         expires: None,
+        caps: None,
     };
     let err = tool
         .run(request(r#"{"op":"time"}"#, sink, Some(grant)))

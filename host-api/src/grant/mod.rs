@@ -114,9 +114,9 @@
 //! [`TcpPolicy`]: crate::sockets::TcpPolicy
 
 mod caps;
-pub mod live;
 mod covers;
 mod issue;
+pub mod live;
 mod narrow;
 mod time;
 mod widening;

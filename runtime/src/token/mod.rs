@@ -293,6 +293,9 @@ pub fn task_grant(chain: &[GrantRecord]) -> TaskGrant {
     TaskGrant {
         chain: chain.iter().map(|r| r.id.clone()).collect(),
         expires: chain.last().map(|r| r.expires),
+        // The records' capabilities are the caller's to decode: this module
+        // treats them as opaque.
+        caps: None,
     }
 }
 
