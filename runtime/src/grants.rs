@@ -116,7 +116,7 @@ pub(crate) fn verify(
         None => {
             let key = IssuerKey::load_or_create(&warden::audit::default_grant_key_path())
                 .map_err(usage)?;
-            key.public().clone()
+            *key.public()
         }
     };
     let covers = |parent: &Value, child: &Value| -> Result<(), String> {

@@ -230,8 +230,7 @@ fn main() -> ExitCode {
             args,
         } => run(
             &manifest,
-            input,
-            input_file,
+            (input, input_file),
             audit,
             agent,
             (key, fsync),
@@ -318,8 +317,7 @@ fn load(manifest: &Path) -> Result<(Runtime, warden::Tool), Failure> {
 
 fn run(
     manifest: &Path,
-    input: Option<String>,
-    input_file: Option<PathBuf>,
+    (input, input_file): (Option<String>, Option<PathBuf>),
     audit: Option<PathBuf>,
     agent: Option<String>,
     (key, fsync): (Option<PathBuf>, warden::audit::log::Fsync),
