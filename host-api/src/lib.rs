@@ -9,6 +9,8 @@
 //! - [`sockets`]: `[[tcp]]` outgoing TCP connections (`wasi:sockets`)
 //! - [`limits`]: `[limits]` memory, time, fuel and output
 //! - [`secrets`]: `[[secrets]]` host-held credentials (`warden:tool/secrets`)
+//! - [`approval`]: `approval = "required"` gates on any of the above, and the
+//!   approvers that answer them
 //!
 //! [`interpose`] is how every host call passes through Warden on its way to
 //! wasmtime-wasi, and [`audit`] is the event each call becomes.
@@ -22,6 +24,7 @@ pub mod audit;
 pub mod bindings;
 pub mod interpose;
 
+pub mod approval;
 pub mod cli;
 pub mod clocks;
 pub mod env;
