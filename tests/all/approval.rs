@@ -326,6 +326,16 @@ fn every_kind_of_change_asks_once() {
             "rename /rw/old.txt to /rw/new.txt",
         ),
         (
+            json!({"op": "hard_link", "src": "/rw/new.txt", "dst": "/rw/linked.txt"}),
+            "/rw/new.txt -> /rw/linked.txt",
+            "hard-link /rw/new.txt as /rw/linked.txt",
+        ),
+        (
+            json!({"op": "symlink", "target": "new.txt", "link": "/rw/sym"}),
+            "/rw/sym",
+            "create the symlink /rw/sym",
+        ),
+        (
             json!({"op": "remove", "path": "/rw/new.txt"}),
             "/rw/new.txt",
             "delete /rw/new.txt",
@@ -349,6 +359,8 @@ fn every_kind_of_change_asks_once() {
     }
     assert!(sb.path("root/rw/d").is_dir());
     assert!(!sb.path("root/rw/old.txt").exists() && !sb.path("root/rw/new.txt").exists());
+    assert!(sb.path("root/rw/linked.txt").is_file());
+    assert!(sb.path("root/rw/sym").is_symlink());
 }
 
 /// `http-fetch` may GET and POST anywhere on `server`; the rule is gated.

@@ -20,7 +20,8 @@ const MAX_SAID: usize = 200;
 /// The command runs in a process group of its own, which is killed when the
 /// command exits or the answer times out: it leaves nothing running behind.
 ///
-/// Records name it `command:CMD`.
+/// Records name it `command:CMD`. It needs a tokio runtime with I/O enabled,
+/// which watches the child process.
 ///
 /// # Ambient Authority
 ///

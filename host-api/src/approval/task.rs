@@ -1,12 +1,14 @@
 //! The approvals of one task: which calls are gated, who answers, how long
 //! they may take, and the `approval` record each answer becomes.
 
-use super::{ApprovalKind, ApprovalRequest, Approver, Gates};
+use super::{ApprovalKind, ApprovalRequest, Approver, Decision, Gates};
 use crate::audit::{Event, TaskMeta};
 use crate::http::Egress;
 use crate::limits::manifest::format_duration;
 use serde_json::json;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 /// Methods that only read: an `[[http]]` gate never asks about them.
@@ -200,7 +202,7 @@ impl Approvals {
             .map(|d| d.saturating_duration_since(start))
             .filter(|left| *left < inner.timeout);
         let wait = left.unwrap_or(inner.timeout);
-        let answer = tokio::time::timeout(wait, inner.approver.approve(&request)).await;
+        let answer = tokio::time::timeout(wait, answer(&*inner.approver, &request)).await;
         let took = start.elapsed();
         let rule = &request.rule;
         let (approved, approver, answer, reason, text) = match answer {
@@ -259,10 +261,22 @@ impl Approvals {
     }
 }
 
+/// The approver's answer; a refusal if it panics, since an embedder's bug
+/// must not unwind through the tool's host call.
+async fn answer(approver: &dyn Approver, request: &ApprovalRequest) -> Decision {
+    let mut deciding = approver.approve(request);
+    std::future::poll_fn(|cx| {
+        std::panic::catch_unwind(AssertUnwindSafe(|| deciding.as_mut().poll(cx))).unwrap_or_else(
+            |_| Poll::Ready(Decision::refuse(approver.name(), "the approver panicked")),
+        )
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::approval::{CallbackApprover, Decision, Deny};
+    use crate::approval::{CallbackApprover, Deny};
     use crate::http::HttpRule;
 
     fn meta() -> TaskMeta {
@@ -379,6 +393,18 @@ mod tests {
         let ev = serde_json::to_value(&asked.event).unwrap();
         assert_eq!(ev["decision"], "deny");
         assert_eq!(ev["outcome"], "error:refused");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_approver_refuses() {
+        let broken = CallbackApprover::new("broken", |_| async { panic!("a bug in the embedder") });
+        let a = Approvals::new(gates(), Arc::new(broken), Duration::from_secs(5), &meta());
+        let asked = a.ask(question()).await;
+        assert!(!asked.approved);
+        assert_eq!(
+            asked.rule,
+            "fs[1] /rw read-write requires approval: refused by broken: the approver panicked"
+        );
     }
 
     #[tokio::test]

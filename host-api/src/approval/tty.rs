@@ -25,7 +25,8 @@ const MAX_ANSWER: usize = 64;
 /// - Without a terminal (a daemon, CI) every request is refused, and the
 ///   reason says so.
 ///
-/// Records name it `tty` (or `tty:PATH` for another terminal).
+/// Records name it `tty` (or `tty:PATH` for another terminal). It needs a
+/// tokio runtime with I/O enabled, as `wasi:http` does.
 ///
 /// # Ambient Authority
 ///
