@@ -101,7 +101,7 @@ impl SecretsView<'_> {
         call: &'static str,
         spec: &SecretSpec,
         rule: String,
-        mut ev: Event,
+        refused: impl FnOnce() -> Event,
         start: Instant,
         operation: &str,
     ) -> wasmtime::Result<Result<String, Error>> {
@@ -124,6 +124,7 @@ impl SecretsView<'_> {
         if asked.approved {
             return Ok(Ok(asked.rule));
         }
+        let mut ev = refused();
         ev.call = Some(call);
         self.host.record(
             ev.deny(asked.rule)
@@ -152,17 +153,22 @@ impl SecretsView<'_> {
         let start = Instant::now();
         self.host.calls += 1;
         let (secrets, spec) = self.binding(&handle)?;
-        let mut ev = secrets.use_event(&spec, operation);
-        ev.args["data_len"] = data.len().into();
+        let event = || {
+            let mut ev = secrets.use_event(&spec, operation);
+            ev.args["data_len"] = data.len().into();
+            ev
+        };
         let rule = format!("{}: use without reveal", spec.label());
         let rule = match self
-            .approve_use(call, &spec, rule, ev.clone(), start, operation)
+            .approve_use(call, &spec, rule, event, start, operation)
             .await?
         {
             Ok(rule) => rule,
             Err(refused) => return Ok(Err(refused)),
         };
         let result = secrets.value(&spec.name).await;
+        // After the value: a fetch on the way may have changed its version.
+        let mut ev = event();
         ev.call = Some(call);
         let (ev, out) = match result {
             Ok(value) => (
@@ -294,7 +300,7 @@ impl HostSecret for SecretsView<'_> {
         }
         let rule = format!("{}: reveal = true", spec.label());
         let rule = match self
-            .approve_use(REVEAL, &spec, rule, ev.clone(), start, "reveal")
+            .approve_use(REVEAL, &spec, rule, || ev.clone(), start, "reveal")
             .await?
         {
             Ok(rule) => rule,
