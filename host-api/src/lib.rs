@@ -12,6 +12,9 @@
 //! - [`approval`]: `approval = "required"` gates on any of the above, and the
 //!   approvers that answer them
 //!
+//! [`grant`] is what one task holds of all these: a manifest's ceiling, or a narrower
+//! child of another task's grant.
+//!
 //! [`interpose`] is how every host call passes through Warden on its way to
 //! wasmtime-wasi, and [`audit`] is the event each call becomes.
 #![deny(missing_docs)]

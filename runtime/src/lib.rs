@@ -36,6 +36,7 @@ pub mod component;
 pub mod engine;
 pub mod manifest;
 mod task;
+pub mod token;
 
 pub use component::Kind;
 pub use engine::EngineConfig;

@@ -1,5 +1,5 @@
 //! `warden`: run a tool under its manifest, check a manifest, inspect a
-//! component, verify and read the audit log.
+//! component, verify and read the audit log, manage grants.
 //!
 //! Exit codes: 0 success; 1 the tool failed (error result, trap, limit,
 //! runtime denial that ended it); 2 usage, invalid manifest or rejected
@@ -19,6 +19,7 @@ use warden::audit::verify;
 use warden::manifest::Manifest;
 use warden::{EngineConfig, Kind, LoadError, Outcome, Runtime, TaskRequest};
 use warden_host_api::approval::{Approver, CommandApprover, Deny, TtyApprover};
+use warden_host_api::grant::live::Revocations;
 
 #[derive(Parser)]
 #[command(
@@ -83,6 +84,9 @@ enum Command {
     /// Audit log tools.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Grant tools: the issuer key of grant tokens, revocation.
+    #[command(subcommand)]
+    Grant(GrantCommand),
     /// Print a component's kind, exports and imports, and which imports no
     /// grant of its manifest would allow.
     Inspect {
@@ -191,6 +195,24 @@ enum AuditCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum GrantCommand {
+    /// Print the public key (ed25519/<hex>) that verifies this host's grant
+    /// tokens offline, creating the issuer key (mode 0600) on first use.
+    Key {
+        /// The issuer key file; default under the XDG state directory.
+        #[arg(long, env = "WARDEN_GRANT_KEY")]
+        grant_key: Option<PathBuf>,
+    },
+    /// Revoke grant ID and every grant derived from it, in the revocation
+    /// list under the XDG state directory: tasks under it are refused when
+    /// they start, and running ones stop when their process reads the list.
+    Revoke {
+        /// The grant's id.
+        id: String,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -236,6 +258,8 @@ fn main() -> ExitCode {
             component,
             manifest,
         } => inspect(&component, manifest),
+        Command::Grant(GrantCommand::Key { grant_key }) => grant_key_print(grant_key),
+        Command::Grant(GrantCommand::Revoke { id }) => grant_revoke(&id),
     };
     match result {
         Ok(code) => code,
@@ -278,7 +302,11 @@ fn load_with(
         cache_dir: warden::engine::default_cache_dir(),
         ..EngineConfig::default()
     };
-    let rt = Runtime::new(&cfg).map_err(|e| usage(format!("cannot start the engine: {e:#}")))?;
+    let rt = Runtime::new(&cfg)
+        .map_err(|e| usage(format!("cannot start the engine: {e:#}")))?
+        .with_revocations(Arc::new(Revocations::new(Some(
+            warden::audit::default_revocation_path(),
+        ))));
     let rt = configure(rt);
     let tool = rt.load(m).map_err(|e: LoadError| usage(e))?;
     Ok((rt, tool))
@@ -376,6 +404,36 @@ fn audit_key(key: Option<PathBuf>) -> Result<ExitCode, Failure> {
     let key = warden::audit::checkpoint::HostKey::load_or_create(&path, &warden::audit::key_name())
         .map_err(usage)?;
     println!("{}", key.verifier());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn grant_key_print(path: Option<PathBuf>) -> Result<ExitCode, Failure> {
+    let path = path.unwrap_or_else(warden::audit::default_grant_key_path);
+    let key = warden::token::IssuerKey::load_or_create(&path).map_err(usage)?;
+    println!("{}", key.public());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn grant_revoke(id: &str) -> Result<ExitCode, Failure> {
+    // The list holds one id a line, read back trimmed.
+    if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(usage(format!(
+            "{id:?} is not a grant id: ids have no whitespace or control characters"
+        )));
+    }
+    let path = warden::audit::default_revocation_path();
+    let list = Revocations::new(Some(path.clone()));
+    list.refresh().map_err(usage)?;
+    if list.is_revoked(id) {
+        println!("grant {id} was already revoked in {}", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    list.revoke(id).map_err(usage)?;
+    println!(
+        "revoked grant {id} and every grant derived from it, in {}: tasks under it are refused \
+         at start, and running ones stop when their process next reads the list",
+        path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

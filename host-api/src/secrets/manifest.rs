@@ -530,7 +530,7 @@ fn resolve_inject(raw: &RawInject) -> Result<Inject, InjectFault> {
 }
 
 /// `[a-z0-9][a-z0-9_-]*`: safe in records, errors, file names and a shell without quoting.
-fn is_secret_name(name: &str) -> bool {
+pub(crate) fn is_secret_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     bytes
         .next()
