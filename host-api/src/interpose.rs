@@ -11,6 +11,7 @@
 //! that decide something (a path inside a grant, an env var) are written by
 //! hand in their capability's module.
 
+use crate::approval::Approvals;
 use crate::audit::{Audit, Event, Level};
 use crate::fs::FsState;
 use crate::grant::live::{Ended, Liveness};
@@ -56,6 +57,9 @@ pub struct HostState {
     pub drops: u64,
     /// The task's `[[secrets]]` and their values; none unless the runtime sets them.
     pub secrets: TaskSecrets,
+    /// Which calls wait for an approver, and who answers; none are gated
+    /// unless the runtime sets them.
+    pub approvals: Approvals,
 }
 
 /// What a tally sums: one call name on one handle (or on no handle).
@@ -99,6 +103,7 @@ impl HostState {
             drops: 0,
             grant_end_recorded: false,
             secrets: TaskSecrets::default(),
+            approvals: Approvals::default(),
         }
     }
 

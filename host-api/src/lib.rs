@@ -9,6 +9,8 @@
 //! - [`sockets`]: `[[tcp]]` outgoing TCP connections (`wasi:sockets`)
 //! - [`limits`]: `[limits]` memory, time, fuel and output
 //! - [`secrets`]: `[[secrets]]` host-held credentials (`warden:tool/secrets`)
+//! - [`approval`]: `approval = "required"` gates on any of the above, and the
+//!   approvers that answer them
 //!
 //! [`grant`] is what one task holds of all these: a manifest's ceiling, or a narrower
 //! child of another task's grant.
@@ -25,6 +27,7 @@ pub mod audit;
 pub mod bindings;
 pub mod interpose;
 
+pub mod approval;
 pub mod cli;
 pub mod clocks;
 pub mod env;

@@ -47,6 +47,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use task::{Prepared, TaskData};
+use warden_host_api::approval::{self, Approver, Deny};
 use warden_host_api::bindings::ToolPre;
 use warden_host_api::grant::live::{Ended, Liveness, Revocations};
 use warden_host_api::secrets::TaskSecrets;
@@ -91,6 +92,8 @@ pub struct Runtime {
     linker: Linker<TaskData>,
     fuel: bool,
     revocations: Arc<Revocations>,
+    approver: Arc<dyn Approver>,
+    approval_timeout: Duration,
 }
 
 impl Runtime {
@@ -104,7 +107,43 @@ impl Runtime {
             linker,
             fuel: cfg.fuel,
             revocations: Arc::new(Revocations::new(None)),
+            approver: Arc::new(Deny::default()),
+            approval_timeout: approval::DEFAULT_TIMEOUT,
         })
+    }
+
+    /// Asks `approver` about every call an `approval = "required"` gate of a
+    /// tool's manifest covers, in every task of the tools loaded after this.
+    /// Without one, gated calls are refused ([`Deny`]).
+    ///
+    /// ```no_run
+    /// # fn demo() -> wasmtime::Result<()> {
+    /// use std::sync::Arc;
+    /// use warden::Runtime;
+    /// use warden_host_api::approval::{ApprovalRequest, CallbackApprover, Decision};
+    ///
+    /// let approver = CallbackApprover::new("ui", |req: ApprovalRequest| async move {
+    ///     // Ask someone; here, allow nothing outside /workspace/out.
+    ///     if req.resource.starts_with("/workspace/out/") {
+    ///         Decision::approve("ui", "output directory")
+    ///     } else {
+    ///         Decision::refuse("ui", "only /workspace/out may change")
+    ///     }
+    /// });
+    /// let runtime = Runtime::new(&Default::default())?.with_approver(Arc::new(approver));
+    /// # Ok(()) }
+    /// ```
+    pub fn with_approver(mut self, approver: Arc<dyn Approver>) -> Self {
+        self.approver = approver;
+        self
+    }
+
+    /// How long an approver may take before its silence refuses the call
+    /// ([`approval::DEFAULT_TIMEOUT`], 60 s, unless set). A task's own
+    /// `limits.timeout` still cuts a wait short.
+    pub fn with_approval_timeout(mut self, timeout: Duration) -> Self {
+        self.approval_timeout = timeout;
+        self
     }
 
     /// Uses `revocations` for every task's grant: a revocation there ends
@@ -173,6 +212,8 @@ impl Runtime {
             entry,
             fuel: self.fuel,
             revocations: self.revocations.clone(),
+            approver: self.approver.clone(),
+            approval_timeout: self.approval_timeout,
         })
     }
 }
@@ -191,6 +232,8 @@ pub struct Tool {
     entry: Entry,
     fuel: bool,
     revocations: Arc<Revocations>,
+    approver: Arc<dyn Approver>,
+    approval_timeout: Duration,
 }
 
 impl Tool {
@@ -231,6 +274,8 @@ impl Tool {
             manifest,
             digest: &self.digest,
             fuel_metered: self.fuel,
+            approver: &self.approver,
+            approval_timeout: self.approval_timeout,
         };
         let audit = task::audit(&p, &req, &task);
         task::start(&audit, manifest, self.kind, &req).map_err(|e| TaskError::Host {

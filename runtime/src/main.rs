@@ -8,17 +8,19 @@
 
 mod grants;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 use warden::audit::checkpoint::{HostKey, VerifierKey};
 use warden::audit::log::{AuditLog, LogOptions};
 use warden::audit::proof::{InclusionProof, ProveError};
 use warden::audit::verify;
 use warden::manifest::Manifest;
 use warden::{EngineConfig, Kind, LoadError, Outcome, Runtime, TaskRequest};
+use warden_host_api::approval::{Approver, CommandApprover, Deny, TtyApprover};
 use warden_host_api::grant::live::Revocations;
 
 #[derive(Parser)]
@@ -67,6 +69,20 @@ enum Command {
         /// grant token; default: this host's issuer key.
         #[arg(long, requires = "grant")]
         issuer: Option<String>,
+        /// Who answers the calls a manifest's `approval = "required"` gates:
+        /// tty asks at this terminal; deny refuses them all, as happens when
+        /// no approver is given.
+        #[arg(long, value_name = "WHO", conflicts_with = "approve_cmd")]
+        approve: Option<ApproveWith>,
+        /// Answers gated calls with `sh -c CMD`, which reads the request as
+        /// one line of JSON on stdin: exit status 0 approves, anything else
+        /// refuses.
+        #[arg(long, value_name = "CMD")]
+        approve_cmd: Option<String>,
+        /// How long an approver may take before its silence refuses the call
+        /// (e.g. 30s, 300ms); the task's limits.timeout still cuts it short.
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = approve_timeout)]
+        approve_timeout: Duration,
         /// Arguments for a command component.
         #[arg(last = true)]
         args: Vec<String>,
@@ -92,6 +108,35 @@ enum Command {
         #[arg(long)]
         manifest: Option<PathBuf>,
     },
+}
+
+/// `--approve`: an approver that needs no argument.
+#[derive(Clone, Copy, ValueEnum)]
+enum ApproveWith {
+    /// Ask at the terminal (/dev/tty).
+    Tty,
+    /// Refuse every gated call.
+    Deny,
+}
+
+fn approve_timeout(text: &str) -> Result<Duration, String> {
+    let d = warden_host_api::limits::manifest::parse_duration(text).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}
+
+/// The approver of `--approve` or `--approve-cmd`; refusing when neither is given.
+fn approver(with: Option<ApproveWith>, cmd: Option<String>) -> Arc<dyn Approver> {
+    match (with, cmd) {
+        (_, Some(cmd)) => Arc::new(CommandApprover::new(cmd)),
+        (Some(ApproveWith::Tty), None) => Arc::new(TtyApprover::new()),
+        (Some(ApproveWith::Deny), None) => Arc::new(Deny::because(
+            "warden run --approve deny refuses every gated call",
+        )),
+        (None, None) => Arc::new(Deny::default()),
+    }
 }
 
 #[derive(Subcommand)]
@@ -227,14 +272,17 @@ fn main() -> ExitCode {
             fsync,
             grant,
             issuer,
+            approve,
+            approve_cmd,
+            approve_timeout,
             args,
         } => run(
             &manifest,
             (input, input_file),
-            audit,
             agent,
-            (key, fsync),
+            (audit, key, fsync),
             (grant, issuer),
+            (approver(approve, approve_cmd), approve_timeout),
             args,
         ),
         Command::Check { manifest } => check(&manifest),
@@ -299,6 +347,15 @@ fn usage(e: impl std::fmt::Display) -> Failure {
 }
 
 fn load(manifest: &Path) -> Result<(Runtime, warden::Tool), Failure> {
+    load_with(manifest, |rt| rt)
+}
+
+/// Like [`load`], with the runtime set up by `configure` before the tool is
+/// loaded.
+fn load_with(
+    manifest: &Path,
+    configure: impl FnOnce(Runtime) -> Runtime,
+) -> Result<(Runtime, warden::Tool), Failure> {
     let m = Manifest::load(manifest).map_err(usage)?;
     let cfg = EngineConfig {
         fuel: m.limits.fuel.is_some(),
@@ -311,6 +368,7 @@ fn load(manifest: &Path) -> Result<(Runtime, warden::Tool), Failure> {
         .with_revocations(Arc::new(Revocations::new(Some(
             warden::audit::default_revocation_path(),
         ))));
+    let rt = configure(rt);
     let tool = rt.load(m).map_err(|e: LoadError| usage(e))?;
     Ok((rt, tool))
 }
@@ -318,13 +376,16 @@ fn load(manifest: &Path) -> Result<(Runtime, warden::Tool), Failure> {
 fn run(
     manifest: &Path,
     (input, input_file): (Option<String>, Option<PathBuf>),
-    audit: Option<PathBuf>,
     agent: Option<String>,
-    (key, fsync): (Option<PathBuf>, warden::audit::log::Fsync),
+    (audit, key, fsync): (Option<PathBuf>, Option<PathBuf>, warden::audit::log::Fsync),
     (grant, issuer): (Option<String>, Option<String>),
+    (approver, approval_timeout): (Arc<dyn Approver>, Duration),
     args: Vec<String>,
 ) -> Result<ExitCode, Failure> {
-    let (_rt, tool) = load(manifest)?;
+    let (_rt, tool) = load_with(manifest, |rt| {
+        rt.with_approver(approver)
+            .with_approval_timeout(approval_timeout)
+    })?;
     let grant = match grant {
         Some(token) => Some(grants::verify(&token, issuer.as_deref(), tool.manifest())?),
         None => None,

@@ -7,6 +7,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
+use warden_host_api::approval::{Approvals, Approver};
 use warden_host_api::audit::{Audit, Event, EventSink, Level, TaskMeta};
 use warden_host_api::bindings::warden::tool::types::ToolError as WitToolError;
 use warden_host_api::fs::FsState;
@@ -215,6 +216,9 @@ pub(crate) struct Prepared<'a> {
     pub manifest: &'a Manifest,
     pub digest: &'a str,
     pub fuel_metered: bool,
+    /// Who answers the manifest's approval gates, and how long they may take.
+    pub approver: &'a Arc<dyn Approver>,
+    pub approval_timeout: Duration,
 }
 
 /// The audit handle of one task: its records carry who, where and what.
@@ -269,6 +273,14 @@ pub(crate) fn store(
     }
     host.sockets = sockets;
     host.secrets = secrets;
+    host.approvals = Approvals::new(
+        m.approval.clone(),
+        p.approver.clone(),
+        p.approval_timeout,
+        host.audit.meta(),
+    )
+    .grant(req.grant.as_ref().and_then(|g| g.chain.last().cloned()))
+    .deadline(deadline);
     let data = TaskData {
         wasi: b.build(),
         table: ResourceTable::new(),
@@ -324,7 +336,7 @@ pub(crate) fn start(
     let secrets: Vec<&str> = m.secrets.iter().map(|s| s.name.as_str()).collect();
     let http: Vec<String> = m.http.iter().map(|g| g.rule.to_string()).collect();
     let tcp: Vec<String> = m.tcp.iter().map(|r| r.to_string()).collect();
-    let ev = Event::new("task.start").args(json!({
+    let mut ev = Event::new("task.start").args(json!({
         "kind": match kind { Kind::Tool => "tool", Kind::Command => "command" },
         "input_bytes": req.input.len(),
         "args": req.args.len(),
@@ -334,6 +346,11 @@ pub(crate) fn start(
         "tcp": tcp,
         "secrets": secrets,
     }));
+    let gates = &m.approval;
+    if !gates.is_empty() {
+        let http: Vec<String> = gates.http.iter().map(|r| r.to_string()).collect();
+        ev.args["approval"] = json!({ "fs": gates.fs, "http": http, "secrets": gates.secrets });
+    }
     audit.emit(&ev)
 }
 

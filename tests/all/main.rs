@@ -2,6 +2,7 @@
 //! Every test runs real guest components (built once per run from
 //! `guest-examples/`) through the real `warden` binary.
 
+mod approval;
 mod audit;
 mod audit_log;
 mod cli;
