@@ -86,6 +86,9 @@ pub enum LoadError {
     },
 }
 
+/// How often a runtime reads a shared revocation list for running tasks.
+pub const REVOCATION_POLL: Duration = Duration::from_millis(500);
+
 /// The engine and linker shared by all tools and tasks.
 pub struct Runtime {
     engine: Engine,
@@ -149,7 +152,27 @@ impl Runtime {
     /// Uses `revocations` for every task's grant: a revocation there ends
     /// the running tasks it reaches. Shared with a file, it reaches other
     /// processes too.
+    ///
+    /// With a file, a thread reads it every [`REVOCATION_POLL`] for as long as the list
+    /// lives, so that a revocation written by another process (`warden grant revoke`) also
+    /// stops tasks that are already running here.
     pub fn with_revocations(mut self, revocations: Arc<Revocations>) -> Self {
+        if revocations.file().is_some() {
+            let list = Arc::downgrade(&revocations);
+            let spawned = std::thread::Builder::new()
+                .name("warden-revocations".into())
+                .spawn(move || {
+                    while let Some(list) = list.upgrade() {
+                        // A list that cannot be read now is read again next
+                        // time; tasks starting meanwhile refuse to run.
+                        let _ = list.refresh();
+                        drop(list);
+                        std::thread::sleep(REVOCATION_POLL);
+                    }
+                });
+            // Without the thread, revocations still reach every task start.
+            drop(spawned);
+        }
         self.revocations = revocations;
         self
     }

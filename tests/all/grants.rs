@@ -237,3 +237,30 @@ async fn a_revocation_written_by_another_process_is_seen_at_task_start() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_revocation_by_another_process_stops_a_running_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("revoked");
+    let runtime = Runtime::new(&EngineConfig::default())
+        .unwrap()
+        .with_revocations(Arc::new(Revocations::new(Some(file.clone()))));
+    let (_sb, tool) = probe(&runtime);
+    let sink = Arc::new(Capture::default());
+    let grant = TaskGrant {
+        chain: chain(&["ops-grant", "worker"]),
+        expires: None,
+        caps: None,
+    };
+    let task = tokio::spawn({
+        let tool = tool.clone();
+        let req = request(CALLING, sink.clone(), Some(grant));
+        async move { tool.run(req).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // `warden grant revoke` in another process appends to the same file.
+    Revocations::new(Some(file)).revoke("ops-grant").unwrap();
+    let err = task.await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("(ops-grant was revoked)"), "{err}");
+    assert_stopped_by_grant(&sink.records(), "grant worker was revoked");
+}
