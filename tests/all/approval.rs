@@ -752,17 +752,6 @@ fn at_terminal(sb: &Sandbox, input: &str, answer: &str) -> String {
     String::from_utf8_lossy(&screen).into_owned()
 }
 
-/// Keeps every record in memory.
-#[derive(Default)]
-struct Capture(Mutex<Vec<Value>>);
-
-impl warden_host_api::audit::EventSink for Capture {
-    fn emit(&self, record: &warden_host_api::audit::Record<'_>) -> anyhow::Result<()> {
-        self.0.lock().unwrap().push(serde_json::to_value(record)?);
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn a_library_callback_decides_each_change() {
     use warden::manifest::Manifest;
@@ -791,7 +780,7 @@ async fn a_library_callback_decides_each_change() {
         .with_approver(Arc::new(approver))
         .with_approval_timeout(Duration::from_millis(200));
     let tool = runtime.load(Manifest::load(&sb.manifest).unwrap()).unwrap();
-    let sink = Arc::new(Capture::default());
+    let sink = Arc::new(crate::support::Capture::default());
     let task = |input: String| TaskRequest {
         input,
         args: vec![],
@@ -829,7 +818,7 @@ async fn a_library_callback_decides_each_change() {
     assert_eq!(asked[0].task, id);
     assert_eq!(asked[0].agent.as_deref(), Some("library-test"));
     assert_eq!(asked[0].kind, ApprovalKind::FsWrite);
-    let records = sink.0.lock().unwrap().clone();
+    let records = sink.records();
     let answers: Vec<(&str, &str)> = records
         .iter()
         .filter(|r| r["event"] == "approval")

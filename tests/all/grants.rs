@@ -2,31 +2,13 @@
 //! with a deny record and interrupts the task; revoking a grant reaches
 //! every descendant, while it runs and before it starts.
 
-use crate::support::Sandbox;
+use crate::support::{Capture, Sandbox};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use warden::manifest::Manifest;
 use warden::{EngineConfig, Runtime, TaskError, TaskGrant, TaskRequest, Tool};
-use warden_host_api::audit::{EventSink, Record};
 use warden_host_api::grant::live::{Ended, Revocations};
-
-/// Keeps every record in memory, as JSON.
-#[derive(Default)]
-struct Capture(std::sync::Mutex<Vec<Value>>);
-
-impl EventSink for Capture {
-    fn emit(&self, record: &Record<'_>) -> anyhow::Result<()> {
-        self.0.lock().unwrap().push(serde_json::to_value(record)?);
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn records(&self) -> Vec<Value> {
-        self.0.lock().unwrap().clone()
-    }
-}
 
 fn probe(runtime: &Runtime) -> (Sandbox, Arc<Tool>) {
     let sb = Sandbox::new("probe", "probe");

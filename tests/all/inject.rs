@@ -6,7 +6,7 @@
 use crate::http_server::Server;
 use crate::openbao::{bao, random_hex, unique_path};
 use crate::support::{Run, Sandbox};
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn fresh_token() -> String {
     format!("ghp_{}", random_hex(16))
@@ -73,10 +73,6 @@ inject = {{ url = "{base}{inject_path}", header = "authorization", format = "Bea
     sb
 }
 
-fn events<'a>(run: &'a Run, event: &str) -> Vec<&'a Value> {
-    run.records.iter().filter(|r| r["event"] == event).collect()
-}
-
 /// The value is nowhere the tool, the agent or the log can see it.
 fn assert_nowhere(sb: &Sandbox, run: &Run, value: &str) {
     let log = std::fs::read_to_string(&sb.audit).unwrap_or_default();
@@ -121,7 +117,7 @@ fn a_tool_calls_an_authenticated_api_with_a_token_it_never_sees() {
         .find(|r| r["call"] == "wasi:http/outgoing-handler.handle")
         .unwrap();
     assert_eq!(handle["args"]["secrets"], json!(["github"]));
-    let uses = events(&run, "secret.use");
+    let uses = run.events("secret.use");
     assert_eq!(uses.len(), 1, "{run:#?}");
     let used = uses[0];
     assert_eq!(used["decision"], "allow");
@@ -175,7 +171,7 @@ fn the_injected_token_can_come_from_openbao() {
         server.received()[0].header("authorization"),
         Some(format!("Bearer {token}").as_str())
     );
-    let used = events(&run, "secret.use")[0];
+    let used = run.events("secret.use")[0];
     assert_eq!(used["args"]["provider"], "vault");
     assert_eq!(used["args"]["version"], 1);
     run.assert_recorded();
@@ -213,7 +209,7 @@ fn an_echoing_server_gives_back_only_the_redaction() {
             .contains(r#"["authorization","Bearer [REDACTED:github]"]"#),
         "{out}"
     );
-    let end = events(&run, "http.end")[0];
+    let end = run.events("http.end")[0];
     assert_eq!(end["args"]["redacted"], 2, "{end}");
     run.assert_recorded();
     assert_nowhere(&sb, &run, &token);
@@ -261,7 +257,7 @@ fn a_tool_that_sets_the_secret_header_itself_is_refused() {
         "{why}"
     );
     assert!(server.received().is_empty());
-    assert!(events(&run, "secret.use").is_empty());
+    assert!(run.events("secret.use").is_empty());
     run.assert_recorded();
 }
 
@@ -291,7 +287,7 @@ fn placeholders_elsewhere_get_no_secret() {
     );
     let wire = format!("{got:?}");
     assert!(!wire.contains(&token[token.len() - 12..]), "{wire}");
-    assert!(events(&run, "secret.use").is_empty(), "{run:#?}");
+    assert!(run.events("secret.use").is_empty(), "{run:#?}");
     run.assert_recorded();
     assert_nowhere(&sb, &run, &token);
 }

@@ -44,11 +44,6 @@ fn hmac_hex(key: &str, data: &str, sha512: bool) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Records of one event kind.
-fn events<'a>(run: &'a Run, event: &str) -> Vec<&'a Value> {
-    run.records.iter().filter(|r| r["event"] == event).collect()
-}
-
 /// The value is in no output and nowhere in the audit log, whole or in part of its
 /// random half.
 fn assert_nowhere(sb: &Sandbox, run: &Run, value: &str) {
@@ -93,14 +88,14 @@ purpose = "sign webhook payloads"
     assert_eq!(out["hex"], hmac_hex(&value, "payload-1", false));
     run.assert_recorded();
 
-    let fetch = events(&run, "secret.fetch");
+    let fetch = run.events("secret.fetch");
     assert_eq!(fetch.len(), 1, "{run:#?}");
     assert_eq!(fetch[0]["args"]["name"], "signer");
     assert_eq!(fetch[0]["args"]["provider"], "env");
     assert_eq!(fetch[0]["args"]["source"], "env:WARDEN_TEST_SIGNER");
     assert_eq!(fetch[0]["args"]["reason"], "task");
     assert_eq!(fetch[0]["outcome"], "ok");
-    let uses = events(&run, "secret.use");
+    let uses = run.events("secret.use");
     assert_eq!(uses.len(), 1, "{run:#?}");
     let u = uses[0];
     assert_eq!(u["call"], "warden:tool/secrets.[method]secret.hmac-sha256");
@@ -133,7 +128,7 @@ purpose = "sign webhook payloads"
     let run = sb.run_with(&input.to_string(), &env);
     assert_eq!(run.json()["hex"], hmac_hex(&value, "p2", true), "{run:#?}");
     assert_eq!(
-        events(&run, "secret.use")[0]["args"]["operation"],
+        run.events("secret.use")[0]["args"]["operation"],
         "hmac-sha512"
     );
     run.assert_recorded();
@@ -158,7 +153,7 @@ purpose = "call the API"
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let run = sb.run(&hmac_input("api", "x"));
     assert_eq!(run.json()["hex"], hmac_hex(&value, "x", false), "{run:#?}");
-    let fetch = events(&run, "secret.fetch");
+    let fetch = run.events("secret.fetch");
     assert_eq!(
         fetch[0]["args"]["source"],
         format!("file:{}", file.display())
@@ -174,7 +169,7 @@ purpose = "call the API"
         path = file.display()
     );
     assert!(run.stderr.contains(&expected), "{run:#?}");
-    let fetch = events(&run, "secret.fetch");
+    let fetch = run.events("secret.fetch");
     assert_eq!(fetch[0]["outcome"], "error:file-permissions");
     let end = run.end();
     assert_eq!(end["outcome"], "error:secret:file-permissions");
@@ -182,7 +177,7 @@ purpose = "call the API"
         end["args"]["error"].as_str().unwrap().contains("chmod 600"),
         "{end}"
     );
-    assert!(events(&run, "secret.use").is_empty(), "the tool never ran");
+    assert!(run.events("secret.use").is_empty(), "the tool never ran");
     run.assert_recorded();
     assert_nowhere(&sb, &run, &value);
 }
@@ -204,10 +199,7 @@ purpose = "read issues"
         ),
         "{run:#?}"
     );
-    assert_eq!(
-        events(&run, "secret.fetch")[0]["outcome"],
-        "error:env-unset"
-    );
+    assert_eq!(run.events("secret.fetch")[0]["outcome"], "error:env-unset");
     run.assert_recorded();
 }
 
@@ -268,7 +260,7 @@ fn reveal_needs_reveal_true_and_is_recorded_either_way() {
         out["error"],
         "secret \"db\" may be used but not revealed: set secrets[0].reveal = true in the manifest to allow it"
     );
-    let uses = events(&run, "secret.use");
+    let uses = run.events("secret.use");
     assert_eq!(uses.len(), 1);
     assert_eq!(uses[0]["args"]["operation"], "reveal");
     assert_eq!(uses[0]["decision"], "deny");
@@ -282,7 +274,7 @@ fn reveal_needs_reveal_true_and_is_recorded_either_way() {
     let sb = sandbox(&entry(true));
     let run = sb.run_with(input, &env);
     assert_eq!(run.json(), json!({"ok": true, "value": value}), "{run:#?}");
-    let uses = events(&run, "secret.use");
+    let uses = run.events("secret.use");
     assert_eq!(uses[0]["args"]["operation"], "reveal");
     assert_eq!(uses[0]["decision"], "allow");
     assert_eq!(uses[0]["rule"], "secrets[0] db: reveal = true");
@@ -380,7 +372,7 @@ fn vault_secret_with_token_from_the_environment() {
         hmac_hex(&c.value, "order-17", false),
         "{run:#?}"
     );
-    let fetch = events(&run, "secret.fetch");
+    let fetch = run.events("secret.fetch");
     assert_eq!(fetch[0]["args"]["provider"], "vault");
     assert_eq!(
         fetch[0]["args"]["source"],
@@ -393,7 +385,7 @@ fn vault_secret_with_token_from_the_environment() {
         json!({"id": "", "duration_s": 0, "renewable": false})
     );
     assert_eq!(fetch[0]["resource"], "secret payments");
-    assert_eq!(events(&run, "secret.use")[0]["args"]["version"], 1);
+    assert_eq!(run.events("secret.use")[0]["args"]["version"], 1);
     run.assert_recorded();
     assert_nowhere(&c.sb, &run, &c.value);
     assert!(
@@ -450,7 +442,7 @@ fn vault_refuses_a_wrong_token_with_a_clear_403() {
     );
     assert!(run.stderr.contains(&expected), "{run:#?}");
     assert_eq!(
-        events(&run, "secret.fetch")[0]["outcome"],
+        run.events("secret.fetch")[0]["outcome"],
         "error:vault-forbidden"
     );
     run.assert_recorded();
@@ -563,14 +555,14 @@ fn vault_value_past_its_ttl_is_read_again_within_one_task() {
         ]),
         "{run:#?}"
     );
-    let fetches = events(&run, "secret.fetch");
+    let fetches = run.events("secret.fetch");
     assert_eq!(fetches.len(), 2, "{run:#?}");
     assert_eq!(fetches[0]["args"]["reason"], "task");
     assert_eq!(fetches[0]["args"]["ttl_s"], 1.0);
     assert_eq!(fetches[1]["args"]["reason"], "expired");
     assert_eq!(fetches[1]["args"]["version"], 2);
     assert_eq!(fetches[1]["outcome"], "ok");
-    let uses = events(&run, "secret.use");
+    let uses = run.events("secret.use");
     assert_eq!(uses[0]["args"]["version"], 1);
     assert_eq!(uses[1]["args"]["version"], 2);
     run.assert_recorded();
@@ -612,9 +604,6 @@ fn vault_over_https_trusts_the_ca_that_vault_cacert_names() {
         "{run:#?}"
     );
     assert!(run.stderr.contains("set VAULT_CACERT"), "{run:#?}");
-    assert_eq!(
-        events(&run, "secret.fetch")[0]["outcome"],
-        "error:vault-tls"
-    );
+    assert_eq!(run.events("secret.fetch")[0]["outcome"], "error:vault-tls");
     run.assert_recorded();
 }

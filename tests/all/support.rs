@@ -211,6 +211,14 @@ impl Run {
         found[0]
     }
 
+    /// The records of one event kind, e.g. `secret.use`.
+    pub fn events(&self, event: &str) -> Vec<&Value> {
+        self.records
+            .iter()
+            .filter(|r| r["event"] == event)
+            .collect()
+    }
+
     /// The `task.end` record.
     pub fn end(&self) -> &Value {
         self.records
@@ -226,5 +234,23 @@ impl Run {
         let task = &self.records[0]["task"];
         assert!(self.records.iter().all(|r| &r["task"] == task));
         assert_eq!(self.end()["args"]["unrecorded_host_calls"], 0, "{self:#?}");
+    }
+}
+
+/// An audit sink that keeps every record in memory, as JSON, for library tests.
+#[derive(Default)]
+pub struct Capture(std::sync::Mutex<Vec<Value>>);
+
+impl warden_host_api::audit::EventSink for Capture {
+    fn emit(&self, record: &warden_host_api::audit::Record<'_>) -> anyhow::Result<()> {
+        self.0.lock().unwrap().push(serde_json::to_value(record)?);
+        Ok(())
+    }
+}
+
+impl Capture {
+    /// Every record so far.
+    pub fn records(&self) -> Vec<Value> {
+        self.0.lock().unwrap().clone()
     }
 }
