@@ -322,3 +322,29 @@ fn forged_expired_foreign_and_too_wide_tokens_are_refused() {
     assert_eq!(run.code, 2, "{run:#?}");
     assert!(run.stderr.contains("grants more than"), "{run:#?}");
 }
+
+#[test]
+fn a_narrowed_directory_cannot_be_a_symlink_out_of_the_grant() {
+    let state = tempfile::tempdir().unwrap();
+    let sb = Sandbox::new("probe", "probe");
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "outside").unwrap();
+    std::os::unix::fs::symlink(outside.path(), sb.path("root/ro/link")).unwrap();
+    let m = sb.manifest.to_str().unwrap();
+    // By name, /ro/link is inside /ro; on disk it leads out of it.
+    let t = token(
+        state.path(),
+        &["grant", "issue", m, "--narrow", "fs=/ro/link:read"],
+    );
+    let run = run_with(
+        state.path(),
+        &sb,
+        &t,
+        r#"{"op":"read","path":"/ro/link/secret.txt"}"#,
+    );
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(run.stderr.contains("through a symlink"), "{run:#?}");
+    assert!(!run.stdout.contains("outside"), "{run:#?}");
+    let end = run.end();
+    assert_eq!(end["outcome"], "error:grant-widened", "{run:#?}");
+}
