@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use regorus::languages::rego::compiler::{Compiler, CompilerError};
+use regorus::languages::rego::compiler::{Compiler, CompilerError, SpannedCompilerError};
 use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, Value};
 
@@ -300,7 +300,7 @@ fn check_functions(
     let Err(error) = Compiler::compile_from_policy(compiled, &entries) else {
         return Ok(());
     };
-    let CompilerError::UnknownFunction { name: function } = &error.error else {
+    let Some((function, line, column)) = unknown_function(&error) else {
         return Ok(());
     };
     let hint = if function.starts_with("time.") {
@@ -310,8 +310,26 @@ fn check_functions(
     };
     Err(PolicyError::Compile {
         file: name.to_owned(),
-        line: error.span.as_ref().map(|s| s.line),
-        column: error.span.as_ref().map(|s| s.col),
+        line,
+        column,
         message: format!("unknown function {function}{hint}"),
     })
+}
+
+/// The unknown function a bytecode-compiler error is about, and where it is called.
+///
+/// The compiler reports it as its own variant, or, inside an assignment, wrapped in a
+/// general error whose text holds the located report; the innermost report names the call.
+fn unknown_function(error: &SpannedCompilerError) -> Option<(String, Option<u32>, Option<u32>)> {
+    if let CompilerError::UnknownFunction { name } = &error.error {
+        let span = error.span.as_ref();
+        return Some((name.clone(), span.map(|s| s.line), span.map(|s| s.col)));
+    }
+    let text = error.to_string();
+    let report = Report::parse(&text[text.rfind("--> ")?..]);
+    let function = report
+        .message
+        .strip_prefix("unknown function: '")?
+        .strip_suffix('\'')?;
+    Some((function.to_owned(), report.line, report.column))
 }

@@ -369,6 +369,11 @@ fn compile_errors_name_file_line_and_column() {
             "p.rego:2:36: unknown function time.now_ns: the time built-ins are not available, read input.time instead",
         ),
         (
+            // Inside an assignment the compiler wraps the error; it is still found.
+            "package warden\ndeny contains \"late\" if {\n  hour := time.clock([time.now_ns(), \"UTC\"])[0]\n  hour > 17\n}\n",
+            "p.rego:3:21: unknown function time.clock: the time built-ins are not available, read input.time instead",
+        ),
+        (
             "# a comment\npackage authz\n\nallow := true\n",
             "p.rego:2: expected package warden, found package authz: a Warden policy starts with \"package warden\"",
         ),
