@@ -41,7 +41,8 @@
 //! files, no `[env]` means an empty environment, no `[[http]]` means no HTTP requests, no
 //! `[[tcp]]` means no sockets and no DNS, and no `[[secrets]]` means no secrets; no `[policy]`
 //! leaves every decision to the grant. Clocks and random numbers are always available. Each
-//! section is defined, documented and validated next to its capability in `warden_host_api` ([`fs::manifest`](warden_host_api::fs::manifest),
+//! section is defined, documented and validated next to its capability in
+//! `warden_host_api` ([`fs::manifest`](warden_host_api::fs::manifest),
 //! [`env::manifest`](warden_host_api::env::manifest),
 //! [`http::manifest`](warden_host_api::http::manifest),
 //! [`sockets::manifest`](warden_host_api::sockets::manifest),
