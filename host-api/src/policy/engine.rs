@@ -91,6 +91,9 @@ impl Policy {
         // A built-in that fails (`to_number("high")`) is an error, not undefined: an
         // undefined condition in a deny rule would silently allow the call.
         engine.set_strict_builtin_errors(true);
+        // `print` would write to warden's stderr, which carries the tool's own stderr;
+        // gathered output dies with the evaluation's clone.
+        engine.set_gather_prints(true);
         engine.set_execution_timer_config(ExecutionTimerConfig {
             limit: EVALUATION_TIME_LIMIT,
             check_interval: NonZeroU32::new(256).unwrap_or(NonZeroU32::MIN),

@@ -53,6 +53,7 @@
 //! The built-ins are OPA's, less those that would make a decision depend on something
 //! the input does not show: no `time.*` (read `input.time`, which a test can set), no
 //! `http.send`, no `opa.runtime`, no `rand.*`. `regex.*` and `net.cidr_*` are there.
+//! `print` is accepted and its output dropped: warden's stderr carries the tool's.
 //!
 //! # Example
 //!

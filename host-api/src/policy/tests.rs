@@ -265,6 +265,14 @@ fn deny_may_be_a_boolean_or_one_message() {
 }
 
 #[test]
+fn print_is_accepted() {
+    let policy = compile(
+        "package warden\ndeny contains \"env\" if {\n  print(\"kind\", input.call.kind)\n  input.call.kind == \"env\"\n}\n",
+    );
+    assert_denied(&policy.evaluate(&input(CallKind::Env, "HOME")), &["env"]);
+}
+
+#[test]
 fn a_denial_is_one_line() {
     let denied = Denied {
         policy: "p.rego".into(),
