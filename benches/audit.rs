@@ -156,6 +156,7 @@ fn main() {
             stdin: vec![],
             agent: None,
             sink: sink.clone(),
+            grant: None,
         };
         group.bench_function(*name, |b| {
             b.iter(|| {

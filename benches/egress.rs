@@ -277,6 +277,7 @@ fn main() {
             stdin: vec![],
             agent: None,
             sink: count.clone(),
+            grant: None,
         };
         // Once, before measuring: which records one such task writes.
         if records.is_none() {

@@ -45,6 +45,7 @@ fn main() {
         stdin: vec![],
         agent: None,
         sink,
+        grant: None,
     };
 
     let engine = runtime.engine().clone();

@@ -11,13 +11,16 @@
 //! that decide something (a path inside a grant, an env var) are written by
 //! hand in their capability's module.
 
+use crate::approval::Approvals;
 use crate::audit::{Audit, Event, Level};
 use crate::fs::FsState;
+use crate::grant::live::{Ended, Liveness};
 use crate::http::HttpState;
 use crate::secrets::TaskSecrets;
 use crate::sockets::SocketState;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::Resource;
 use wasmtime_wasi::WasiCtxView;
@@ -29,6 +32,9 @@ use wasmtime_wasi_http::WasiHttpCtxView;
 pub struct HostState {
     /// Where this task's records go.
     pub audit: Audit,
+    /// Whether the task's grant still holds; `None` for a task run on the
+    /// manifest alone, which holds for the task's life.
+    pub grant: Option<Arc<Liveness>>,
     /// Filesystem grants and open descriptors.
     pub fs: FsState,
     /// `[[http]]` grants and the requests in flight.
@@ -44,11 +50,16 @@ pub struct HostState {
     pub calls: u64,
     /// Lines the tool logged through `warden:tool/log`.
     pub log_lines: u64,
+    /// The end of the grant has been recorded.
+    pub grant_end_recorded: bool,
     /// Resource drops among `calls`. wasmtime counts each twice as a host
     /// transition (the `resource.drop` builtin, then the destructor).
     pub drops: u64,
     /// The task's `[[secrets]]` and their values; none unless the runtime sets them.
     pub secrets: TaskSecrets,
+    /// Which calls wait for an approver, and who answers; none are gated
+    /// unless the runtime sets them.
+    pub approvals: Approvals,
 }
 
 /// What a tally sums: one call name on one handle (or on no handle).
@@ -81,6 +92,7 @@ impl HostState {
     pub fn new(audit: Audit, fs: FsState) -> Self {
         HostState {
             audit,
+            grant: None,
             fs,
             http: HttpState::default(),
             sockets: SocketState::default(),
@@ -89,7 +101,9 @@ impl HostState {
             calls: 0,
             log_lines: 0,
             drops: 0,
+            grant_end_recorded: false,
             secrets: TaskSecrets::default(),
+            approvals: Approvals::default(),
         }
     }
 
@@ -99,6 +113,33 @@ impl HostState {
         self.audit.emit(&event).map_err(|e| {
             wasmtime::Error::msg(format!("audit log write failed, stopping the task: {e:#}"))
         })
+    }
+
+    /// `Ok` while the task's grant holds. When it has ended, the refused
+    /// call is counted and recorded as a deny (its name is not known this
+    /// early: it is whichever call the guest was making), and the error
+    /// ends the task.
+    /// `during_call` says whether a host call is being refused (the call
+    /// hook) or the task is stopped between calls (an epoch tick).
+    pub fn live(&mut self, during_call: bool) -> Result<(), Ended> {
+        let Some(grant) = &self.grant else {
+            return Ok(());
+        };
+        let Err(ended) = grant.check() else {
+            return Ok(());
+        };
+        if !self.grant_end_recorded {
+            self.grant_end_recorded = true;
+            self.calls += u64::from(during_call);
+            let ev = Event::new("call")
+                .resource(format!("grant {}", grant.id()))
+                .deny(ended.to_string())
+                .outcome("trap:grant-ended");
+            // The task ends either way; a log that cannot take this record
+            // fails the task's end record as well.
+            let _ = self.record(ev);
+        }
+        Err(ended)
     }
 
     /// Adds a call to the tally of `call` on `handle`.

@@ -9,6 +9,11 @@
 //! - [`sockets`]: `[[tcp]]` outgoing TCP connections (`wasi:sockets`)
 //! - [`limits`]: `[limits]` memory, time, fuel and output
 //! - [`secrets`]: `[[secrets]]` host-held credentials (`warden:tool/secrets`)
+//! - [`approval`]: `approval = "required"` gates on any of the above, and the
+//!   approvers that answer them
+//!
+//! [`grant`] is what one task holds of all these: a manifest's ceiling, or a narrower
+//! child of another task's grant.
 //!
 //! [`interpose`] is how every host call passes through Warden on its way to
 //! wasmtime-wasi, and [`audit`] is the event each call becomes.
@@ -22,10 +27,12 @@ pub mod audit;
 pub mod bindings;
 pub mod interpose;
 
+pub mod approval;
 pub mod cli;
 pub mod clocks;
 pub mod env;
 pub mod fs;
+pub mod grant;
 pub mod http;
 pub mod io;
 pub mod limits;

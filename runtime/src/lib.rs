@@ -23,6 +23,7 @@
 //!         stdin: vec![],
 //!         agent: Some("demo".into()),
 //!         sink: Arc::new(NullSink),
+//!         grant: None,
 //!     })
 //!     .await?;
 //! println!("{:?}", out.outcome);
@@ -35,17 +36,20 @@ pub mod component;
 pub mod engine;
 pub mod manifest;
 mod task;
+pub mod token;
 
 pub use component::Kind;
 pub use engine::EngineConfig;
-pub use task::{Outcome, TaskError, TaskOutput, TaskRequest, new_task_id};
+pub use task::{Outcome, TaskError, TaskGrant, TaskOutput, TaskRequest, new_task_id};
 
 use manifest::{Manifest, ManifestError};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use task::{Prepared, TaskData};
+use warden_host_api::approval::{self, Approver, Deny};
 use warden_host_api::bindings::ToolPre;
+use warden_host_api::grant::live::{Ended, Liveness, Revocations};
 use warden_host_api::secrets::TaskSecrets;
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Engine, Store};
@@ -82,11 +86,17 @@ pub enum LoadError {
     },
 }
 
+/// How often a runtime reads a shared revocation list for running tasks.
+pub const REVOCATION_POLL: Duration = Duration::from_millis(500);
+
 /// The engine and linker shared by all tools and tasks.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<TaskData>,
     fuel: bool,
+    revocations: Arc<Revocations>,
+    approver: Arc<dyn Approver>,
+    approval_timeout: Duration,
 }
 
 impl Runtime {
@@ -99,7 +109,77 @@ impl Runtime {
             engine,
             linker,
             fuel: cfg.fuel,
+            revocations: Arc::new(Revocations::new(None)),
+            approver: Arc::new(Deny::default()),
+            approval_timeout: approval::DEFAULT_TIMEOUT,
         })
+    }
+
+    /// Asks `approver` about every call an `approval = "required"` gate of a
+    /// tool's manifest covers, in every task of the tools loaded after this.
+    /// Without one, gated calls are refused ([`Deny`]).
+    ///
+    /// ```no_run
+    /// # fn demo() -> wasmtime::Result<()> {
+    /// use std::sync::Arc;
+    /// use warden::Runtime;
+    /// use warden_host_api::approval::{ApprovalRequest, CallbackApprover, Decision};
+    ///
+    /// let approver = CallbackApprover::new("ui", |req: ApprovalRequest| async move {
+    ///     // Ask someone; here, allow nothing outside /workspace/out.
+    ///     if req.resource.starts_with("/workspace/out/") {
+    ///         Decision::approve("ui", "output directory")
+    ///     } else {
+    ///         Decision::refuse("ui", "only /workspace/out may change")
+    ///     }
+    /// });
+    /// let runtime = Runtime::new(&Default::default())?.with_approver(Arc::new(approver));
+    /// # Ok(()) }
+    /// ```
+    pub fn with_approver(mut self, approver: Arc<dyn Approver>) -> Self {
+        self.approver = approver;
+        self
+    }
+
+    /// How long an approver may take before its silence refuses the call
+    /// ([`approval::DEFAULT_TIMEOUT`], 60 s, unless set). A task's own
+    /// `limits.timeout` still cuts a wait short.
+    pub fn with_approval_timeout(mut self, timeout: Duration) -> Self {
+        self.approval_timeout = timeout;
+        self
+    }
+
+    /// Uses `revocations` for every task's grant: a revocation there ends
+    /// the running tasks it reaches. Shared with a file, it reaches other
+    /// processes too.
+    ///
+    /// With a file, a thread reads it every [`REVOCATION_POLL`] for as long as the list
+    /// lives, so that a revocation written by another process (`warden grant revoke`) also
+    /// stops tasks that are already running here.
+    pub fn with_revocations(mut self, revocations: Arc<Revocations>) -> Self {
+        if revocations.file().is_some() {
+            let list = Arc::downgrade(&revocations);
+            let spawned = std::thread::Builder::new()
+                .name("warden-revocations".into())
+                .spawn(move || {
+                    while let Some(list) = list.upgrade() {
+                        // A list that cannot be read now is read again next
+                        // time; tasks starting meanwhile refuse to run.
+                        let _ = list.refresh();
+                        drop(list);
+                        std::thread::sleep(REVOCATION_POLL);
+                    }
+                });
+            // Without the thread, revocations still reach every task start.
+            drop(spawned);
+        }
+        self.revocations = revocations;
+        self
+    }
+
+    /// The revocation list tasks are checked against.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.revocations
     }
 
     /// The engine.
@@ -154,6 +234,9 @@ impl Runtime {
             digest,
             entry,
             fuel: self.fuel,
+            revocations: self.revocations.clone(),
+            approver: self.approver.clone(),
+            approval_timeout: self.approval_timeout,
         })
     }
 }
@@ -171,6 +254,9 @@ pub struct Tool {
     digest: String,
     entry: Entry,
     fuel: bool,
+    revocations: Arc<Revocations>,
+    approver: Arc<dyn Approver>,
+    approval_timeout: Duration,
 }
 
 impl Tool {
@@ -196,19 +282,54 @@ impl Tool {
     /// [`TaskError::Secret`] naming it and its source.
     pub async fn run(&self, req: TaskRequest) -> Result<TaskOutput, TaskError> {
         let task = new_task_id();
+        // A grant narrower than the manifest replaces its sections for this task.
+        let narrowed = req
+            .grant
+            .as_ref()
+            .and_then(|g| g.caps.as_ref())
+            .map(|caps| self.manifest.narrowed(caps));
+        let manifest: &Manifest = match &narrowed {
+            Some(Ok(m)) => m,
+            _ => &self.manifest,
+        };
         let p = Prepared {
             engine: &self.engine,
-            manifest: &self.manifest,
+            manifest,
             digest: &self.digest,
             fuel_metered: self.fuel,
+            approver: &self.approver,
+            approval_timeout: self.approval_timeout,
         };
         let audit = task::audit(&p, &req, &task);
-        task::start(&audit, &self.manifest, self.kind, &req).map_err(|e| TaskError::Host {
+        task::start(&audit, manifest, self.kind, &req).map_err(|e| TaskError::Host {
             task: task.clone(),
             message: format!("{e:#}"),
         })?;
         let started = Instant::now();
-        let secrets = match TaskSecrets::fetch(&self.manifest.secrets, &audit).await {
+        if let Some(Err(why)) = narrowed {
+            let error = TaskError::Widened {
+                task: task.clone(),
+                message: why,
+            };
+            return Err(task::abandon(
+                &audit,
+                started,
+                "error:grant-widened".into(),
+                error,
+            ));
+        }
+        let grant = match self.grant(&req) {
+            Ok(grant) => grant,
+            Err(ended) => {
+                let outcome = "error:grant-ended".to_owned();
+                let error = TaskError::Grant {
+                    task: task.clone(),
+                    ended,
+                };
+                return Err(task::abandon(&audit, started, outcome, error));
+            }
+        };
+        let secrets = match TaskSecrets::fetch(&manifest.secrets, &audit).await {
             Ok(secrets) => secrets,
             Err(error) => {
                 let outcome = format!("error:secret:{}", error.code());
@@ -229,11 +350,31 @@ impl Tool {
                 return Err(task::abandon(&audit, started, "trap".into(), error));
             }
         };
+        store.data_mut().host.grant = grant;
         // Epoch interruption stops guest code; this stops a task whose guest
         // is parked in a host call that never returns.
-        let backstop = self.manifest.limits.timeout + Duration::from_secs(1);
+        let backstop = manifest.limits.timeout + Duration::from_secs(1);
         let raw = tokio::time::timeout(backstop, self.call(&mut store, &req)).await;
         task::finish(store, &p, task, started, raw, (out, err), tripwire)
+    }
+
+    /// The liveness of the task's grant, registered for revocation; an
+    /// error when it has already ended.
+    fn grant(&self, req: &TaskRequest) -> Result<Option<Arc<Liveness>>, Ended> {
+        let Some(g) = &req.grant else {
+            return Ok(None);
+        };
+        // Revocations by other processes count from the task's start; a
+        // list that cannot be read is no reason to run, nor to guess.
+        if let Err(e) = self.revocations.refresh() {
+            return Err(Ended::Unknown {
+                id: g.chain.last().cloned().unwrap_or_default(),
+                why: e.to_string(),
+            });
+        }
+        let live = Liveness::new(g.chain.clone(), g.expires);
+        self.revocations.register(&live)?;
+        Ok(Some(live))
     }
 
     async fn call(

@@ -1,22 +1,27 @@
 //! `warden`: run a tool under its manifest, check a manifest, inspect a
-//! component, verify and read the audit log.
+//! component, verify and read the audit log, manage grants.
 //!
 //! Exit codes: 0 success; 1 the tool failed (error result, trap, limit,
 //! runtime denial that ended it); 2 usage, invalid manifest or rejected
 //! component. `audit verify` and `audit check-proof`: 0 intact or valid, 1
 //! not, 2 usage or unreadable.
 
-use clap::{Parser, Subcommand};
+mod grants;
+
+use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 use warden::audit::checkpoint::{HostKey, VerifierKey};
 use warden::audit::log::{AuditLog, LogOptions};
 use warden::audit::proof::{InclusionProof, ProveError};
 use warden::audit::verify;
 use warden::manifest::Manifest;
 use warden::{EngineConfig, Kind, LoadError, Outcome, Runtime, TaskRequest};
+use warden_host_api::approval::{Approver, CommandApprover, Deny, TtyApprover};
+use warden_host_api::grant::live::Revocations;
 
 #[derive(Parser)]
 #[command(
@@ -55,6 +60,29 @@ enum Command {
         /// once its record is synced), batch (synced in groups) or none.
         #[arg(long, env = "WARDEN_FSYNC", default_value = "always")]
         fsync: warden::audit::log::Fsync,
+        /// Run under this grant token (from `warden grant issue` or
+        /// `attenuate`): the task holds only what it grants, until it
+        /// expires or is revoked.
+        #[arg(long, env = "WARDEN_GRANT")]
+        grant: Option<String>,
+        /// The issuer public key (ed25519/<hex>) that must have signed the
+        /// grant token; default: this host's issuer key.
+        #[arg(long, requires = "grant")]
+        issuer: Option<String>,
+        /// Who answers the calls a manifest's `approval = "required"` gates:
+        /// tty asks at this terminal; deny refuses them all, as happens when
+        /// no approver is given.
+        #[arg(long, value_name = "WHO", conflicts_with = "approve_cmd")]
+        approve: Option<ApproveWith>,
+        /// Answers gated calls with `sh -c CMD`, which reads the request as
+        /// one line of JSON on stdin: exit status 0 approves, anything else
+        /// refuses.
+        #[arg(long, value_name = "CMD")]
+        approve_cmd: Option<String>,
+        /// How long an approver may take before its silence refuses the call
+        /// (e.g. 30s, 300ms); the task's limits.timeout still cuts it short.
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = approve_timeout)]
+        approve_timeout: Duration,
         /// Arguments for a command component.
         #[arg(last = true)]
         args: Vec<String>,
@@ -67,6 +95,9 @@ enum Command {
     /// Audit log tools.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Grant tools: the issuer key of grant tokens, revocation.
+    #[command(subcommand)]
+    Grant(GrantCommand),
     /// Print a component's kind, exports and imports, and which imports no
     /// grant of its manifest would allow.
     Inspect {
@@ -77,6 +108,35 @@ enum Command {
         #[arg(long)]
         manifest: Option<PathBuf>,
     },
+}
+
+/// `--approve`: an approver that needs no argument.
+#[derive(Clone, Copy, ValueEnum)]
+enum ApproveWith {
+    /// Ask at the terminal (/dev/tty).
+    Tty,
+    /// Refuse every gated call.
+    Deny,
+}
+
+fn approve_timeout(text: &str) -> Result<Duration, String> {
+    let d = warden_host_api::limits::manifest::parse_duration(text).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}
+
+/// The approver of `--approve` or `--approve-cmd`; refusing when neither is given.
+fn approver(with: Option<ApproveWith>, cmd: Option<String>) -> Arc<dyn Approver> {
+    match (with, cmd) {
+        (_, Some(cmd)) => Arc::new(CommandApprover::new(cmd)),
+        (Some(ApproveWith::Tty), None) => Arc::new(TtyApprover::new()),
+        (Some(ApproveWith::Deny), None) => Arc::new(Deny::because(
+            "warden run --approve deny refuses every gated call",
+        )),
+        (None, None) => Arc::new(Deny::default()),
+    }
 }
 
 #[derive(Subcommand)]
@@ -146,6 +206,59 @@ enum AuditCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum GrantCommand {
+    /// Print the public key (ed25519/<hex>) that verifies this host's grant
+    /// tokens offline, creating the issuer key (mode 0600) on first use.
+    Key {
+        /// The issuer key file; default under the XDG state directory.
+        #[arg(long, env = "WARDEN_GRANT_KEY")]
+        grant_key: Option<PathBuf>,
+    },
+    /// Revoke grant ID and every grant derived from it, in the revocation
+    /// list under the XDG state directory: tasks under it are refused when
+    /// they start, and running ones stop when their process reads the list.
+    Revoke {
+        /// The grant's id.
+        id: String,
+    },
+    /// Issue a grant token for the tool of MANIFEST: its ceiling, narrowed
+    /// by each --narrow, for --ttl. Prints the token.
+    Issue {
+        /// The tool's manifest.
+        manifest: PathBuf,
+        /// How long the grant holds (e.g. 30s, 5m, 1h).
+        #[arg(long, default_value = "5m")]
+        ttl: String,
+        /// A narrowing, repeatable: fs=/workspace/src:read,
+        /// http=https://api.github.com/repos/x/ GET, tcp=HOST:PORT,
+        /// secrets=NAME, env=NAME, memory=32MiB, timeout=2s, fuel=N, output=64KiB.
+        #[arg(long)]
+        narrow: Vec<String>,
+        /// The agent the grant is issued to.
+        #[arg(long)]
+        agent: Option<String>,
+        /// The issuer key file; default under the XDG state directory.
+        #[arg(long, env = "WARDEN_GRANT_KEY")]
+        grant_key: Option<PathBuf>,
+    },
+    /// Derive a narrower child of TOKEN, without the issuer key. Prints the
+    /// child token; a narrowing that would widen anything is refused.
+    Attenuate {
+        /// The parent grant token.
+        token: String,
+        /// How long the child holds; never past its parent.
+        #[arg(long)]
+        ttl: Option<String>,
+        /// A narrowing, repeatable (as for `issue`).
+        #[arg(long)]
+        narrow: Vec<String>,
+        /// The agent the child is issued to.
+        #[arg(long)]
+        agent: Option<String>,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -157,14 +270,19 @@ fn main() -> ExitCode {
             agent,
             key,
             fsync,
+            grant,
+            issuer,
+            approve,
+            approve_cmd,
+            approve_timeout,
             args,
         } => run(
             &manifest,
-            input,
-            input_file,
-            audit,
+            (input, input_file),
             agent,
-            (key, fsync),
+            (audit, key, fsync),
+            (grant, issuer),
+            (approver(approve, approve_cmd), approve_timeout),
             args,
         ),
         Command::Check { manifest } => check(&manifest),
@@ -188,6 +306,21 @@ fn main() -> ExitCode {
             component,
             manifest,
         } => inspect(&component, manifest),
+        Command::Grant(GrantCommand::Key { grant_key }) => grant_key_print(grant_key),
+        Command::Grant(GrantCommand::Revoke { id }) => grant_revoke(&id),
+        Command::Grant(GrantCommand::Issue {
+            manifest,
+            ttl,
+            narrow,
+            agent,
+            grant_key,
+        }) => grant_issue(&manifest, &ttl, &narrow, agent, grant_key),
+        Command::Grant(GrantCommand::Attenuate {
+            token,
+            ttl,
+            narrow,
+            agent,
+        }) => grant_attenuate(&token, ttl.as_deref(), &narrow, agent),
     };
     match result {
         Ok(code) => code,
@@ -214,6 +347,15 @@ fn usage(e: impl std::fmt::Display) -> Failure {
 }
 
 fn load(manifest: &Path) -> Result<(Runtime, warden::Tool), Failure> {
+    load_with(manifest, |rt| rt)
+}
+
+/// Like [`load`], with the runtime set up by `configure` before the tool is
+/// loaded.
+fn load_with(
+    manifest: &Path,
+    configure: impl FnOnce(Runtime) -> Runtime,
+) -> Result<(Runtime, warden::Tool), Failure> {
     let m = Manifest::load(manifest).map_err(usage)?;
     let cfg = EngineConfig {
         fuel: m.limits.fuel.is_some(),
@@ -221,21 +363,33 @@ fn load(manifest: &Path) -> Result<(Runtime, warden::Tool), Failure> {
         cache_dir: warden::engine::default_cache_dir(),
         ..EngineConfig::default()
     };
-    let rt = Runtime::new(&cfg).map_err(|e| usage(format!("cannot start the engine: {e:#}")))?;
+    let rt = Runtime::new(&cfg)
+        .map_err(|e| usage(format!("cannot start the engine: {e:#}")))?
+        .with_revocations(Arc::new(Revocations::new(Some(
+            warden::audit::default_revocation_path(),
+        ))));
+    let rt = configure(rt);
     let tool = rt.load(m).map_err(|e: LoadError| usage(e))?;
     Ok((rt, tool))
 }
 
 fn run(
     manifest: &Path,
-    input: Option<String>,
-    input_file: Option<PathBuf>,
-    audit: Option<PathBuf>,
+    (input, input_file): (Option<String>, Option<PathBuf>),
     agent: Option<String>,
-    (key, fsync): (Option<PathBuf>, warden::audit::log::Fsync),
+    (audit, key, fsync): (Option<PathBuf>, Option<PathBuf>, warden::audit::log::Fsync),
+    (grant, issuer): (Option<String>, Option<String>),
+    (approver, approval_timeout): (Arc<dyn Approver>, Duration),
     args: Vec<String>,
 ) -> Result<ExitCode, Failure> {
-    let (_rt, tool) = load(manifest)?;
+    let (_rt, tool) = load_with(manifest, |rt| {
+        rt.with_approver(approver)
+            .with_approval_timeout(approval_timeout)
+    })?;
+    let grant = match grant {
+        Some(token) => Some(grants::verify(&token, issuer.as_deref(), tool.manifest())?),
+        None => None,
+    };
     let input = match (input, input_file) {
         (Some(i), _) => i,
         (None, Some(f)) => std::fs::read_to_string(&f)
@@ -273,6 +427,7 @@ fn run(
         stdin,
         agent,
         sink: Arc::new(sink),
+        grant,
     }));
     let out = out.map_err(|e| Failure::Tool(e.to_string()))?;
     let mut stdout = std::io::stdout().lock();
@@ -314,6 +469,62 @@ fn audit_key(key: Option<PathBuf>) -> Result<ExitCode, Failure> {
     let key = warden::audit::checkpoint::HostKey::load_or_create(&path, &warden::audit::key_name())
         .map_err(usage)?;
     println!("{}", key.verifier());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn grant_key_print(path: Option<PathBuf>) -> Result<ExitCode, Failure> {
+    let path = path.unwrap_or_else(warden::audit::default_grant_key_path);
+    let key = warden::token::IssuerKey::load_or_create(&path).map_err(usage)?;
+    println!("{}", key.public());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn grant_issue(
+    manifest: &Path,
+    ttl: &str,
+    narrow: &[String],
+    agent: Option<String>,
+    grant_key: Option<PathBuf>,
+) -> Result<ExitCode, Failure> {
+    let m = Manifest::load(manifest).map_err(usage)?;
+    let (token, about) = grants::issue(&m, ttl, narrow, agent, grant_key)?;
+    eprintln!("{about}");
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn grant_attenuate(
+    token: &str,
+    ttl: Option<&str>,
+    narrow: &[String],
+    agent: Option<String>,
+) -> Result<ExitCode, Failure> {
+    let (child, about) = grants::attenuate(token, ttl, narrow, agent)?;
+    eprintln!("{about}");
+    println!("{child}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn grant_revoke(id: &str) -> Result<ExitCode, Failure> {
+    // The list holds one id a line, read back trimmed.
+    if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(usage(format!(
+            "{id:?} is not a grant id: ids have no whitespace or control characters"
+        )));
+    }
+    let path = warden::audit::default_revocation_path();
+    let list = Revocations::new(Some(path.clone()));
+    list.refresh().map_err(usage)?;
+    if list.is_revoked(id) {
+        println!("grant {id} was already revoked in {}", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    list.revoke(id).map_err(usage)?;
+    println!(
+        "revoked grant {id} and every grant derived from it, in {}: tasks under it are refused \
+         at start, and running ones stop when their process next reads the list",
+        path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

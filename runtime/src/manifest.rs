@@ -16,10 +16,16 @@
 //! host = "./workspace"               # relative to this file, or absolute
 //! guest = "/workspace"
 //! access = "read"                    # read | read-write
+//! approval = "none"                  # none | required (read-write only): each change asks
 //!
 //! [env]
 //! vars = { LANG = "C.UTF-8" }        # literal values
 //! pass = ["TZ"]                      # copied from the host env by name, if set
+//!
+//! [[http]]
+//! url = "https://api.example.com/v1/" # scheme://host[:port][/path-prefix]
+//! methods = ["GET", "POST"]
+//! approval = "required"              # none | required: requests other than GET, HEAD, OPTIONS ask
 //!
 //! [[tcp]]
 //! connect = "db.example.com:5432"    # host:port; host may be *.suffix, an IP or a network
@@ -29,6 +35,7 @@
 //! source = "env:GITHUB_TOKEN"        # env:NAME | file:PATH | vault:MOUNT/PATH#FIELD
 //! purpose = "read issues"
 //! inject = { url = "https://api.github.com/", header = "authorization", format = "Bearer {}" }
+//! approval = "none"                  # none | required: each use asks
 //!
 //! [policy]
 //! file = "policy.rego"               # optional Rego policy, relative to this file
@@ -48,7 +55,9 @@
 //! [`sockets::manifest`](warden_host_api::sockets::manifest),
 //! [`secrets::manifest`](warden_host_api::secrets::manifest),
 //! [`policy::manifest`](warden_host_api::policy::manifest),
-//! [`limits::manifest`](warden_host_api::limits::manifest)); this module puts them together.
+//! [`limits::manifest`](warden_host_api::limits::manifest)); this module puts them together,
+//! and collects the `approval = "required"` keys of all sections into one set of
+//! [`Gates`] ([`approval`](warden_host_api::approval)).
 //!
 //! # Errors
 //!
@@ -91,8 +100,10 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
+use warden_host_api::approval::Gates;
 use warden_host_api::env::manifest::{EnvSection, RawEnvSection};
 use warden_host_api::fs::manifest::{FsGrant, RawFsGrant, resolve_grants};
+use warden_host_api::grant::Capabilities;
 use warden_host_api::http::manifest::{HttpGrant, RawHttpRule, resolve_rules};
 use warden_host_api::limits::manifest::{Limits, RawLimits, format_duration};
 use warden_host_api::policy::manifest::{PolicySection, RawPolicySection};
@@ -126,6 +137,9 @@ pub struct Manifest {
     pub policy: Option<PolicySection>,
     /// `[audit]`: how much the audit log records.
     pub audit: AuditSection,
+    /// Every `approval = "required"` of `[[fs]]`, `[[http]]` and `[[secrets]]`: where calls
+    /// wait for an approver. Empty unless the manifest says so.
+    pub approval: Gates,
     /// Line of `tool.digest`, for the mismatch error of [`Manifest::verify_digest`].
     digest_line: usize,
 }
@@ -468,6 +482,21 @@ impl Manifest {
             .map(|p| p.resolve(base_dir, cap_std::ambient_authority()))
             .transpose()
             .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
+        // Each entry resolved to one of the same index, in order.
+        let approval = Gates {
+            fs: (raw.fs.iter().zip(&fs))
+                .filter(|(r, _)| r.approval().is_required())
+                .map(|(_, g)| g.guest.clone())
+                .collect(),
+            http: (raw.http.iter().zip(&http))
+                .filter(|(r, _)| r.approval().is_required())
+                .map(|(_, g)| g.rule.clone())
+                .collect(),
+            secrets: (raw.secrets.iter().zip(&secrets))
+                .filter(|(r, _)| r.approval().is_required())
+                .map(|(_, s)| s.name.clone())
+                .collect(),
+        };
 
         Ok(Manifest {
             path: path.to_owned(),
@@ -486,6 +515,7 @@ impl Manifest {
             audit: AuditSection {
                 level: raw.audit.level,
             },
+            approval,
             digest_line,
         })
     }
@@ -511,6 +541,60 @@ impl Manifest {
                 actual,
             })
         }
+    }
+
+    /// The manifest's sections as its ceiling: everything a grant for this tool may hold.
+    pub fn ceiling(&self) -> Capabilities {
+        Capabilities::new(
+            self.fs.clone(),
+            self.http.clone(),
+            self.tcp.clone(),
+            &self.secrets,
+            self.env.clone(),
+            self.limits,
+        )
+    }
+
+    /// This manifest with its sections replaced by `caps`, a grant's capabilities, which
+    /// must be within [`ceiling`](Self::ceiling): the tool runs with no more than the grant.
+    ///
+    /// A narrowed directory is a sub-directory of a manifest grant, found by name; it must
+    /// still be a real directory there, not a symlink that leads elsewhere.
+    ///
+    /// # Ambient Authority
+    ///
+    /// Canonicalizes each narrowed directory's host path, with the authority of the process.
+    pub fn narrowed(&self, caps: &Capabilities) -> Result<Manifest, String> {
+        self.ceiling().covers(caps).map_err(|w| w.to_string())?;
+        for grant in caps.fs() {
+            let real = std::fs::canonicalize(&grant.host)
+                .map_err(|e| format!("fs grant {}: {}: {e}", grant.guest, grant.host.display()))?;
+            if real != grant.host {
+                return Err(format!(
+                    "fs grant {}: {} leads to {} through a symlink; a narrowed grant must be a real sub-directory of the manifest's",
+                    grant.guest,
+                    grant.host.display(),
+                    real.display()
+                ));
+            }
+        }
+        let mut m = self.clone();
+        m.fs = caps.fs().to_vec();
+        m.http = caps.http().to_vec();
+        m.tcp = caps.tcp().to_vec();
+        m.env = caps.env().clone();
+        m.limits = *caps.limits();
+        m.secrets = self
+            .secrets
+            .iter()
+            .filter_map(|spec| {
+                let held = caps.secret(&spec.name)?;
+                let mut spec = spec.clone();
+                spec.reveal = spec.reveal && held.reveal;
+                Some(spec)
+            })
+            .collect();
+        Ok(m)
     }
 
     /// A human-readable summary of everything the manifest grants, for `warden check`.
@@ -546,9 +630,14 @@ impl Manifest {
         } else {
             writeln!(out, "fs:")?;
             for grant in &self.fs {
+                let asks = if self.approval.fs.contains(&grant.guest) {
+                    ", each change asks an approver"
+                } else {
+                    ""
+                };
                 writeln!(
                     out,
-                    "  guest {} = host {} ({})",
+                    "  guest {} = host {} ({}{asks})",
                     grant.guest,
                     grant.host.display(),
                     grant.access
@@ -576,12 +665,18 @@ impl Manifest {
         } else {
             writeln!(out, "http:")?;
             for (i, grant) in self.http.iter().enumerate() {
-                writeln!(out, "  http[{i}] {} ({})", grant.rule, grant.limits)?;
+                let asks = if self.approval.http.contains(&grant.rule) {
+                    "; requests other than GET, HEAD and OPTIONS ask an approver"
+                } else {
+                    ""
+                };
+                writeln!(out, "  http[{i}] {} ({}){asks}", grant.rule, grant.limits)?;
             }
         }
         self.write_tcp(out)?;
         self.write_secrets(out)?;
         self.write_policy(out)?;
+        self.write_approval(out)?;
         writeln!(out, "audit: {}", self.audit.level)?;
         writeln!(
             out,
@@ -682,6 +777,9 @@ impl Manifest {
                     "    ttl: none (kept for the task, unless a vault lease is shorter)"
                 )?,
             }
+            if self.approval.secrets.contains(&s.name) {
+                writeln!(out, "    approval: required, each use asks an approver")?;
+            }
             if s.reveal {
                 writeln!(out, "    reveal: yes, the tool may read the value itself")?;
             } else {
@@ -692,6 +790,37 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+}
+
+impl Manifest {
+    fn write_approval(&self, out: &mut String) -> fmt::Result {
+        let gates = &self.approval;
+        if gates.is_empty() {
+            return writeln!(out, "approval: none (no call waits for an approver)");
+        }
+        let mut gated = Vec::new();
+        gated.extend(gates.fs.iter().map(|g| format!("changes under {g}")));
+        gated.extend(
+            gates
+                .http
+                .iter()
+                .map(|r| format!("requests to {r} (but GET, HEAD, OPTIONS)")),
+        );
+        gated.extend(
+            gates
+                .secrets
+                .iter()
+                .map(|n| format!("each use of secret {n}")),
+        );
+        writeln!(out, "approval: required for {}", gated.join("; "))?;
+        writeln!(
+            out,
+            "  asked of the approver warden run is given (--approve tty, --approve-cmd CMD); \
+             without one, or without an answer in time, the call is refused; \
+             waiting counts toward limits.timeout ({})",
+            format_duration(self.limits.timeout)
+        )
     }
 }
 

@@ -7,9 +7,12 @@ use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
+use warden_host_api::approval::{Approvals, Approver};
 use warden_host_api::audit::{Audit, Event, EventSink, Level, TaskMeta};
 use warden_host_api::bindings::warden::tool::types::ToolError as WitToolError;
 use warden_host_api::fs::FsState;
+use warden_host_api::grant::Capabilities;
+use warden_host_api::grant::live::Ended;
 use warden_host_api::http::{HttpState, HttpTask};
 use warden_host_api::limits::{CappedPipe, LimitHit, Limiter, Tripwire};
 use warden_host_api::secrets::{SecretError, TaskSecrets};
@@ -24,7 +27,7 @@ use wasmtime_wasi_http::WasiHttpCtxView;
 pub struct TaskData {
     wasi: WasiCtx,
     table: ResourceTable,
-    host: HostState,
+    pub(crate) host: HostState,
     http: HttpTask,
     limiter: Limiter,
     /// Guest-to-host transitions counted by wasmtime itself: a cross-check
@@ -70,6 +73,22 @@ pub struct TaskRequest {
     pub agent: Option<String>,
     /// Where the task's audit records go.
     pub sink: Arc<dyn EventSink>,
+    /// The grant the task runs under, if any: it ends the task when it
+    /// expires or is revoked. Without one, the manifest's ceiling holds for
+    /// the task's life.
+    pub grant: Option<TaskGrant>,
+}
+
+/// The part of a grant that decides how long a task may run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskGrant {
+    /// Grant ids from the root grant to the task's own, last.
+    pub chain: Vec<String>,
+    /// When the task's grant expires, if ever.
+    pub expires: Option<SystemTime>,
+    /// What the grant holds, when it is narrower than the manifest; checked against the
+    /// manifest before the task starts. `None` runs with the manifest's ceiling.
+    pub caps: Option<Capabilities>,
 }
 
 /// How a task ended when it ran to completion.
@@ -133,6 +152,24 @@ pub enum TaskError {
         /// Which secret, from which provider, and why.
         error: SecretError,
     },
+    /// The task's grant ended (expired or revoked) before or while it ran:
+    /// the call that found it was refused with a deny record and the task
+    /// was interrupted.
+    #[error("task {task} stopped: {ended}")]
+    Grant {
+        /// The task's id.
+        task: String,
+        /// Why the grant no longer holds.
+        ended: Ended,
+    },
+    /// The task's grant asks for more than the manifest allows, so it was not started.
+    #[error("task {task} could not start: its grant is wider than the manifest: {message}")]
+    Widened {
+        /// The task's id.
+        task: String,
+        /// Which capability, and what the manifest allows instead.
+        message: String,
+    },
     /// The task could not be set up or recorded.
     #[error("task {task} could not run: {message}")]
     Host {
@@ -179,6 +216,9 @@ pub(crate) struct Prepared<'a> {
     pub manifest: &'a Manifest,
     pub digest: &'a str,
     pub fuel_metered: bool,
+    /// Who answers the manifest's approval gates, and how long they may take.
+    pub approver: &'a Arc<dyn Approver>,
+    pub approval_timeout: Duration,
 }
 
 /// The audit handle of one task: its records carry who, where and what.
@@ -233,6 +273,14 @@ pub(crate) fn store(
     }
     host.sockets = sockets;
     host.secrets = secrets;
+    host.approvals = Approvals::new(
+        m.approval.clone(),
+        p.approver.clone(),
+        p.approval_timeout,
+        host.audit.meta(),
+    )
+    .grant(req.grant.as_ref().and_then(|g| g.chain.last().cloned()))
+    .deadline(deadline);
     let data = TaskData {
         wasi: b.build(),
         table: ResourceTable::new(),
@@ -246,7 +294,10 @@ pub(crate) fn store(
     store.limiter(|d| &mut d.limiter);
     store.call_hook(|mut ctx, hook| {
         if matches!(hook, wasmtime::CallHook::CallingHost) {
-            ctx.data_mut().transitions += 1;
+            let data = ctx.data_mut();
+            data.transitions += 1;
+            // Every host call checks the grant before it runs.
+            data.host.live(true).map_err(GrantEnded::trap)?;
         }
         Ok(())
     });
@@ -256,6 +307,8 @@ pub(crate) fn store(
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |mut ctx| {
         ctx.data_mut().epoch_callbacks += 1;
+        // A task that makes no calls is stopped when its grant ends, too.
+        ctx.data_mut().host.live(false).map_err(GrantEnded::trap)?;
         Ok(if Instant::now() >= deadline {
             UpdateDeadline::Interrupt
         } else {
@@ -283,7 +336,7 @@ pub(crate) fn start(
     let secrets: Vec<&str> = m.secrets.iter().map(|s| s.name.as_str()).collect();
     let http: Vec<String> = m.http.iter().map(|g| g.rule.to_string()).collect();
     let tcp: Vec<String> = m.tcp.iter().map(|r| r.to_string()).collect();
-    let ev = Event::new("task.start").args(json!({
+    let mut ev = Event::new("task.start").args(json!({
         "kind": match kind { Kind::Tool => "tool", Kind::Command => "command" },
         "input_bytes": req.input.len(),
         "args": req.args.len(),
@@ -293,6 +346,11 @@ pub(crate) fn start(
         "tcp": tcp,
         "secrets": secrets,
     }));
+    let gates = &m.approval;
+    if !gates.is_empty() {
+        let http: Vec<String> = gates.http.iter().map(|r| r.to_string()).collect();
+        ev.args["approval"] = json!({ "fs": gates.fs, "http": http, "secrets": gates.secrets });
+    }
     audit.emit(&ev)
 }
 
@@ -434,6 +492,12 @@ fn truncate(s: &str, max: usize) -> &str {
 
 /// Names the limit behind a trap, if one was hit.
 fn classify(e: wasmtime::Error, task: &str, m: &Manifest, tripwire: &Tripwire) -> TaskError {
+    if let Some(GrantEnded(ended)) = e.downcast_ref::<GrantEnded>() {
+        return TaskError::Grant {
+            task: task.into(),
+            ended: ended.clone(),
+        };
+    }
     if let Some(hit) = tripwire.hit() {
         return TaskError::Limit {
             task: task.into(),
@@ -458,6 +522,17 @@ fn classify(e: wasmtime::Error, task: &str, m: &Manifest, tripwire: &Tripwire) -
     TaskError::Trap {
         task: task.into(),
         message: format!("{e:?}"),
+    }
+}
+
+/// The trap that ends a task whose grant ended.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct GrantEnded(Ended);
+
+impl GrantEnded {
+    fn trap(ended: Ended) -> wasmtime::Error {
+        wasmtime::Error::new(GrantEnded(ended))
     }
 }
 

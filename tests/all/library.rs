@@ -27,6 +27,7 @@ async fn a_runaway_task_does_not_stop_the_others() {
         stdin: vec![],
         agent: Some("library-test".into()),
         sink: sink.clone(),
+        grant: None,
     };
 
     let spin = tokio::spawn({
@@ -110,6 +111,7 @@ async fn a_change_that_cannot_be_recorded_first_is_not_made() {
         stdin: vec![],
         agent: None,
         sink: sink.clone(),
+        grant: None,
     };
     // Reads need no intent and go through.
     let out = tool

@@ -2,11 +2,14 @@
 //! Every test runs real guest components (built once per run from
 //! `guest-examples/`) through the real `warden` binary.
 
+mod approval;
 mod audit;
 mod audit_log;
 mod cli;
 mod env;
 mod fs;
+mod grant_cli;
+mod grants;
 mod guests;
 mod http;
 mod http_server;

@@ -1,7 +1,9 @@
 //! `wasi:filesystem` as the guest sees it: every call checked against the
-//! task's grants, then performed by wasmtime-wasi, then recorded.
+//! task's grants, approved where a gate asks, then performed by
+//! wasmtime-wasi, then recorded.
 
 use super::{Denial, FsState, Op, Resolved, normalize};
+use crate::approval::{ApprovalKind, Question};
 use crate::audit::Event;
 use crate::interpose::{ArgValue, Guarded, Mode, Ret, Size, debug_arg, no_size, passthrough};
 use serde_json::{Value, json};
@@ -94,6 +96,86 @@ impl Guarded<'_, View<'_>> {
         self.host.record(ev).map_err(FsError::trap)
     }
 
+    /// The approval gate a change falls under, if it asks: reads never do,
+    /// nor writes through a descriptor whose open was approved.
+    fn gate(&self, ok: &Resolved) -> Option<String> {
+        if !ok.writes || ok.through_writable {
+            return None;
+        }
+        let mut paths = vec![ok.path.as_str()];
+        paths.extend(ok.other.as_deref());
+        self.host.approvals.fs_gate(&paths).map(str::to_owned)
+    }
+
+    /// Asks the task's approver about a gated change, before its intent is
+    /// recorded; unless the answer is yes, the change is refused with
+    /// `access` and a deny record saying who refused it.
+    async fn approve(
+        &mut self,
+        call: &'static str,
+        start: Instant,
+        args: &Value,
+        ok: &mut Resolved,
+    ) -> Result<(), FsError> {
+        let Some(gate) = self.gate(ok) else {
+            return Ok(());
+        };
+        let mut rule = FsState::rule_for(&self.host.fs, ok);
+        if self.host.fs.grants()[ok.grant].guest != gate {
+            rule = format!("{rule} (approval required for {gate})");
+        }
+        let resource = match &ok.other {
+            Some(from) => format!("{from} -> {}", ok.path),
+            None => ok.path.clone(),
+        };
+        let question = Question {
+            call,
+            kind: ApprovalKind::FsWrite,
+            resource,
+            rule,
+            action: action(call, ok),
+        };
+        // Cloned: the answer is awaited while the store's data is lent out.
+        let approvals = self.host.approvals.clone();
+        let asked = approvals.ask(question).await;
+        self.host.record(asked.event).map_err(FsError::trap)?;
+        if asked.approved {
+            ok.approved = Some(asked.rule);
+            return Ok(());
+        }
+        let denial = Denial {
+            rule: asked.rule,
+            resource: ok.path.clone(),
+            code: ErrorCode::Access,
+        };
+        Err(self.denied(call, start, args.clone(), denial))
+    }
+
+    /// For calls that cannot wait (wasmtime-wasi's synchronous ones): a
+    /// gated change that would ask is refused. Only a descriptor opened for
+    /// writing, whose open asked, can write through a stream, so this
+    /// refuses nothing wasmtime-wasi would have allowed.
+    fn unasked(
+        &mut self,
+        call: &'static str,
+        start: Instant,
+        args: &Value,
+        ok: &Resolved,
+    ) -> Result<(), FsError> {
+        let Some(gate) = self.gate(ok) else {
+            return Ok(());
+        };
+        let denial = Denial {
+            rule: format!(
+                "{} requires approval for changes under {gate}, and {call} cannot wait for one; open the file for writing first",
+                FsState::rule_for(&self.host.fs, ok)
+            ),
+            resource: ok.path.clone(),
+            code: ErrorCode::Access,
+        };
+        Err(self.denied(call, start, args.clone(), denial))
+    }
+
     fn check(&self, fd: &Resource<Descriptor>, path: &str, op: Op) -> Result<Resolved, Denial> {
         self.host.fs.check(fd.rep(), path, op)
     }
@@ -119,9 +201,25 @@ impl Guarded<'_, View<'_>> {
     }
 }
 
-/// Runs one guarded path operation: check, perform, record.
+/// Runs one guarded path operation: check, approve where a gate asks,
+/// record the intent of a change, perform, record. `sync` is for the calls
+/// that cannot wait for an approver.
 macro_rules! guarded {
     ($self:ident, $call:literal, $args:expr, $check:expr, $perform:expr) => {{
+        const CALL: &str = concat!("wasi:filesystem/types.[method]descriptor.", $call);
+        let start = Instant::now();
+        let args = $args;
+        let mut ok = match $check {
+            Ok(ok) => ok,
+            Err(d) => return Err($self.denied(CALL, start, args, d)),
+        };
+        $self.approve(CALL, start, &args, &mut ok).await?;
+        $self.intent(CALL, &args, &ok)?;
+        let r = $perform;
+        $self.checked(CALL, start, args, &ok, &r)?;
+        r
+    }};
+    (sync $self:ident, $call:literal, $args:expr, $check:expr, $perform:expr) => {{
         const CALL: &str = concat!("wasi:filesystem/types.[method]descriptor.", $call);
         let start = Instant::now();
         let args = $args;
@@ -129,11 +227,30 @@ macro_rules! guarded {
             Ok(ok) => ok,
             Err(d) => return Err($self.denied(CALL, start, args, d)),
         };
+        $self.unasked(CALL, start, &args, &ok)?;
         $self.intent(CALL, &args, &ok)?;
         let r = $perform;
         $self.checked(CALL, start, args, &ok, &r)?;
         r
     }};
+}
+
+/// What a change does, for an approval's summary: `open /rw/a for writing`.
+fn action(call: &str, ok: &Resolved) -> String {
+    let path = &ok.path;
+    let from = ok.other.as_deref().unwrap_or("?");
+    match call.rsplit('.').next().unwrap_or(call) {
+        "open-at" => format!("open {path} for writing"),
+        "create-directory-at" => format!("create the directory {path}"),
+        "remove-directory-at" => format!("remove the directory {path}"),
+        "unlink-file-at" => format!("delete {path}"),
+        "rename-at" => format!("rename {from} to {path}"),
+        "link-at" => format!("hard-link {from} as {path}"),
+        "symlink-at" => format!("create the symlink {path}"),
+        "set-times" | "set-times-at" => format!("change the times of {path}"),
+        "set-size" => format!("resize {path}"),
+        _ => format!("write to {path}"),
+    }
 }
 
 fn opens_for_write(open: OpenFlags, flags: DescriptorFlags) -> bool {
@@ -177,8 +294,14 @@ passthrough! {
         own async fn write(&mut self, fd: Resource<Descriptor>, buf: Vec<u8>, offset: Filesize) -> FsResult<Filesize> {
             const CALL: &str = "wasi:filesystem/types.[method]descriptor.write";
             let start = Instant::now();
-            if let Err(d) = self.host.fs.check_fd(fd.rep(), Op::Write) {
-                return Err(self.denied(CALL, start, json!({ "len": buf.len(), "offset": offset }), d));
+            // Summarized only for a record: this is the hottest write path.
+            let summary = || json!({ "len": buf.len(), "offset": offset });
+            let mut ok = match self.host.fs.check_fd(fd.rep(), Op::Write) {
+                Ok(ok) => ok,
+                Err(d) => return Err(self.denied(CALL, start, summary(), d)),
+            };
+            if self.gate(&ok).is_some() {
+                self.approve(CALL, start, &summary(), &mut ok).await?;
             }
             // Checked here, then recorded like every other stream-like call:
             // summed per descriptor, or one record each at level `full`.
@@ -226,9 +349,11 @@ passthrough! {
         own async fn link_at(&mut self, fd: Resource<Descriptor>, old_path_flags: PathFlags, old_path: String, new_descriptor: Resource<Descriptor>, new_path: String) -> FsResult<()> {
             // Both ends must be writable: a link from a read-only grant into
             // a read-write one would make the read-only file writable.
-            let check = self
-                .check(&fd, &old_path, Op::Write)
-                .and_then(|_| self.check(&new_descriptor, &new_path, Op::Write));
+            let check = self.check(&fd, &old_path, Op::Write).and_then(|old| {
+                let mut new = self.check(&new_descriptor, &new_path, Op::Write)?;
+                new.other = Some(old.path);
+                Ok(new)
+            });
             guarded!(self, "link-at", json!({ "old_path": old_path, "new_path": new_path }),
                 check,
                 HostDescriptor::link_at(&mut self.inner, fd, old_path_flags, old_path, new_descriptor, new_path).await)
@@ -244,10 +369,11 @@ passthrough! {
                 "open_flags": format!("{open_flags:?}"),
                 "flags": format!("{flags:?}"),
             });
-            let ok = match self.check(&fd, &path, op) {
+            let mut ok = match self.check(&fd, &path, op) {
                 Ok(ok) => ok,
                 Err(d) => return Err(self.denied(CALL, start, args, d)),
             };
+            self.approve(CALL, start, &args, &mut ok).await?;
             self.intent(CALL, &args, &ok)?;
             let r = HostDescriptor::open_at(&mut self.inner, fd, path_flags, path, open_flags, flags).await;
             if let Ok(new) = &r {
@@ -284,9 +410,11 @@ passthrough! {
         }
 
         own async fn rename_at(&mut self, fd: Resource<Descriptor>, old_path: String, new_descriptor: Resource<Descriptor>, new_path: String) -> FsResult<()> {
-            let check = self
-                .check(&fd, &old_path, Op::Write)
-                .and_then(|_| self.check(&new_descriptor, &new_path, Op::Write));
+            let check = self.check(&fd, &old_path, Op::Write).and_then(|old| {
+                let mut new = self.check(&new_descriptor, &new_path, Op::Write)?;
+                new.other = Some(old.path);
+                Ok(new)
+            });
             guarded!(self, "rename-at", json!({ "old_path": old_path, "new_path": new_path }),
                 check,
                 HostDescriptor::rename_at(&mut self.inner, fd, old_path, new_descriptor, new_path).await)
@@ -322,7 +450,7 @@ passthrough! {
 
         own fn read_via_stream(&mut self, fd: Resource<Descriptor>, offset: Filesize) -> FsResult<Resource<DynInputStream>> {
             let rep = fd.rep();
-            let r = guarded!(self, "read-via-stream", json!({ "offset": offset }),
+            let r = guarded!(sync self, "read-via-stream", json!({ "offset": offset }),
                 self.host.fs.check_fd(rep, Op::Read),
                 HostDescriptor::read_via_stream(&mut self.inner, fd, offset));
             if let Ok(s) = &r {
@@ -334,7 +462,7 @@ passthrough! {
 
         own fn write_via_stream(&mut self, fd: Resource<Descriptor>, offset: Filesize) -> FsResult<Resource<DynOutputStream>> {
             let rep = fd.rep();
-            let r = guarded!(self, "write-via-stream", json!({ "offset": offset }),
+            let r = guarded!(sync self, "write-via-stream", json!({ "offset": offset }),
                 self.host.fs.check_fd(rep, Op::Write),
                 HostDescriptor::write_via_stream(&mut self.inner, fd, offset));
             if let Ok(s) = &r {
@@ -346,7 +474,7 @@ passthrough! {
 
         own fn append_via_stream(&mut self, fd: Resource<Descriptor>) -> FsResult<Resource<DynOutputStream>> {
             let rep = fd.rep();
-            let r = guarded!(self, "append-via-stream", Value::Null,
+            let r = guarded!(sync self, "append-via-stream", Value::Null,
                 self.host.fs.check_fd(rep, Op::Write),
                 HostDescriptor::append_via_stream(&mut self.inner, fd));
             if let Ok(s) = &r {
@@ -390,11 +518,7 @@ impl preopens::Host for Guarded<'_, View<'_>> {
         if let Ok(dirs) = &r {
             for (fd, guest) in dirs {
                 if let Some(grant) = self.host.fs.grants().iter().position(|g| &g.guest == guest) {
-                    let resolved = Resolved {
-                        grant,
-                        path: guest.clone(),
-                        writes: false,
-                    };
+                    let resolved = Resolved::new(grant, guest.clone(), false);
                     self.host.fs.insert(fd.rep(), &resolved);
                     self.host.name(fd.rep(), guest.clone());
                 }

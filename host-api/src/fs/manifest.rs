@@ -10,6 +10,7 @@
 //! host = "/var/cache/tool"
 //! guest = "/cache"
 //! access = "read-write"
+//! approval = "required"    # optional: each change asks an approver (see crate::approval)
 //! ```
 //!
 //! Without an `[[fs]]` entry a tool sees no files at all. Each entry becomes one preopened
@@ -23,7 +24,9 @@
 //! - `guest` must be absolute, must not contain `..` and must not be `/` (a mount at the
 //!   root would shadow every other mount);
 //! - no two guest paths may be equal or nested: which grant applies to `/data/sub/x` would
-//!   otherwise depend on lookup order.
+//!   otherwise depend on lookup order;
+//! - `approval = "required"` only on a `read-write` grant: reads never ask, so on a `read`
+//!   grant it would never apply.
 //!
 //! # Example
 //!
@@ -53,6 +56,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use crate::approval::Approval;
 use cap_std::AmbientAuthority;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use toml::Spanned;
@@ -156,6 +160,20 @@ pub struct RawFsGrant {
     /// `access = "read"`: optional, `read` unless it says `read-write`.
     #[serde(default)]
     pub access: Option<Spanned<Access>>,
+    /// `approval = "required"`: optional, `none` unless it says so; only on a `read-write`
+    /// grant, where each change asks an approver ([`crate::approval`]).
+    #[serde(default)]
+    pub approval: Option<Spanned<Approval>>,
+}
+
+impl RawFsGrant {
+    /// The entry's `approval`, `none` when it has none.
+    pub fn approval(&self) -> Approval {
+        self.approval
+            .as_ref()
+            .map(|a| *a.get_ref())
+            .unwrap_or_default()
+    }
 }
 
 /// Validates `[[fs]]` entries and resolves their host paths against `base_dir` (the
@@ -204,6 +222,15 @@ pub fn resolve_grants(
             .as_ref()
             .map(|a| *a.get_ref())
             .unwrap_or_default();
+        if let Some(approval) = &entry.approval
+            && approval.get_ref().is_required()
+            && access == Access::Read
+        {
+            return Err(FsError::ApprovalOnRead {
+                index,
+                span: approval.span(),
+            });
+        }
         grants.push(FsGrant {
             host,
             guest,
@@ -254,6 +281,17 @@ pub enum FsError {
         /// The earlier entry's guest path, normalized.
         other_guest: String,
     },
+    /// `fs[index].approval` is `"required"` on a `read` grant, where it would never apply.
+    #[error(
+        "\"required\" would never apply: the grant is access = \"read\" and reads never ask; \
+         set access = \"read-write\" or remove approval"
+    )]
+    ApprovalOnRead {
+        /// Position of the entry among the `[[fs]]` entries.
+        index: usize,
+        /// Byte range of the value in the manifest source.
+        span: Range<usize>,
+    },
 }
 
 impl FsError {
@@ -264,6 +302,7 @@ impl FsError {
             FsError::Guest { index, .. } | FsError::Overlap { index, .. } => {
                 format!("fs[{index}].guest")
             }
+            FsError::ApprovalOnRead { index, .. } => format!("fs[{index}].approval"),
         }
     }
 
@@ -272,7 +311,8 @@ impl FsError {
         match self {
             FsError::Host { span, .. }
             | FsError::Guest { span, .. }
-            | FsError::Overlap { span, .. } => span.clone(),
+            | FsError::Overlap { span, .. }
+            | FsError::ApprovalOnRead { span, .. } => span.clone(),
         }
     }
 }

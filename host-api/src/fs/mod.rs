@@ -18,11 +18,18 @@
 //! written through a stream opened for writing are covered by that open's
 //! intent and summed per stream.
 //!
+//! A grant with `approval = "required"` ([`crate::approval`]) asks the task's
+//! approver before each such change, after the check and before the intent
+//! record; a refusal fails the call with `access`. Writes through a
+//! descriptor whose open for writing was approved are covered by that
+//! answer; reads never ask.
+//!
 //! ```toml
 //! [[fs]]
 //! host = "./workspace"    # relative to the manifest, or absolute
 //! guest = "/workspace"
 //! access = "read"         # read | read-write
+//! approval = "none"       # "required": each change asks an approver (read-write only)
 //! ```
 
 mod host;
@@ -50,6 +57,8 @@ struct Handle {
     grant: usize,
     /// Normalized absolute guest path.
     path: String,
+    /// Opened for writing: changes through it are covered by its open.
+    writable: bool,
 }
 
 /// A path that passed the lexical check.
@@ -60,6 +69,26 @@ pub(crate) struct Resolved {
     /// The operation changes the filesystem: it is recorded before it is
     /// performed.
     writes: bool,
+    /// The change goes through a descriptor opened for writing, whose open
+    /// was approved if a gate asked: it does not ask again.
+    through_writable: bool,
+    /// The other path of a rename or link: the change touches it too.
+    other: Option<String>,
+    /// The approver's yes, as the change's records state its rule.
+    approved: Option<String>,
+}
+
+impl Resolved {
+    fn new(grant: usize, path: String, writes: bool) -> Resolved {
+        Resolved {
+            grant,
+            path,
+            writes,
+            through_writable: false,
+            other: None,
+            approved: None,
+        }
+    }
 }
 
 /// Whether an operation reads or changes the filesystem.
@@ -141,7 +170,10 @@ impl FsState {
     /// Checks `op` on a descriptor itself (write, set-size, set-times, ...).
     pub(crate) fn check_fd(&self, fd: u32, op: Op) -> Result<Resolved, Denial> {
         match self.handles.get(&fd) {
-            Some(h) => self.check_access(h.grant, h.path.clone(), op),
+            Some(h) => self.check_access(h.grant, h.path.clone(), op).map(|mut r| {
+                r.through_writable = h.writable;
+                r
+            }),
             None => Err(Denial {
                 rule: format!("descriptor #{fd} was not opened under a filesystem grant"),
                 resource: format!("#{fd}"),
@@ -161,11 +193,7 @@ impl FsState {
                 code: types::ErrorCode::ReadOnly,
             });
         }
-        Ok(Resolved {
-            grant,
-            path,
-            writes: op == Op::Write,
-        })
+        Ok(Resolved::new(grant, path, op == Op::Write))
     }
 
     fn uncovered(&self, path: &str, why: &str) -> String {
@@ -177,7 +205,10 @@ impl FsState {
     }
 
     pub(crate) fn rule_for(&self, r: &Resolved) -> String {
-        self.rule(r.grant)
+        match &r.approved {
+            Some(approved) => approved.clone(),
+            None => self.rule(r.grant),
+        }
     }
 
     pub(crate) fn insert(&mut self, rep: u32, r: &Resolved) {
@@ -186,6 +217,7 @@ impl FsState {
             Handle {
                 grant: r.grant,
                 path: r.path.clone(),
+                writable: r.writes,
             },
         );
     }
@@ -196,7 +228,7 @@ impl FsState {
 }
 
 /// Whether `path` is `root` or below it.
-fn within(path: &str, root: &str) -> bool {
+pub(crate) fn within(path: &str, root: &str) -> bool {
     path == root
         || root == "/"
         || path
@@ -283,22 +315,8 @@ mod tests {
                 access: Access::ReadWrite,
             },
         ]);
-        s.insert(
-            1,
-            &Resolved {
-                grant: 0,
-                path: "/ro".into(),
-                writes: false,
-            },
-        );
-        s.insert(
-            2,
-            &Resolved {
-                grant: 1,
-                path: "/rw".into(),
-                writes: false,
-            },
-        );
+        s.insert(1, &Resolved::new(0, "/ro".into(), false));
+        s.insert(2, &Resolved::new(1, "/rw".into(), false));
         s
     }
 

@@ -484,7 +484,7 @@ impl outgoing_handler::Host for Guarded<'_, View<'_>> {
         self.host.calls += 1;
         let req = self.inner.table.get(&request)?;
         let (summary, decision) = self.host.http.decide(req).into_parts();
-        let plan = match decision {
+        let mut plan = match decision {
             Ok(plan) => plan,
             Err(denied) => {
                 // The request is the guest's to give away; a refused one is
@@ -502,6 +502,8 @@ impl outgoing_handler::Host for Guarded<'_, View<'_>> {
         };
         let rule = plan.rule_text();
         let resource = summary.resource();
+        // The send hook, not this synchronous call, waits for an approver.
+        plan.approvals = self.host.approvals.clone();
         self.host.http.set_pending(plan);
         let r = outgoing_handler::Host::handle(&mut self.inner, request, options);
         // `handle` hands the plan to the send hook; one left over means the

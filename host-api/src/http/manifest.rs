@@ -7,6 +7,8 @@
 //! timeout = "10s"                        # optional, default 30s
 //! request_body = "1 MiB"                 # optional, default 10 MiB
 //! response_body = "10 MiB"               # optional, default 10 MiB
+//! approval = "required"                  # optional: requests other than GET, HEAD and
+//!                                        # OPTIONS ask an approver (see crate::approval)
 //! ```
 //!
 //! Without an `[[http]]` entry a tool can make no request at all. The first
@@ -34,6 +36,7 @@
 //! ```
 
 use super::{HttpRule, RuleError};
+use crate::approval::Approval;
 use crate::limits::manifest::{HumanDuration, Size, format_duration, format_size};
 use serde::Deserialize;
 use std::fmt;
@@ -111,6 +114,21 @@ pub struct RawHttpRule {
     /// `response_body = "10 MiB"`: optional.
     #[serde(default)]
     pub response_body: Option<Spanned<Size>>,
+    /// `approval = "required"`: optional, `none` unless it says so. Requests the rule
+    /// matches whose method changes something ask an approver ([`crate::approval`]);
+    /// refused on a rule that allows only `GET`, `HEAD` and `OPTIONS`.
+    #[serde(default)]
+    pub approval: Option<Spanned<Approval>>,
+}
+
+impl RawHttpRule {
+    /// The entry's `approval`, `none` when it has none.
+    pub fn approval(&self) -> Approval {
+        self.approval
+            .as_ref()
+            .map(|a| *a.get_ref())
+            .unwrap_or_default()
+    }
 }
 
 /// An `[[http]]` entry that failed validation; `Display` says what, without
@@ -176,6 +194,24 @@ fn resolve_one(index: usize, entry: &RawHttpRule) -> Result<HttpGrant, HttpManif
     }
     if let Some(s) = &entry.response_body {
         limits.response_body = s.get_ref().0;
+    }
+    if let Some(approval) = &entry.approval
+        && approval.get_ref().is_required()
+        && let Some(methods) = rule.methods()
+        && methods
+            .iter()
+            .all(|m| crate::approval::task::is_safe_method(m))
+    {
+        return Err(error(
+            "approval",
+            approval.span(),
+            format!(
+                "\"required\" would never apply: methods {} only read, and only requests \
+                 with other methods (POST, PUT, DELETE, ...) ask; add such a method or \
+                 remove approval",
+                methods.join(", ")
+            ),
+        ));
     }
     Ok(HttpGrant { rule, limits })
 }

@@ -34,6 +34,12 @@
 //! DNS answer cannot swap it. [`check_header`] refuses
 //! header names and values that could split a request.
 //!
+//! A rule with `approval = "required"` ([`crate::approval`]) makes every
+//! request it matches whose method changes something (anything but `GET`,
+//! `HEAD` and `OPTIONS`) wait for the task's approver before DNS, so a
+//! refused request reaches nobody; a refusal is `HTTP-request-denied` with a
+//! deny `http.end` record.
+//!
 //! ```toml
 //! [[http]]
 //! url = "https://api.github.com/repos/"
@@ -230,6 +236,14 @@ pub enum Denied {
         secret: String,
         /// `secrets[i] name`, as in the manifest.
         label: String,
+    },
+    /// An approval gate covers the request (or a secret injected into it),
+    /// and the approver refused it or gave no answer in time.
+    #[error("{rule}")]
+    NotApproved {
+        /// The rule that allowed the request and the approver's answer, as
+        /// the `approval` record states them.
+        rule: String,
     },
     /// A header name or value that could split the request or smuggle another.
     #[error("request header {name:?} is not allowed: {reason}")]

@@ -164,6 +164,50 @@ impl HostPattern {
             HostPattern::Exact(_) | HostPattern::Suffix(_) => false,
         }
     }
+
+    /// Whether every host this pattern matches, `other` matches too.
+    ///
+    /// Names and addresses never cover each other: a rule for a name does not
+    /// reach an IP literal, and a rule for an address is not a name. Within
+    /// each kind: `api.example.com` is within itself and within
+    /// `*.example.com`; `*.a.example.com` within `*.example.com`; an IP within
+    /// itself and any network holding it; a network within any network
+    /// holding it. `example.com` is *not* within `*.example.com`, which
+    /// matches only names strictly under it.
+    ///
+    /// ```
+    /// use warden_host_api::http::HostPattern;
+    ///
+    /// let host = |h| HostPattern::parse_host(h).unwrap();
+    /// assert!(host("api.example.com").is_within(&host("*.example.com")));
+    /// assert!(host("*.a.example.com").is_within(&host("*.example.com")));
+    /// assert!(!host("*.example.com").is_within(&host("api.example.com")));
+    /// assert!(!host("example.com").is_within(&host("*.example.com")));
+    /// ```
+    pub fn is_within(&self, other: &HostPattern) -> bool {
+        match (self, other) {
+            (HostPattern::Exact(a), HostPattern::Exact(b)) => a == b,
+            (HostPattern::Exact(a), HostPattern::Suffix(b)) => is_strictly_under(a, b),
+            (HostPattern::Suffix(a), HostPattern::Suffix(b)) => a == b || is_strictly_under(a, b),
+            (HostPattern::Ip(a), HostPattern::Ip(b)) => a == b,
+            (HostPattern::Ip(a), HostPattern::Cidr(net)) => net.contains(a),
+            // A network of one address is that address.
+            (HostPattern::Cidr(net), HostPattern::Ip(b)) => {
+                net.prefix_len() == net.max_prefix_len() && net.addr() == *b
+            }
+            (HostPattern::Cidr(inner), HostPattern::Cidr(outer)) => outer.contains(inner),
+            _ => false,
+        }
+    }
+}
+
+/// Whether domain `name` is strictly under domain `suffix` at a label
+/// boundary: `a.example.com` is under `example.com`, `example.com` and
+/// `aexample.com` are not.
+fn is_strictly_under(name: &str, suffix: &str) -> bool {
+    name.strip_suffix(suffix)
+        .and_then(|head| head.strip_suffix('.'))
+        .is_some_and(|label| !label.is_empty())
 }
 
 /// A request's host after WHATWG normalization: lowercase, IDNA, trailing dot
@@ -401,6 +445,21 @@ impl HttpRule {
     /// The methods this rule allows; `None` allows every method.
     pub fn methods(&self) -> Option<&[String]> {
         self.methods.as_deref()
+    }
+
+    /// The percent-decoded segments of the path prefix; empty allows every
+    /// path.
+    pub(crate) fn prefix(&self) -> &[Vec<u8>] {
+        &self.prefix
+    }
+
+    /// This rule with `methods` in place of its own; `methods` must be valid
+    /// (taken from another parsed rule), as nothing checks them here.
+    pub(crate) fn with_methods(&self, methods: Option<Vec<String>>) -> HttpRule {
+        HttpRule {
+            methods,
+            ..self.clone()
+        }
     }
 
     pub(crate) fn matches_path(&self, segments: &[Vec<u8>]) -> bool {

@@ -9,9 +9,15 @@
 //! was checked, not the guest's text. Redirects come back to the guest as
 //! they are: the host never follows one. The rule's body limits and timeout
 //! hold for the whole exchange, and no request outlives its task.
+//!
+//! Approval gates ask first, before DNS, so a refused request reaches
+//! nobody: the request's own gate, then each gated secret it would carry.
+//! The rule's timeout starts again once they have answered; the task's does
+//! not.
 
 use super::Denied;
 use super::state::{Exchange, HttpState, Plan, Shared, lock};
+use crate::approval::{ApprovalKind, Question};
 use bytes::Bytes;
 use http::header::{HOST, HeaderValue};
 use http::{Request, Response, Uri};
@@ -109,7 +115,20 @@ async fn send(
 ) -> Sent {
     let exchange = plan.exchange.clone();
     shared.opened(&exchange);
-    match exchange_head(&shared, &plan, request, options.unwrap_or_default()).await {
+    let head = match approve(&shared, &plan).await {
+        Ok(approved) => {
+            exchange_head(
+                &shared,
+                &plan,
+                request,
+                options.unwrap_or_default(),
+                approved,
+            )
+            .await
+        }
+        Err(failure) => Err(failure),
+    };
+    match head {
         Ok(sent) => Ok(sent),
         Err(failure) => {
             let outcome = format!("error:{}", error_code(&failure.error));
@@ -125,14 +144,102 @@ async fn send(
     }
 }
 
+/// What the approvers said yes to.
+#[derive(Default)]
+struct Approved {
+    /// How long the answers took.
+    waited: Duration,
+    /// For each gated secret to inject (its index), the rule its `secret.use`
+    /// record states.
+    secrets: Vec<(usize, String)>,
+}
+
+/// Asks the task's approver about the request, if a gate covers it, and
+/// about each gated secret it would carry; stops at the first refusal,
+/// which fails the request.
+async fn approve(shared: &Shared, plan: &Plan) -> Result<Approved, Failure> {
+    const CALL: &str = "wasi:http/outgoing-handler.handle";
+    let start = Instant::now();
+    let mut approved = Approved::default();
+    let approvals = &plan.approvals;
+    let method = &plan.exchange.method;
+    let url = plan.allowed.url();
+    let audit_failed = |e: anyhow::Error| Failure {
+        error: Error::InternalError(Some(format!("audit: {e:#}"))),
+        denied: None,
+    };
+    if let Some(gate) = approvals.http_gate(method, url) {
+        let mut rule = plan.allowed.to_string();
+        if plan.allowed.rule != gate {
+            rule = format!("{rule} (approval required by [[http]] {gate})");
+        }
+        let question = Question {
+            call: CALL,
+            kind: ApprovalKind::HttpRequest,
+            resource: format!("{method} {url}"),
+            rule,
+            action: format!("send {method} {url}"),
+        };
+        let asked = approvals.ask(question).await;
+        shared.emit(&asked.event).map_err(audit_failed)?;
+        if !asked.approved {
+            return Err(Failure {
+                error: Error::HttpRequestDenied,
+                denied: Some(Denied::NotApproved { rule: asked.rule }),
+            });
+        }
+    }
+    for &index in &plan.inject {
+        let spec = &shared.secrets.specs()[index];
+        let Some(inject) = spec
+            .inject
+            .as_ref()
+            .filter(|_| approvals.secret_gated(&spec.name))
+        else {
+            continue;
+        };
+        let question = Question {
+            call: CALL,
+            kind: ApprovalKind::SecretUse,
+            resource: format!("secret {}", spec.name),
+            rule: format!("{}.inject {}", spec.label(), inject.url),
+            action: format!(
+                "send secret {:?} with {method} {url} to {}",
+                spec.name, spec.purpose
+            ),
+        };
+        let asked = approvals.ask(question).await;
+        shared.emit(&asked.event).map_err(audit_failed)?;
+        if !asked.approved {
+            let ev = use_event(shared, plan, index)
+                .deny(asked.rule.clone())
+                .outcome("error:denied");
+            shared.emit(&ev).map_err(audit_failed)?;
+            return Err(Failure {
+                error: Error::HttpRequestDenied,
+                denied: Some(Denied::NotApproved { rule: asked.rule }),
+            });
+        }
+        approved.secrets.push((index, asked.rule));
+    }
+    if approvals.gates().is_some() {
+        approved.waited = start.elapsed();
+    }
+    Ok(approved)
+}
+
 /// Connects, sends and waits for the response head.
 async fn exchange_head(
     shared: &Arc<Shared>,
     plan: &Plan,
     request: Request<WasiBody>,
     opts: RequestOptions,
+    approved: Approved,
 ) -> Result<(Response<WasiBody>, IoFuture), Failure> {
-    let deadline = Instant::now() + plan.exchange.remaining(&plan.limits, shared.deadline);
+    let left = plan
+        .exchange
+        .remaining(&plan.limits, shared.deadline, approved.waited);
+    let deadline = Instant::now() + left;
     let within = |guest: Option<Duration>| {
         let left = deadline.saturating_duration_since(Instant::now());
         guest.map_or(left, |g| g.min(left))
@@ -180,7 +287,7 @@ async fn exchange_head(
         HeaderValue::from_str(&host_header(allowed.url())?)
             .map_err(|_| Error::HttpRequestUriInvalid)?,
     );
-    inject(shared, plan, &mut parts.headers).await?;
+    inject(shared, plan, &approved.secrets, &mut parts.headers).await?;
     let body = RequestBody {
         inner: body,
         sent: 0,
@@ -408,11 +515,28 @@ impl Body for RequestBody {
     }
 }
 
+/// The `secret.use` record of injecting the plan's secret `index`, without
+/// its decision.
+fn use_event(shared: &Shared, plan: &Plan, index: usize) -> crate::audit::Event {
+    let spec = &shared.secrets.specs()[index];
+    let mut ev = shared.secrets.use_event(spec, "inject");
+    if let Some(args) = ev.args.as_object_mut() {
+        args.insert("destination".into(), json!(plan.allowed.url()));
+        if let Some(inject) = &spec.inject {
+            args.insert("header".into(), json!(inject.header));
+        }
+        args.insert("method".into(), json!(plan.exchange.method));
+    }
+    ev
+}
+
 /// Adds the header of each secret the plan injects, once the address has
-/// been checked and the connection is up, and records each use.
+/// been checked and the connection is up, and records each use; `approved`
+/// holds the rule for each gated secret an approver let through.
 async fn inject(
     shared: &Shared,
     plan: &Plan,
+    approved: &[(usize, String)],
     headers: &mut http::HeaderMap,
 ) -> Result<(), Failure> {
     for &index in &plan.inject {
@@ -437,15 +561,11 @@ async fn inject(
         let name = http::HeaderName::from_bytes(inject.header.as_bytes())
             .map_err(|_| unavailable("not a valid header name".into()))?;
         headers.insert(name, header);
-        let mut ev = shared.secrets.use_event(spec, "inject");
-        if let Some(args) = ev.args.as_object_mut() {
-            args.insert("destination".into(), json!(plan.allowed.url()));
-            args.insert("header".into(), json!(inject.header));
-            args.insert("method".into(), json!(plan.exchange.method));
-        }
-        let ev = ev
-            .allow(format!("{}.inject {}", spec.label(), inject.url))
-            .outcome("ok");
+        let rule = match approved.iter().find(|(i, _)| *i == index) {
+            Some((_, rule)) => rule.clone(),
+            None => format!("{}.inject {}", spec.label(), inject.url),
+        };
+        let ev = use_event(shared, plan, index).allow(rule).outcome("ok");
         shared
             .emit(&ev)
             .map_err(|e| unavailable(format!("audit log write failed: {e:#}")))?;

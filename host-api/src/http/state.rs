@@ -3,6 +3,7 @@
 
 use super::manifest::{HttpGrant, RequestLimits};
 use super::{Allowed, Denied, Egress, check_header};
+use crate::approval::Approvals;
 use crate::audit::{Audit, Event};
 use crate::secrets::TaskSecrets;
 use serde_json::{Value, json};
@@ -179,6 +180,7 @@ impl HttpState {
                 limits: shared.grants[grant].limits,
                 inject,
                 exchange,
+                approvals: Approvals::default(),
             }),
         }
     }
@@ -275,6 +277,8 @@ pub(crate) struct Plan {
     /// Indexes of the secrets to inject.
     pub(crate) inject: Vec<usize>,
     pub(crate) exchange: Arc<Exchange>,
+    /// The task's approval gates, which the send hook asks before DNS.
+    pub(crate) approvals: Approvals,
 }
 
 impl Plan {
@@ -334,9 +338,15 @@ impl Exchange {
     }
 
     /// Time left for this request: its rule's timeout from when it started,
-    /// cut at the task's deadline.
-    pub(crate) fn remaining(&self, limits: &RequestLimits, task_deadline: Instant) -> Duration {
-        let own = self.started + limits.timeout;
+    /// not counting the time `waited` for an approver, cut at the task's
+    /// deadline.
+    pub(crate) fn remaining(
+        &self,
+        limits: &RequestLimits,
+        task_deadline: Instant,
+        waited: Duration,
+    ) -> Duration {
+        let own = self.started + waited + limits.timeout;
         own.min(task_deadline)
             .saturating_duration_since(Instant::now())
     }

@@ -8,6 +8,10 @@
 //! | `secret.reveal()` | the entry has `reveal = true` | `secret.use`, deny if not |
 //! | dropping a `secret` | always | `call` |
 //!
+//! A secret with `approval = "required"` asks the task's approver before each
+//! `hmac-*` and `reveal` (an `approval` record); a refusal is a `denied` error
+//! and a deny `secret.use` record.
+//!
 //! Errors the guest sees are short and never say more than it needs: which names are
 //! bound, which manifest key would allow a reveal, that a provider failed. What a provider
 //! said (a Vault address, a file path) goes to the audit log only, in the `secret.fetch`
@@ -15,6 +19,7 @@
 //! everywhere in Warden.
 
 use super::{SecretError, SecretHandle, SecretSpec, TaskSecrets};
+use crate::approval::{ApprovalKind, Question};
 use crate::audit::Event;
 use crate::bindings::warden::tool::secrets::{self, Error, HostSecret, Secret};
 use crate::interpose::{HostState, WardenView};
@@ -87,6 +92,56 @@ impl SecretsView<'_> {
         Ok((secrets, spec))
     }
 
+    /// Asks the approver about one use of a gated secret, allowed by `rule`.
+    /// `Ok(rule)` lets the use proceed, with the rule its record states (with
+    /// the approver's yes, where one was asked); `Ok(Err(error))` refuses it,
+    /// after its deny record.
+    async fn approve_use(
+        &mut self,
+        call: &'static str,
+        spec: &SecretSpec,
+        rule: String,
+        refused: impl FnOnce() -> Event,
+        start: Instant,
+        operation: &str,
+    ) -> wasmtime::Result<Result<String, Error>> {
+        if !self.host.approvals.secret_gated(&spec.name) {
+            return Ok(Ok(rule));
+        }
+        let question = Question {
+            call,
+            kind: ApprovalKind::SecretUse,
+            resource: format!("secret {}", spec.name),
+            rule,
+            action: format!(
+                "use secret {:?} ({operation}) to {}",
+                spec.name, spec.purpose
+            ),
+        };
+        let approvals = self.host.approvals.clone();
+        let asked = approvals.ask(question).await;
+        self.host.record(asked.event)?;
+        if asked.approved {
+            return Ok(Ok(asked.rule));
+        }
+        let mut ev = refused();
+        ev.call = Some(call);
+        self.host.record(
+            ev.deny(asked.rule)
+                .outcome("error:denied")
+                .took(start.elapsed()),
+        )?;
+        let why = if asked.timed_out {
+            "its approver gave no answer in time"
+        } else {
+            "its approver refused"
+        };
+        Ok(Err(Error::Denied(format!(
+            "use of secret {:?} needs approval each time, and {why}",
+            spec.name
+        ))))
+    }
+
     async fn hmac(
         &mut self,
         call: &'static str,
@@ -98,11 +153,23 @@ impl SecretsView<'_> {
         let start = Instant::now();
         self.host.calls += 1;
         let (secrets, spec) = self.binding(&handle)?;
-        let result = secrets.value(&spec.name).await;
-        let mut ev = secrets.use_event(&spec, operation);
-        ev.call = Some(call);
-        ev.args["data_len"] = data.len().into();
+        let event = || {
+            let mut ev = secrets.use_event(&spec, operation);
+            ev.args["data_len"] = data.len().into();
+            ev
+        };
         let rule = format!("{}: use without reveal", spec.label());
+        let rule = match self
+            .approve_use(call, &spec, rule, event, start, operation)
+            .await?
+        {
+            Ok(rule) => rule,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let result = secrets.value(&spec.name).await;
+        // After the value: a fetch on the way may have changed its version.
+        let mut ev = event();
+        ev.call = Some(call);
         let (ev, out) = match result {
             Ok(value) => (
                 ev.allow(rule).outcome("ok"),
@@ -232,6 +299,13 @@ impl HostSecret for SecretsView<'_> {
             ))));
         }
         let rule = format!("{}: reveal = true", spec.label());
+        let rule = match self
+            .approve_use(REVEAL, &spec, rule, || ev.clone(), start, "reveal")
+            .await?
+        {
+            Ok(rule) => rule,
+            Err(refused) => return Ok(Err(refused)),
+        };
         let (ev, out) = match secrets.value(&spec.name).await {
             Ok(value) => match std::str::from_utf8(value.expose()) {
                 Ok(text) => (ev.allow(rule).outcome("ok"), Ok(text.to_owned())),

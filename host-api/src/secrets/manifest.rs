@@ -9,6 +9,7 @@
 //! inject = { url = "https://api.github.com/", header = "authorization", format = "Bearer {}" }
 //! reveal = false                         # the default: the tool never sees the value
 //! ttl = "5m"                             # optional: fetch again when older than this
+//! approval = "required"                  # optional: every use asks an approver
 //! ```
 //!
 //! Without an entry a tool has no secrets at all. An entry binds a name to a source; the
@@ -379,6 +380,21 @@ pub struct RawSecret {
     /// `ttl = "5m"`: see [`SecretSpec::ttl`].
     #[serde(default)]
     pub ttl: Option<Spanned<HumanDuration>>,
+    /// `approval = "required"`: optional, `none` unless it says so; every use of the
+    /// secret (`hmac-*`, `reveal`, each injection) asks an approver
+    /// ([`crate::approval`]).
+    #[serde(default)]
+    pub approval: Option<Spanned<crate::approval::Approval>>,
+}
+
+impl RawSecret {
+    /// The entry's `approval`, `none` when it has none.
+    pub fn approval(&self) -> crate::approval::Approval {
+        self.approval
+            .as_ref()
+            .map(|a| *a.get_ref())
+            .unwrap_or_default()
+    }
 }
 
 /// `inject = { ... }` as written.
@@ -514,7 +530,7 @@ fn resolve_inject(raw: &RawInject) -> Result<Inject, InjectFault> {
 }
 
 /// `[a-z0-9][a-z0-9_-]*`: safe in records, errors, file names and a shell without quoting.
-fn is_secret_name(name: &str) -> bool {
+pub(crate) fn is_secret_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     bytes
         .next()

@@ -101,6 +101,18 @@ pub fn default_key_path() -> PathBuf {
     state_dir().join("host.key")
 }
 
+/// The issuer key that signs grant tokens, when neither `--grant-key` nor
+/// `WARDEN_GRANT_KEY` names one.
+pub fn default_grant_key_path() -> PathBuf {
+    state_dir().join("grant.key")
+}
+
+/// The revocation list every `warden` process of this user shares: `warden
+/// grant revoke` appends to it, and tasks are checked against it.
+pub fn default_revocation_path() -> PathBuf {
+    state_dir().join("revoked")
+}
+
 /// The name of this host's key and the origin of its checkpoints:
 /// `<hostname>/warden-audit`.
 pub fn key_name() -> String {

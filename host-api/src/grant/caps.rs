@@ -1,0 +1,126 @@
+//! [`Capabilities`]: everything one task may touch, section by section.
+
+use crate::env::manifest::EnvSection;
+use crate::fs::manifest::FsGrant;
+use crate::http::Egress;
+use crate::http::manifest::HttpGrant;
+use crate::limits::manifest::Limits;
+use crate::secrets::manifest::SecretSpec;
+use crate::sockets::TcpPolicy;
+use crate::sockets::manifest::TcpRule;
+
+/// The capability set of one task: which directories, URLs, TCP endpoints, secrets and
+/// environment variables it may use, and its limits.
+///
+/// Deny by default: an empty list grants nothing of its kind (no files, no requests, no
+/// sockets, no secrets, an empty environment). A task's set is either the manifest's
+/// ceiling ([`Capabilities::new`]) or derived from its parent's by
+/// [`Capabilities::narrow`], which checks the result with [`Capabilities::covers`]. A set
+/// decoded from JSON is validated as a manifest is (see the [module docs](super)).
+///
+/// The fields are private so that a set can only be made in those three ways; read them
+/// with the accessors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    pub(super) fs: Vec<FsGrant>,
+    pub(super) http: Vec<HttpGrant>,
+    pub(super) tcp: Vec<TcpRule>,
+    pub(super) secrets: Vec<SecretGrant>,
+    pub(super) env: EnvSection,
+    pub(super) limits: Limits,
+}
+
+/// A secret a task may use, by name; the [`SecretSpec`] (source, purpose, injection) stays
+/// in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretGrant {
+    /// The secret's name, as `[[secrets]] name` binds it, e.g. `github`.
+    pub name: String,
+    /// Whether `warden:tool/secrets` `reveal` may hand the value to the tool. Never true
+    /// unless the manifest entry says `reveal = true`; a child may drop it, never add it.
+    pub reveal: bool,
+}
+
+impl Capabilities {
+    /// The manifest's ceiling: every section exactly as the manifest grants it.
+    ///
+    /// The arguments are the validated manifest sections (`resolve_grants`,
+    /// `resolve_rules`, ... of each capability module); of each secret only its name and
+    /// whether it may be revealed are kept.
+    pub fn new(
+        fs: Vec<FsGrant>,
+        http: Vec<HttpGrant>,
+        tcp: Vec<TcpRule>,
+        secrets: &[SecretSpec],
+        env: EnvSection,
+        limits: Limits,
+    ) -> Capabilities {
+        let secrets = secrets
+            .iter()
+            .map(|spec| SecretGrant {
+                name: spec.name.clone(),
+                reveal: spec.reveal,
+            })
+            .collect();
+        Capabilities {
+            fs,
+            http,
+            tcp,
+            secrets,
+            env,
+            limits,
+        }
+    }
+
+    /// The directory grants, each a preopen.
+    ///
+    /// In a derived set, a grant's `host` is the sub-directory of the parent's grant that
+    /// its guest path names, joined by path only. Open it through the parent's directory
+    /// capability (cap-std `Dir::open_dir` with the relative path), never by its host path
+    /// with ambient authority: a symlink inside the parent's directory must not lead out
+    /// of it.
+    pub fn fs(&self) -> &[FsGrant] {
+        &self.fs
+    }
+
+    /// The `[[http]]` rules with their per-request limits, in order; the first that
+    /// matches a request decides.
+    pub fn http(&self) -> &[HttpGrant] {
+        &self.http
+    }
+
+    /// The `[[tcp]]` rules.
+    pub fn tcp(&self) -> &[TcpRule] {
+        &self.tcp
+    }
+
+    /// The secrets the task may use, in manifest order.
+    pub fn secrets(&self) -> &[SecretGrant] {
+        &self.secrets
+    }
+
+    /// The secret named `name`, if the task may use it.
+    pub fn secret(&self, name: &str) -> Option<&SecretGrant> {
+        self.secrets.iter().find(|s| s.name == name)
+    }
+
+    /// The environment: literal variables and names passed from the host.
+    pub fn env(&self) -> &EnvSection {
+        &self.env
+    }
+
+    /// Memory, time, fuel and output limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The `[[http]]` rule engine for these rules.
+    pub fn egress(&self) -> Egress {
+        Egress::new(self.http.iter().map(|g| g.rule.clone()).collect())
+    }
+
+    /// The `[[tcp]]` policy for these rules.
+    pub fn tcp_policy(&self) -> TcpPolicy {
+        TcpPolicy::new(self.tcp.clone())
+    }
+}
