@@ -37,6 +37,7 @@ pub mod http;
 pub mod io;
 pub mod limits;
 pub mod log;
+pub mod policy;
 pub mod random;
 pub mod secrets;
 pub mod sockets;

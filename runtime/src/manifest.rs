@@ -37,19 +37,24 @@
 //! inject = { url = "https://api.github.com/", header = "authorization", format = "Bearer {}" }
 //! approval = "none"                  # none | required: each use asks
 //!
+//! [policy]
+//! file = "policy.rego"               # optional Rego policy, relative to this file
+//!
 //! [audit]
 //! level = "calls"                    # calls | full
 //! ```
 //!
 //! Only `[tool]` is required. What a section does not grant is denied: no `[[fs]]` means no
 //! files, no `[env]` means an empty environment, no `[[http]]` means no HTTP requests, no
-//! `[[tcp]]` means no sockets and no DNS, and no `[[secrets]]` means no secrets. Clocks and
-//! random numbers are always available. Each section is defined, documented and validated
-//! next to its capability in `warden_host_api` ([`fs::manifest`](warden_host_api::fs::manifest),
+//! `[[tcp]]` means no sockets and no DNS, and no `[[secrets]]` means no secrets; no `[policy]`
+//! leaves every decision to the grant. Clocks and random numbers are always available. Each
+//! section is defined, documented and validated next to its capability in
+//! `warden_host_api` ([`fs::manifest`](warden_host_api::fs::manifest),
 //! [`env::manifest`](warden_host_api::env::manifest),
 //! [`http::manifest`](warden_host_api::http::manifest),
 //! [`sockets::manifest`](warden_host_api::sockets::manifest),
 //! [`secrets::manifest`](warden_host_api::secrets::manifest),
+//! [`policy::manifest`](warden_host_api::policy::manifest),
 //! [`limits::manifest`](warden_host_api::limits::manifest)); this module puts them together,
 //! and collects the `approval = "required"` keys of all sections into one set of
 //! [`Gates`] ([`approval`](warden_host_api::approval)).
@@ -101,6 +106,7 @@ use warden_host_api::fs::manifest::{FsGrant, RawFsGrant, resolve_grants};
 use warden_host_api::grant::Capabilities;
 use warden_host_api::http::manifest::{HttpGrant, RawHttpRule, resolve_rules};
 use warden_host_api::limits::manifest::{Limits, RawLimits, format_duration};
+use warden_host_api::policy::manifest::{PolicySection, RawPolicySection};
 use warden_host_api::secrets::manifest::{RawSecret, SecretSpec, resolve_secrets};
 use warden_host_api::sockets::manifest::{RawTcpRule, TcpRule, resolve_rules as resolve_tcp_rules};
 
@@ -127,6 +133,8 @@ pub struct Manifest {
     pub tcp: Vec<TcpRule>,
     /// `[[secrets]]`: the credentials the host holds for the tool, in manifest order.
     pub secrets: Vec<SecretSpec>,
+    /// `[policy]`: the Rego policy, compiled, if the manifest names one.
+    pub policy: Option<PolicySection>,
     /// `[audit]`: how much the audit log records.
     pub audit: AuditSection,
     /// Every `approval = "required"` of `[[fs]]`, `[[http]]` and `[[secrets]]`: where calls
@@ -382,6 +390,8 @@ struct RawManifest {
     #[serde(default)]
     secrets: Vec<RawSecret>,
     #[serde(default)]
+    policy: Option<RawPolicySection>,
+    #[serde(default)]
     audit: RawAudit,
 }
 
@@ -408,8 +418,8 @@ impl Manifest {
     ///
     /// # Ambient Authority
     ///
-    /// Reads the manifest and checks each `[[fs]]` host directory by path, with the
-    /// authority of the process.
+    /// Reads the manifest and the `[policy]` file, and checks each `[[fs]]` host directory
+    /// by path, with the authority of the process.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
         let src = std::fs::read_to_string(path).map_err(|error| ManifestError::Read {
             path: path.to_owned(),
@@ -425,7 +435,8 @@ impl Manifest {
     ///
     /// # Ambient Authority
     ///
-    /// Checks each `[[fs]]` host directory by path, with the authority of the process.
+    /// Reads and compiles the `[policy]` file and checks each `[[fs]]` host directory by
+    /// path, with the authority of the process.
     pub fn parse(src: &str, path: &Path) -> Result<Manifest, ManifestError> {
         let cx = Context { src, path };
         let doc = DeTable::parse(src).map_err(|e| cx.syntax(&e))?;
@@ -465,6 +476,12 @@ impl Manifest {
             resolve_tcp_rules(&raw.tcp).map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
         let secrets = resolve_secrets(&raw.secrets, base_dir)
             .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
+        let policy = raw
+            .policy
+            .as_ref()
+            .map(|p| p.resolve(base_dir, cap_std::ambient_authority()))
+            .transpose()
+            .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
         // Each entry resolved to one of the same index, in order.
         let approval = Gates {
             fs: (raw.fs.iter().zip(&fs))
@@ -494,6 +511,7 @@ impl Manifest {
             http,
             tcp,
             secrets,
+            policy,
             audit: AuditSection {
                 level: raw.audit.level,
             },
@@ -585,7 +603,8 @@ impl Manifest {
     /// environment (literal values shown; pass-through names with whether the current
     /// environment sets them, never their values), each secret (name, provider and source,
     /// purpose, injection, TTL and whether it may be revealed; never a value, and nothing is
-    /// fetched) and the audit level, and ends with what is denied.
+    /// fetched), the policy and how it decides, and the audit level, and ends with what is
+    /// denied.
     ///
     /// # Ambient Authority
     ///
@@ -656,6 +675,7 @@ impl Manifest {
         }
         self.write_tcp(out)?;
         self.write_secrets(out)?;
+        self.write_policy(out)?;
         self.write_approval(out)?;
         writeln!(out, "audit: {}", self.audit.level)?;
         writeln!(
@@ -696,6 +716,36 @@ impl Manifest {
 }
 
 impl Manifest {
+    fn write_policy(&self, out: &mut String) -> fmt::Result {
+        let Some(section) = &self.policy else {
+            return writeln!(out, "policy: none (the grants above decide alone)");
+        };
+        let policy = &section.policy;
+        writeln!(out, "policy: {} (compiled)", section.file.display())?;
+        // Remove with the hook that makes host calls ask the policy.
+        writeln!(
+            out,
+            "  not yet asked by host calls: the hook into them is being wired"
+        )?;
+        let kind = if policy.has_allow() {
+            "deny wins; otherwise only calls its allow rule allows"
+        } else {
+            "deny rules; calls they do not deny are left to the grants"
+        };
+        writeln!(out, "  {kind}")?;
+        if policy.has_cacheable() {
+            writeln!(
+                out,
+                "  verdicts it marks cacheable are reused per grant, call and resource"
+            )
+        } else {
+            writeln!(
+                out,
+                "  asked on every capability-relevant call (no cacheable rule)"
+            )
+        }
+    }
+
     fn write_secrets(&self, out: &mut String) -> fmt::Result {
         if self.secrets.is_empty() {
             return writeln!(out, "secrets: none");

@@ -367,3 +367,55 @@ fn audit_key_is_created_private_and_stable() {
     assert_eq!(loose.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&loose.stderr).contains("readable by others"));
 }
+
+#[test]
+fn a_policy_is_compiled_at_load_and_shown_by_check() {
+    let sb = Sandbox::new("echo", "echo");
+    let text = std::fs::read_to_string(&sb.manifest).unwrap();
+    let manifest = format!("{text}\n\n[policy]\nfile = \"policy.rego\"\n");
+    std::fs::write(&sb.manifest, &manifest).unwrap();
+    let policy_line = manifest.lines().count();
+    let check = || {
+        let out = warden(&["check", sb.manifest.to_str().unwrap()], &[], None);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stdout, stderr)
+    };
+
+    // A broken policy is an invalid manifest: exit 2, naming both files and lines.
+    let rego = sb.path("policy.rego");
+    std::fs::write(
+        &rego,
+        "package warden\n\ndeny contains msg if {\n  input.context.risk > limit\n  msg := \"risky\"\n}\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = check();
+    assert_eq!(code, Some(2), "{stderr}");
+    let want = format!(
+        "manifest.toml:{policy_line}: policy.file: {}:4:24: use of undefined variable `limit` is unsafe",
+        rego.display()
+    );
+    assert!(stderr.contains(&want), "want {want:?} in:\n{stderr}");
+    assert!(
+        !stderr.contains('^'),
+        "the compiler's picture is not shown:\n{stderr}"
+    );
+    assert_eq!(sb.run("{}").code, 2, "run refuses it as well");
+
+    // The example, as committed, loads; check says what it is and how it decides.
+    std::fs::copy(
+        root().join("guest-examples/policies/no-writes-unless-low-risk.rego"),
+        &rego,
+    )
+    .unwrap();
+    let (code, stdout, stderr) = check();
+    assert_eq!(code, Some(0), "{stderr}");
+    for want in [
+        format!("policy: {} (compiled)", rego.display()),
+        "deny rules; calls they do not deny are left to the grants".to_owned(),
+        "verdicts it marks cacheable are reused per grant, call and resource".to_owned(),
+    ] {
+        assert!(stdout.contains(&want), "missing {want:?} in:\n{stdout}");
+    }
+    assert_eq!(sb.run("{\"x\":1}").code, 0);
+}

@@ -139,7 +139,39 @@ fn minimal_manifest_gets_defaults() {
     assert!(m.fs.is_empty());
     assert!(m.env.vars.is_empty() && m.env.pass.is_empty());
     assert!(m.tcp.is_empty(), "no sockets unless granted");
+    assert!(m.policy.is_none(), "no policy unless named");
     assert_eq!(m.audit.level, AuditLevel::Calls);
+}
+
+#[test]
+fn policy_is_resolved_against_the_manifest_and_compiled() {
+    let dir = TempDir::new("policy");
+    fs::create_dir_all(dir.path().join("tools/policies")).unwrap();
+    dir.write(
+        "tools/policies/env.rego",
+        "package warden\ndeny contains \"no env\" if input.call.kind == \"env\"\n",
+    );
+    let path = dir.write(
+        "tools/warden.toml",
+        "[tool]\nname = \"t\"\ncomponent = \"t.wasm\"\n\n[policy]\nfile = \"policies/env.rego\"\n",
+    );
+    let m = Manifest::load(&path).unwrap();
+    let section = m.policy.as_ref().expect("a policy");
+    assert_eq!(section.file, dir.path().join("tools/policies/env.rego"));
+    assert_eq!(section.policy.name(), section.file.display().to_string());
+    assert!(!section.policy.has_allow() && !section.policy.has_cacheable());
+    let grants = m.effective_grants();
+    assert!(
+        grants.contains(&format!("policy: {} (compiled)", section.file.display())),
+        "{grants}"
+    );
+
+    let none = dir.write(
+        "none.toml",
+        "[tool]\nname = \"t\"\ncomponent = \"t.wasm\"\n",
+    );
+    let grants = Manifest::load(&none).unwrap().effective_grants();
+    assert!(grants.contains("policy: none"), "{grants}");
 }
 
 #[test]

@@ -1,0 +1,3 @@
+package warden
+
+cacheable := true

@@ -1,0 +1,5 @@
+package warden
+
+deny contains msg if {
+  input.call.kind ==
+}
