@@ -157,6 +157,7 @@ fn main() {
             agent: None,
             sink: sink.clone(),
             grant: None,
+            context: Default::default(),
         };
         group.bench_function(*name, |b| {
             b.iter(|| {

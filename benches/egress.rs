@@ -278,6 +278,7 @@ fn main() {
             agent: None,
             sink: count.clone(),
             grant: None,
+            context: Default::default(),
         };
         // Once, before measuring: which records one such task writes.
         if records.is_none() {

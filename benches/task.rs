@@ -46,6 +46,7 @@ fn main() {
         agent: None,
         sink,
         grant: None,
+        context: Default::default(),
     };
 
     let engine = runtime.engine().clone();

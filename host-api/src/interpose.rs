@@ -16,6 +16,7 @@ use crate::audit::{Audit, Event, Level};
 use crate::fs::FsState;
 use crate::grant::live::{Ended, Liveness};
 use crate::http::HttpState;
+use crate::policy::TaskPolicy;
 use crate::secrets::TaskSecrets;
 use crate::sockets::SocketState;
 use serde_json::{Value, json};
@@ -60,6 +61,9 @@ pub struct HostState {
     /// Which calls wait for an approver, and who answers; none are gated
     /// unless the runtime sets them.
     pub approvals: Approvals,
+    /// The policies every capability-relevant call asks; none unless the
+    /// runtime sets them.
+    pub policy: TaskPolicy,
 }
 
 /// What a tally sums: one call name on one handle (or on no handle).
@@ -104,6 +108,7 @@ impl HostState {
             grant_end_recorded: false,
             secrets: TaskSecrets::default(),
             approvals: Approvals::default(),
+            policy: TaskPolicy::default(),
         }
     }
 

@@ -24,6 +24,7 @@
 //!         agent: Some("demo".into()),
 //!         sink: Arc::new(NullSink),
 //!         grant: None,
+//!         context: Default::default(),
 //!     })
 //!     .await?;
 //! println!("{:?}", out.outcome);
@@ -50,6 +51,7 @@ use task::{Prepared, TaskData};
 use warden_host_api::approval::{self, Approver, Deny};
 use warden_host_api::bindings::ToolPre;
 use warden_host_api::grant::live::{Ended, Liveness, Revocations};
+use warden_host_api::policy::{Clock, Policy};
 use warden_host_api::secrets::TaskSecrets;
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Engine, Store};
@@ -97,6 +99,8 @@ pub struct Runtime {
     revocations: Arc<Revocations>,
     approver: Arc<dyn Approver>,
     approval_timeout: Duration,
+    policy: Option<Policy>,
+    clock: Option<Clock>,
 }
 
 impl Runtime {
@@ -112,7 +116,43 @@ impl Runtime {
             revocations: Arc::new(Revocations::new(None)),
             approver: Arc::new(Deny::default()),
             approval_timeout: approval::DEFAULT_TIMEOUT,
+            policy: None,
+            clock: None,
         })
+    }
+
+    /// Asks `policy` about every capability-relevant call of every task of the tools
+    /// loaded after this, as well as any `[policy]` a tool's manifest names: each must
+    /// allow a call, and a denial from either refuses it. This is where an agent host puts
+    /// the rules that hold for every tool it runs.
+    ///
+    /// ```
+    /// # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use warden::Runtime;
+    /// use warden_host_api::policy::Policy;
+    ///
+    /// let policy = Policy::from_source("host.rego", r#"
+    ///     package warden
+    ///     deny contains "sub-agents may not write" if {
+    ///         input.call.kind == "fs.write"
+    ///         input.grant.depth > 0
+    ///     }
+    ///     cacheable := true
+    /// "#)?;
+    /// let runtime = Runtime::new(&Default::default())?.with_policy(policy);
+    /// # Ok(()) }
+    /// # demo().unwrap();
+    /// ```
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Policies read `input.time` from `clock` instead of the system clock, in the tasks
+    /// of the tools loaded after this.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
     }
 
     /// Asks `approver` about every call an `approval = "required"` gate of a
@@ -237,6 +277,8 @@ impl Runtime {
             revocations: self.revocations.clone(),
             approver: self.approver.clone(),
             approval_timeout: self.approval_timeout,
+            policy: self.policy.clone(),
+            clock: self.clock.clone(),
         })
     }
 }
@@ -257,6 +299,8 @@ pub struct Tool {
     revocations: Arc<Revocations>,
     approver: Arc<dyn Approver>,
     approval_timeout: Duration,
+    policy: Option<Policy>,
+    clock: Option<Clock>,
 }
 
 impl Tool {
@@ -299,6 +343,8 @@ impl Tool {
             fuel_metered: self.fuel,
             approver: &self.approver,
             approval_timeout: self.approval_timeout,
+            policy: self.policy.as_ref(),
+            clock: self.clock.as_ref(),
         };
         let audit = task::audit(&p, &req, &task);
         task::start(&audit, manifest, self.kind, &req).map_err(|e| TaskError::Host {

@@ -22,6 +22,7 @@ use warden::manifest::Manifest;
 use warden::{EngineConfig, Kind, LoadError, Outcome, Runtime, TaskRequest};
 use warden_host_api::approval::{Approver, CommandApprover, Deny, TtyApprover};
 use warden_host_api::grant::live::Revocations;
+use warden_host_api::policy::{Policy, parse_context_pair};
 
 #[derive(Parser)]
 #[command(
@@ -83,6 +84,15 @@ enum Command {
         /// (e.g. 30s, 300ms); the task's limits.timeout still cuts it short.
         #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = approve_timeout)]
         approve_timeout: Duration,
+        /// A fact about this task for policies to weigh, as KEY=VALUE; VALUE is
+        /// read as JSON if it parses (risk=0.4 is a number, urgent=true a
+        /// boolean), else as a string. Repeat for more.
+        #[arg(long, value_name = "KEY=VALUE", value_parser = context_pair)]
+        context: Vec<(String, serde_json::Value)>,
+        /// A Rego policy asked about every capability-relevant call, besides
+        /// the manifest's [policy]: both must allow a call.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
         /// Arguments for a command component.
         #[arg(last = true)]
         args: Vec<String>,
@@ -125,6 +135,18 @@ fn approve_timeout(text: &str) -> Result<Duration, String> {
         return Err("must be more than zero".into());
     }
     Ok(d)
+}
+
+/// What decides a task's calls beyond its grant: `--approve*`, `--policy`, `--context`.
+struct Deciders {
+    approver: Arc<dyn Approver>,
+    approval_timeout: Duration,
+    policy: Option<PathBuf>,
+    context: Vec<(String, serde_json::Value)>,
+}
+
+fn context_pair(text: &str) -> Result<(String, serde_json::Value), String> {
+    parse_context_pair(text).map_err(|e| e.to_string())
 }
 
 /// The approver of `--approve` or `--approve-cmd`; refusing when neither is given.
@@ -275,6 +297,8 @@ fn main() -> ExitCode {
             approve,
             approve_cmd,
             approve_timeout,
+            context,
+            policy,
             args,
         } => run(
             &manifest,
@@ -282,7 +306,12 @@ fn main() -> ExitCode {
             agent,
             (audit, key, fsync),
             (grant, issuer),
-            (approver(approve, approve_cmd), approve_timeout),
+            Deciders {
+                approver: approver(approve, approve_cmd),
+                approval_timeout: approve_timeout,
+                policy,
+                context,
+            },
             args,
         ),
         Command::Check { manifest } => check(&manifest),
@@ -379,12 +408,26 @@ fn run(
     agent: Option<String>,
     (audit, key, fsync): (Option<PathBuf>, Option<PathBuf>, warden::audit::log::Fsync),
     (grant, issuer): (Option<String>, Option<String>),
-    (approver, approval_timeout): (Arc<dyn Approver>, Duration),
+    Deciders {
+        approver,
+        approval_timeout,
+        policy,
+        context,
+    }: Deciders,
     args: Vec<String>,
 ) -> Result<ExitCode, Failure> {
+    let policy = match policy {
+        Some(path) => Some(Policy::load(&path).map_err(|e| usage(format!("--policy: {e}")))?),
+        None => None,
+    };
     let (_rt, tool) = load_with(manifest, |rt| {
-        rt.with_approver(approver)
-            .with_approval_timeout(approval_timeout)
+        let rt = rt
+            .with_approver(approver)
+            .with_approval_timeout(approval_timeout);
+        match policy {
+            Some(policy) => rt.with_policy(policy),
+            None => rt,
+        }
     })?;
     let grant = match grant {
         Some(token) => Some(grants::verify(&token, issuer.as_deref(), tool.manifest())?),
@@ -428,6 +471,7 @@ fn run(
         agent,
         sink: Arc::new(sink),
         grant,
+        context: context.into_iter().collect(),
     }));
     let out = out.map_err(|e| Failure::Tool(e.to_string()))?;
     let mut stdout = std::io::stdout().lock();

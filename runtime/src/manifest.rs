@@ -722,11 +722,6 @@ impl Manifest {
         };
         let policy = &section.policy;
         writeln!(out, "policy: {} (compiled)", section.file.display())?;
-        // Remove with the hook that makes host calls ask the policy.
-        writeln!(
-            out,
-            "  not yet asked by host calls: the hook into them is being wired"
-        )?;
         let kind = if policy.has_allow() {
             "deny wins; otherwise only calls its allow rule allows"
         } else {

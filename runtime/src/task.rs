@@ -15,6 +15,7 @@ use warden_host_api::grant::Capabilities;
 use warden_host_api::grant::live::Ended;
 use warden_host_api::http::{HttpState, HttpTask};
 use warden_host_api::limits::{CappedPipe, LimitHit, Limiter, Tripwire};
+use warden_host_api::policy::{Clock, GrantInfo, Policy, TaskPolicy};
 use warden_host_api::secrets::{SecretError, TaskSecrets};
 use warden_host_api::{HostState, WardenView, env, fs, sockets};
 use wasmtime::component::ResourceTable;
@@ -77,6 +78,9 @@ pub struct TaskRequest {
     /// expires or is revoked. Without one, the manifest's ceiling holds for
     /// the task's life.
     pub grant: Option<TaskGrant>,
+    /// Facts the agent host states about this task for policies to weigh, their
+    /// `input.context` (`--context risk=0.4` is `{"risk": 0.4}`); empty if none.
+    pub context: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The part of a grant that decides how long a task may run.
@@ -219,6 +223,10 @@ pub(crate) struct Prepared<'a> {
     /// Who answers the manifest's approval gates, and how long they may take.
     pub approver: &'a Arc<dyn Approver>,
     pub approval_timeout: Duration,
+    /// The runtime's own policy, asked besides the manifest's.
+    pub policy: Option<&'a Policy>,
+    /// Where policies read the time, if not from the system clock.
+    pub clock: Option<&'a Clock>,
 }
 
 /// The audit handle of one task: its records carry who, where and what.
@@ -281,6 +289,7 @@ pub(crate) fn store(
     )
     .grant(req.grant.as_ref().and_then(|g| g.chain.last().cloned()))
     .deadline(deadline);
+    host.policy = task_policy(p, req, host.audit.meta());
     let data = TaskData {
         wasi: b.build(),
         table: ResourceTable::new(),
@@ -320,6 +329,30 @@ pub(crate) fn store(
         store.set_fuel(fuel).map_err(|e| e.to_string())?;
     }
     Ok((store, stdout, stderr, tripwire))
+}
+
+/// The policies a task's calls ask: the manifest's `[policy]`, then the runtime's.
+fn task_policy(p: &Prepared<'_>, req: &TaskRequest, meta: &TaskMeta) -> TaskPolicy {
+    let policies: Vec<Policy> = (p.manifest.policy.as_ref().map(|s| &s.policy))
+        .into_iter()
+        .chain(p.policy)
+        .cloned()
+        .collect();
+    if policies.is_empty() {
+        return TaskPolicy::default();
+    }
+    // A task run on the manifest alone holds a root grant of its own, named by its
+    // task id: depth 0, like a grant issued from the manifest.
+    let grant = req
+        .grant
+        .as_ref()
+        .and_then(|g| GrantInfo::new(g.chain.clone(), g.expires))
+        .unwrap_or_else(|| GrantInfo::root(meta.task.clone(), None));
+    let policy = TaskPolicy::new(policies, meta, grant, req.context.clone());
+    match p.clock {
+        Some(clock) => policy.clock(clock.clone()),
+        None => policy,
+    }
 }
 
 /// Records the start of a task, before anything is fetched or built for it.

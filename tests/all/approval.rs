@@ -788,6 +788,7 @@ async fn a_library_callback_decides_each_change() {
         agent: Some("library-test".into()),
         sink: sink.clone(),
         grant: None,
+        context: Default::default(),
     };
     let result = |out: warden::TaskOutput| match out.outcome {
         Outcome::Result(json) => serde_json::from_str::<Value>(&json).unwrap(),

@@ -116,6 +116,7 @@ async fn a_revocation_from_the_cli_refuses_tasks_under_it() {
             expires: None,
             caps: None,
         }),
+        context: Default::default(),
     };
     let err = tool
         .run(request(&["team-grant", "agent-7"]))

@@ -29,6 +29,7 @@ fn request(input: &str, sink: Arc<Capture>, grant: Option<TaskGrant>) -> TaskReq
         agent: Some("grant-test".into()),
         sink,
         grant,
+        context: Default::default(),
     }
 }
 

@@ -28,6 +28,7 @@ async fn a_runaway_task_does_not_stop_the_others() {
         agent: Some("library-test".into()),
         sink: sink.clone(),
         grant: None,
+        context: Default::default(),
     };
 
     let spin = tokio::spawn({
@@ -112,6 +113,7 @@ async fn a_change_that_cannot_be_recorded_first_is_not_made() {
         agent: None,
         sink: sink.clone(),
         grant: None,
+        context: Default::default(),
     };
     // Reads need no intent and go through.
     let out = tool

@@ -19,5 +19,6 @@ mod limits;
 mod manifest;
 mod net;
 mod openbao;
+mod policy;
 mod secrets;
 mod support;

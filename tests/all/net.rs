@@ -38,18 +38,18 @@ impl LineServer {
 }
 
 /// A listener nobody serves: after a refused run, its backlog must be empty.
-struct Silent(TcpListener);
+pub(crate) struct Silent(TcpListener);
 
 impl Silent {
-    fn new() -> Silent {
+    pub(crate) fn new() -> Silent {
         Silent(TcpListener::bind("127.0.0.1:0").unwrap())
     }
 
-    fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.0.local_addr().unwrap().port()
     }
 
-    fn assert_untouched(&self) {
+    pub(crate) fn assert_untouched(&self) {
         self.0.set_nonblocking(true).unwrap();
         assert!(self.0.accept().is_err(), "nothing may have connected");
     }

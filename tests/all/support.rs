@@ -118,19 +118,22 @@ impl Sandbox {
 
     /// Like [`Sandbox::run`], with host environment variables.
     pub fn run_with(&self, input: &str, env: &[(&str, &str)]) -> Run {
+        self.run_args(input, &[], env)
+    }
+
+    /// Like [`Sandbox::run_with`], with more `warden run` options.
+    pub fn run_args(&self, input: &str, options: &[&str], env: &[(&str, &str)]) -> Run {
         let before = self.records().len();
-        let out = warden(
-            &[
-                "run",
-                self.manifest.to_str().unwrap(),
-                "--audit",
-                self.audit.to_str().unwrap(),
-                "--input",
-                input,
-            ],
-            env,
-            None,
-        );
+        let mut args = vec![
+            "run",
+            self.manifest.to_str().unwrap(),
+            "--audit",
+            self.audit.to_str().unwrap(),
+            "--input",
+            input,
+        ];
+        args.extend_from_slice(options);
+        let out = warden(&args, env, None);
         let records = self.records().split_off(before);
         Run::new(out, records)
     }

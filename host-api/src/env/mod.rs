@@ -14,6 +14,7 @@ pub mod manifest;
 
 use crate::audit::Event;
 use crate::interpose::{Guarded, Ret, WardenView};
+use crate::policy::CallKind;
 use manifest::EnvSection;
 use serde_json::json;
 use std::time::Instant;
@@ -55,6 +56,8 @@ pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<
     environment::add_to_linker::<T, crate::cli::Cli>(linker, crate::cli::view::<T>)
 }
 
+const ENV_RULE: &str = "env: only the manifest's vars and pass names are visible";
+
 impl Guarded<'_, WasiCliCtxView<'_>> {
     fn env_event(
         &mut self,
@@ -67,7 +70,7 @@ impl Guarded<'_, WasiCliCtxView<'_>> {
         self.host.record(
             Event::call(call)
                 .args(args)
-                .allow("env: only the manifest's vars and pass names are visible")
+                .allow(ENV_RULE)
                 .outcome(outcome)
                 .took(start.elapsed()),
         )
@@ -76,13 +79,49 @@ impl Guarded<'_, WasiCliCtxView<'_>> {
 
 impl environment::Host for Guarded<'_, WasiCliCtxView<'_>> {
     fn get_environment(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
+        const CALL: &str = "wasi:cli/environment.get-environment";
         let start = Instant::now();
-        let r = environment::Host::get_environment(&mut self.inner);
+        let mut r = environment::Host::get_environment(&mut self.inner);
+        // Each variable is a resource of its own to a policy: one it denies is
+        // withheld, as if the manifest had not granted it, and the rest pass.
+        let mut withheld = Vec::new();
+        if let Ok(vars) = &mut r
+            && self.host.policy.is_active()
+        {
+            vars.retain(|(name, _)| {
+                match self
+                    .host
+                    .policy
+                    .check(CALL, CallKind::Env, Some(name), None)
+                {
+                    Ok(()) => true,
+                    Err(denied) => {
+                        withheld.push((name.clone(), denied.message()));
+                        false
+                    }
+                }
+            });
+        }
         // Names only: values may be credentials.
         let names: Vec<&str> = r.iter().flatten().map(|(k, _)| k.as_str()).collect();
-        let args = json!({ "names": names });
         let outcome = r.outcome().text;
-        self.env_event("wasi:cli/environment.get-environment", start, args, outcome)?;
+        if withheld.is_empty() {
+            let args = json!({ "names": names });
+            self.env_event(CALL, start, args, outcome)?;
+            return r;
+        }
+        let hidden: Vec<&str> = withheld.iter().map(|(n, _)| n.as_str()).collect();
+        let args = json!({ "names": names, "withheld": hidden });
+        let rule: Vec<String> = withheld.iter().map(|(n, m)| format!("{n}: {m}")).collect();
+        self.host.calls += 1;
+        self.host.record(
+            Event::call(CALL)
+                .args(args)
+                .resource(hidden.join(" "))
+                .deny(rule.join("; "))
+                .outcome(outcome)
+                .took(start.elapsed()),
+        )?;
         r
     }
 

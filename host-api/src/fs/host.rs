@@ -6,6 +6,7 @@ use super::{Denial, FsState, Op, Resolved, normalize};
 use crate::approval::{ApprovalKind, Question};
 use crate::audit::Event;
 use crate::interpose::{ArgValue, Guarded, Mode, Ret, Size, debug_arg, no_size, passthrough};
+use crate::policy::CallKind;
 use serde_json::{Value, json};
 use std::time::Instant;
 use wasmtime::component::Resource;
@@ -80,6 +81,37 @@ impl Guarded<'_, View<'_>> {
             ev.allow(rule)
         };
         self.host.record(ev).map_err(FsError::trap)
+    }
+
+    /// Asks the task's policies about a call the grant allowed, for each path it
+    /// touches; a denial refuses it with `access` and a deny record whose rule is the
+    /// policy's message.
+    fn policy(
+        &mut self,
+        call: &'static str,
+        start: Instant,
+        args: &Value,
+        ok: &Resolved,
+    ) -> Result<(), FsError> {
+        if !self.host.policy.is_active() {
+            return Ok(());
+        }
+        let kind = if ok.writes {
+            CallKind::FsWrite
+        } else {
+            CallKind::FsRead
+        };
+        for path in std::iter::once(&ok.path).chain(&ok.other) {
+            if let Err(denied) = self.host.policy.check(call, kind, Some(path), None) {
+                let denial = Denial {
+                    rule: denied.message(),
+                    resource: path.clone(),
+                    code: ErrorCode::Access,
+                };
+                return Err(self.denied(call, start, args.clone(), denial));
+            }
+        }
+        Ok(())
     }
 
     /// Records a call that changes the filesystem before it is performed:
@@ -213,6 +245,7 @@ macro_rules! guarded {
             Ok(ok) => ok,
             Err(d) => return Err($self.denied(CALL, start, args, d)),
         };
+        $self.policy(CALL, start, &args, &ok)?;
         $self.approve(CALL, start, &args, &mut ok).await?;
         $self.intent(CALL, &args, &ok)?;
         let r = $perform;
@@ -227,6 +260,7 @@ macro_rules! guarded {
             Ok(ok) => ok,
             Err(d) => return Err($self.denied(CALL, start, args, d)),
         };
+        $self.policy(CALL, start, &args, &ok)?;
         $self.unasked(CALL, start, &args, &ok)?;
         $self.intent(CALL, &args, &ok)?;
         let r = $perform;
@@ -300,6 +334,9 @@ passthrough! {
                 Ok(ok) => ok,
                 Err(d) => return Err(self.denied(CALL, start, summary(), d)),
             };
+            if self.host.policy.is_active() {
+                self.policy(CALL, start, &summary(), &ok)?;
+            }
             if self.gate(&ok).is_some() {
                 self.approve(CALL, start, &summary(), &mut ok).await?;
             }
@@ -373,6 +410,7 @@ passthrough! {
                 Ok(ok) => ok,
                 Err(d) => return Err(self.denied(CALL, start, args, d)),
             };
+            self.policy(CALL, start, &args, &ok)?;
             self.approve(CALL, start, &args, &mut ok).await?;
             self.intent(CALL, &args, &ok)?;
             let r = HostDescriptor::open_at(&mut self.inner, fd, path_flags, path, open_flags, flags).await;

@@ -8,7 +8,7 @@
 //! rule that allowed it or the reason it was refused. Header values are
 //! checked as they are set, so a CR or LF never gets into a request.
 
-use super::check_header;
+use super::{Denied, check_header};
 use crate::audit::Event;
 use crate::interpose::{
     ErrorName, Guarded, HostState, Mode, Outcome, Ret, Size, WardenView, args, no_size, passthrough,
@@ -484,6 +484,12 @@ impl outgoing_handler::Host for Guarded<'_, View<'_>> {
         self.host.calls += 1;
         let req = self.inner.table.get(&request)?;
         let (summary, decision) = self.host.http.decide(req).into_parts();
+        let decision = decision.and_then(|plan| {
+            summary
+                .check_policy(CALL, &self.host.policy)
+                .map(|()| plan)
+                .map_err(Denied::Policy)
+        });
         let mut plan = match decision {
             Ok(plan) => plan,
             Err(denied) => {

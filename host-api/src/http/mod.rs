@@ -245,6 +245,9 @@ pub enum Denied {
         /// the `approval` record states them.
         rule: String,
     },
+    /// A policy refused the request, or the use of a secret the host would add to it.
+    #[error("{0}")]
+    Policy(crate::policy::Denied),
     /// A header name or value that could split the request or smuggle another.
     #[error("request header {name:?} is not allowed: {reason}")]
     Header {

@@ -256,6 +256,21 @@ impl Summary {
     pub(crate) fn resource(&self) -> String {
         format!("{} {}", self.method, self.url)
     }
+
+    /// Asks the task's policies about the request and each secret the host would
+    /// add to it: a request is a use of every secret it carries.
+    pub(crate) fn check_policy(
+        &self,
+        call: &str,
+        policy: &crate::policy::TaskPolicy,
+    ) -> Result<(), crate::policy::Denied> {
+        use crate::policy::CallKind;
+        policy.check(call, CallKind::Http, Some(&self.url), Some(&self.method))?;
+        for name in &self.secrets {
+            policy.check(call, CallKind::Secret, Some(name), None)?;
+        }
+        Ok(())
+    }
 }
 
 /// What `decide` made of a request.

@@ -13,10 +13,14 @@
 //! ```
 //!
 //! It is compiled when the manifest is loaded, so a broken policy is an invalid manifest,
-//! reported with the policy's file and line ([`manifest`]). The runtime asks it about each
-//! capability-relevant call after the grant allowed the call and before the call
-//! proceeds, through [`Policy::check`]; a denial's message becomes the audit record's
-//! `rule`.
+//! reported with the policy's file and line ([`manifest`]). Each task holds a
+//! [`TaskPolicy`] (the manifest's policy and the runtime's, if any, with the task's agent,
+//! grant and context), which every capability-relevant host call asks after the grant
+//! allowed the call and before it proceeds: path operations and the descriptor calls that
+//! read or change a file, each environment variable, each outgoing HTTP request and each
+//! secret it would carry, TCP connects, name lookups, and secret uses. A denial refuses the
+//! call with the guest's usual "access denied" error, and its
+//! [`message`](Denied::message) becomes the deny record's `rule`.
 //!
 //! # What a policy defines
 //!
@@ -99,6 +103,7 @@ mod engine;
 mod error;
 pub mod input;
 pub mod manifest;
+mod task;
 mod verdict;
 
 #[cfg(test)]
@@ -110,4 +115,5 @@ pub use error::PolicyError;
 pub use input::{
     CallInfo, CallKind, ContextError, GrantInfo, PolicyInput, PolicyTime, parse_context_pair,
 };
+pub use task::{Clock, TaskPolicy};
 pub use verdict::{Denied, Verdict};

@@ -23,6 +23,7 @@ use crate::approval::{ApprovalKind, Question};
 use crate::audit::Event;
 use crate::bindings::warden::tool::secrets::{self, Error, HostSecret, Secret};
 use crate::interpose::{HostState, WardenView};
+use crate::policy::CallKind;
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::{Sha256, Sha512};
@@ -92,11 +93,11 @@ impl SecretsView<'_> {
         Ok((secrets, spec))
     }
 
-    /// Asks the approver about one use of a gated secret, allowed by `rule`.
-    /// `Ok(rule)` lets the use proceed, with the rule its record states (with
-    /// the approver's yes, where one was asked); `Ok(Err(error))` refuses it,
-    /// after its deny record.
-    async fn approve_use(
+    /// Asks the task's policies, then the approver of a gated secret, about one use
+    /// allowed by `rule`. `Ok(rule)` lets the use proceed, with the rule its record
+    /// states (with the approver's yes, where one was asked); `Ok(Err(error))` refuses
+    /// it, after its deny record.
+    async fn authorize_use(
         &mut self,
         call: &'static str,
         spec: &SecretSpec,
@@ -105,6 +106,24 @@ impl SecretsView<'_> {
         start: Instant,
         operation: &str,
     ) -> wasmtime::Result<Result<String, Error>> {
+        let checked = self
+            .host
+            .policy
+            .check(call, CallKind::Secret, Some(&spec.name), None);
+        if let Err(denied) = checked {
+            let mut ev = refused();
+            ev.call = Some(call);
+            self.host.record(
+                ev.deny(denied.message())
+                    .outcome("error:denied")
+                    .took(start.elapsed()),
+            )?;
+            return Ok(Err(Error::Denied(format!(
+                "use of secret {:?} was refused: {}",
+                spec.name,
+                denied.message()
+            ))));
+        }
         if !self.host.approvals.secret_gated(&spec.name) {
             return Ok(Ok(rule));
         }
@@ -160,7 +179,7 @@ impl SecretsView<'_> {
         };
         let rule = format!("{}: use without reveal", spec.label());
         let rule = match self
-            .approve_use(call, &spec, rule, event, start, operation)
+            .authorize_use(call, &spec, rule, event, start, operation)
             .await?
         {
             Ok(rule) => rule,
@@ -300,7 +319,7 @@ impl HostSecret for SecretsView<'_> {
         }
         let rule = format!("{}: reveal = true", spec.label());
         let rule = match self
-            .approve_use(REVEAL, &spec, rule, || ev.clone(), start, "reveal")
+            .authorize_use(REVEAL, &spec, rule, || ev.clone(), start, "reveal")
             .await?
         {
             Ok(rule) => rule,

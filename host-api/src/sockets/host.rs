@@ -5,6 +5,7 @@
 use super::Denied;
 use crate::audit::Event;
 use crate::interpose::{ArgValue, Guarded, Mode, Ret, Size, args, debug_arg, no_size, passthrough};
+use crate::policy::CallKind;
 use serde_json::{Value, json};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
@@ -60,7 +61,7 @@ impl Guarded<'_, View<'_>> {
         start: Instant,
         args: Value,
         resource: String,
-        denied: &Denied,
+        denied: &dyn std::fmt::Display,
     ) -> SocketError {
         self.host.calls += 1;
         let ev = Event::call(call)
@@ -169,6 +170,13 @@ impl ip_name_lookup::Host for Guarded<'_, View<'_>> {
             Ok(allowed) => allowed,
             Err(d) => return Err(self.refuse(RESOLVE, start, args, name, &d)),
         };
+        if let Err(d) = self
+            .host
+            .policy
+            .check(RESOLVE, CallKind::Dns, Some(&name), None)
+        {
+            return Err(self.refuse(RESOLVE, start, args, name, &d));
+        }
         let r = ip_name_lookup::Host::resolve_addresses(&mut self.inner, network, name.clone());
         if let Ok(stream) = &r {
             // The records of resolve-next-address name the stream by what was looked up.
@@ -233,6 +241,11 @@ passthrough! {
                 Ok(allowed) => allowed,
                 Err(d) => return Err(self.refuse(START_CONNECT, start, args, addr.to_string(), &d)),
             };
+            let target = addr.to_string();
+            if let Err(d) = self.host.policy.check(START_CONNECT, CallKind::Tcp, Some(&target), None) {
+                return Err(self.refuse(START_CONNECT, start, args, target, &d));
+            }
+            let sockets = &self.host.sockets;
             sockets.permits.grant(addr);
             // wasmtime-wasi only records the address here; the connection is made when
             // the guest polls, after this record is written.
