@@ -14,7 +14,7 @@ mod floor;
 #[path = "../tests/all/guests.rs"]
 mod guests;
 
-use floor::{Raw, mean};
+use floor::{RawHttp, mean};
 
 use criterion::Criterion;
 use std::sync::Arc;
@@ -24,10 +24,7 @@ use warden::audit::log::{AuditLog, Fsync, LogOptions};
 use warden::manifest::Manifest;
 use warden::{EngineConfig, Runtime, TaskRequest};
 use warden_host_api::audit::{Event, EventSink, NullSink, Record, TaskMeta};
-use warden_host_api::bindings::ToolPre;
-use warden_host_api::bindings::warden::tool::log as wlog;
 use wasmtime::Store;
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
 const CALLS: u64 = 1000;
@@ -108,10 +105,7 @@ fn main() {
 
     let engine = runtime.engine().clone();
     let component = wasmtime::component::Component::from_file(&engine, &probe).unwrap();
-    let mut linker: Linker<Raw> = Linker::new(&engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
-    wlog::add_to_linker::<Raw, HasSelf<Raw>>(&mut linker, |t| t).unwrap();
-    let raw_pre = ToolPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
+    let raw_pre = floor::raw_tool(&engine, &component);
 
     let sinks: Vec<(&str, Arc<dyn EventSink>)> = vec![
         ("warden-null-sink", Arc::new(NullSink)),
@@ -132,13 +126,7 @@ fn main() {
                 wasi.allow_blocking_current_thread(true);
                 wasi.preopened_dir(root.join("ro"), "/ro", FsPerms::ReadOnly)
                     .unwrap();
-                let mut store = Store::new(
-                    &engine,
-                    Raw {
-                        wasi: wasi.build(),
-                        table: ResourceTable::new(),
-                    },
-                );
+                let mut store = Store::new(&engine, RawHttp::new(wasi.build()));
                 store.set_epoch_deadline(u64::MAX / 2);
                 let tool = raw_pre.instantiate_async(&mut store).await.unwrap();
                 let out = tool.call_invoke(&mut store, &input).await.unwrap();

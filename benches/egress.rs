@@ -32,7 +32,7 @@ mod floor;
 #[path = "../tests/all/guests.rs"]
 mod guests;
 
-use floor::{Raw, mean};
+use floor::{RawHttp, mean};
 
 use criterion::Criterion;
 use std::hint::black_box;
@@ -45,40 +45,12 @@ use warden::audit::log::{AuditLog, Fsync, LogOptions};
 use warden::manifest::Manifest;
 use warden::{EngineConfig, Runtime, TaskRequest};
 use warden_host_api::audit::{EventSink, NullSink, Record};
-use warden_host_api::bindings::ToolPre;
-use warden_host_api::bindings::warden::tool::log as wlog;
 use warden_host_api::http::{Egress, HttpRule};
 use wasmtime::Store;
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi::WasiCtx;
 
 /// The response body the server sends.
 const BODY: &str = "hello, world\n";
-
-/// Store data of the raw floor with `wasi:http`: the plain wasmtime-wasi
-/// store of the other benches plus wasmtime-wasi-http's context, sending
-/// through wasmtime-wasi-http's default hooks.
-struct RawHttp {
-    raw: Raw,
-    http: WasiHttpCtx,
-}
-
-impl WasiView for RawHttp {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        self.raw.ctx()
-    }
-}
-
-impl WasiHttpView for RawHttp {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.raw.table,
-            hooks: Default::default(),
-        }
-    }
-}
 
 /// A manifest's worth of `[[http]]` rules, the one the allowed URL matches
 /// last.
@@ -225,27 +197,14 @@ fn main() {
 
     let engine = runtime.engine().clone();
     let component = wasmtime::component::Component::from_file(&engine, &wasm).unwrap();
-    let mut linker: Linker<RawHttp> = Linker::new(&engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).unwrap();
-    wlog::add_to_linker::<RawHttp, HasSelf<Raw>>(&mut linker, |t| &mut t.raw).unwrap();
-    let raw_pre = ToolPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
+    let raw_pre = floor::raw_tool(&engine, &component);
 
     let mut group = c.benchmark_group("egress-request");
     let input = fetch_input(serve());
     group.bench_function("raw-wasmtime", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let mut store = Store::new(
-                    &engine,
-                    RawHttp {
-                        raw: Raw {
-                            wasi: WasiCtx::builder().build(),
-                            table: ResourceTable::new(),
-                        },
-                        http: WasiHttpCtx::new(),
-                    },
-                );
+                let mut store = Store::new(&engine, RawHttp::new(WasiCtx::builder().build()));
                 store.set_epoch_deadline(u64::MAX / 2);
                 let tool = raw_pre.instantiate_async(&mut store).await.unwrap();
                 let out = tool.call_invoke(&mut store, &input).await.unwrap();

@@ -1,8 +1,12 @@
 //! What every bench shares: the raw-wasmtime store the floor runs on, and
 //! the means criterion wrote, for the ratios printed at the end.
 
-use wasmtime::component::ResourceTable;
+use warden_host_api::bindings::ToolPre;
+use warden_host_api::bindings::warden::tool::log as wlog;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, ResourceType};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Store data of the raw-wasmtime floor: plain wasmtime-wasi, no Warden.
 pub struct Raw {
@@ -27,6 +31,82 @@ impl warden_host_api::bindings::warden::tool::log::Host for Raw {
     ) -> wasmtime::Result<()> {
         Ok(())
     }
+}
+
+#[allow(dead_code)]
+/// The raw floor's store for components that import `wasi:http` too: the
+/// store above plus wasmtime-wasi-http's context, sending through
+/// wasmtime-wasi-http's default hooks.
+pub struct RawHttp {
+    pub raw: Raw,
+    pub http: WasiHttpCtx,
+}
+
+#[allow(dead_code)]
+impl RawHttp {
+    /// A store's data with this WASI context.
+    pub fn new(wasi: WasiCtx) -> RawHttp {
+        RawHttp {
+            raw: Raw {
+                wasi,
+                table: ResourceTable::new(),
+            },
+            http: WasiHttpCtx::new(),
+        }
+    }
+}
+
+impl WasiView for RawHttp {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        self.raw.ctx()
+    }
+}
+
+impl WasiHttpView for RawHttp {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.raw.table,
+            hooks: Default::default(),
+        }
+    }
+}
+
+/// `component` linked for the raw floor: plain wasmtime-wasi and
+/// wasmtime-wasi-http, a log that drops lines, and `warden:tool/secrets` as
+/// traps, since no bench calls it.
+#[allow(dead_code)]
+pub fn raw_tool(engine: &wasmtime::Engine, component: &Component) -> ToolPre<RawHttp> {
+    let mut linker: Linker<RawHttp> = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).unwrap();
+    wlog::add_to_linker::<RawHttp, HasSelf<Raw>>(&mut linker, |t| &mut t.raw).unwrap();
+    // Not `define_unknown_imports_as_traps`: it would also stub the WASI
+    // interfaces the component imports at a newer patch version than
+    // wasmtime-wasi names, shadowing the real ones that semver matching finds.
+    for (name, item) in component.component_type().imports(engine) {
+        let ComponentItem::ComponentInstance(instance) = item.ty else {
+            continue;
+        };
+        if !name.starts_with("warden:tool/secrets@") {
+            continue;
+        }
+        let mut stub = linker.instance(name).unwrap();
+        for (export, item) in instance.exports(engine) {
+            match item.ty {
+                ComponentItem::Resource(_) => stub
+                    .resource(export, ResourceType::host::<()>(), |_, _| Ok(()))
+                    .unwrap(),
+                ComponentItem::ComponentFunc(_) => stub
+                    .func_new(export, |_, _, _, _| {
+                        Err(wasmtime::Error::msg("the raw floor has no secrets"))
+                    })
+                    .unwrap(),
+                _ => {}
+            }
+        }
+    }
+    ToolPre::new(linker.instantiate_pre(component).unwrap()).unwrap()
 }
 
 /// The mean time of `group/name` in nanoseconds, from criterion's output.

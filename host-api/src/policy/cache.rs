@@ -33,7 +33,7 @@ pub struct PolicyCache {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Key {
+pub(crate) struct Key {
     policy: u64,
     grant: String,
     call: String,
@@ -44,13 +44,33 @@ struct Key {
 
 impl Key {
     fn of(policy: &Policy, input: &PolicyInput) -> Key {
+        Key::new(
+            policy,
+            input.grant.id(),
+            &input.call.name,
+            input.call.kind,
+            input.method.as_deref(),
+            input.resource.as_deref(),
+        )
+    }
+
+    /// The key of a call from its parts, so that a cached verdict is found without
+    /// building the whole input document.
+    pub(crate) fn new(
+        policy: &Policy,
+        grant: &str,
+        call: &str,
+        kind: CallKind,
+        method: Option<&str>,
+        resource: Option<&str>,
+    ) -> Key {
         Key {
             policy: policy.id(),
-            grant: input.grant.id().to_owned(),
-            call: input.call.name.clone(),
-            kind: input.call.kind,
-            method: input.method.clone(),
-            resource: input.resource.clone(),
+            grant: grant.to_owned(),
+            call: call.to_owned(),
+            kind,
+            method: method.map(str::to_owned),
+            resource: resource.map(str::to_owned),
         }
     }
 }
@@ -108,13 +128,23 @@ impl PolicyCache {
 
     /// The stored verdict for `input`, or a fresh evaluation, stored if cacheable.
     pub(crate) fn evaluate(&self, policy: &Policy, input: &PolicyInput) -> Verdict {
-        let key = Key::of(policy, input);
+        self.evaluate_key(Key::of(policy, input), policy, || input)
+    }
+
+    /// The verdict stored under `key`, or else `policy`'s verdict on the input `input`
+    /// builds (only on a miss), stored if cacheable.
+    pub(crate) fn evaluate_key<'a>(
+        &self,
+        key: Key,
+        policy: &Policy,
+        input: impl FnOnce() -> &'a PolicyInput,
+    ) -> Verdict {
         if let Some(verdict) = self.lock().get(&key) {
             return verdict.clone();
         }
         // Evaluated without the lock, so tasks sharing the cache do not queue behind
         // each other's policy evaluations; two racing misses both evaluate, and agree.
-        let verdict = policy.evaluate(input);
+        let verdict = policy.evaluate(input());
         if verdict.cacheable {
             self.store(key, &verdict);
         }

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
-use super::cache::PolicyCache;
+use super::cache::{Key, PolicyCache};
 use super::engine::Policy;
 use super::input::{CallInfo, CallKind, GrantInfo, PolicyInput, PolicyTime};
 use super::verdict::Denied;
@@ -134,22 +134,40 @@ impl TaskPolicy {
         let Some(inner) = &self.inner else {
             return Ok(());
         };
-        let now = inner.clock.as_ref().map_or_else(SystemTime::now, |c| c());
-        let input = PolicyInput {
-            agent: inner.agent.clone(),
-            tool: inner.tool.clone(),
-            task: inner.task.clone(),
-            grant: inner.grant.clone(),
+        // Built only when some policy has no cached verdict: a cache hit must not pay
+        // for the document (its context, its time).
+        let mut input = None;
+        for policy in &inner.policies {
+            let key = Key::new(policy, inner.grant.id(), call, kind, method, resource);
+            let verdict = inner.cache.evaluate_key(key, policy, || {
+                input.get_or_insert_with(|| inner.input(call, kind, resource, method))
+            });
+            verdict.into_result(policy.name())?;
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    fn input(
+        &self,
+        call: &str,
+        kind: CallKind,
+        resource: Option<&str>,
+        method: Option<&str>,
+    ) -> PolicyInput {
+        let now = self.clock.as_ref().map_or_else(SystemTime::now, |c| c());
+        PolicyInput {
+            agent: self.agent.clone(),
+            tool: self.tool.clone(),
+            task: self.task.clone(),
+            grant: self.grant.clone(),
             call: CallInfo::new(call, kind),
             resource: resource.map(str::to_owned),
             method: method.map(str::to_owned),
-            context: inner.context.clone(),
+            context: self.context.clone(),
             time: PolicyTime::at(now),
-        };
-        inner
-            .policies
-            .iter()
-            .try_for_each(|policy| policy.check(&input, &inner.cache))
+        }
     }
 }
 
