@@ -14,8 +14,9 @@
 //!
 //! A function can be called by either name. When two exported interfaces share a short
 //! name (`a:x/records` and `b:y/records` both exporting `get`), their functions' `name` is
-//! their full name, and the short one is refused with a message listing the full ones. Short
-//! names hold only the characters MCP allows in a tool name.
+//! their full name, and the short one is refused with a message listing the full ones. The short
+//! name of a kebab-case function holds only letters, digits, `-` and `.`, which MCP allows in
+//! a tool name; the full name does not.
 //!
 //! # JSON
 //!
