@@ -146,6 +146,7 @@ fn main() {
             sink: sink.clone(),
             grant: None,
             context: Default::default(),
+            call: None,
         };
         group.bench_function(*name, |b| {
             b.iter(|| {

@@ -238,6 +238,7 @@ fn main() {
             sink: count.clone(),
             grant: None,
             context: Default::default(),
+            call: None,
         };
         // Once, before measuring: which records one such task writes.
         if records.is_none() {

@@ -47,6 +47,7 @@ fn main() {
         sink,
         grant: None,
         context: Default::default(),
+        call: None,
     };
 
     let engine = runtime.engine().clone();

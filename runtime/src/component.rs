@@ -11,6 +11,9 @@ pub enum Kind {
     Tool,
     /// Exports `wasi:cli/run`: args in, stdin in, stdout and exit code out.
     Command,
+    /// Exports plain functions, at world level or in interfaces: each is a tool called with
+    /// JSON arguments (see [`crate::func`]).
+    Functions,
 }
 
 impl std::fmt::Display for Kind {
@@ -18,6 +21,7 @@ impl std::fmt::Display for Kind {
         f.write_str(match self {
             Kind::Tool => "tool (warden:tool/tool)",
             Kind::Command => "command (wasi:cli/command)",
+            Kind::Functions => "functions (each exported function is a tool)",
         })
     }
 }
@@ -40,6 +44,10 @@ pub fn imports(engine: &Engine, c: &Component) -> Vec<String> {
 
 /// Decides the kind from the exports, or says what the component exports
 /// instead.
+///
+/// `describe` and `invoke` make a tool, whatever else is exported; then `wasi:cli/run` makes
+/// a command, even beside other functions, as a program with a `main` is run as one; then any
+/// exported function outside the `wasi:` interfaces makes a functions component.
 pub fn detect(engine: &Engine, c: &Component) -> Result<Kind, String> {
     let ty = c.component_type();
     let mut describe = false;
@@ -59,10 +67,12 @@ pub fn detect(engine: &Engine, c: &Component) -> Result<Kind, String> {
         Ok(Kind::Tool)
     } else if run {
         Ok(Kind::Command)
+    } else if !crate::func::functions(engine, c).is_empty() {
+        Ok(Kind::Functions)
     } else {
         let list = exports(engine, c);
         let mut msg = String::from(
-            "component is neither a warden:tool/tool (exports describe and invoke) nor a wasi:cli/command (exports wasi:cli/run@0.2.x); it exports ",
+            "component is neither a warden:tool/tool (exports describe and invoke), a wasi:cli/command (exports wasi:cli/run@0.2.x), nor exports any function outside the wasi: interfaces; it exports ",
         );
         if list.is_empty() {
             msg.push_str("nothing");

@@ -25,6 +25,7 @@
 //!         sink: Arc::new(NullSink),
 //!         grant: None,
 //!         context: Default::default(),
+//!         call: None,
 //!     })
 //!     .await?;
 //! println!("{:?}", out.outcome);
@@ -35,6 +36,7 @@
 pub mod audit;
 pub mod component;
 pub mod engine;
+pub mod func;
 pub mod manifest;
 mod task;
 pub mod token;
@@ -43,6 +45,7 @@ pub use component::Kind;
 pub use engine::EngineConfig;
 pub use task::{Outcome, TaskError, TaskGrant, TaskOutput, TaskRequest, new_task_id};
 
+use func::FunctionInfo;
 use manifest::{Manifest, ManifestError};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,7 +56,7 @@ use warden_host_api::bindings::ToolPre;
 use warden_host_api::grant::live::{Ended, Liveness, Revocations};
 use warden_host_api::policy::{Clock, Policy};
 use warden_host_api::secrets::TaskSecrets;
-use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, Val};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
@@ -261,10 +264,16 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| rejected(format!("cannot be linked: {e:#}")))?;
+        let mut functions = Vec::new();
         let entry = match kind {
             Kind::Tool => Entry::Tool(ToolPre::new(pre).map_err(|e| rejected(format!("{e:#}")))?),
             Kind::Command => {
                 Entry::Command(CommandPre::new(pre).map_err(|e| rejected(format!("{e:#}")))?)
+            }
+            Kind::Functions => {
+                functions = func::functions(&self.engine, &component);
+                let exports = func::export_indexes(&component, &functions).map_err(rejected)?;
+                Entry::Functions { pre, exports }
             }
         };
         Ok(Tool {
@@ -273,6 +282,7 @@ impl Runtime {
             kind,
             digest,
             entry,
+            functions,
             fuel: self.fuel,
             revocations: self.revocations.clone(),
             approver: self.approver.clone(),
@@ -286,6 +296,18 @@ impl Runtime {
 enum Entry {
     Tool(ToolPre<TaskData>),
     Command(CommandPre<TaskData>),
+    /// Where each of [`Tool::functions`] is, in the same order.
+    Functions {
+        pre: InstancePre<TaskData>,
+        exports: Vec<ComponentExportIndex>,
+    },
+}
+
+/// The function a task calls, and its arguments, checked before the task starts.
+struct Call<'a> {
+    index: usize,
+    info: &'a FunctionInfo,
+    args: Vec<Val>,
 }
 
 /// A loaded tool: ready to run tasks.
@@ -295,6 +317,7 @@ pub struct Tool {
     kind: Kind,
     digest: String,
     entry: Entry,
+    functions: Vec<FunctionInfo>,
     fuel: bool,
     revocations: Arc<Revocations>,
     approver: Arc<dyn Approver>,
@@ -319,12 +342,72 @@ impl Tool {
         &self.digest
     }
 
+    /// The functions of a [`Kind::Functions`] component, each a tool that
+    /// [`TaskRequest::call`] names; empty for other kinds.
+    pub fn functions(&self) -> &[FunctionInfo] {
+        &self.functions
+    }
+
+    /// The function `req` calls and its arguments, converted by the function's types; or
+    /// why the request is not one this tool can run. Nothing has started yet.
+    fn call_of(&self, req: &TaskRequest) -> Result<Option<Call<'_>>, TaskError> {
+        let wrong = |message: String| TaskError::Arguments { message };
+        let names = || {
+            let names: Vec<&str> = self.functions.iter().map(|f| f.name.as_str()).collect();
+            names.join(", ")
+        };
+        let name = match (self.kind, &req.call) {
+            (Kind::Functions, Some(name)) => name,
+            (Kind::Functions, None) => {
+                return Err(wrong(format!(
+                    "{} exports functions: name the one to call (--call NAME), one of {}",
+                    self.manifest.tool.name,
+                    names()
+                )));
+            }
+            (_, None) => return Ok(None),
+            (kind, Some(name)) => {
+                return Err(wrong(format!(
+                    "cannot call {name:?}: {} is a {kind} component, which exports no functions \
+                     to call by name; run it without --call",
+                    self.manifest.tool.name
+                )));
+            }
+        };
+        let index = func::resolve(&self.functions, name)
+            .map_err(|why| wrong(format!("{}: {why}", self.manifest.tool.name)))?;
+        let info = &self.functions[index];
+        if let Err(why) = &info.callable {
+            return Err(wrong(format!("{} cannot be called: {why}", info.name)));
+        }
+        let input: serde_json::Value = if req.input.trim().is_empty() {
+            serde_json::Value::Object(Default::default())
+        } else {
+            serde_json::from_str(&req.input).map_err(|e| {
+                wrong(format!(
+                    "{}: the arguments are not valid JSON: {e}",
+                    info.name
+                ))
+            })?
+        };
+        let args = info
+            .arguments(&input)
+            .map_err(|e| wrong(format!("{}: {e}", info.name)))?;
+        Ok(Some(Call { index, info, args }))
+    }
+
     /// Runs one task.
     ///
     /// The task's secrets are fetched first, just in time, from their providers; a secret
     /// that cannot be fetched ends the task before the tool starts, with
     /// [`TaskError::Secret`] naming it and its source.
+    ///
+    /// For a [`Kind::Functions`] component, [`TaskRequest::call`] names the function and
+    /// [`TaskRequest::input`] holds its arguments; a wrong name or arguments that do not fit
+    /// the function's types are [`TaskError::Arguments`], before anything starts or is
+    /// recorded.
     pub async fn run(&self, req: TaskRequest) -> Result<TaskOutput, TaskError> {
+        let call = self.call_of(&req)?;
         let task = new_task_id();
         // A grant narrower than the manifest replaces its sections for this task.
         let narrowed = req
@@ -347,7 +430,8 @@ impl Tool {
             clock: self.clock.as_ref(),
         };
         let audit = task::audit(&p, &req, &task);
-        task::start(&audit, manifest, self.kind, &req).map_err(|e| TaskError::Host {
+        let function = call.as_ref().map(|c| c.info.full_name.as_str());
+        task::start(&audit, manifest, self.kind, &req, function).map_err(|e| TaskError::Host {
             task: task.clone(),
             message: format!("{e:#}"),
         })?;
@@ -400,7 +484,7 @@ impl Tool {
         // Epoch interruption stops guest code; this stops a task whose guest
         // is parked in a host call that never returns.
         let backstop = manifest.limits.timeout + Duration::from_secs(1);
-        let raw = tokio::time::timeout(backstop, self.call(&mut store, &req)).await;
+        let raw = tokio::time::timeout(backstop, self.call(&mut store, &req, call)).await;
         task::finish(store, &p, task, started, raw, (out, err), tripwire)
     }
 
@@ -427,8 +511,31 @@ impl Tool {
         &self,
         store: &mut Store<TaskData>,
         req: &TaskRequest,
+        call: Option<Call<'_>>,
     ) -> wasmtime::Result<Outcome> {
         match &self.entry {
+            Entry::Functions { pre, exports } => {
+                let Some(call) = call else {
+                    // `call_of` gives every functions task a call.
+                    return Err(wasmtime::Error::msg("no function to call"));
+                };
+                let instance = pre.instantiate_async(&mut *store).await?;
+                let f = instance
+                    .get_func(&mut *store, exports[call.index])
+                    .ok_or_else(|| {
+                        wasmtime::Error::msg(format!("{} is not a function", call.info.full_name))
+                    })?;
+                // Placeholders: wasmtime overwrites them with the results.
+                let mut results = vec![Val::Bool(false); call.info.results.len()];
+                f.call_async(&mut *store, &call.args, &mut results).await?;
+                Ok(match call.info.returned(&results) {
+                    Ok(value) => Outcome::Result(value.to_string()),
+                    Err(error) => Outcome::ToolError {
+                        kind: "failed",
+                        message: error.to_string(),
+                    },
+                })
+            }
             Entry::Tool(pre) => {
                 let tool = pre.instantiate_async(&mut *store).await?;
                 Ok(match tool.call_invoke(&mut *store, &req.input).await? {

@@ -19,7 +19,7 @@ use warden::audit::log::{AuditLog, LogOptions};
 use warden::audit::proof::{InclusionProof, ProveError};
 use warden::audit::verify;
 use warden::manifest::Manifest;
-use warden::{EngineConfig, Kind, LoadError, Outcome, Runtime, TaskRequest};
+use warden::{EngineConfig, Kind, LoadError, Outcome, Runtime, TaskError, TaskRequest};
 use warden_host_api::approval::{Approver, CommandApprover, Deny, TtyApprover};
 use warden_host_api::grant::live::Revocations;
 use warden_host_api::policy::{Policy, parse_context_pair};
@@ -35,6 +35,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the tool of MANIFEST once, as one task.
@@ -47,6 +49,12 @@ enum Command {
         /// File holding the JSON input.
         #[arg(long)]
         input_file: Option<PathBuf>,
+        /// The function to call, for a component that exports plain functions
+        /// (`read-file`, `records.make-user` or the full
+        /// `local:demo/records@0.1.0#make-user`); --input holds its arguments as
+        /// a JSON object keyed by parameter name.
+        #[arg(long, value_name = "FUNC")]
+        call: Option<String>,
         /// Audit log (JSON Lines); default under the XDG state directory.
         #[arg(long, env = "WARDEN_AUDIT")]
         audit: Option<PathBuf>,
@@ -288,6 +296,7 @@ fn main() -> ExitCode {
             manifest,
             input,
             input_file,
+            call,
             audit,
             agent,
             key,
@@ -302,7 +311,7 @@ fn main() -> ExitCode {
             args,
         } => run(
             &manifest,
-            (input, input_file),
+            (input, input_file, call),
             agent,
             (audit, key, fsync),
             (grant, issuer),
@@ -404,7 +413,7 @@ fn load_with(
 
 fn run(
     manifest: &Path,
-    (input, input_file): (Option<String>, Option<PathBuf>),
+    (input, input_file, call): (Option<String>, Option<PathBuf>, Option<String>),
     agent: Option<String>,
     (audit, key, fsync): (Option<PathBuf>, Option<PathBuf>, warden::audit::log::Fsync),
     (grant, issuer): (Option<String>, Option<String>),
@@ -439,7 +448,7 @@ fn run(
             .map_err(|e| usage(format!("--input-file {}: {e}", f.display())))?,
         (None, None) => "{}".to_string(),
     };
-    if tool.kind() == Kind::Tool {
+    if tool.kind() == Kind::Tool || tool.kind() == Kind::Functions {
         serde_json::from_str::<serde_json::Value>(&input)
             .map_err(|e| usage(format!("--input is not valid JSON: {e}")))?;
     }
@@ -472,8 +481,13 @@ fn run(
         sink: Arc::new(sink),
         grant,
         context: context.into_iter().collect(),
+        call,
     }));
-    let out = out.map_err(|e| Failure::Tool(e.to_string()))?;
+    let out = out.map_err(|e| match e {
+        // Nothing ran: the request itself was wrong.
+        TaskError::Arguments { .. } => usage(e),
+        e => Failure::Tool(e.to_string()),
+    })?;
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
     match out.outcome {
@@ -859,6 +873,9 @@ fn inspect(component: &Path, manifest: Option<PathBuf>) -> Result<ExitCode, Fail
     for e in warden::component::exports(rt.engine(), &c) {
         println!("  {e}");
     }
+    if kind == Ok(Kind::Functions) {
+        print_functions(&warden::func::functions(rt.engine(), &c));
+    }
     let imports = warden::component::imports(rt.engine(), &c);
     println!("imports:");
     for i in &imports {
@@ -887,6 +904,23 @@ fn inspect(component: &Path, manifest: Option<PathBuf>) -> Result<ExitCode, Fail
     } else {
         ExitCode::from(2)
     })
+}
+
+/// Each function with its signature and the JSON Schemas of its arguments and result.
+fn print_functions(functions: &[warden::func::FunctionInfo]) {
+    println!("functions (warden run MANIFEST --call NAME --input ARGS):");
+    for f in functions {
+        println!("  {}: {}", f.name, f.signature());
+        if f.full_name != f.name {
+            println!("    full name: {}", f.full_name);
+        }
+        if let Err(why) = &f.callable {
+            println!("    not callable: {why}");
+        }
+        // One line each, so that a script can take a schema with its line.
+        println!("    input schema: {}", f.input_schema);
+        println!("    output schema: {}", f.output_schema);
+    }
 }
 
 /// Why no grant of `m` would let calls through `import` succeed, if none.

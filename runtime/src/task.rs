@@ -64,7 +64,9 @@ impl WardenView for TaskData {
 /// What the caller passes to one task.
 #[derive(Clone)]
 pub struct TaskRequest {
-    /// JSON input for a tool's `invoke`.
+    /// JSON input for a tool's `invoke`, or the arguments object of a function's [`call`].
+    ///
+    /// [`call`]: TaskRequest::call
     pub input: String,
     /// Arguments after the program name, for commands.
     pub args: Vec<String>,
@@ -81,6 +83,10 @@ pub struct TaskRequest {
     /// Facts the agent host states about this task for policies to weigh, their
     /// `input.context` (`--context risk=0.4` is `{"risk": 0.4}`); empty if none.
     pub context: serde_json::Map<String, serde_json::Value>,
+    /// The function to call, by name or full name (see [`crate::func`]), for a
+    /// [`Kind::Functions`] component, which needs one; [`TaskRequest::input`] then holds its
+    /// arguments as a JSON object. `None` for every other kind.
+    pub call: Option<String>,
 }
 
 /// The part of a grant that decides how long a task may run.
@@ -98,9 +104,10 @@ pub struct TaskGrant {
 /// How a task ended when it ran to completion.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// A tool returned this JSON.
+    /// A tool returned this JSON (a function: its result, see [`crate::func`]).
     Result(String),
-    /// A tool returned an error.
+    /// A tool returned an error, or a function whose result type is `result<T, E>`
+    /// returned `err` (kind `failed`, the error's JSON as message).
     ToolError {
         /// `invalid-input`, `failed` or `denied`.
         kind: &'static str,
@@ -172,6 +179,15 @@ pub enum TaskError {
         /// The task's id.
         task: String,
         /// Which capability, and what the manifest allows instead.
+        message: String,
+    },
+    /// The request does not fit the tool: a function to call that it does not export (or
+    /// none, for a component that needs one), or arguments that do not fit the function's
+    /// types. Nothing was started or recorded.
+    #[error("{message}")]
+    Arguments {
+        /// What is wrong, naming the argument and the type expected, e.g.
+        /// `records.make-user: argument age: expected u8 (0..=255), found -1`.
         message: String,
     },
     /// The task could not be set up or recorded.
@@ -361,6 +377,7 @@ pub(crate) fn start(
     m: &Manifest,
     kind: Kind,
     req: &TaskRequest,
+    function: Option<&str>,
 ) -> anyhow::Result<()> {
     let grants: Vec<String> =
         m.fs.iter()
@@ -370,7 +387,11 @@ pub(crate) fn start(
     let http: Vec<String> = m.http.iter().map(|g| g.rule.to_string()).collect();
     let tcp: Vec<String> = m.tcp.iter().map(|r| r.to_string()).collect();
     let mut ev = Event::new("task.start").args(json!({
-        "kind": match kind { Kind::Tool => "tool", Kind::Command => "command" },
+        "kind": match kind {
+            Kind::Tool => "tool",
+            Kind::Command => "command",
+            Kind::Functions => "functions",
+        },
         "input_bytes": req.input.len(),
         "args": req.args.len(),
         "stdin_bytes": req.stdin.len(),
@@ -379,6 +400,10 @@ pub(crate) fn start(
         "tcp": tcp,
         "secrets": secrets,
     }));
+    if let Some(function) = function {
+        ev.args["function"] = json!(function);
+        ev = ev.resource(function);
+    }
     let gates = &m.approval;
     if !gates.is_empty() {
         let http: Vec<String> = gates.http.iter().map(|r| r.to_string()).collect();

@@ -789,6 +789,7 @@ async fn a_library_callback_decides_each_change() {
         sink: sink.clone(),
         grant: None,
         context: Default::default(),
+        call: None,
     };
     let result = |out: warden::TaskOutput| match out.outcome {
         Outcome::Result(json) => serde_json::from_str::<Value>(&json).unwrap(),

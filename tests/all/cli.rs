@@ -128,14 +128,16 @@ fn components_of_other_kinds_are_rejected_with_their_exports() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         ("empty.wasm", "(component)", "exports nothing"),
+        // Functions in a wasi: interface a component re-exports are not tools.
         (
-            "hello.wasm",
+            "wasi-only.wasm",
             r#"(component
                 (core module $m (func (export "f")))
                 (core instance $i (instantiate $m))
                 (func $f (canon lift (core func $i "f")))
-                (export "hello" (func $f)))"#,
-            "exports hello",
+                (instance $r (export "get-random-u64" (func $f)))
+                (export "wasi:random/random@0.2.0" (instance $r)))"#,
+            "exports wasi:random/random@0.2.0",
         ),
     ];
     for (file, wat, says) in cases {
@@ -156,6 +158,26 @@ fn components_of_other_kinds_are_rejected_with_their_exports() {
         assert!(stderr.contains("neither a warden:tool/tool"), "{stderr}");
         assert!(stderr.contains(says), "{stderr}");
     }
+    // A plain exported function, though, is a tool of its own (see functions.rs).
+    let hello = dir.path().join("hello.wasm");
+    let wat = r#"(component
+        (core module $m (func (export "f")))
+        (core instance $i (instantiate $m))
+        (func $f (canon lift (core func $i "f")))
+        (export "hello" (func $f)))"#;
+    std::fs::write(&hello, wat::parse_str(wat).unwrap()).unwrap();
+    let manifest = dir.path().join("manifest.toml");
+    let text = format!(
+        "[tool]\nname = \"x\"\ncomponent = {:?}\n",
+        hello.display().to_string()
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let (m, a) = (manifest.to_str().unwrap(), audit.to_str().unwrap());
+    let out = warden(&["run", m, "--audit", a, "--call", "hello"], &[], None);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "null\n");
+
     let junk = dir.path().join("junk.wasm");
     std::fs::write(&junk, b"not wasm").unwrap();
     let out = warden(&["inspect", junk.to_str().unwrap()], &[], None);

@@ -117,6 +117,7 @@ async fn a_revocation_from_the_cli_refuses_tasks_under_it() {
             caps: None,
         }),
         context: Default::default(),
+        call: None,
     };
     let err = tool
         .run(request(&["team-grant", "agent-7"]))

@@ -30,6 +30,7 @@ fn request(input: &str, sink: Arc<Capture>, grant: Option<TaskGrant>) -> TaskReq
         sink,
         grant,
         context: Default::default(),
+        call: None,
     }
 }
 

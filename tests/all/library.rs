@@ -29,6 +29,7 @@ async fn a_runaway_task_does_not_stop_the_others() {
         sink: sink.clone(),
         grant: None,
         context: Default::default(),
+        call: None,
     };
 
     let spin = tokio::spawn({
@@ -114,6 +115,7 @@ async fn a_change_that_cannot_be_recorded_first_is_not_made() {
         sink: sink.clone(),
         grant: None,
         context: Default::default(),
+        call: None,
     };
     // Reads need no intent and go through.
     let out = tool

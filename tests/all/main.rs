@@ -8,6 +8,7 @@ mod audit_log;
 mod cli;
 mod env;
 mod fs;
+mod functions;
 mod grant_cli;
 mod grants;
 mod guests;

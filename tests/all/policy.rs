@@ -206,6 +206,7 @@ async fn business_hours_follow_the_clock() {
                     sink: sink.clone(),
                     grant: None,
                     context: Default::default(),
+                    call: None,
                 })
                 .await
                 .unwrap();
