@@ -939,7 +939,9 @@ fn new_tool(name: &str, path: Option<PathBuf>) -> Result<ExitCode, Failure> {
     println!("Created tool {name:?} in {}", dest.display());
     println!();
     println!("Next steps:");
-    println!("  cd {}", shell_word(&dest.display().to_string()));
+    if dest != Path::new(".") {
+        println!("  cd {}", shell_word(&dest.display().to_string()));
+    }
     println!("  cargo build --release --target wasm32-wasip2");
     println!(
         "  warden run manifest.toml --input {}",
