@@ -1,5 +1,5 @@
 //! `warden`: run a tool under its manifest, check a manifest, inspect a
-//! component, verify and read the audit log, manage grants.
+//! component, verify and read the audit log, manage grants, start a new tool.
 //!
 //! Exit codes: 0 success; 1 the tool failed (error result, trap, limit,
 //! runtime denial that ended it); 2 usage, invalid manifest or rejected
@@ -7,6 +7,7 @@
 //! not, 2 usage or unreadable.
 
 mod grants;
+mod scaffold;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{Read, Write};
@@ -125,6 +126,17 @@ enum Command {
         /// the component, if there is one.
         #[arg(long)]
         manifest: Option<PathBuf>,
+    },
+    /// Create a tool crate NAME that builds for wasm32-wasip2 and runs with
+    /// `warden run` as it is: source, WIT, manifest with a sample grant, README.
+    New {
+        /// The tool's name, also its crate's: lowercase letters (a-z), digits,
+        /// '-' and '_', starting with a letter.
+        name: String,
+        /// Where to create it; default ./NAME. It must not exist, or be an
+        /// empty directory.
+        #[arg(long, value_name = "DIR")]
+        path: Option<PathBuf>,
     },
 }
 
@@ -359,6 +371,7 @@ fn main() -> ExitCode {
             narrow,
             agent,
         }) => grant_attenuate(&token, ttl.as_deref(), &narrow, agent),
+        Command::New { name, path } => new_tool(&name, path),
     };
     match result {
         Ok(code) => code,
@@ -949,5 +962,41 @@ fn ungranted(import: &str, m: &Manifest) -> Option<String> {
             Some("not provided by warden: the component cannot be linked".into())
         }
         _ => None,
+    }
+}
+
+/// `warden new`: scaffolds the crate, then prints the commands that build
+/// and run it.
+fn new_tool(name: &str, path: Option<PathBuf>) -> Result<ExitCode, Failure> {
+    let dest = path.unwrap_or_else(|| PathBuf::from(name));
+    scaffold::create(name, &dest).map_err(usage)?;
+    println!("Created tool {name:?} in {}", dest.display());
+    println!();
+    println!("Next steps:");
+    if dest != Path::new(".") {
+        println!("  cd {}", shell_word(&dest.display().to_string()));
+    }
+    println!("  cargo build --release --target wasm32-wasip2");
+    println!(
+        "  warden run manifest.toml --input {}",
+        shell_word(scaffold::SAMPLE_INPUT)
+    );
+    println!();
+    println!(
+        "The first build needs `rustup target add wasm32-wasip2`; README.md says how to add grants."
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `text` as one POSIX shell word: as it is when that is safe, else quoted.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@+,".contains(c));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
     }
 }

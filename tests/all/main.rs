@@ -21,5 +21,6 @@ mod manifest;
 mod net;
 mod openbao;
 mod policy;
+mod scaffold;
 mod secrets;
 mod support;
