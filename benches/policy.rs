@@ -157,6 +157,7 @@ fn main() {
             sink: Arc::new(NullSink),
             grant: None,
             context: context.clone(),
+            call: None,
         };
         group.bench_function(*name, |b| {
             b.iter(|| {
