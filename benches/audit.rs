@@ -52,6 +52,7 @@ fn main() {
         parent: None,
         tool: "probe".into(),
         component: format!("blake3:{}", "ab".repeat(32)),
+        mcp: None,
     };
     let event = Event::call("wasi:filesystem/types.[method]descriptor.stat-at")
         .args(serde_json::json!({ "path": "hello.txt", "flags": "(SYMLINK_FOLLOW)" }))
@@ -147,6 +148,8 @@ fn main() {
             grant: None,
             context: Default::default(),
             call: None,
+            approver: None,
+            mcp: None,
         };
         group.bench_function(*name, |b| {
             b.iter(|| {

@@ -239,6 +239,8 @@ fn main() {
             grant: None,
             context: Default::default(),
             call: None,
+            approver: None,
+            mcp: None,
         };
         // Once, before measuring: which records one such task writes.
         if records.is_none() {

@@ -58,6 +58,7 @@ fn main() {
         parent: None,
         tool: "probe".into(),
         component: format!("blake3:{}", "ab".repeat(32)),
+        mcp: None,
     };
     let context = serde_json::json!({"risk": 0.1})
         .as_object()
@@ -158,6 +159,8 @@ fn main() {
             grant: None,
             context: context.clone(),
             call: None,
+            approver: None,
+            mcp: None,
         };
         group.bench_function(*name, |b| {
             b.iter(|| {

@@ -48,6 +48,8 @@ fn main() {
         grant: None,
         context: Default::default(),
         call: None,
+        approver: None,
+        mcp: None,
     };
 
     let engine = runtime.engine().clone();

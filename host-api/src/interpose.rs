@@ -574,6 +574,7 @@ mod tests {
             parent: None,
             tool: "x".into(),
             component: "blake3:00".into(),
+            mcp: None,
         };
         HostState::new(Audit::new(meta, sink, Level::Calls), FsState::default())
     }

@@ -26,6 +26,8 @@
 //!         grant: None,
 //!         context: Default::default(),
 //!         call: None,
+//!         approver: None,
+//!         mcp: None,
 //!     })
 //!     .await?;
 //! println!("{:?}", out.outcome);
@@ -38,6 +40,7 @@ pub mod component;
 pub mod engine;
 pub mod func;
 pub mod manifest;
+pub mod mcp;
 mod task;
 pub mod token;
 
@@ -52,6 +55,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use task::{Prepared, TaskData};
 use warden_host_api::approval::{self, Approver, Deny};
+use warden_host_api::audit::EventSink;
 use warden_host_api::bindings::ToolPre;
 use warden_host_api::grant::live::{Ended, Liveness, Revocations};
 use warden_host_api::policy::{Clock, Policy};
@@ -293,6 +297,26 @@ impl Runtime {
     }
 }
 
+/// What a task asks of a tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Invoke {
+    /// `invoke`, the function called, or the command's `run`.
+    Run,
+    /// A `warden:tool` component's `describe`.
+    Describe,
+}
+
+/// What a `warden:tool` component says about itself ([`Tool::describe`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ToolInfo {
+    /// Its short machine name, e.g. `file-search`.
+    pub name: String,
+    /// One or two sentences for the agent that decides whether to call it.
+    pub description: String,
+    /// The JSON Schema (draft 2020-12) of its `invoke` input.
+    pub input_schema: serde_json::Value,
+}
+
 enum Entry {
     Tool(ToolPre<TaskData>),
     Command(CommandPre<TaskData>),
@@ -407,6 +431,52 @@ impl Tool {
     /// the function's types are [`TaskError::Arguments`], before anything starts or is
     /// recorded.
     pub async fn run(&self, req: TaskRequest) -> Result<TaskOutput, TaskError> {
+        self.execute(req, Invoke::Run).await
+    }
+
+    /// Asks a `warden:tool` component to describe itself: its name, description and
+    /// the JSON Schema of its input, as its `describe` export says. It runs as a task
+    /// under the manifest like any other (records go to `sink`), since `describe` is the
+    /// tool's own code.
+    ///
+    /// An error for components of other kinds (their functions describe themselves:
+    /// [`Tool::functions`]) and for a schema that is not JSON.
+    pub async fn describe(&self, sink: Arc<dyn EventSink>) -> Result<ToolInfo, TaskError> {
+        let req = TaskRequest {
+            input: String::new(),
+            args: Vec::new(),
+            stdin: Vec::new(),
+            agent: None,
+            sink,
+            grant: None,
+            context: Default::default(),
+            call: None,
+            approver: None,
+            mcp: None,
+        };
+        let name = &self.manifest.tool.name;
+        if self.kind != Kind::Tool {
+            return Err(TaskError::Arguments {
+                message: format!(
+                    "{name} is a {} component: only a warden:tool component has describe",
+                    self.kind
+                ),
+            });
+        }
+        let out = self.execute(req, Invoke::Describe).await?;
+        let Outcome::Result(json) = out.outcome else {
+            return Err(TaskError::Host {
+                task: out.task,
+                message: format!("{name}: describe returned no description"),
+            });
+        };
+        serde_json::from_str(&json).map_err(|e| TaskError::Host {
+            task: out.task,
+            message: format!("{name}: describe: {e}"),
+        })
+    }
+
+    async fn execute(&self, req: TaskRequest, invoke: Invoke) -> Result<TaskOutput, TaskError> {
         let call = self.call_of(&req)?;
         let task = new_task_id();
         // A grant narrower than the manifest replaces its sections for this task.
@@ -430,7 +500,10 @@ impl Tool {
             clock: self.clock.as_ref(),
         };
         let audit = task::audit(&p, &req, &task);
-        let function = call.as_ref().map(|c| c.info.full_name.as_str());
+        let function = match invoke {
+            Invoke::Describe => Some("describe"),
+            Invoke::Run => call.as_ref().map(|c| c.info.full_name.as_str()),
+        };
         task::start(&audit, manifest, self.kind, &req, function).map_err(|e| TaskError::Host {
             task: task.clone(),
             message: format!("{e:#}"),
@@ -484,7 +557,7 @@ impl Tool {
         // Epoch interruption stops guest code; this stops a task whose guest
         // is parked in a host call that never returns.
         let backstop = manifest.limits.timeout + Duration::from_secs(1);
-        let raw = tokio::time::timeout(backstop, self.call(&mut store, &req, call)).await;
+        let raw = tokio::time::timeout(backstop, self.call(&mut store, &req, call, invoke)).await;
         task::finish(store, &p, task, started, raw, (out, err), tripwire)
     }
 
@@ -512,6 +585,7 @@ impl Tool {
         store: &mut Store<TaskData>,
         req: &TaskRequest,
         call: Option<Call<'_>>,
+        invoke: Invoke,
     ) -> wasmtime::Result<Outcome> {
         match &self.entry {
             Entry::Functions { pre, exports } => {
@@ -535,6 +609,19 @@ impl Tool {
                         message: error.to_string(),
                     },
                 })
+            }
+            Entry::Tool(pre) if invoke == Invoke::Describe => {
+                let tool = pre.instantiate_async(&mut *store).await?;
+                let info = tool.call_describe(&mut *store).await?;
+                let schema = serde_json::from_str(&info.input_schema).map_err(|e| {
+                    wasmtime::Error::msg(format!("describe: input-schema is not JSON: {e}"))
+                })?;
+                let info = ToolInfo {
+                    name: info.name,
+                    description: info.description,
+                    input_schema: schema,
+                };
+                Ok(Outcome::Result(serde_json::to_string(&info)?))
             }
             Entry::Tool(pre) => {
                 let tool = pre.instantiate_async(&mut *store).await?;

@@ -22,6 +22,7 @@ use warden::audit::verify;
 use warden::manifest::Manifest;
 use warden::{EngineConfig, Kind, LoadError, Outcome, Runtime, TaskError, TaskRequest};
 use warden_host_api::approval::{Approver, CommandApprover, Deny, TtyApprover};
+use warden_host_api::audit::EventSink;
 use warden_host_api::grant::live::Revocations;
 use warden_host_api::policy::{Policy, parse_context_pair};
 
@@ -137,6 +138,54 @@ enum Command {
         /// empty directory.
         #[arg(long, value_name = "DIR")]
         path: Option<PathBuf>,
+    },
+    /// Serve tools over the Model Context Protocol: on stdio, or with --http
+    /// over Streamable HTTP on a loopback address behind a bearer token. Each
+    /// tools/call runs as one task under its manifest.
+    Mcp {
+        /// Manifests, or directories holding them (*.toml and */manifest.toml).
+        #[arg(required = true, value_name = "MANIFEST|DIR")]
+        paths: Vec<PathBuf>,
+        /// Audit log (JSON Lines); default under the XDG state directory.
+        #[arg(long, env = "WARDEN_AUDIT")]
+        audit: Option<PathBuf>,
+        /// The host key that signs checkpoints; default under the XDG state
+        /// directory, created on first use.
+        #[arg(long, env = "WARDEN_KEY")]
+        key: Option<PathBuf>,
+        /// When audit records reach the disk: always, batch or none.
+        #[arg(long, env = "WARDEN_FSYNC", default_value = "always")]
+        fsync: warden::audit::log::Fsync,
+        /// Serve Streamable HTTP at this loopback address and port (e.g.
+        /// 127.0.0.1:8931; port 0 picks one), at the path /mcp, instead of stdio.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
+        /// File holding the bearer token HTTP clients must send (at least 32
+        /// characters); default: a new random token, printed on stderr.
+        #[arg(
+            long,
+            env = "WARDEN_MCP_TOKEN_FILE",
+            value_name = "FILE",
+            requires = "http"
+        )]
+        token_file: Option<PathBuf>,
+        /// Who answers approval gates when the client cannot be asked through
+        /// MCP elicitation: tty or deny (the default).
+        #[arg(long, value_name = "WHO", conflicts_with = "approve_cmd")]
+        approve: Option<ApproveWith>,
+        /// Answers approval gates with `sh -c CMD` when the client cannot be asked.
+        #[arg(long, value_name = "CMD")]
+        approve_cmd: Option<String>,
+        /// How long an approver (the client included) may take.
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = approve_timeout)]
+        approve_timeout: Duration,
+        /// Never ask the client through elicitation; the approver above answers.
+        #[arg(long)]
+        no_elicitation: bool,
+        /// A Rego policy asked about every capability-relevant call of every
+        /// tool, besides each manifest's [policy].
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
     },
 }
 
@@ -372,6 +421,30 @@ fn main() -> ExitCode {
             agent,
         }) => grant_attenuate(&token, ttl.as_deref(), &narrow, agent),
         Command::New { name, path } => new_tool(&name, path),
+        Command::Mcp {
+            paths,
+            audit,
+            key,
+            fsync,
+            http,
+            token_file,
+            approve,
+            approve_cmd,
+            approve_timeout,
+            no_elicitation,
+            policy,
+        } => mcp(
+            &paths,
+            (audit, key, fsync),
+            http.map(|addr| (addr, token_file)),
+            Deciders {
+                approver: approver(approve, approve_cmd),
+                approval_timeout: approve_timeout,
+                policy,
+                context: Vec::new(),
+            },
+            !no_elicitation,
+        ),
     };
     match result {
         Ok(code) => code,
@@ -395,6 +468,109 @@ enum Failure {
 
 fn usage(e: impl std::fmt::Display) -> Failure {
     Failure::Usage(e.to_string())
+}
+
+/// The audit log of `--audit`, `--key` and `--fsync`, opened.
+fn audit_sink(
+    (audit, key, fsync): (Option<PathBuf>, Option<PathBuf>, warden::audit::log::Fsync),
+) -> Result<AuditLog, Failure> {
+    let audit_path = audit.unwrap_or_else(warden::audit::default_path);
+    let key_path = key.unwrap_or_else(warden::audit::default_key_path);
+    let key = HostKey::load_or_create(&key_path, &warden::audit::key_name()).map_err(usage)?;
+    let options = LogOptions {
+        fsync,
+        ..LogOptions::default()
+    };
+    AuditLog::open(&audit_path, key, options).map_err(usage)
+}
+
+/// 32 random bytes, hex: a bearer token nobody guesses.
+fn random_token() -> Result<String, Failure> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| usage(format!("no randomness for a token: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// `warden mcp`: loads every manifest, then serves until the client leaves (stdio) or
+/// the process is stopped (HTTP).
+fn mcp(
+    paths: &[PathBuf],
+    audit: (Option<PathBuf>, Option<PathBuf>, warden::audit::log::Fsync),
+    http: Option<(std::net::SocketAddr, Option<PathBuf>)>,
+    deciders: Deciders,
+    elicitation: bool,
+) -> Result<ExitCode, Failure> {
+    use warden::mcp::{Catalog, WardenMcp};
+    let mut manifests = Vec::new();
+    for path in warden::mcp::manifest_paths(paths).map_err(usage)? {
+        let m = Manifest::load(&path).map_err(usage)?;
+        manifests.push((path, m));
+    }
+    let policy = match deciders.policy {
+        Some(path) => Some(Policy::load(&path).map_err(|e| usage(format!("--policy: {e}")))?),
+        None => None,
+    };
+    // (token, whether it was made here and must be shown)
+    let token = match &http {
+        Some((_, Some(file))) => Some((
+            std::fs::read_to_string(file)
+                .map_err(|e| usage(format!("--token-file {}: {e}", file.display())))?
+                .trim()
+                .to_owned(),
+            false,
+        )),
+        Some((_, None)) => Some((random_token()?, true)),
+        None => None,
+    };
+    let cfg = EngineConfig {
+        fuel: manifests.iter().any(|(_, m)| m.limits.fuel.is_some()),
+        cache_dir: warden::engine::default_cache_dir(),
+        ..EngineConfig::default()
+    };
+    let mut runtime = Runtime::new(&cfg)
+        .map_err(|e| usage(format!("cannot start the engine: {e:#}")))?
+        .with_revocations(Arc::new(Revocations::new(Some(
+            warden::audit::default_revocation_path(),
+        ))))
+        .with_approver(deciders.approver)
+        .with_approval_timeout(deciders.approval_timeout);
+    if let Some(policy) = policy {
+        runtime = runtime.with_policy(policy);
+    }
+    let sink: Arc<dyn EventSink> = Arc::new(audit_sink(audit)?);
+    // One thread: Wasm tasks are CPU-bound and yield at every epoch tick, and
+    // two threads in one process give less throughput than one (DESIGN.md).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| usage(format!("cannot start tokio: {e}")))?;
+    rt.block_on(async move {
+        let catalog = Catalog::load(&runtime, manifests, sink.clone())
+            .await
+            .map_err(usage)?;
+        let server = WardenMcp::new(catalog, sink, elicitation);
+        match (http, token) {
+            (Some((addr, _)), Some((token, generated))) => {
+                let shown = generated.then(|| token.clone());
+                let printed = move |bound: std::net::SocketAddr| {
+                    eprintln!("warden mcp: serving http://{bound}/mcp");
+                    if let Some(token) = shown {
+                        eprintln!("warden mcp: bearer token {token}");
+                    }
+                };
+                warden::mcp::serve_http(server, addr, token, printed)
+                    .await
+                    .map_err(usage)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            _ => {
+                warden::mcp::serve_stdio(server)
+                    .await
+                    .map_err(|e| Failure::Tool(format!("{e:#}")))?;
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
 }
 
 fn load(manifest: &Path) -> Result<(Runtime, warden::Tool), Failure> {
@@ -474,14 +650,7 @@ fn run(
                 .map_err(|e| usage(format!("cannot read stdin: {e}")))?;
         }
     }
-    let audit_path = audit.unwrap_or_else(warden::audit::default_path);
-    let key_path = key.unwrap_or_else(warden::audit::default_key_path);
-    let key = HostKey::load_or_create(&key_path, &warden::audit::key_name()).map_err(usage)?;
-    let options = LogOptions {
-        fsync,
-        ..LogOptions::default()
-    };
-    let sink = AuditLog::open(&audit_path, key, options).map_err(usage)?;
+    let sink = audit_sink((audit, key, fsync))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -495,6 +664,8 @@ fn run(
         grant,
         context: context.into_iter().collect(),
         call,
+        approver: None,
+        mcp: None,
     }));
     let out = out.map_err(|e| match e {
         // Nothing ran: the request itself was wrong.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use warden_host_api::approval::{Approvals, Approver};
-use warden_host_api::audit::{Audit, Event, EventSink, Level, TaskMeta};
+use warden_host_api::audit::{Audit, Event, EventSink, Level, McpIds, TaskMeta};
 use warden_host_api::bindings::warden::tool::types::ToolError as WitToolError;
 use warden_host_api::fs::FsState;
 use warden_host_api::grant::Capabilities;
@@ -87,6 +87,12 @@ pub struct TaskRequest {
     /// [`Kind::Functions`] component, which needs one; [`TaskRequest::input`] then holds its
     /// arguments as a JSON object. `None` for every other kind.
     pub call: Option<String>,
+    /// Who answers this task's approval gates, in place of the runtime's
+    /// ([`Runtime::with_approver`](crate::Runtime::with_approver)): an agent host that
+    /// can ask the person behind this one request (as `warden mcp` asks its client).
+    pub approver: Option<Arc<dyn Approver>>,
+    /// The MCP session and request this task answers, written into every record.
+    pub mcp: Option<McpIds>,
 }
 
 /// The part of a grant that decides how long a task may run.
@@ -255,6 +261,7 @@ pub(crate) fn audit(p: &Prepared<'_>, req: &TaskRequest, task: &str) -> Audit {
         parent: None,
         tool: m.tool.name.clone(),
         component: p.digest.to_string(),
+        mcp: req.mcp.clone(),
     };
     let level = match m.audit.level {
         AuditLevel::Calls => Level::Calls,
@@ -299,7 +306,7 @@ pub(crate) fn store(
     host.secrets = secrets;
     host.approvals = Approvals::new(
         m.approval.clone(),
-        p.approver.clone(),
+        req.approver.as_ref().unwrap_or(p.approver).clone(),
         p.approval_timeout,
         host.audit.meta(),
     )

@@ -790,6 +790,8 @@ async fn a_library_callback_decides_each_change() {
         grant: None,
         context: Default::default(),
         call: None,
+        approver: None,
+        mcp: None,
     };
     let result = |out: warden::TaskOutput| match out.outcome {
         Outcome::Result(json) => serde_json::from_str::<Value>(&json).unwrap(),

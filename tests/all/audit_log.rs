@@ -16,6 +16,7 @@ fn meta(task: &str) -> TaskMeta {
         parent: None,
         tool: "stress".into(),
         component: "blake3:00".into(),
+        mcp: None,
     }
 }
 

@@ -553,6 +553,8 @@ async fn the_library_lists_functions_and_runs_them_with_outputs_their_schemas_ac
         grant: None,
         context: Default::default(),
         call: Some(call.into()),
+        approver: None,
+        mcp: None,
     };
     let calls = [
         (

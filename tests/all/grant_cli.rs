@@ -118,6 +118,8 @@ async fn a_revocation_from_the_cli_refuses_tasks_under_it() {
         }),
         context: Default::default(),
         call: None,
+        approver: None,
+        mcp: None,
     };
     let err = tool
         .run(request(&["team-grant", "agent-7"]))

@@ -31,6 +31,8 @@ fn request(input: &str, sink: Arc<Capture>, grant: Option<TaskGrant>) -> TaskReq
         grant,
         context: Default::default(),
         call: None,
+        approver: None,
+        mcp: None,
     }
 }
 

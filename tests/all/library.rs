@@ -30,6 +30,8 @@ async fn a_runaway_task_does_not_stop_the_others() {
         grant: None,
         context: Default::default(),
         call: None,
+        approver: None,
+        mcp: None,
     };
 
     let spin = tokio::spawn({
@@ -116,6 +118,8 @@ async fn a_change_that_cannot_be_recorded_first_is_not_made() {
         grant: None,
         context: Default::default(),
         call: None,
+        approver: None,
+        mcp: None,
     };
     // Reads need no intent and go through.
     let out = tool

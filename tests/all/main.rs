@@ -18,6 +18,7 @@ mod inject;
 mod library;
 mod limits;
 mod manifest;
+mod mcp;
 mod net;
 mod openbao;
 mod policy;

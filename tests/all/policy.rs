@@ -207,6 +207,8 @@ async fn business_hours_follow_the_clock() {
                     grant: None,
                     context: Default::default(),
                     call: None,
+                    approver: None,
+                    mcp: None,
                 })
                 .await
                 .unwrap();

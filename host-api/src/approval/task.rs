@@ -287,6 +287,7 @@ mod tests {
             parent: None,
             tool: "probe".into(),
             component: "blake3:00".into(),
+            mcp: None,
         }
     }
 

@@ -53,6 +53,21 @@ pub struct TaskMeta {
     pub tool: String,
     /// `blake3:<hex>` of the component bytes.
     pub component: String,
+    /// The MCP session and request the task answers, when `warden mcp` runs it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpIds>,
+}
+
+/// Which MCP session and request a task answers: written as `"mcp":{"session":…,
+/// "request":…}` in every record of the task, so that a client's tool call can be
+/// found in the log (they are OpenTelemetry's `mcp.session.id` and `jsonrpc.request.id`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct McpIds {
+    /// The session: the `Mcp-Session-Id` of a Streamable HTTP session, or the id
+    /// `warden mcp` gives each connection where the protocol has none.
+    pub session: String,
+    /// The JSON-RPC id of the `tools/call` request, as text.
+    pub request: String,
 }
 
 /// One audit event, before the sink gives it a sequence number.

@@ -40,6 +40,7 @@ pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 ///     parent: None,
 ///     tool: "notes".into(),
 ///     component: "blake3:00".into(),
+///     mcp: None,
 /// };
 /// let chain = vec!["root".into(), "child".into()];
 /// let task = TaskPolicy::new(vec![policy], &meta, GrantInfo::new(chain, None).unwrap(), Default::default());
@@ -185,6 +186,7 @@ mod tests {
             parent: None,
             tool: "tool".into(),
             component: "blake3:00".into(),
+            mcp: None,
         }
     }
 

@@ -475,6 +475,7 @@ mod tests {
             parent: None,
             tool: "x".into(),
             component: "blake3:00".into(),
+            mcp: None,
         };
         Audit::new(meta, sink, Level::Calls)
     }

@@ -194,6 +194,9 @@ impl serde::Serialize for Line<'_> {
         map.serialize_entry("parent", &m.parent)?;
         map.serialize_entry("tool", &m.tool)?;
         map.serialize_entry("component", &m.component)?;
+        if let Some(mcp) = &m.mcp {
+            map.serialize_entry("mcp", mcp)?;
+        }
         map.serialize_entry("event", e.event)?;
         if let Some(call) = e.call {
             map.serialize_entry("call", call)?;
@@ -323,6 +326,7 @@ impl AuditLog {
                 parent: None,
                 tool: "warden".into(),
                 component: "-".into(),
+                mcp: None,
             };
             let mut ev = Event::new("recovery").args(json!({
                 "cut_bytes": cut,
