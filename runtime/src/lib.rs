@@ -43,7 +43,7 @@ pub mod token;
 
 pub use component::Kind;
 pub use engine::EngineConfig;
-pub use task::{Outcome, TaskError, TaskGrant, TaskOutput, TaskRequest, new_task_id};
+pub use task::{LineageError, Outcome, TaskError, TaskGrant, TaskOutput, TaskRequest, new_task_id};
 
 use func::FunctionInfo;
 use manifest::{Manifest, ManifestError};
@@ -51,8 +51,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use task::{Prepared, TaskData};
+use tokio::sync::Semaphore;
 use warden_host_api::approval::{self, Approver, Deny};
 use warden_host_api::bindings::ToolPre;
+use warden_host_api::grant::Grant;
 use warden_host_api::grant::live::{Ended, Liveness, Revocations};
 use warden_host_api::policy::{Clock, Policy};
 use warden_host_api::secrets::TaskSecrets;
@@ -104,6 +106,8 @@ pub struct Runtime {
     approval_timeout: Duration,
     policy: Option<Policy>,
     clock: Option<Clock>,
+    /// One permit per task slot of the engine's pool, shared by every tool.
+    slots: Arc<Semaphore>,
 }
 
 impl Runtime {
@@ -121,6 +125,7 @@ impl Runtime {
             approval_timeout: approval::DEFAULT_TIMEOUT,
             policy: None,
             clock: None,
+            slots: Arc::new(Semaphore::new(cfg.max_tasks as usize)),
         })
     }
 
@@ -236,9 +241,24 @@ impl Runtime {
             path: path.to_path_buf(),
             error,
         })?;
-        let component = Component::new(&self.engine, &bytes).map_err(|e| LoadError::Rejected {
-            path: path.to_path_buf(),
-            message: format!("not a valid component: {e}"),
+        let component = Component::new(&self.engine, &bytes).map_err(|e| {
+            let text = format!("{e:#}");
+            // The pool's per-task budget, not the component's validity, refused it.
+            let message = if text.contains("pooling allocator") {
+                format!(
+                    "too large for a task slot: {text}; a task may hold {} core instances, \
+                     {} memories and {} tables (warden::engine)",
+                    engine::CORE_INSTANCES_PER_TASK,
+                    engine::MEMORIES_PER_TASK,
+                    engine::TABLES_PER_TASK
+                )
+            } else {
+                format!("not a valid component: {e}")
+            };
+            LoadError::Rejected {
+                path: path.to_path_buf(),
+                message,
+            }
         })?;
         Ok((component, bytes))
     }
@@ -289,6 +309,7 @@ impl Runtime {
             approval_timeout: self.approval_timeout,
             policy: self.policy.clone(),
             clock: self.clock.clone(),
+            slots: self.slots.clone(),
         })
     }
 }
@@ -324,6 +345,7 @@ pub struct Tool {
     approval_timeout: Duration,
     policy: Option<Policy>,
     clock: Option<Clock>,
+    slots: Arc<Semaphore>,
 }
 
 impl Tool {
@@ -340,6 +362,14 @@ impl Tool {
     /// `blake3:<hex>` of the component bytes.
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// A root grant of everything this tool's manifest allows (its
+    /// [ceiling](Manifest::ceiling)), issued now to `agent` and expiring after `ttl`: the
+    /// grant an agent host narrows with [`Grant::attenuate`] for each sub-step, and runs
+    /// tasks under with [`TaskGrant::from_lineage`]. See the [crate docs](crate#grants).
+    pub fn root_grant(&self, ttl: Duration, agent: Option<String>) -> Grant {
+        Grant::root(self.manifest.ceiling(), ttl, agent)
     }
 
     /// The functions of a [`Kind::Functions`] component, each a tool that
@@ -406,9 +436,20 @@ impl Tool {
     /// [`TaskRequest::input`] holds its arguments; a wrong name or arguments that do not fit
     /// the function's types are [`TaskError::Arguments`], before anything starts or is
     /// recorded.
+    ///
+    /// A runtime runs at most [`EngineConfig::max_tasks`] tasks at once, over all its
+    /// tools; a task started beyond that waits for one to end before it starts (before its
+    /// `task.start` record, its duration and its `limits.timeout` begin). Dropping the
+    /// future gives the slot back, whether the task was waiting or running.
     pub async fn run(&self, req: TaskRequest) -> Result<TaskOutput, TaskError> {
         let call = self.call_of(&req)?;
         let task = new_task_id();
+        // Declared before the store, so dropped after it: the pool slot the store held is
+        // free before another task is admitted, on every path out of here.
+        let _slot = self.slots.acquire().await.map_err(|_| TaskError::Host {
+            task: task.clone(),
+            message: "the runtime's task slots were closed".into(),
+        })?;
         // A grant narrower than the manifest replaces its sections for this task.
         let narrowed = req
             .grant
