@@ -20,7 +20,9 @@ pub const TICK: Duration = Duration::from_millis(10);
 pub struct EngineConfig {
     /// Meter fuel, so that manifests may set `limits.fuel`.
     pub fuel: bool,
-    /// Most tasks alive at once (slots in the pooling allocator).
+    /// Most tasks alive at once: the pooling allocator holds this many task slots (see
+    /// [`build`]), and a [`Runtime`](crate::Runtime) admits this many tasks at a time;
+    /// the rest wait their turn. At least 1.
     pub max_tasks: u32,
     /// Largest linear memory any task may have.
     pub max_memory: u64,
@@ -41,15 +43,43 @@ impl Default for EngineConfig {
     }
 }
 
+/// Core module instances one task may hold. A Rust `wasm32-wasip2` component has
+/// three (the program, and the shim and fixup modules `wit-component` adds to lower its
+/// imports); one adapted from `wasip1` has four. The rest is room for components composed
+/// of a few others.
+pub const CORE_INSTANCES_PER_TASK: u32 = 8;
+
+/// Linear memories one task may hold: Rust components have one.
+pub const MEMORIES_PER_TASK: u32 = 2;
+
+/// Tables one task may hold: Rust components have two (the program's function table and
+/// the shim's).
+pub const TABLES_PER_TASK: u32 = 4;
+
 /// Builds the engine and starts a thread that advances its epoch every
 /// [`TICK`] until the engine is dropped.
+///
+/// The pooling allocator gets `max_tasks` task slots: per task one component instance,
+/// one async stack, and [`CORE_INSTANCES_PER_TASK`], [`MEMORIES_PER_TASK`] and
+/// [`TABLES_PER_TASK`]. The same numbers are each component's own maximum, checked when it
+/// is compiled, so any component that loads fits `max_tasks` times over: a task that was
+/// admitted never fails for want of a slot. Memory slots are address space reserved up
+/// to `max_memory`; only what a task touches becomes resident, and it is given back when
+/// the task ends.
 pub fn build(cfg: &EngineConfig) -> wasmtime::Result<Engine> {
+    if cfg.max_tasks == 0 {
+        wasmtime::bail!("max_tasks is 0: a runtime needs at least one task slot");
+    }
+    let tasks = cfg.max_tasks;
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(cfg.max_tasks)
-        .total_core_instances(cfg.max_tasks * 4)
-        .total_memories(cfg.max_tasks * 2)
-        .total_tables(cfg.max_tasks * 4)
-        .total_stacks(cfg.max_tasks)
+    pool.total_component_instances(tasks)
+        .total_core_instances(tasks.saturating_mul(CORE_INSTANCES_PER_TASK))
+        .max_core_instances_per_component(CORE_INSTANCES_PER_TASK)
+        .total_memories(tasks.saturating_mul(MEMORIES_PER_TASK))
+        .max_memories_per_component(MEMORIES_PER_TASK)
+        .total_tables(tasks.saturating_mul(TABLES_PER_TASK))
+        .max_tables_per_component(TABLES_PER_TASK)
+        .total_stacks(tasks)
         .max_memory_size(usize::try_from(cfg.max_memory).unwrap_or(usize::MAX));
     let mut config = Config::new();
     config

@@ -5,35 +5,79 @@
 //! interface goes through Warden's interposers (`warden-host-api`). Loading a
 //! [`manifest::Manifest`] gives a [`Tool`]: the compiled component, its kind
 //! and an `InstancePre`. Each [`Tool::run`] is one task in a fresh store with
-//! only the manifest's grants, and every host call it makes becomes an audit
-//! record.
+//! only the manifest's grants (or a narrower grant), and every host call it makes
+//! becomes an audit record.
+//!
+//! # Embedding Warden in an agent host
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! # // Not run as a doctest: it needs the guests built (see the README). The
+//! # // integration tests and `examples/agent_loop.rs` run the same calls.
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use warden::{Runtime, TaskRequest, manifest::Manifest};
-//! use warden_host_api::audit::NullSink;
+//! use std::time::Duration;
+//! use warden::audit::checkpoint::HostKey;
+//! use warden::audit::log::{AuditLog, LogOptions};
+//! use warden::audit::stream::{AuditStream, Update};
+//! use warden::{EngineConfig, Outcome, Runtime, TaskGrant, TaskRequest, manifest::Manifest};
+//! use warden_host_api::grant::Narrowing;
 //!
-//! let runtime = Runtime::new(&Default::default())?;
-//! let tool = runtime.load(Manifest::load("guest-examples/echo/manifest.toml".as_ref())?)?;
-//! let out = tool
-//!     .run(TaskRequest {
-//!         input: r#"{"hello":"world"}"#.into(),
-//!         args: vec![],
-//!         stdin: vec![],
-//!         agent: Some("demo".into()),
-//!         sink: Arc::new(NullSink),
-//!         grant: None,
-//!         context: Default::default(),
-//!         call: None,
-//!         approver: None,
-//!         mcp: None,
-//!     })
+//! // One runtime per process: it runs up to `max_tasks` tasks at once and queues the rest.
+//! let runtime = Runtime::new(&EngineConfig { fuel: true, ..EngineConfig::default() })?;
+//! let search = runtime.load(Manifest::load("guest-examples/file-search/manifest.toml".as_ref())?)?;
+//!
+//! // Every record goes to the tamper-evident log, then to whoever watches the stream.
+//! let log = AuditLog::open("audit.jsonl".as_ref(), HostKey::generate("me/warden-audit")?, LogOptions::default())?;
+//! let stream = Arc::new(AuditStream::new(Arc::new(log)));
+//! let mut watch = stream.subscribe();
+//! tokio::spawn(async move {
+//!     while let Some(Update::Record(r)) = watch.recv().await {
+//!         println!("{} {} {}", r["task"], r["event"], r["decision"]);
+//!     }
+//! });
+//!
+//! // The planner holds the manifest's ceiling; a sub-agent gets the notes, read-only.
+//! let root = search.root_grant(Duration::from_secs(300), Some("planner".into()));
+//! let child = root.attenuate(&Narrowing::parse(["fs=/workspace/notes:read"])?, None, Some("sub".into()))?;
+//!
+//! let out = search
+//!     .run(
+//!         TaskRequest::new(r#"{"query":"needle","root":"/workspace/notes"}"#)
+//!             .agent("sub")
+//!             .sink(stream.clone())
+//!             .grant(TaskGrant::from_lineage([&root, &child])?),
+//!     )
 //!     .await?;
-//! println!("{:?}", out.outcome);
+//! if let Outcome::Result(json) = &out.outcome {
+//!     println!("task {} took {:?}, fuel {:?}: {json}", out.task, out.duration, out.fuel);
+//! }
 //! # Ok(()) }
 //! ```
+//!
+//! - **Tasks**: [`TaskRequest::new`] and its builder methods say what one task gets;
+//!   [`TaskOutput`] has its id (as in its audit records), outcome, output, duration
+//!   and fuel; [`TaskError`] says why it did not complete, naming the task.
+//! - **Concurrency**: a runtime admits [`EngineConfig::max_tasks`] tasks at once over
+//!   all its tools, each with a pool slot sized by [`engine::build`]; tasks beyond that
+//!   wait, holding no instance, so memory stays bounded however many are started.
+//!
+//! # Grants
+//!
+//! Without a grant, a task holds what its manifest allows. An agent host issues a
+//! root grant from a tool's manifest ([`Tool::root_grant`]), narrows it for each
+//! sub-step or sub-agent with [`Grant::attenuate`] (never wider; see
+//! [`warden_host_api::grant`]), and runs the task under the lineage with
+//! [`TaskGrant::from_lineage`]; revoking any grant of it ([`Runtime::revocations`])
+//! ends the task. Grants that travel between processes are signed tokens
+//! ([`token`]).
+//!
+//! # Audit stream
+//!
+//! [`audit::stream::AuditStream`] wraps the log as every task's sink and publishes
+//! each record, once the log holds it, to subscribers that never hold a task up.
 #![deny(missing_docs)]
+#![warn(rustdoc::broken_intra_doc_links)]
 
 pub mod audit;
 pub mod component;
@@ -46,7 +90,7 @@ pub mod token;
 
 pub use component::Kind;
 pub use engine::EngineConfig;
-pub use task::{Outcome, TaskError, TaskGrant, TaskOutput, TaskRequest, new_task_id};
+pub use task::{LineageError, Outcome, TaskError, TaskGrant, TaskOutput, TaskRequest, new_task_id};
 
 use func::FunctionInfo;
 use manifest::{Manifest, ManifestError};
@@ -54,9 +98,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use task::{Prepared, TaskData};
+use tokio::sync::Semaphore;
 use warden_host_api::approval::{self, Approver, Deny};
 use warden_host_api::audit::EventSink;
 use warden_host_api::bindings::ToolPre;
+use warden_host_api::grant::Grant;
 use warden_host_api::grant::live::{Ended, Liveness, Revocations};
 use warden_host_api::policy::{Clock, Policy};
 use warden_host_api::secrets::TaskSecrets;
@@ -108,6 +154,8 @@ pub struct Runtime {
     approval_timeout: Duration,
     policy: Option<Policy>,
     clock: Option<Clock>,
+    /// One permit per task slot of the engine's pool, shared by every tool.
+    slots: Arc<Semaphore>,
 }
 
 impl Runtime {
@@ -125,6 +173,7 @@ impl Runtime {
             approval_timeout: approval::DEFAULT_TIMEOUT,
             policy: None,
             clock: None,
+            slots: Arc::new(Semaphore::new(cfg.max_tasks as usize)),
         })
     }
 
@@ -240,9 +289,24 @@ impl Runtime {
             path: path.to_path_buf(),
             error,
         })?;
-        let component = Component::new(&self.engine, &bytes).map_err(|e| LoadError::Rejected {
-            path: path.to_path_buf(),
-            message: format!("not a valid component: {e}"),
+        let component = Component::new(&self.engine, &bytes).map_err(|e| {
+            let text = format!("{e:#}");
+            // The pool's per-task budget, not the component's validity, refused it.
+            let message = if text.contains("pooling allocator") {
+                format!(
+                    "too large for a task slot: {text}; a task may hold {} core instances, \
+                     {} memories and {} tables (warden::engine)",
+                    engine::CORE_INSTANCES_PER_TASK,
+                    engine::MEMORIES_PER_TASK,
+                    engine::TABLES_PER_TASK
+                )
+            } else {
+                format!("not a valid component: {e}")
+            };
+            LoadError::Rejected {
+                path: path.to_path_buf(),
+                message,
+            }
         })?;
         Ok((component, bytes))
     }
@@ -293,6 +357,7 @@ impl Runtime {
             approval_timeout: self.approval_timeout,
             policy: self.policy.clone(),
             clock: self.clock.clone(),
+            slots: self.slots.clone(),
         })
     }
 }
@@ -348,6 +413,7 @@ pub struct Tool {
     approval_timeout: Duration,
     policy: Option<Policy>,
     clock: Option<Clock>,
+    slots: Arc<Semaphore>,
 }
 
 impl Tool {
@@ -364,6 +430,14 @@ impl Tool {
     /// `blake3:<hex>` of the component bytes.
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// A root grant of everything this tool's manifest allows (its
+    /// [ceiling](Manifest::ceiling)), issued now to `agent` and expiring after `ttl`: the
+    /// grant an agent host narrows with [`Grant::attenuate`] for each sub-step, and runs
+    /// tasks under with [`TaskGrant::from_lineage`]. See the [crate docs](crate#grants).
+    pub fn root_grant(&self, ttl: Duration, agent: Option<String>) -> Grant {
+        Grant::root(self.manifest.ceiling(), ttl, agent)
     }
 
     /// The functions of a [`Kind::Functions`] component, each a tool that
@@ -430,6 +504,11 @@ impl Tool {
     /// [`TaskRequest::input`] holds its arguments; a wrong name or arguments that do not fit
     /// the function's types are [`TaskError::Arguments`], before anything starts or is
     /// recorded.
+    ///
+    /// A runtime runs at most [`EngineConfig::max_tasks`] tasks at once, over all its
+    /// tools; a task started beyond that waits for one to end before it starts (before its
+    /// `task.start` record, its duration and its `limits.timeout` begin). Dropping the
+    /// future gives the slot back, whether the task was waiting or running.
     pub async fn run(&self, req: TaskRequest) -> Result<TaskOutput, TaskError> {
         self.execute(req, Invoke::Run).await
     }
@@ -442,18 +521,7 @@ impl Tool {
     /// An error for components of other kinds (their functions describe themselves:
     /// [`Tool::functions`]) and for a schema that is not JSON.
     pub async fn describe(&self, sink: Arc<dyn EventSink>) -> Result<ToolInfo, TaskError> {
-        let req = TaskRequest {
-            input: String::new(),
-            args: Vec::new(),
-            stdin: Vec::new(),
-            agent: None,
-            sink,
-            grant: None,
-            context: Default::default(),
-            call: None,
-            approver: None,
-            mcp: None,
-        };
+        let req = TaskRequest::default().sink(sink);
         let name = &self.manifest.tool.name;
         if self.kind != Kind::Tool {
             return Err(TaskError::Arguments {
@@ -479,6 +547,12 @@ impl Tool {
     async fn execute(&self, req: TaskRequest, invoke: Invoke) -> Result<TaskOutput, TaskError> {
         let call = self.call_of(&req)?;
         let task = new_task_id();
+        // Declared before the store, so dropped after it: the pool slot the store held is
+        // free before another task is admitted, on every path out of here.
+        let _slot = self.slots.acquire().await.map_err(|_| TaskError::Host {
+            task: task.clone(),
+            message: "the runtime's task slots were closed".into(),
+        })?;
         // A grant narrower than the manifest replaces its sections for this task.
         let narrowed = req
             .grant

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use warden_host_api::approval::{Approvals, Approver};
-use warden_host_api::audit::{Audit, Event, EventSink, Level, McpIds, TaskMeta};
+use warden_host_api::audit::{Audit, Event, EventSink, Level, McpIds, NullSink, TaskMeta};
 use warden_host_api::bindings::warden::tool::types::ToolError as WitToolError;
 use warden_host_api::fs::FsState;
-use warden_host_api::grant::Capabilities;
 use warden_host_api::grant::live::Ended;
+use warden_host_api::grant::{Capabilities, Grant};
 use warden_host_api::http::{HttpState, HttpTask};
 use warden_host_api::limits::{CappedPipe, LimitHit, Limiter, Tripwire};
 use warden_host_api::policy::{Clock, GrantInfo, Policy, TaskPolicy};
@@ -95,6 +95,121 @@ pub struct TaskRequest {
     pub mcp: Option<McpIds>,
 }
 
+impl TaskRequest {
+    /// A request with `input` (a tool's JSON input, or a function's arguments object) and
+    /// nothing else: no arguments, empty stdin, no agent, records to a [`NullSink`], no
+    /// grant (the manifest's ceiling), no policy context and no function. The methods
+    /// below set the rest.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use warden::TaskRequest;
+    /// use warden_host_api::audit::NullSink;
+    ///
+    /// let req = TaskRequest::new(r#"{"query":"needle"}"#)
+    ///     .agent("planner")
+    ///     .sink(Arc::new(NullSink))
+    ///     .context("risk", 0.2);
+    /// assert_eq!(req.agent.as_deref(), Some("planner"));
+    /// assert_eq!(req.context["risk"], 0.2);
+    /// ```
+    pub fn new(input: impl Into<String>) -> Self {
+        TaskRequest {
+            input: input.into(),
+            ..TaskRequest::default()
+        }
+    }
+
+    /// Names the agent the task runs for, as its audit records will.
+    pub fn agent(mut self, agent: impl Into<String>) -> Self {
+        self.agent = Some(agent.into());
+        self
+    }
+
+    /// Sends the task's audit records to `sink`.
+    pub fn sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.sink = sink;
+        self
+    }
+
+    /// Runs the task under `grant` instead of the manifest's ceiling alone.
+    pub fn grant(mut self, grant: TaskGrant) -> Self {
+        self.grant = Some(grant);
+        self
+    }
+
+    /// States one fact for policies to weigh, as `input.context[key]`; a later value for
+    /// the same key replaces an earlier one.
+    pub fn context(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.context.insert(key.into(), value.into());
+        self
+    }
+
+    /// Names the function of a [`Kind::Functions`] component to call; the input is then
+    /// its arguments object.
+    pub fn call(mut self, function: impl Into<String>) -> Self {
+        self.call = Some(function.into());
+        self
+    }
+
+    /// The arguments after the program name, for a command.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The bytes the guest reads on stdin.
+    pub fn stdin(mut self, stdin: impl Into<Vec<u8>>) -> Self {
+        self.stdin = stdin.into();
+        self
+    }
+
+    /// Who answers this task's approval gates instead of the runtime's approver.
+    pub fn approver(mut self, approver: Arc<dyn Approver>) -> Self {
+        self.approver = Some(approver);
+        self
+    }
+}
+
+impl Default for TaskRequest {
+    /// An empty input and nothing else; see [`TaskRequest::new`].
+    fn default() -> Self {
+        TaskRequest {
+            input: String::new(),
+            args: Vec::new(),
+            stdin: Vec::new(),
+            agent: None,
+            sink: Arc::new(NullSink),
+            grant: None,
+            context: serde_json::Map::new(),
+            call: None,
+            approver: None,
+            mcp: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for TaskRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The sink is a trait object with nothing to show; the input may be large.
+        f.debug_struct("TaskRequest")
+            .field("input_bytes", &self.input.len())
+            .field("args", &self.args)
+            .field("stdin_bytes", &self.stdin.len())
+            .field("agent", &self.agent)
+            .field("grant", &self.grant)
+            .field("context", &self.context)
+            .field("call", &self.call)
+            .field("approver", &self.approver.as_ref().map(|a| a.name()))
+            .field("mcp", &self.mcp)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The part of a grant that decides how long a task may run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskGrant {
@@ -105,6 +220,119 @@ pub struct TaskGrant {
     /// What the grant holds, when it is narrower than the manifest; checked against the
     /// manifest before the task starts. `None` runs with the manifest's ceiling.
     pub caps: Option<Capabilities>,
+}
+
+impl TaskGrant {
+    /// The grant a task runs under, from grants the agent host holds in memory: `lineage`
+    /// is a root grant (made from a manifest with [`Grant::root`] or
+    /// [`Tool::root_grant`](crate::Tool::root_grant)) and the grants narrowed from it with
+    /// [`Grant::attenuate`], each the parent of the next; the task gets the last one's
+    /// capabilities and expiry. Revoking any grant of the lineage ends the task.
+    ///
+    /// Every link is checked again here (the parent, the depth, no wider capabilities, no
+    /// later expiry), since grants may also come from their JSON form; that the root is
+    /// within the tool's manifest is checked when the task starts
+    /// ([`TaskError::Widened`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use warden::TaskGrant;
+    /// use warden_host_api::grant::{Capabilities, Grant, Narrowing};
+    ///
+    /// // Nothing but the default limits; a real host starts from a tool's manifest.
+    /// let ceiling = Capabilities::new(vec![], vec![], vec![], &[], Default::default(), Default::default());
+    /// let root = Grant::root(ceiling, Duration::from_secs(300), None);
+    /// let child = root.attenuate(&Narrowing::parse(["memory=8MiB"])?, None, Some("sub".into()))?;
+    /// let grant = TaskGrant::from_lineage([&root, &child])?;
+    /// assert_eq!(grant.chain, [root.id(), child.id()]);
+    /// assert_eq!(grant.expires, Some(child.expires()));
+    ///
+    /// // The chain must start at its root: revoking the root must reach the task.
+    /// assert!(TaskGrant::from_lineage([&child]).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_lineage<'a>(
+        lineage: impl IntoIterator<Item = &'a Grant>,
+    ) -> Result<TaskGrant, LineageError> {
+        let mut chain = Vec::new();
+        let mut last: Option<&Grant> = None;
+        for grant in lineage {
+            match last {
+                None if grant.parent().is_some() || grant.depth() != 0 => {
+                    return Err(LineageError::NotRoot {
+                        id: grant.id().into(),
+                        depth: grant.depth(),
+                    });
+                }
+                None => {}
+                Some(parent) => {
+                    let broken = |why: String| LineageError::Broken {
+                        id: grant.id().into(),
+                        parent: parent.id().into(),
+                        why,
+                    };
+                    if grant.parent() != Some(parent.id()) {
+                        return Err(broken(format!(
+                            "its parent is {}",
+                            grant.parent().unwrap_or("none (it is a root)")
+                        )));
+                    }
+                    if grant.depth() != parent.depth() + 1 {
+                        return Err(broken(format!(
+                            "its depth is {}, not {}",
+                            grant.depth(),
+                            parent.depth() + 1
+                        )));
+                    }
+                    if grant.expires() > parent.expires() {
+                        return Err(broken("it expires after its parent".into()));
+                    }
+                    parent
+                        .caps()
+                        .covers(grant.caps())
+                        .map_err(|w| broken(format!("it is wider: {w}")))?;
+                }
+            }
+            chain.push(grant.id().to_owned());
+            last = Some(grant);
+        }
+        let last = last.ok_or(LineageError::Empty)?;
+        Ok(TaskGrant {
+            chain,
+            expires: Some(last.expires()),
+            caps: Some(last.caps().clone()),
+        })
+    }
+}
+
+/// Why grants given to [`TaskGrant::from_lineage`] are not one lineage.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LineageError {
+    /// No grant was given.
+    #[error("no grant given: pass the root grant and the grants narrowed from it, root first")]
+    Empty,
+    /// The first grant is not a root, so revoking its ancestors could not reach the task.
+    #[error(
+        "grant {id} (depth {depth}) is not a root grant: pass its whole lineage, root first, \
+         so that revoking any ancestor reaches the task"
+    )]
+    NotRoot {
+        /// The first grant given.
+        id: String,
+        /// Its depth.
+        depth: u32,
+    },
+    /// A grant is not a narrowing of the one before it.
+    #[error("grant {id} does not follow {parent} in the lineage: {why}")]
+    Broken {
+        /// The grant that does not follow.
+        id: String,
+        /// The grant before it.
+        parent: String,
+        /// What does not fit.
+        why: String,
+    },
 }
 
 /// How a task ended when it ran to completion.

@@ -7,6 +7,7 @@ use warden::audit::checkpoint::HostKey;
 use warden::audit::log::{AuditLog, Fsync, LogOptions};
 use warden::manifest::Manifest;
 use warden::{EngineConfig, Outcome, Runtime, TaskError, TaskRequest};
+use warden_host_api::approval::{ApprovalRequest, CallbackApprover, Decision};
 
 // One thread: the spinning guest must yield for the others to finish.
 #[tokio::test(flavor = "current_thread")]
@@ -138,4 +139,431 @@ async fn a_change_that_cannot_be_recorded_first_is_not_made() {
         !sb.path("root/rw/made.txt").exists(),
         "the change was made unrecorded"
     );
+}
+
+/// Counts the tasks between their `task.start` and `task.end` records: how many a
+/// runtime let run at once, as its own records show it.
+#[derive(Default)]
+struct Overlap(std::sync::Mutex<OverlapState>);
+
+#[derive(Default)]
+struct OverlapState {
+    open: usize,
+    most: usize,
+    started: usize,
+    ended: usize,
+}
+
+impl warden_host_api::audit::EventSink for Overlap {
+    fn emit(&self, record: &warden_host_api::audit::Record<'_>) -> anyhow::Result<()> {
+        let mut s = self.0.lock().unwrap();
+        match record.event.event {
+            "task.start" => {
+                s.open += 1;
+                s.started += 1;
+                s.most = s.most.max(s.open);
+            }
+            "task.end" => {
+                s.open -= 1;
+                s.ended += 1;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// A line of `/proc/self/status`, in KiB.
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
+    line[field.len() + 1..]
+        .trim()
+        .trim_end_matches(" kB")
+        .parse()
+        .unwrap()
+}
+
+const THOUSAND_CHILD: &str = "WARDEN_TEST_THOUSAND_TASKS";
+
+/// Runs in a process of its own (this test binary, again, with only this test): the
+/// memory it measures is then the tasks', not that of tests running beside it.
+#[test]
+fn a_thousand_tasks_on_one_runtime_complete_in_bounded_memory() {
+    if std::env::var_os(THOUSAND_CHILD).is_some() {
+        return thousand_tasks();
+    }
+    crate::support::guests();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "library::a_thousand_tasks_on_one_runtime_complete_in_bounded_memory",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(THOUSAND_CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(" tasks: RSS "),
+        "the child ran no tasks:\n{stdout}"
+    );
+}
+
+/// The probe with `/rw` writes gated by an approval, and time enough to wait for one.
+fn gated_probe() -> Sandbox {
+    let sb = Sandbox::new("probe", "probe");
+    let text = std::fs::read_to_string(crate::support::example("probe")).unwrap();
+    let (gate, timeout) = ("access = \"read-write\"", "timeout = \"2s\"");
+    assert!(text.contains(gate) && text.contains(timeout), "{text}");
+    let text = text
+        .replace(gate, &format!("{gate}\napproval = \"required\""))
+        .replace(timeout, "timeout = \"120s\"");
+    sb.write_manifest(&text, "probe");
+    sb
+}
+
+fn write_input(n: usize) -> String {
+    format!(r#"{{"op":"write","path":"/rw/{n}.txt","data":"{n}"}}"#)
+}
+
+fn thousand_tasks() {
+    const TASKS: usize = 1000;
+    let cfg = EngineConfig::default();
+    let slots = cfg.max_tasks as usize;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Opens once every task slot holds a task waiting for its approval: the moment the
+    // most instances are alive at once. A runtime that admitted fewer never opens it, and
+    // the approvals time out (60 s) into failed writes.
+    let (open, _) = tokio::sync::watch::channel(false);
+    let open = Arc::new(open);
+    let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let approver = CallbackApprover::new("gate", {
+        let (open, waiting) = (open.clone(), waiting.clone());
+        move |_req: ApprovalRequest| {
+            let (open, waiting) = (open.clone(), waiting.clone());
+            async move {
+                let mut rx = open.subscribe();
+                if waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == slots {
+                    open.send_replace(true);
+                }
+                let _ = rx.wait_for(|open| *open).await;
+                Decision::approve("gate", "every slot was taken")
+            }
+        }
+    });
+    let runtime = Runtime::new(&cfg)
+        .unwrap()
+        .with_approver(Arc::new(approver));
+    let load = |m: &std::path::Path| Arc::new(runtime.load(Manifest::load(m).unwrap()).unwrap());
+    let echo = load(&crate::support::example("echo"));
+    let sb = gated_probe();
+    let probe = load(&sb.manifest);
+    let sink = Arc::new(Overlap::default());
+    // One task of each first, so that what is made once per process (the epoch thread,
+    // tokio's workers, wasmtime's lazily built state) is in the baseline.
+    rt.block_on(async {
+        echo.run(TaskRequest::new("{}").sink(sink.clone()))
+            .await
+            .unwrap();
+        let read = r#"{"op":"read","path":"/ro/hello.txt"}"#;
+        probe
+            .run(TaskRequest::new(read).sink(sink.clone()))
+            .await
+            .unwrap();
+    });
+    let before = status_kib("VmRSS");
+    // Compiling the components peaked higher than the tasks will: start the peak afresh.
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+
+    // 1,000 echo tasks at once: each is so short that few overlap.
+    let echoes = rt.block_on(async {
+        let handles: Vec<_> = (0..TASKS)
+            .map(|n| {
+                let req = TaskRequest::new(format!(r#"{{"n":{n}}}"#)).sink(sink.clone());
+                let echo = echo.clone();
+                tokio::spawn(async move { echo.run(req).await })
+            })
+            .collect();
+        let mut outputs = Vec::new();
+        for h in handles {
+            outputs.push(h.await.unwrap());
+        }
+        outputs
+    });
+    for (n, out) in echoes.into_iter().enumerate() {
+        let out = out.unwrap_or_else(|e| panic!("echo task {n}: {e}"));
+        assert_eq!(out.outcome, Outcome::Result(format!(r#"{{"n":{n}}}"#)));
+    }
+    // 1,000 writing tasks at once: the first `slots` hold their instances until all of
+    // them are alive together; the rest wait for a slot.
+    let writes = rt.block_on(async {
+        let handles: Vec<_> = (0..TASKS)
+            .map(|n| {
+                let req = TaskRequest::new(write_input(n)).sink(sink.clone());
+                let probe = probe.clone();
+                tokio::spawn(async move { probe.run(req).await })
+            })
+            .collect();
+        let mut outputs = Vec::new();
+        for h in handles {
+            outputs.push(h.await.unwrap());
+        }
+        outputs
+    });
+    let peak = status_kib("VmHWM");
+    for (n, out) in writes.into_iter().enumerate() {
+        let out = out.unwrap_or_else(|e| panic!("write task {n}: {e}"));
+        let Outcome::Result(json) = &out.outcome else {
+            panic!("write task {n}: {:?}", out.outcome)
+        };
+        assert!(json.contains(r#""ok":true"#), "write task {n}: {json}");
+        let written = std::fs::read_to_string(sb.path(&format!("root/rw/{n}.txt"))).unwrap();
+        assert_eq!(written, n.to_string());
+    }
+    drop((echo, probe, runtime));
+    let after = status_kib("VmRSS");
+    let s = sink.0.lock().unwrap();
+    assert_eq!((s.started, s.ended), (2 * TASKS + 2, 2 * TASKS + 2));
+    assert_eq!(
+        s.most, slots,
+        "every slot was taken at once, and never more than max_tasks"
+    );
+    println!(
+        "{} tasks: RSS {before} KiB before, {after} KiB after, peak {peak} KiB; \
+         at most {} at once",
+        2 * TASKS,
+        s.most
+    );
+    // What a live task holds resident: the pages of its linear memory it touched (data
+    // copied in, since copy-on-write is off, and the part of its 1 MiB shadow stack and
+    // heap it used), its store and WASI context, the used part of its async stack. That
+    // came to about 200 KiB per task here (100 alive at once: the peak grew ~20 MiB). The
+    // bound allows 1 MiB for each of the 100 slots, five times that, and is still half
+    // of what a thousand such tasks alive at once would take.
+    let peak_growth = peak.saturating_sub(before);
+    assert!(
+        peak_growth < 100 * 1024,
+        "the peak grew by {peak_growth} KiB for {TASKS} tasks"
+    );
+    // Once they have ended the pool has given their memory back (it keeps no pages
+    // resident), and what stays is the allocator's caches.
+    let left = after.saturating_sub(before);
+    assert!(
+        left < 32 * 1024,
+        "{left} KiB stayed resident after the tasks"
+    );
+}
+
+/// With four slots, ten tasks that each wait for an approval: four are admitted and
+/// wait, the others have not started (no `task.start`), and each approval lets exactly
+/// one more in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_admits_max_tasks_at_once_and_queues_the_rest() {
+    type Ask = (String, tokio::sync::oneshot::Sender<Decision>);
+    let (asks, mut asked) = tokio::sync::mpsc::unbounded_channel::<Ask>();
+    let approver = CallbackApprover::new("test", move |req: ApprovalRequest| {
+        let (answer, decision) = tokio::sync::oneshot::channel();
+        let sent = asks.send((req.task.clone(), answer));
+        async move {
+            match (sent, decision.await) {
+                (Ok(()), Ok(decision)) => decision,
+                _ => Decision::refuse("test", "the test went away"),
+            }
+        }
+    });
+    let cfg = EngineConfig {
+        max_tasks: 4,
+        ..EngineConfig::default()
+    };
+    let runtime = Runtime::new(&cfg)
+        .unwrap()
+        .with_approver(Arc::new(approver));
+    let sb = gated_probe();
+    let tool = Arc::new(runtime.load(Manifest::load(&sb.manifest).unwrap()).unwrap());
+    let sink = Arc::new(Overlap::default());
+    let tasks: Vec<_> = (0..10)
+        .map(|n| {
+            let req = TaskRequest::new(write_input(n)).sink(sink.clone());
+            let tool = tool.clone();
+            tokio::spawn(async move { tool.run(req).await })
+        })
+        .collect();
+    let counts = |sink: &Overlap| {
+        let s = sink.0.lock().unwrap();
+        (s.started, s.ended)
+    };
+    let mut waiting = Vec::new();
+    for _ in 0..4 {
+        waiting.push(asked.recv().await.unwrap());
+    }
+    // Give a fifth task every chance to start, were it admitted (this can only make the
+    // test pass less often, never fail a correct runtime).
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(counts(&sink), (4, 0), "only four tasks start");
+    assert!(asked.try_recv().is_err(), "a fifth task asked for approval");
+
+    let mut answered = 0;
+    while answered < 10 {
+        let (_, answer) = waiting.remove(0);
+        answer.send(Decision::approve("test", "go")).unwrap();
+        answered += 1;
+        if answered <= 6 {
+            // The answered task ends, and only then does the next start and ask.
+            waiting.push(asked.recv().await.unwrap());
+            assert_eq!(counts(&sink), (4 + answered, answered));
+        }
+    }
+    for t in tasks {
+        let out = t.await.unwrap().unwrap();
+        assert!(matches!(out.outcome, Outcome::Result(ref s) if s.contains(r#""ok":true"#)));
+    }
+    let s = sink.0.lock().unwrap();
+    assert_eq!((s.started, s.ended, s.most), (10, 10, 4));
+}
+
+/// A subscriber sees each task's records in order, from `task.start` to `task.end`; one
+/// that does not keep up misses records but holds up nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_stream_shows_each_task_from_start_to_end() {
+    use warden::audit::stream::{AuditStream, Update};
+
+    let runtime = Runtime::new(&EngineConfig::default()).unwrap();
+    let tool = Arc::new(
+        runtime
+            .load(Manifest::load(&crate::support::example("file-search")).unwrap())
+            .unwrap(),
+    );
+    let log = Arc::new(crate::support::Capture::default());
+    let stream = Arc::new(AuditStream::new(log.clone()));
+    let mut watch = stream.subscribe();
+    // Room for four records, and never read until the end.
+    let slow_stream = Arc::new(AuditStream::with_capacity(
+        Arc::new(warden_host_api::audit::NullSink),
+        4,
+    ));
+    let mut slow = slow_stream.subscribe();
+
+    let tasks: Vec<_> = (0..8)
+        .map(|n| {
+            let sink: Arc<dyn warden_host_api::audit::EventSink> = if n % 2 == 0 {
+                stream.clone()
+            } else {
+                slow_stream.clone()
+            };
+            let req = TaskRequest::new(r#"{"query":"needle"}"#)
+                .agent(format!("agent-{n}"))
+                .sink(sink);
+            let tool = tool.clone();
+            tokio::spawn(async move { tool.run(req).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap().unwrap().task);
+    }
+    drop((stream, slow_stream));
+
+    let mut seen: Vec<serde_json::Value> = Vec::new();
+    while let Some(update) = watch.recv().await {
+        match update {
+            Update::Record(r) => seen.push((*r).clone()),
+            Update::Missed(n) => panic!("a reading subscriber missed {n} records"),
+        }
+    }
+    // Exactly what the log holds, with the log line's fields.
+    let logged = log.records();
+    assert_eq!(seen.len(), logged.len());
+    for id in ids.iter().step_by(2) {
+        let mine: Vec<&serde_json::Value> = seen.iter().filter(|r| r["task"] == **id).collect();
+        let events: Vec<&str> = mine.iter().map(|r| r["event"].as_str().unwrap()).collect();
+        assert_eq!(events.first(), Some(&"task.start"), "{events:?}");
+        assert_eq!(events.last(), Some(&"task.end"), "{events:?}");
+        assert!(events.len() > 2, "{events:?}");
+        let logged: Vec<&str> = (logged.iter())
+            .filter(|r| r["task"] == **id)
+            .map(|r| r["event"].as_str().unwrap())
+            .collect();
+        assert_eq!(events, logged, "in the order the task made them");
+        assert_eq!(mine[0]["v"], 1);
+        assert!(mine[0]["time"].as_str().unwrap().ends_with('Z'));
+    }
+    // The slow subscriber is told what it missed, then reads the last four records.
+    assert!(matches!(slow.recv().await, Some(Update::Missed(n)) if n > 0));
+    let mut rest = 0;
+    while let Some(Update::Record(_)) = slow.recv().await {
+        rest += 1;
+    }
+    assert_eq!(rest, 4);
+}
+
+#[path = "../../runtime/examples/agent_loop.rs"]
+mod agent_loop;
+
+/// `cargo run --example agent_loop`, as a test: its plan runs, the narrowed step is
+/// refused, the retry within the grant succeeds, and the log it wrote verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_loop_example_runs() {
+    crate::support::guests();
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = Vec::new();
+    agent_loop::run(
+        &crate::support::root().join("guest-examples"),
+        &dir.path().join("audit.jsonl"),
+        &mut |line| lines.push(line),
+    )
+    .await
+    .unwrap();
+    let text = lines.join("\n");
+    println!("{text}");
+    for expected in [
+        "step 1: planner searched /workspace: 4 matches (ok, task ",
+        "to fs /workspace/notes read for searcher",
+        "step 2.1: searcher searched /workspace/notes/..: tool error denied",
+        "decision=deny rule=.. from /workspace/notes leaves fs[0] /workspace/notes",
+        "step 2.2: searcher searched /workspace/notes: ok",
+        r#"step 3: planner reported {"notes_matches":["/workspace/notes/todo.txt:2"],"workspace_matches":4}"#,
+        "intact",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+}
+
+/// Every example guest fits the pool's per-task budget, so `max_tasks` of any of them
+/// fit at once; a component over the budget is refused when loaded, naming it.
+#[test]
+fn every_guest_fits_one_task_slot() {
+    let runtime = Runtime::new(&EngineConfig::default()).unwrap();
+    for entry in std::fs::read_dir(crate::support::guests()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            runtime
+                .compile(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+    }
+    // Nine core instances: a component that instantiates one module nine times.
+    let nine = format!(
+        "(component (core module $m) {})",
+        (0..9)
+            .map(|i| format!("(core instance $i{i} (instantiate $m))"))
+            .collect::<String>()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nine.wasm");
+    std::fs::write(&path, wat::parse_str(&nine).unwrap()).unwrap();
+    let err = runtime.compile(&path).unwrap_err().to_string();
+    assert!(err.contains("too large for a task slot"), "{err}");
+    assert!(err.contains("9 core module instances"), "{err}");
 }

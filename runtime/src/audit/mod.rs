@@ -15,6 +15,7 @@ use warden_host_api::audit::{EventSink, Record};
 
 pub mod merkle;
 pub mod proof;
+pub mod stream;
 pub mod verify;
 
 /// Appends records to a file, numbering them from where the file ends.
