@@ -40,7 +40,7 @@
 //! };
 //! let meta = TaskMeta {
 //!     host: "h".into(), agent: None, task: "t".into(), parent: None,
-//!     tool: "demo".into(), component: "blake3:00".into(),
+//!     tool: "demo".into(), component: "blake3:00".into(), mcp: None,
 //! };
 //! let audit = Audit::new(meta, Arc::new(NullSink), Level::Calls);
 //! let secrets = TaskSecrets::fetch(&[spec], &audit).await?;
