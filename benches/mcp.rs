@@ -114,7 +114,6 @@ fn main() {
         })
     });
     group.finish();
-    drop(exchange);
     let _ = server.kill();
     let _ = server.wait();
     c.final_summary();

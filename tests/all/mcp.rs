@@ -314,16 +314,40 @@ fn approval_gates_ask_the_client_by_elicitation() {
         }
     }
 
-    // A client on the 2026 protocol cannot be asked mid-call: the server's own
-    // approver answers, here the default, which refuses.
+    // On the 2026 protocol the server cannot ask mid-request: the call returns an
+    // input-required result with the question, and the client's retry carries the answer.
+    for (answer, name, written) in [
+        ("accept", "modern-yes.txt", true),
+        ("refuse", "modern-no.txt", false),
+    ] {
+        let out = client(json!({
+            "server": gated_server(&sb, &audit, &[]),
+            "mode": "auto",
+            "elicit": answer,
+            "steps": [write(name)],
+        }));
+        assert_eq!(out["protocol"], "2026-07-28", "{out:#}");
+        assert_eq!(out["elicitations"].as_array().unwrap().len(), 1, "{out:#}");
+        assert_eq!(
+            sb.path(&format!("root/rw/{name}")).exists(),
+            written,
+            "{out:#}"
+        );
+        let records = read_records(&audit);
+        let task = task_records(&records, &out["steps"][0]);
+        let approval: Vec<_> = task.iter().filter(|r| r["event"] == "approval").collect();
+        assert_eq!(approval.len(), 1, "{task:#?}");
+        assert_eq!(approval[0]["args"]["approver"], "mcp-elicitation");
+    }
+
+    // A client that cannot be asked gets the server's own approver: by default, refusal.
     let out = client(json!({
         "server": gated_server(&sb, &audit, &[]),
         "mode": "auto",
-        "elicit": "accept",
-        "steps": [write("modern.txt")],
+        "steps": [write("unasked.txt")],
     }));
     assert_eq!(out["elicitations"], json!([]), "{out:#}");
-    assert!(!sb.path("root/rw/modern.txt").exists());
+    assert!(!sb.path("root/rw/unasked.txt").exists());
     let text = out["steps"][0]["text"].as_str().unwrap();
     assert!(text.contains("warden denied"), "{text}");
 }

@@ -2,18 +2,22 @@
 //! MCP elicitation, whether a gated call may proceed.
 
 use async_trait::async_trait;
-use rmcp::model::{ElicitRequestParams, ElicitationAction, ElicitationSchema, ProtocolVersion};
+use rmcp::model::{
+    ElicitRequestParams, ElicitResult, ElicitationAction, ElicitationSchema, ProtocolVersion,
+};
 use rmcp::service::{ElicitationMode, Peer, RequestContext, RoleServer};
 use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
 use warden_host_api::approval::{ApprovalRequest, Approver, Decision};
 
 /// Asks the person behind an MCP client about each gated call of the task that answers
 /// the client's request: a form with one yes/no field, `approve`.
 ///
 /// Only where the client said it can (the `elicitation` capability) and the protocol lets
-/// a server ask in the middle of a request (sessions negotiated before 2026-07-28; the
-/// later protocol has no server-to-client requests). Elsewhere [`Elicitation::for_request`]
-/// gives `None` and the runtime's approver answers (by default, refusing).
+/// a server ask in the middle of a request (sessions negotiated before 2026-07-28). The
+/// later protocol has no server-to-client requests: there the handler asks between rounds
+/// of the request instead ([`Relay`]). Elsewhere the runtime's approver answers (by
+/// default, refusing).
 pub struct Elicitation {
     peer: Peer<RoleServer>,
 }
@@ -36,65 +40,88 @@ impl Elicitation {
 #[async_trait]
 impl Approver for Elicitation {
     fn name(&self) -> String {
-        "mcp-elicitation".into()
+        APPROVER.into()
     }
 
     async fn approve(&self, request: &ApprovalRequest) -> Decision {
-        let schema = json!({
-            "type": "object",
-            "properties": {
-                "approve": {
-                    "type": "boolean",
-                    "title": "Allow this call?",
-                    "description": format!("{} (rule: {})", request.summary, request.rule),
-                }
-            },
-            "required": ["approve"],
-        });
-        let schema = match schema
-            .as_object()
-            .cloned()
-            .map(ElicitationSchema::from_json_schema)
-        {
-            Some(Ok(schema)) => schema,
-            _ => return Decision::refuse(self.name(), "could not build the question"),
+        let Some(params) = question(request) else {
+            return Decision::refuse(APPROVER, "could not build the question");
         };
-        let params = ElicitRequestParams::FormElicitationParams {
-            meta: None,
-            message: format!(
-                "Warden: {}. The manifest requires approval for this ({}).",
-                request.summary, request.rule
-            ),
-            requested_schema: schema,
-        };
-        let answer = match self.peer.create_elicitation(params).await {
-            Ok(answer) => answer,
-            Err(e) => {
-                return Decision::refuse(self.name(), format!("the client did not answer: {e}"));
-            }
-        };
-        let yes = answer
-            .content
-            .as_ref()
-            .and_then(|c| c.get("approve"))
-            .and_then(|v| v.as_bool());
-        match (answer.action, yes) {
-            (ElicitationAction::Accept, Some(true)) => {
-                Decision::approve(self.name(), "the client's user approved")
-            }
-            (ElicitationAction::Accept, _) => {
-                Decision::refuse(self.name(), "the client's user answered no")
-            }
-            (ElicitationAction::Decline, _) => {
-                Decision::refuse(self.name(), "the client's user declined")
-            }
-            (ElicitationAction::Cancel, _) => {
-                Decision::refuse(self.name(), "the client's user cancelled")
-            }
-            _ => Decision::refuse(
-                self.name(),
-                "the client gave an answer Warden does not know",
-            ),
+        match self.peer.create_elicitation(params).await {
+            Ok(answer) => decision(&answer),
+            Err(e) => Decision::refuse(APPROVER, format!("the client did not answer: {e}")),
         }
+    }
+}
+
+/// How records name an answer that came from the client.
+pub(crate) const APPROVER: &str = "mcp-elicitation";
+
+/// The form that asks about `request`: one yes/no field, `approve`.
+pub(crate) fn question(request: &ApprovalRequest) -> Option<ElicitRequestParams> {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "approve": {
+                "type": "boolean",
+                "title": "Allow this call?",
+                "description": format!("{} (rule: {})", request.summary, request.rule),
+            }
+        },
+        "required": ["approve"],
+    });
+    let schema = ElicitationSchema::from_json_schema(schema.as_object()?.clone()).ok()?;
+    Some(ElicitRequestParams::FormElicitationParams {
+        meta: None,
+        message: format!(
+            "Warden: {}. The manifest requires approval for this ({}).",
+            request.summary, request.rule
+        ),
+        requested_schema: schema,
+    })
+}
+
+/// What the client's answer to [`question`] decides.
+pub(crate) fn decision(answer: &ElicitResult) -> Decision {
+    let yes = answer
+        .content
+        .as_ref()
+        .and_then(|c| c.get("approve"))
+        .and_then(|v| v.as_bool());
+    match (&answer.action, yes) {
+        (ElicitationAction::Accept, Some(true)) => {
+            Decision::approve(APPROVER, "the client's user approved")
+        }
+        (ElicitationAction::Accept, _) => {
+            Decision::refuse(APPROVER, "the client's user answered no")
+        }
+        (ElicitationAction::Decline, _) => Decision::refuse(APPROVER, "the client's user declined"),
+        (ElicitationAction::Cancel, _) => Decision::refuse(APPROVER, "the client's user cancelled"),
+        _ => Decision::refuse(APPROVER, "the client gave an answer Warden does not know"),
+    }
+}
+
+/// An approver for a task whose client is asked between rounds of one `tools/call`
+/// (protocol 2026-07-28, which has no server-to-client requests): each question goes to
+/// the request handler, which returns it to the client as an input request and passes the
+/// answer back when the client retries.
+pub(crate) struct Relay {
+    pub(crate) asks: mpsc::Sender<(ApprovalRequest, oneshot::Sender<Decision>)>,
+}
+
+#[async_trait]
+impl Approver for Relay {
+    fn name(&self) -> String {
+        APPROVER.into()
+    }
+
+    async fn approve(&self, request: &ApprovalRequest) -> Decision {
+        let (tx, rx) = oneshot::channel();
+        if self.asks.send((request.clone(), tx)).await.is_err() {
+            return Decision::refuse(APPROVER, "the MCP request was abandoned");
+        }
+        rx.await.unwrap_or_else(|_| {
+            Decision::refuse(APPROVER, "the client did not come back with an answer")
+        })
     }
 }

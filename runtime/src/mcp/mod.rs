@@ -19,6 +19,9 @@
 //! lists each call Warden denied with the rule that denied it; `_meta["dev.warden/task"]`
 //! names the task. An agent host may pass policy context under `_meta["dev.warden/context"]`.
 //!
+//! A gated call asks the client through elicitation where it can be asked (see
+//! [`Elicitation`]); its answer is recorded as the approver `mcp-elicitation`.
+//!
 //! Nothing else is served: no tool manages grants, revocations, manifests or the log, so
 //! an agent cannot widen what it holds through MCP.
 //!

@@ -1,21 +1,26 @@
 //! [`WardenMcp`]: the MCP `ServerHandler` that lists the catalog's tools and runs each
 //! `tools/call` as one task.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
 
 use rmcp::ErrorData as McpError;
 use rmcp::ServerHandler;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequest,
+    ElicitResult, Implementation, InputRequest, InputRequests, InputRequiredResult,
     ListToolsResult, MetaObject, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use serde_json::{Map, Value, json};
-use warden_host_api::approval::Approver;
-use warden_host_api::audit::{Decision, EventSink, McpIds, Record};
+use warden_host_api::approval::{ApprovalRequest, Approver, Decision as Answer};
+use warden_host_api::audit::{Decision as Verdict, EventSink, McpIds, Record};
 
 use super::catalog::{Catalog, Entry, Target};
-use super::elicit::Elicitation;
+use super::elicit::{APPROVER, Elicitation, Relay, decision, question};
 use crate::{Outcome, TaskError, TaskOutput, TaskRequest};
 
 /// The `_meta` key under which an agent host may pass the task's policy context
@@ -38,6 +43,8 @@ struct Inner {
     catalog: Catalog,
     sink: Arc<dyn EventSink>,
     approval_by_elicitation: bool,
+    /// Calls waiting for their client to answer, by the `requestState` it was given.
+    parked: Mutex<HashMap<String, Parked>>,
 }
 
 impl WardenMcp {
@@ -54,6 +61,7 @@ impl WardenMcp {
                 catalog,
                 sink,
                 approval_by_elicitation,
+                parked: Mutex::new(HashMap::new()),
             }),
             connection: crate::new_task_id(),
         }
@@ -92,7 +100,11 @@ impl WardenMcp {
         &self,
         params: CallToolRequestParams,
         context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, McpError> {
+    ) -> Result<CallToolResponse, McpError> {
+        self.sweep();
+        if let Some(state) = &params.request_state {
+            return self.resume(&params, state).await;
+        }
         let catalog = &self.inner.catalog;
         let Some(entry) = catalog.get(&params.name) else {
             return Err(McpError::invalid_params(
@@ -107,15 +119,24 @@ impl WardenMcp {
         let arguments = params.arguments.clone().unwrap_or_default();
         let (input, args, stdin) = match task_input(entry, arguments) {
             Ok(parts) => parts,
-            Err(message) => return Ok(error_result(message, None)),
+            Err(message) => return Ok(error_result(message, None).into()),
         };
         let denials = Arc::new(Denials::new(self.inner.sink.clone()));
         let agent = context
             .client_info()
             .map(|c| format!("mcp:{}", c.name))
             .unwrap_or_else(|| "mcp".to_owned());
-        let approver: Option<Arc<dyn Approver>> = if self.inner.approval_by_elicitation {
-            Elicitation::for_request(&context).map(|e| Arc::new(e) as Arc<dyn Approver>)
+        // How a gated call asks the client: mid-request where the protocol allows it,
+        // else between rounds of this request (input-required results).
+        let mut asks = None;
+        let approver: Option<Arc<dyn Approver>> = if !self.inner.approval_by_elicitation {
+            None
+        } else if let Some(elicit) = Elicitation::for_request(&context) {
+            Some(Arc::new(elicit))
+        } else if can_be_asked_between_rounds(&context) {
+            let (tx, rx) = mpsc::channel(1);
+            asks = Some(rx);
+            Some(Arc::new(Relay { asks: tx }))
         } else {
             None
         };
@@ -137,9 +158,122 @@ impl WardenMcp {
                 request: context.id.to_string(),
             }),
         };
-        let ran = entry.tool.run(req).await;
-        Ok(result(entry, ran, &denials.take()))
+        let Some(asks) = asks else {
+            let ran = entry.tool.run(req).await;
+            return Ok(result(&entry.target, &entry.name, ran, &denials.take()).into());
+        };
+        let tool = entry.tool.clone();
+        let parked = Parked {
+            name: entry.name.clone(),
+            target: entry.target.clone(),
+            run: tokio::spawn(async move { tool.run(req).await }),
+            asks,
+            answer: None,
+            denials,
+            since: Instant::now(),
+        };
+        Ok(self.drive(parked).await)
     }
+
+    /// Runs a parked call until it ends or asks the client again.
+    async fn drive(&self, mut parked: Parked) -> CallToolResponse {
+        tokio::select! {
+            ran = &mut parked.run => {
+                let ran = ran.unwrap_or_else(|e| Err(TaskError::Host {
+                    task: String::new(),
+                    message: format!("the task did not finish: {e}"),
+                }));
+                result(&parked.target, &parked.name, ran, &parked.denials.take()).into()
+            }
+            Some((request, answer)) = parked.asks.recv() => {
+                let Some(question) = question(&request) else {
+                    let _ = answer.send(Answer::refuse(APPROVER, "could not build the question"));
+                    return Box::pin(self.drive(parked)).await;
+                };
+                parked.answer = Some(answer);
+                parked.since = Instant::now();
+                let state = crate::new_task_id();
+                self.parked().insert(state.clone(), parked);
+                let mut requests = InputRequests::new();
+                requests.insert(APPROVAL_INPUT.into(), InputRequest::Elicitation(ElicitRequest::new(question)));
+                InputRequiredResult::new(Some(requests), Some(state)).into()
+            }
+        }
+    }
+
+    /// A retried call: the client's answer goes to the task waiting for it.
+    async fn resume(
+        &self,
+        params: &CallToolRequestParams,
+        state: &str,
+    ) -> Result<CallToolResponse, McpError> {
+        let parked = self.parked().remove(state);
+        let Some(mut parked) = parked.filter(|p| p.name == params.name) else {
+            return Err(McpError::invalid_params(
+                format!(
+                    "requestState {state:?} names no call of {:?} waiting for an answer; call the tool again",
+                    params.name
+                ),
+                None,
+            ));
+        };
+        let answer = params
+            .input_responses
+            .as_ref()
+            .and_then(|r| r.get(APPROVAL_INPUT))
+            .and_then(|v| serde_json::from_value::<ElicitResult>(v.clone()).ok());
+        let decision = match answer {
+            Some(answer) => decision(&answer),
+            None => Answer::refuse(APPROVER, "the client answered without an approval"),
+        };
+        if let Some(waiting) = parked.answer.take() {
+            let _ = waiting.send(decision);
+        }
+        Ok(self.drive(parked).await)
+    }
+
+    fn parked(&self) -> std::sync::MutexGuard<'_, HashMap<String, Parked>> {
+        self.inner
+            .parked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Forgets calls whose client never came back: their tasks have long been refused
+    /// by the approval timeout and ended.
+    fn sweep(&self) {
+        self.parked().retain(|_, p| {
+            let keep = p.since.elapsed() < PARKED_FOR;
+            if !keep {
+                p.run.abort();
+            }
+            keep
+        });
+    }
+}
+
+/// The key of the approval in an input-required result and in the client's answer.
+const APPROVAL_INPUT: &str = "dev.warden/approval";
+
+/// How long a call waiting for its client's answer is kept.
+const PARKED_FOR: Duration = Duration::from_secs(15 * 60);
+
+/// A `tools/call` whose task waits for the client to answer a question.
+struct Parked {
+    name: String,
+    target: Target,
+    run: tokio::task::JoinHandle<Result<TaskOutput, TaskError>>,
+    asks: mpsc::Receiver<(ApprovalRequest, oneshot::Sender<Answer>)>,
+    answer: Option<oneshot::Sender<Answer>>,
+    denials: Arc<Denials>,
+    since: Instant,
+}
+
+/// Whether the client of a 2026-07-28 request said it answers elicitations.
+fn can_be_asked_between_rounds(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .client_capabilities()
+        .is_some_and(|c| c.elicitation.is_some())
 }
 
 impl ServerHandler for WardenMcp {
@@ -167,7 +301,7 @@ impl ServerHandler for WardenMcp {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        self.call(request, context).await.map(Into::into)
+        self.call(request, context).await
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -245,7 +379,12 @@ fn session_id(context: &RequestContext<RoleServer>) -> Option<String> {
 }
 
 /// What a finished (or refused) task becomes for the client.
-fn result(entry: &Entry, ran: Result<TaskOutput, TaskError>, denials: &[String]) -> CallToolResult {
+fn result(
+    target: &Target,
+    name: &str,
+    ran: Result<TaskOutput, TaskError>,
+    denials: &[String],
+) -> CallToolResult {
     let out = match ran {
         Ok(out) => out,
         Err(e) => {
@@ -263,7 +402,7 @@ fn result(entry: &Entry, ran: Result<TaskOutput, TaskError>, denials: &[String])
                 content.push(ContentBlock::text(with_denials(String::new(), denials)));
             }
             let mut r = CallToolResult::success(content);
-            r.structured_content = match (&entry.target, value) {
+            r.structured_content = match (target, value) {
                 (Target::Function(_), value) => Some(json!({ "result": value })),
                 (_, value @ Value::Object(_)) => Some(value),
                 _ => None,
@@ -281,7 +420,7 @@ fn result(entry: &Entry, ran: Result<TaskOutput, TaskError>, denials: &[String])
             )
         }
         Outcome::Exit(code) => {
-            let mut text = format!("{} exited with status {code}", entry.name);
+            let mut text = format!("{name} exited with status {code}");
             let stderr = String::from_utf8_lossy(&out.stderr);
             if !stderr.trim().is_empty() {
                 text.push_str(&format!("; stderr: {}", stderr.trim()));
@@ -352,7 +491,7 @@ impl EventSink for Denials {
     fn emit(&self, record: &Record<'_>) -> anyhow::Result<()> {
         self.sink.emit(record)?;
         let e = record.event;
-        if e.decision == Some(Decision::Deny) {
+        if e.decision == Some(Verdict::Deny) {
             let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
             if seen.len() < MAX_DENIALS {
                 let call = e.call.unwrap_or(e.event);
