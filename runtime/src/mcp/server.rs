@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 use warden_host_api::approval::{ApprovalRequest, Approver, Decision as Answer};
 use warden_host_api::audit::{Decision as Verdict, EventSink, McpIds, Record};
 
-use super::catalog::{Catalog, Entry, Target};
+use super::catalog::{Catalog, Target};
 use super::elicit::{APPROVER, Elicitation, Relay, decision, question};
 use crate::{Outcome, TaskError, TaskOutput, TaskRequest};
 
@@ -117,7 +117,7 @@ impl WardenMcp {
             ));
         };
         let arguments = params.arguments.clone().unwrap_or_default();
-        let (input, args, stdin) = match task_input(entry, arguments) {
+        let (input, args, stdin) = match task_input(&entry.target, &entry.name, arguments) {
             Ok(parts) => parts,
             Err(message) => return Ok(error_result(message, None).into()),
         };
@@ -311,10 +311,11 @@ impl ServerHandler for WardenMcp {
 
 /// The task's input, command arguments and stdin, from a call's arguments object.
 fn task_input(
-    entry: &Entry,
+    target: &Target,
+    name: &str,
     arguments: Map<String, Value>,
 ) -> Result<(String, Vec<String>, Vec<u8>), String> {
-    match &entry.target {
+    match target {
         Target::Invoke | Target::Function(_) => {
             Ok((Value::Object(arguments).to_string(), Vec::new(), Vec::new()))
         }
@@ -346,8 +347,7 @@ fn task_input(
                     }
                     (other, _) => {
                         return Err(format!(
-                            "unknown argument {other:?}: {} takes args and stdin",
-                            entry.name
+                            "unknown argument {other:?}: {name} takes args and stdin"
                         ));
                     }
                 }
@@ -501,5 +501,81 @@ impl EventSink for Denials {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_command_takes_args_and_stdin_and_nothing_else() {
+        let (input, a, stdin) = task_input(
+            &Target::Command,
+            "wc",
+            args(json!({"args": ["-l", "x"], "stdin": "one\n"})),
+        )
+        .unwrap();
+        assert_eq!(
+            (input.as_str(), a, stdin),
+            ("", vec!["-l".to_owned(), "x".to_owned()], b"one\n".to_vec())
+        );
+        let err = |v| task_input(&Target::Command, "wc", args(v)).unwrap_err();
+        assert_eq!(
+            err(json!({"args": ["a", 2]})),
+            "argument args[1]: expected a string, found 2"
+        );
+        assert_eq!(
+            err(json!({"args": "a"})),
+            "argument args: expected an array of strings, found \"a\""
+        );
+        assert_eq!(
+            err(json!({"stdin": 1})),
+            "argument stdin: expected a string, found 1"
+        );
+        assert_eq!(
+            err(json!({"env": {}})),
+            "unknown argument \"env\": wc takes args and stdin"
+        );
+    }
+
+    #[test]
+    fn a_tool_gets_the_arguments_object_as_its_input() {
+        let (input, _, _) = task_input(&Target::Invoke, "echo", args(json!({"a": [1]}))).unwrap();
+        assert_eq!(input, r#"{"a":[1]}"#);
+    }
+
+    #[test]
+    fn denials_are_kept_up_to_a_bound_and_passed_on() {
+        use warden_host_api::audit::{Audit, Event, Level, NullSink, TaskMeta};
+        let denials = Arc::new(Denials::new(Arc::new(NullSink)));
+        let meta = TaskMeta {
+            host: "h".into(),
+            agent: None,
+            task: "t".into(),
+            parent: None,
+            tool: "probe".into(),
+            component: "blake3:00".into(),
+            mcp: None,
+        };
+        let audit = Audit::new(meta, denials.clone(), Level::Calls);
+        audit.emit(&Event::new("task.start")).unwrap();
+        for i in 0..20 {
+            let ev = Event::call("wasi:filesystem/types.[method]descriptor.open-at")
+                .resource(format!("/etc/{i}"))
+                .deny("no fs grant covers it");
+            audit.emit(&ev).unwrap();
+        }
+        let seen = denials.take();
+        assert_eq!(seen.len(), MAX_DENIALS);
+        assert_eq!(
+            seen[0],
+            "wasi:filesystem/types.[method]descriptor.open-at on /etc/0: no fs grant covers it"
+        );
+        assert!(denials.take().is_empty());
     }
 }
