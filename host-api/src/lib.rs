@@ -41,6 +41,7 @@ pub mod policy;
 pub mod random;
 pub mod secrets;
 pub mod sockets;
+pub mod time;
 
 pub use interpose::{HostState, WardenView};
 

@@ -118,7 +118,7 @@ mod covers;
 mod issue;
 pub mod live;
 mod narrow;
-mod time;
+use crate::time;
 mod widening;
 mod wire;
 

@@ -35,7 +35,9 @@
 //! `weekday` is spelt as OPA's `time.weekday` spells it.
 
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+use crate::time::Civil;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -99,7 +101,7 @@ impl GrantInfo {
             id,
             depth: chain.len() - 1,
             chain,
-            expires: expires.map(rfc3339),
+            expires: expires.map(crate::time::rfc3339),
         })
     }
 
@@ -110,7 +112,7 @@ impl GrantInfo {
             chain: vec![id.clone()],
             id,
             depth: 0,
-            expires: expires.map(rfc3339),
+            expires: expires.map(crate::time::rfc3339),
         }
     }
 
@@ -246,7 +248,7 @@ impl PolicyTime {
         PolicyTime {
             rfc3339: civil.rfc3339(),
             hour: civil.hour,
-            weekday: WEEKDAYS[civil.weekday],
+            weekday: civil.weekday_name(),
         }
     }
 
@@ -298,88 +300,11 @@ pub fn parse_context_pair(arg: &str) -> Result<(String, Value), ContextError> {
     Ok((key.to_owned(), value))
 }
 
-const WEEKDAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
-
-/// RFC 3339 in UTC with nanoseconds, the audit log's format.
-fn rfc3339(time: SystemTime) -> String {
-    Civil::of(time).rfc3339()
-}
-
-/// A UTC calendar date and time of day.
-struct Civil {
-    year: i64,
-    month: u8,
-    day: u8,
-    hour: u8,
-    minute: u8,
-    second: u8,
-    nanos: u32,
-    /// 0 = Monday.
-    weekday: usize,
-}
-
-impl Civil {
-    fn of(time: SystemTime) -> Civil {
-        // Before 1970 only in tests and broken clocks; handle it rather than panic.
-        let (secs, nanos) = match time.duration_since(UNIX_EPOCH) {
-            Ok(d) => (d.as_secs() as i64, d.subsec_nanos()),
-            Err(e) => {
-                let d = e.duration();
-                let whole = d.as_secs() as i64 + i64::from(d.subsec_nanos() > 0);
-                let nanos = (Duration::from_secs(whole as u64) - d).subsec_nanos();
-                (-whole, nanos)
-            }
-        };
-        let days = secs.div_euclid(86_400);
-        let of_day = secs.rem_euclid(86_400);
-        let (year, month, day) = civil_from_days(days);
-        Civil {
-            year,
-            month,
-            day,
-            hour: (of_day / 3600) as u8,
-            minute: (of_day % 3600 / 60) as u8,
-            second: (of_day % 60) as u8,
-            nanos,
-            // 1970-01-01 was a Thursday.
-            weekday: (days + 3).rem_euclid(7) as usize,
-        }
-    }
-
-    fn rfc3339(&self) -> String {
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
-            self.year, self.month, self.day, self.hour, self.minute, self.second, self.nanos
-        )
-    }
-}
-
-/// Howard Hinnant's `civil_from_days`: the proleptic Gregorian date of a day count since
-/// 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u8, u8) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::WEEKDAYS;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn at(secs: u64) -> PolicyTime {
         PolicyTime::at(UNIX_EPOCH + Duration::from_secs(secs))

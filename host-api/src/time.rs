@@ -1,37 +1,119 @@
-//! Grant times in their wire form: RFC 3339 UTC with nanoseconds, the spelling the audit
-//! log uses, so that a grant's `expires` and a record's `time` compare by eye.
+//! Times as Warden writes them: RFC 3339 UTC with nanoseconds
+//! (`2026-11-25T19:47:18.123456789Z`), the one spelling of the audit log's `time`, a
+//! grant's `expires` and a policy's `input.time`, so that they compare by eye.
 //!
-//! Only `YYYY-MM-DDTHH:MM:SS.fffffffffZ` from 1970 to 9999 is written, and only that form
-//! (with 0 to 9 fraction digits) is read back: a token is produced by us, so anything
-//! looser is more likely a forgery or a mistake than another writer.
+//! [`format`] and [`parse`] are the strict wire form of grants: only
+//! `YYYY-MM-DDTHH:MM:SS.fffffffffZ` from 1970 to 9999 is written, and only that form (with
+//! 0 to 9 fraction digits) is read back; a token is produced by us, so anything looser is
+//! more likely a forgery or a mistake than another writer. [`rfc3339`] writes any instant
+//! (the audit log's clock), and [`Civil`] is the calendar behind both.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The last instant the wire form can write: 9999-12-31T23:59:59.999999999Z.
-pub(crate) fn latest() -> SystemTime {
+pub fn latest() -> SystemTime {
     UNIX_EPOCH + Duration::new(253_402_300_799, 999_999_999)
 }
 
 /// `t` as RFC 3339 UTC with nanoseconds; `None` before 1970 or after [`latest`].
-pub(crate) fn format(t: SystemTime) -> Option<String> {
-    let d = t.duration_since(UNIX_EPOCH).ok()?;
-    if t > latest() {
+pub fn format(t: SystemTime) -> Option<String> {
+    if t < UNIX_EPOCH || t > latest() {
         return None;
     }
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(i64::try_from(days).ok()?);
-    Some(format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_nanos()
-    ))
+    Some(rfc3339(t))
+}
+
+/// `t` as RFC 3339 UTC with nanoseconds, whatever the instant (years before 1 or after
+/// 9999 are written with more or fewer digits, and a sign).
+pub fn rfc3339(t: SystemTime) -> String {
+    Civil::of(t).rfc3339()
+}
+
+/// The names of the days of the week, Monday first, as OPA's `time.weekday` spells them.
+pub const WEEKDAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+
+/// A UTC calendar date and time of day (proleptic Gregorian).
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use warden_host_api::time::Civil;
+///
+/// let t = Civil::of(UNIX_EPOCH + Duration::new(951_782_400 + 23 * 3600, 5));
+/// assert_eq!((t.year, t.month, t.day, t.hour, t.weekday_name()), (2000, 2, 29, 23, "Tuesday"));
+/// assert_eq!(t.rfc3339(), "2000-02-29T23:00:00.000000005Z");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Civil {
+    /// The year.
+    pub year: i64,
+    /// 1 to 12.
+    pub month: u8,
+    /// 1 to 31.
+    pub day: u8,
+    /// 0 to 23.
+    pub hour: u8,
+    /// 0 to 59.
+    pub minute: u8,
+    /// 0 to 59.
+    pub second: u8,
+    /// Nanoseconds into the second.
+    pub nanos: u32,
+    /// The day of the week, 0 for Monday: an index into [`WEEKDAYS`].
+    pub weekday: usize,
+}
+
+impl Civil {
+    /// The UTC date and time of `time`, before 1970 too.
+    pub fn of(time: SystemTime) -> Civil {
+        let (secs, nanos) = match time.duration_since(UNIX_EPOCH) {
+            Ok(d) => (d.as_secs() as i64, d.subsec_nanos()),
+            Err(e) => {
+                let d = e.duration();
+                let whole = d.as_secs() as i64 + i64::from(d.subsec_nanos() > 0);
+                let nanos = (Duration::from_secs(whole as u64) - d).subsec_nanos();
+                (-whole, nanos)
+            }
+        };
+        let days = secs.div_euclid(86_400);
+        let of_day = secs.rem_euclid(86_400);
+        let (year, month, day) = civil_from_days(days);
+        Civil {
+            year,
+            month: month as u8,
+            day: day as u8,
+            hour: (of_day / 3600) as u8,
+            minute: (of_day % 3600 / 60) as u8,
+            second: (of_day % 60) as u8,
+            nanos,
+            // 1970-01-01 was a Thursday.
+            weekday: (days + 3).rem_euclid(7) as usize,
+        }
+    }
+
+    /// RFC 3339 UTC with nanoseconds.
+    pub fn rfc3339(&self) -> String {
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
+            self.year, self.month, self.day, self.hour, self.minute, self.second, self.nanos
+        )
+    }
+
+    /// The day of the week's name, e.g. `Wednesday`.
+    pub fn weekday_name(&self) -> &'static str {
+        WEEKDAYS[self.weekday]
+    }
 }
 
 /// Reads what [`format`] writes; the fraction may have 0 to 9 digits.
-pub(crate) fn parse(s: &str) -> Option<SystemTime> {
+pub fn parse(s: &str) -> Option<SystemTime> {
     let b = s.as_bytes();
     let digits = |range: std::ops::Range<usize>| -> Option<u64> {
         let part = b.get(range)?;
@@ -123,6 +205,26 @@ mod tests {
         assert_eq!(format(latest()).unwrap(), "9999-12-31T23:59:59.999999999Z");
         assert_eq!(format(latest() + Duration::from_nanos(1)), None);
         assert_eq!(format(UNIX_EPOCH - Duration::from_secs(1)), None);
+    }
+
+    #[test]
+    fn any_instant_has_a_date_and_weekday() {
+        let epoch = Civil::of(UNIX_EPOCH);
+        assert_eq!(
+            (epoch.rfc3339().as_str(), epoch.weekday_name()),
+            ("1970-01-01T00:00:00.000000000Z", "Thursday")
+        );
+        let before = Civil::of(UNIX_EPOCH - Duration::new(1, 250_000_000));
+        assert_eq!(before.rfc3339(), "1969-12-31T23:59:58.750000000Z");
+        assert_eq!(before.weekday_name(), "Wednesday");
+        // 2026-11-23 00:00 UTC is a Monday.
+        let monday = 1_795_392_000;
+        let names: Vec<_> = (0..7)
+            .map(|d| {
+                Civil::of(UNIX_EPOCH + Duration::from_secs(monday + d * 86_400)).weekday_name()
+            })
+            .collect();
+        assert_eq!(names, WEEKDAYS);
     }
 
     #[test]
