@@ -57,20 +57,11 @@ enum Command {
         /// a JSON object keyed by parameter name.
         #[arg(long, value_name = "FUNC")]
         call: Option<String>,
-        /// Audit log (JSON Lines); default under the XDG state directory.
-        #[arg(long, env = "WARDEN_AUDIT")]
-        audit: Option<PathBuf>,
+        #[command(flatten)]
+        log: LogArgs,
         /// The agent this task runs for, as recorded in the audit log.
         #[arg(long)]
         agent: Option<String>,
-        /// The host key that signs checkpoints; default under the XDG state
-        /// directory, created on first use.
-        #[arg(long, env = "WARDEN_KEY")]
-        key: Option<PathBuf>,
-        /// When audit records reach the disk: always (a call proceeds only
-        /// once its record is synced), batch (synced in groups) or none.
-        #[arg(long, env = "WARDEN_FSYNC", default_value = "always")]
-        fsync: warden::audit::log::Fsync,
         /// Run under this grant token (from `warden grant issue` or
         /// `attenuate`): the task holds only what it grants, until it
         /// expires or is revoked.
@@ -80,20 +71,8 @@ enum Command {
         /// grant token; default: this host's issuer key.
         #[arg(long, requires = "grant")]
         issuer: Option<String>,
-        /// Who answers the calls a manifest's `approval = "required"` gates:
-        /// tty asks at this terminal; deny refuses them all, as happens when
-        /// no approver is given.
-        #[arg(long, value_name = "WHO", conflicts_with = "approve_cmd")]
-        approve: Option<ApproveWith>,
-        /// Answers gated calls with `sh -c CMD`, which reads the request as
-        /// one line of JSON on stdin: exit status 0 approves, anything else
-        /// refuses.
-        #[arg(long, value_name = "CMD")]
-        approve_cmd: Option<String>,
-        /// How long an approver may take before its silence refuses the call
-        /// (e.g. 30s, 300ms); the task's limits.timeout still cuts it short.
-        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = approve_timeout)]
-        approve_timeout: Duration,
+        #[command(flatten)]
+        approval: ApproveArgs,
         /// A fact about this task for policies to weigh, as KEY=VALUE; VALUE is
         /// read as JSON if it parses (risk=0.4 is a number, urgent=true a
         /// boolean), else as a string. Repeat for more.
@@ -146,16 +125,8 @@ enum Command {
         /// Manifests, or directories holding them (*.toml and */manifest.toml).
         #[arg(required = true, value_name = "MANIFEST|DIR")]
         paths: Vec<PathBuf>,
-        /// Audit log (JSON Lines); default under the XDG state directory.
-        #[arg(long, env = "WARDEN_AUDIT")]
-        audit: Option<PathBuf>,
-        /// The host key that signs checkpoints; default under the XDG state
-        /// directory, created on first use.
-        #[arg(long, env = "WARDEN_KEY")]
-        key: Option<PathBuf>,
-        /// When audit records reach the disk: always, batch or none.
-        #[arg(long, env = "WARDEN_FSYNC", default_value = "always")]
-        fsync: warden::audit::log::Fsync,
+        #[command(flatten)]
+        log: LogArgs,
         /// Serve Streamable HTTP at this loopback address and port (e.g.
         /// 127.0.0.1:8931; port 0 picks one), at the path /mcp, instead of stdio.
         #[arg(long, value_name = "ADDR")]
@@ -169,17 +140,12 @@ enum Command {
             requires = "http"
         )]
         token_file: Option<PathBuf>,
-        /// Who answers approval gates when the client cannot be asked through
-        /// MCP elicitation: tty or deny (the default).
-        #[arg(long, value_name = "WHO", conflicts_with = "approve_cmd")]
-        approve: Option<ApproveWith>,
-        /// Answers approval gates with `sh -c CMD` when the client cannot be asked.
-        #[arg(long, value_name = "CMD")]
-        approve_cmd: Option<String>,
-        /// How long an approver (the client included) may take.
-        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = approve_timeout)]
-        approve_timeout: Duration,
-        /// Never ask the client through elicitation; the approver above answers.
+        /// Approvers answer where the client cannot be asked through MCP
+        /// elicitation (it does not say it can, or --no-elicitation).
+        #[command(flatten)]
+        approval: ApproveArgs,
+        /// Never ask the client through elicitation; --approve or --approve-cmd
+        /// answers.
         #[arg(long)]
         no_elicitation: bool,
         /// A Rego policy asked about every capability-relevant call of every
@@ -187,6 +153,41 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
     },
+}
+
+/// Where a task's audit records go.
+#[derive(clap::Args)]
+struct LogArgs {
+    /// Audit log (JSON Lines); default under the XDG state directory.
+    #[arg(long, env = "WARDEN_AUDIT")]
+    audit: Option<PathBuf>,
+    /// The host key that signs checkpoints; default under the XDG state
+    /// directory, created on first use.
+    #[arg(long, env = "WARDEN_KEY")]
+    key: Option<PathBuf>,
+    /// When audit records reach the disk: always (a call proceeds only
+    /// once its record is synced), batch (synced in groups) or none.
+    #[arg(long, env = "WARDEN_FSYNC", default_value = "always")]
+    fsync: warden::audit::log::Fsync,
+}
+
+/// Who answers approval gates, and how long they may take.
+#[derive(clap::Args)]
+struct ApproveArgs {
+    /// Who answers the calls a manifest's `approval = "required"` gates:
+    /// tty asks at this terminal; deny refuses them all, as happens when
+    /// no approver is given.
+    #[arg(long, value_name = "WHO", conflicts_with = "approve_cmd")]
+    approve: Option<ApproveWith>,
+    /// Answers gated calls with `sh -c CMD`, which reads the request as
+    /// one line of JSON on stdin: exit status 0 approves, anything else
+    /// refuses.
+    #[arg(long, value_name = "CMD")]
+    approve_cmd: Option<String>,
+    /// How long an approver may take before its silence refuses the call
+    /// (e.g. 30s, 300ms); the task's limits.timeout still cuts it short.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = approve_timeout)]
+    approve_timeout: Duration,
 }
 
 /// `--approve`: an approver that needs no argument.
@@ -212,6 +213,21 @@ struct Deciders {
     approval_timeout: Duration,
     policy: Option<PathBuf>,
     context: Vec<(String, serde_json::Value)>,
+}
+
+impl Deciders {
+    fn new(
+        approval: ApproveArgs,
+        policy: Option<PathBuf>,
+        context: Vec<(String, serde_json::Value)>,
+    ) -> Deciders {
+        Deciders {
+            approver: approver(approval.approve, approval.approve_cmd),
+            approval_timeout: approval.approve_timeout,
+            policy,
+            context,
+        }
+    }
 }
 
 fn context_pair(text: &str) -> Result<(String, serde_json::Value), String> {
@@ -358,15 +374,11 @@ fn main() -> ExitCode {
             input,
             input_file,
             call,
-            audit,
+            log,
             agent,
-            key,
-            fsync,
             grant,
             issuer,
-            approve,
-            approve_cmd,
-            approve_timeout,
+            approval,
             context,
             policy,
             args,
@@ -374,14 +386,9 @@ fn main() -> ExitCode {
             &manifest,
             (input, input_file, call),
             agent,
-            (audit, key, fsync),
+            log,
             (grant, issuer),
-            Deciders {
-                approver: approver(approve, approve_cmd),
-                approval_timeout: approve_timeout,
-                policy,
-                context,
-            },
+            Deciders::new(approval, policy, context),
             args,
         ),
         Command::Check { manifest } => check(&manifest),
@@ -423,26 +430,17 @@ fn main() -> ExitCode {
         Command::New { name, path } => new_tool(&name, path),
         Command::Mcp {
             paths,
-            audit,
-            key,
-            fsync,
+            log,
             http,
             token_file,
-            approve,
-            approve_cmd,
-            approve_timeout,
+            approval,
             no_elicitation,
             policy,
         } => mcp(
             &paths,
-            (audit, key, fsync),
+            log,
             http.map(|addr| (addr, token_file)),
-            Deciders {
-                approver: approver(approve, approve_cmd),
-                approval_timeout: approve_timeout,
-                policy,
-                context: Vec::new(),
-            },
+            Deciders::new(approval, policy, Vec::new()),
             !no_elicitation,
         ),
     };
@@ -471,14 +469,12 @@ fn usage(e: impl std::fmt::Display) -> Failure {
 }
 
 /// The audit log of `--audit`, `--key` and `--fsync`, opened.
-fn audit_sink(
-    (audit, key, fsync): (Option<PathBuf>, Option<PathBuf>, warden::audit::log::Fsync),
-) -> Result<AuditLog, Failure> {
-    let audit_path = audit.unwrap_or_else(warden::audit::default_path);
-    let key_path = key.unwrap_or_else(warden::audit::default_key_path);
+fn audit_sink(log: LogArgs) -> Result<AuditLog, Failure> {
+    let audit_path = log.audit.unwrap_or_else(warden::audit::default_path);
+    let key_path = log.key.unwrap_or_else(warden::audit::default_key_path);
     let key = HostKey::load_or_create(&key_path, &warden::audit::key_name()).map_err(usage)?;
     let options = LogOptions {
-        fsync,
+        fsync: log.fsync,
         ..LogOptions::default()
     };
     AuditLog::open(&audit_path, key, options).map_err(usage)
@@ -495,7 +491,7 @@ fn random_token() -> Result<String, Failure> {
 /// the process is stopped (HTTP).
 fn mcp(
     paths: &[PathBuf],
-    audit: (Option<PathBuf>, Option<PathBuf>, warden::audit::log::Fsync),
+    audit: LogArgs,
     http: Option<(std::net::SocketAddr, Option<PathBuf>)>,
     deciders: Deciders,
     elicitation: bool,
@@ -604,7 +600,7 @@ fn run(
     manifest: &Path,
     (input, input_file, call): (Option<String>, Option<PathBuf>, Option<String>),
     agent: Option<String>,
-    (audit, key, fsync): (Option<PathBuf>, Option<PathBuf>, warden::audit::log::Fsync),
+    log: LogArgs,
     (grant, issuer): (Option<String>, Option<String>),
     Deciders {
         approver,
@@ -650,7 +646,7 @@ fn run(
                 .map_err(|e| usage(format!("cannot read stdin: {e}")))?;
         }
     }
-    let sink = audit_sink((audit, key, fsync))?;
+    let sink = audit_sink(log)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
