@@ -14,7 +14,7 @@ mod floor;
 #[path = "../tests/all/guests.rs"]
 mod guests;
 
-use floor::{RawHttp, mean};
+use floor::mean;
 
 use criterion::Criterion;
 use std::sync::Arc;
@@ -24,8 +24,6 @@ use warden::audit::log::{AuditLog, Fsync, LogOptions};
 use warden::manifest::Manifest;
 use warden::{EngineConfig, Runtime, TaskRequest};
 use warden_host_api::audit::{Event, EventSink, NullSink, Record, TaskMeta};
-use wasmtime::Store;
-use wasmtime_wasi::{FsPerms, WasiCtx};
 
 const CALLS: u64 = 1000;
 
@@ -81,22 +79,9 @@ fn main() {
     }
     group.finish();
 
-    // The probe with one read-only grant, as in its manifest, in a copy.
-    let probe = guests::guests().join("probe.wasm");
-    let root = dir.path().join("probe");
-    std::fs::create_dir_all(root.join("ro")).unwrap();
-    std::fs::create_dir_all(root.join("rw")).unwrap();
-    std::fs::write(root.join("ro/hello.txt"), "hello").unwrap();
-    let manifest = root.join("manifest.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "[tool]\nname = \"probe\"\ncomponent = {:?}\n\n[limits]\ntimeout = \"60s\"\n\n[[fs]]\nhost = \"ro\"\nguest = \"/ro\"\n",
-            probe.display().to_string()
-        ),
-    )
-    .unwrap();
-    let input = format!(r#"{{"op":"stat_loop","path":"/ro/hello.txt","n":{CALLS}}}"#);
+    let probe = floor::Probe::new(dir.path());
+    let manifest = probe.manifest("manifest", "");
+    let input = floor::Probe::stat_loop(CALLS);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -105,7 +90,7 @@ fn main() {
     let tool = runtime.load(Manifest::load(&manifest).unwrap()).unwrap();
 
     let engine = runtime.engine().clone();
-    let component = wasmtime::component::Component::from_file(&engine, &probe).unwrap();
+    let component = wasmtime::component::Component::from_file(&engine, &probe.wasm).unwrap();
     let raw_pre = floor::raw_tool(&engine, &component);
 
     let sinks: Vec<(&str, Arc<dyn EventSink>)> = vec![
@@ -121,22 +106,7 @@ fn main() {
     ];
     let mut group = c.benchmark_group("host-call");
     group.bench_function("raw-wasmtime", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let mut wasi = WasiCtx::builder();
-                wasi.allow_blocking_current_thread(true);
-                wasi.preopened_dir(root.join("ro"), "/ro", FsPerms::ReadOnly)
-                    .unwrap();
-                let mut store = Store::new(&engine, RawHttp::new(wasi.build()));
-                store.set_epoch_deadline(u64::MAX / 2);
-                let tool = raw_pre.instantiate_async(&mut store).await.unwrap();
-                let out = tool.call_invoke(&mut store, &input).await.unwrap();
-                assert!(
-                    matches!(&out, Ok(s) if s.contains("\"ok\":true")),
-                    "{out:?}"
-                );
-            })
-        })
+        b.iter(|| rt.block_on(probe.raw_task(&engine, &raw_pre, &input)))
     });
     for (name, sink) in &sinks {
         let request = TaskRequest {

@@ -120,3 +120,64 @@ pub fn mean(group: &str, name: &str) -> Option<f64> {
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     v["mean"]["point_estimate"].as_f64()
 }
+
+/// The probe guest with one read-only grant, `/ro` holding `hello.txt`, for the benches
+/// that price a host call: its `stat_loop` makes n `stat-at` calls in one task.
+#[allow(dead_code)]
+pub struct Probe {
+    /// The directory granted as `/ro`'s parent.
+    pub root: std::path::PathBuf,
+    /// The probe component.
+    pub wasm: std::path::PathBuf,
+}
+
+#[allow(dead_code)]
+impl Probe {
+    /// The probe's files under `dir`.
+    pub fn new(dir: &std::path::Path) -> Probe {
+        let root = dir.join("probe");
+        std::fs::create_dir_all(root.join("ro")).unwrap();
+        std::fs::write(root.join("ro/hello.txt"), "hello").unwrap();
+        Probe {
+            root,
+            wasm: crate::guests::guests().join("probe.wasm"),
+        }
+    }
+
+    /// Writes the manifest `NAME.toml` granting `/ro`, plus `extra` sections, and
+    /// returns its path.
+    pub fn manifest(&self, name: &str, extra: &str) -> std::path::PathBuf {
+        let text = format!(
+            "[tool]\nname = \"probe\"\ncomponent = {:?}\n\n[limits]\ntimeout = \"60s\"\n\n[[fs]]\nhost = \"ro\"\nguest = \"/ro\"\n{extra}",
+            self.wasm.display().to_string()
+        );
+        let path = self.root.join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The input that makes `calls` host calls.
+    pub fn stat_loop(calls: u64) -> String {
+        format!(r#"{{"op":"stat_loop","path":"/ro/hello.txt","n":{calls}}}"#)
+    }
+
+    /// One task on the raw floor: a store with `/ro` preopened, instantiate, invoke.
+    pub async fn raw_task(&self, engine: &wasmtime::Engine, pre: &ToolPre<RawHttp>, input: &str) {
+        let mut wasi = WasiCtx::builder();
+        wasi.allow_blocking_current_thread(true);
+        wasi.preopened_dir(
+            self.root.join("ro"),
+            "/ro",
+            wasmtime_wasi::FsPerms::ReadOnly,
+        )
+        .unwrap();
+        let mut store = wasmtime::Store::new(engine, RawHttp::new(wasi.build()));
+        store.set_epoch_deadline(u64::MAX / 2);
+        let tool = pre.instantiate_async(&mut store).await.unwrap();
+        let out = tool.call_invoke(&mut store, input).await.unwrap();
+        assert!(
+            matches!(&out, Ok(s) if s.contains("\"ok\":true")),
+            "{out:?}"
+        );
+    }
+}

@@ -15,7 +15,7 @@ mod floor;
 #[path = "../tests/all/guests.rs"]
 mod guests;
 
-use floor::{RawHttp, mean};
+use floor::mean;
 
 use criterion::Criterion;
 use std::hint::black_box;
@@ -25,8 +25,6 @@ use warden::manifest::Manifest;
 use warden::{EngineConfig, Runtime, TaskRequest};
 use warden_host_api::audit::{NullSink, TaskMeta};
 use warden_host_api::policy::{CallKind, GrantInfo, Policy, TaskPolicy};
-use wasmtime::Store;
-use wasmtime_wasi::{FsPerms, WasiCtx};
 
 const CALLS: u64 = 1000;
 const STAT_AT: &str = "wasi:filesystem/types.[method]descriptor.stat-at";
@@ -91,27 +89,14 @@ fn main() {
     }
     group.finish();
 
-    // The probe with one read-only grant, as in its manifest, in a copy.
-    let probe = guests::guests().join("probe.wasm");
-    let root = dir.path().join("probe");
-    std::fs::create_dir_all(root.join("ro")).unwrap();
-    std::fs::write(root.join("ro/hello.txt"), "hello").unwrap();
+    let probe = floor::Probe::new(dir.path());
     let manifest = |name: &str, policy: Option<&std::path::Path>| {
-        let mut text = format!(
-            "[tool]\nname = \"probe\"\ncomponent = {:?}\n\n[limits]\ntimeout = \"60s\"\n\n[[fs]]\nhost = \"ro\"\nguest = \"/ro\"\n",
-            probe.display().to_string()
-        );
-        if let Some(p) = policy {
-            text.push_str(&format!(
-                "\n[policy]\nfile = {:?}\n",
-                p.display().to_string()
-            ));
-        }
-        let path = root.join(format!("{name}.toml"));
-        std::fs::write(&path, text).unwrap();
-        Manifest::load(&path).unwrap()
+        let extra = policy.map_or_else(String::new, |p| {
+            format!("\n[policy]\nfile = {:?}\n", p.display().to_string())
+        });
+        Manifest::load(&probe.manifest(name, &extra)).unwrap()
     };
-    let input = format!(r#"{{"op":"stat_loop","path":"/ro/hello.txt","n":{CALLS}}}"#);
+    let input = floor::Probe::stat_loop(CALLS);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -127,27 +112,12 @@ fn main() {
     .map(|(name, policy)| (name, runtime.load(manifest(name, policy)).unwrap()));
 
     let engine = runtime.engine().clone();
-    let component = wasmtime::component::Component::from_file(&engine, &probe).unwrap();
+    let component = wasmtime::component::Component::from_file(&engine, &probe.wasm).unwrap();
     let raw_pre = floor::raw_tool(&engine, &component);
 
     let mut group = c.benchmark_group("policy-call");
     group.bench_function("raw-wasmtime", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let mut wasi = WasiCtx::builder();
-                wasi.allow_blocking_current_thread(true);
-                wasi.preopened_dir(root.join("ro"), "/ro", FsPerms::ReadOnly)
-                    .unwrap();
-                let mut store = Store::new(&engine, RawHttp::new(wasi.build()));
-                store.set_epoch_deadline(u64::MAX / 2);
-                let tool = raw_pre.instantiate_async(&mut store).await.unwrap();
-                let out = tool.call_invoke(&mut store, &input).await.unwrap();
-                assert!(
-                    matches!(&out, Ok(s) if s.contains("\"ok\":true")),
-                    "{out:?}"
-                );
-            })
-        })
+        b.iter(|| rt.block_on(probe.raw_task(&engine, &raw_pre, &input)))
     });
     for (name, tool) in &tools {
         let request = TaskRequest {
