@@ -16,7 +16,7 @@ use warden_host_api::approval::{ApprovalRequest, Approver, Decision};
 /// Only where the client said it can (the `elicitation` capability) and the protocol lets
 /// a server ask in the middle of a request (sessions negotiated before 2026-07-28). The
 /// later protocol has no server-to-client requests: there the handler asks between rounds
-/// of the request instead ([`Relay`]). Elsewhere the runtime's approver answers (by
+/// of the request instead. Elsewhere the runtime's approver answers (by
 /// default, refusing).
 pub struct Elicitation {
     peer: Peer<RoleServer>,
