@@ -186,12 +186,18 @@ async fn entries(
             .iter()
             .filter(|f| f.callable.is_ok())
             .map(|f| {
-                let output = json!({
+                // `$schema` belongs at the root of the wrapping schema, not inside it.
+                let mut result = f.output_schema.clone();
+                let dialect = result.as_object_mut().and_then(|o| o.remove("$schema"));
+                let mut output = json!({
                     "type": "object",
-                    "properties": { "result": f.output_schema },
+                    "properties": { "result": result },
                     "required": ["result"],
                     "additionalProperties": false,
                 });
+                if let Some(dialect) = dialect {
+                    output["$schema"] = dialect;
+                }
                 entry(
                     tool_name(&name, &f.name),
                     format!("{name}: {}", f.signature()),
