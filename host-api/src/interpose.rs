@@ -7,7 +7,7 @@
 //! capability-relevant ones check the task's grants before they delegate.
 //!
 //! Methods that only need recording are written once as a signature inside
-//! [`passthrough!`]; the macro writes the delegation and the record. Methods
+//! `passthrough!`; the macro writes the delegation and the record. Methods
 //! that decide something (a path inside a grant, an env var) are written by
 //! hand in their capability's module.
 

@@ -4,7 +4,7 @@
 //! per-task state, its host implementation and the audit events it emits:
 //!
 //! - [`fs`]: `[[fs]]` directory grants (`wasi:filesystem`)
-//! - [`env`]: `[env]` variables (`wasi:cli/environment`)
+//! - [`env`](mod@env): `[env]` variables (`wasi:cli/environment`)
 //! - [`http`]: `[[http]]` egress rules (`wasi:http/outgoing-handler`)
 //! - [`sockets`]: `[[tcp]]` outgoing TCP connections (`wasi:sockets`)
 //! - [`limits`]: `[limits]` memory, time, fuel and output

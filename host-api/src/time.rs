@@ -2,7 +2,7 @@
 //! (`2026-11-25T19:47:18.123456789Z`), the one spelling of the audit log's `time`, a
 //! grant's `expires` and a policy's `input.time`, so that they compare by eye.
 //!
-//! [`format`] and [`parse`] are the strict wire form of grants: only
+//! [`format`](fn@format) and [`parse`] are the strict wire form of grants: only
 //! `YYYY-MM-DDTHH:MM:SS.fffffffffZ` from 1970 to 9999 is written, and only that form (with
 //! 0 to 9 fraction digits) is read back; a token is produced by us, so anything looser is
 //! more likely a forgery or a mistake than another writer. [`rfc3339`] writes any instant
@@ -112,7 +112,7 @@ impl Civil {
     }
 }
 
-/// Reads what [`format`] writes; the fraction may have 0 to 9 digits.
+/// Reads what [`format`](fn@format) writes; the fraction may have 0 to 9 digits.
 pub fn parse(s: &str) -> Option<SystemTime> {
     let b = s.as_bytes();
     let digits = |range: std::ops::Range<usize>| -> Option<u64> {

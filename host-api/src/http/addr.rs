@@ -50,7 +50,7 @@ impl fmt::Display for AddrClass {
 
 impl AddrClass {
     /// The class of `addr` if it is special, `None` if it is public; see
-    /// [`classify`] (the same check, for other capabilities such as
+    /// `classify` (the same check, for other capabilities such as
     /// `[[tcp]]`).
     pub fn of(addr: IpAddr) -> Option<AddrClass> {
         classify(addr)

@@ -59,7 +59,7 @@ impl HttpTask {
     }
 }
 
-/// Warden's [`WasiHttpHooks`]: every request is sent by [`send`].
+/// Warden's [`WasiHttpHooks`]: every request is sent by `send`.
 pub struct Hooks {
     state: HttpState,
 }
