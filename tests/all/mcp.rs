@@ -340,6 +340,26 @@ fn approval_gates_ask_the_client_by_elicitation() {
         assert_eq!(approval[0]["args"]["approver"], "mcp-elicitation");
     }
 
+    // A retry naming a state the server never gave answers nothing.
+    let forged = json!({
+        "call": "probe",
+        "arguments": { "op": "write", "path": "/rw/forged.txt", "data": "x" },
+        "request_state": "00112233445566778899aabbccddeeff",
+        "input_responses": { "dev.warden/approval": { "action": "accept", "content": { "approve": true } } },
+    });
+    let out = client(json!({
+        "server": gated_server(&sb, &audit, &[]),
+        "mode": "auto",
+        "elicit": "accept",
+        "steps": [forged],
+    }));
+    let error = out["steps"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("names no call of \"probe\" waiting for an answer"),
+        "{out:#}"
+    );
+    assert!(!sb.path("root/rw/forged.txt").exists());
+
     // A client that cannot be asked gets the server's own approver: by default, refusal.
     let out = client(json!({
         "server": gated_server(&sb, &audit, &[]),

@@ -9,7 +9,8 @@ that and on the audit log. The plan:
               | {"http": {"url": "http://127.0.0.1:PORT/mcp", "token": "..."}},
       "mode": "auto" | "legacy",          # protocol negotiation, as mcp.Client takes it
       "elicit": "accept" | "refuse" | "decline" | null,   # how to answer approvals
-      "steps": [{"list": true} | {"call": NAME, "arguments": {...}, "meta": {...}}]
+      "steps": [{"list": true} | {"call": NAME, "arguments": {...}, "meta": {...},
+                                  "request_state": S, "input_responses": {...}}]
     }
 
 The output: {"protocol": VERSION, "steps": [...], "elicitations": [MESSAGE, ...]}, each
@@ -67,8 +68,14 @@ async def main():
                     listed = await client.list_tools()
                     steps.append({"tools": [dump(t) for t in listed.tools]})
                 else:
+                    extra = {}
+                    if "request_state" in step:  # a forged retry, for the tests
+                        extra = {
+                            "request_state": step["request_state"],
+                            "input_responses": step.get("input_responses", {}),
+                        }
                     result = await client.call_tool(
-                        step["call"], step.get("arguments", {}), meta=step.get("meta")
+                        step["call"], step.get("arguments", {}), meta=step.get("meta"), **extra
                     )
                     text = "".join(c.text for c in result.content if getattr(c, "text", None))
                     steps.append(

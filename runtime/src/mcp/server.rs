@@ -192,7 +192,13 @@ impl WardenMcp {
                 };
                 parked.answer = Some(answer);
                 parked.since = Instant::now();
-                let state = crate::new_task_id();
+                let state = match unguessable() {
+                    Ok(state) => state,
+                    Err(why) => {
+                        let _ = parked.answer.take().map(|a| a.send(Answer::refuse(APPROVER, why)));
+                        return Box::pin(self.drive(parked)).await;
+                    }
+                };
                 self.parked().insert(state.clone(), parked);
                 let mut requests = InputRequests::new();
                 requests.insert(APPROVAL_INPUT.into(), InputRequest::Elicitation(ElicitRequest::new(question)));
@@ -250,6 +256,14 @@ impl WardenMcp {
             keep
         });
     }
+}
+
+/// A `requestState`: whoever holds it answers the question, so it is 128 random bits,
+/// not an id derived from the time.
+fn unguessable() -> Result<String, String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for the request state: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The key of the approval in an input-required result and in the client's answer.
