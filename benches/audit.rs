@@ -109,18 +109,7 @@ fn main() {
         b.iter(|| rt.block_on(probe.raw_task(&engine, &raw_pre, &input)))
     });
     for (name, sink) in &sinks {
-        let request = TaskRequest {
-            input: input.clone(),
-            args: vec![],
-            stdin: vec![],
-            agent: None,
-            sink: sink.clone(),
-            grant: None,
-            context: Default::default(),
-            call: None,
-            approver: None,
-            mcp: None,
-        };
+        let request = TaskRequest::new(input.clone()).sink(sink.clone());
         group.bench_function(*name, |b| {
             b.iter(|| {
                 let out = rt.block_on(tool.run(request.clone())).unwrap();

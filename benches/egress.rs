@@ -230,18 +230,7 @@ fn main() {
         )
         .unwrap();
         let tool = runtime.load(Manifest::load(&manifest).unwrap()).unwrap();
-        let mut request = TaskRequest {
-            input: fetch_input(addr),
-            args: vec![],
-            stdin: vec![],
-            agent: None,
-            sink: count.clone(),
-            grant: None,
-            context: Default::default(),
-            call: None,
-            approver: None,
-            mcp: None,
-        };
+        let mut request = TaskRequest::new(fetch_input(addr)).sink(count.clone());
         // Once, before measuring: which records one such task writes.
         if records.is_none() {
             rt.block_on(tool.run(request.clone())).unwrap();

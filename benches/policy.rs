@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use warden::manifest::Manifest;
 use warden::{EngineConfig, Runtime, TaskRequest};
-use warden_host_api::audit::{NullSink, TaskMeta};
+use warden_host_api::audit::TaskMeta;
 use warden_host_api::policy::{CallKind, GrantInfo, Policy, TaskPolicy};
 
 const CALLS: u64 = 1000;
@@ -120,18 +120,8 @@ fn main() {
         b.iter(|| rt.block_on(probe.raw_task(&engine, &raw_pre, &input)))
     });
     for (name, tool) in &tools {
-        let request = TaskRequest {
-            input: input.clone(),
-            args: vec![],
-            stdin: vec![],
-            agent: Some("agent".into()),
-            sink: Arc::new(NullSink),
-            grant: None,
-            context: context.clone(),
-            call: None,
-            approver: None,
-            mcp: None,
-        };
+        let mut request = TaskRequest::new(input.clone()).agent("agent");
+        request.context = context.clone();
         group.bench_function(*name, |b| {
             b.iter(|| {
                 let out = rt.block_on(tool.run(request.clone())).unwrap();

@@ -39,18 +39,7 @@ fn main() {
     let runtime = Runtime::new(&EngineConfig::default()).unwrap();
     let tool = runtime.load(Manifest::load(&manifest).unwrap()).unwrap();
     let sink = Arc::new(NullSink);
-    let request = TaskRequest {
-        input: INPUT.into(),
-        args: vec![],
-        stdin: vec![],
-        agent: None,
-        sink,
-        grant: None,
-        context: Default::default(),
-        call: None,
-        approver: None,
-        mcp: None,
-    };
+    let request = TaskRequest::new(INPUT).sink(sink);
 
     let engine = runtime.engine().clone();
     let component = wasmtime::component::Component::from_file(&engine, &wasm).unwrap();
