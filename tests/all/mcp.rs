@@ -521,3 +521,77 @@ fn http_is_for_loopback_only_and_needs_a_strong_token() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 32 characters"));
 }
+
+#[test]
+fn interface_functions_are_tools_with_their_types() {
+    let records = Sandbox::new("records", "records");
+    let audit = records.path("mcp-audit.jsonl");
+    let server = json!({
+        "stdio": {
+            "command": warden_bin(),
+            "args": ["mcp", records.manifest.display().to_string(), "--audit", audit.display().to_string()],
+            "env": state_env(records.dir.path()),
+        }
+    });
+    let out = client(json!({
+        "server": server,
+        "steps": [
+            { "list": true },
+            call("records.local_records_people_0.1.0_make-user",
+                 json!({ "name": "Ada", "age": 36, "tags": ["math"], "email": null })),
+            call("records.people.next-color", json!({ "c": "blue" })),
+            call("records.people.echo-bytes", json!({ "data": "AAEC/w==" })),
+            call("records.people.checked-div", json!({ "a": 1, "b": 0 })),
+            call("records.local_records_people_0.1.0_make-user",
+                 json!({ "name": "Ada", "age": 300, "tags": [], "email": null })),
+        ],
+    }));
+    let steps = &out["steps"];
+    let names: Vec<&str> = steps[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    // Two interfaces export make-user, so each goes by its full name, made a valid MCP name.
+    assert!(
+        names.contains(&"records.local_records_people_0.1.0_make-user"),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"records.local_legacy_people_0.1.0_make-user"),
+        "{names:?}"
+    );
+    assert!(names.contains(&"records.people.area"), "{names:?}");
+    assert_eq!(
+        steps[1]["structured"],
+        json!({ "result": { "name": "Ada", "age": 36, "tags": ["math"], "email": null } }),
+        "{out:#}"
+    );
+    assert_eq!(
+        steps[2]["structured"],
+        json!({ "result": "red" }),
+        "{out:#}"
+    );
+    // echo-bytes hands the bytes back reversed: [0, 1, 2, 255] -> [255, 2, 1, 0].
+    assert_eq!(
+        steps[3]["structured"],
+        json!({ "result": "/wIBAA==" }),
+        "{out:#}"
+    );
+    // A function's `err` is the call's error, with the error's JSON as its text.
+    assert_eq!(steps[4]["is_error"], true, "{out:#}");
+    assert!(
+        steps[4]["text"].as_str().unwrap().contains("failed: "),
+        "{out:#}"
+    );
+    // Out of range for u8: the message names the argument and the type.
+    assert_eq!(steps[5]["is_error"], true, "{out:#}");
+    assert!(
+        steps[5]["text"]
+            .as_str()
+            .unwrap()
+            .contains("argument age: expected u8 (0..=255), found 300"),
+        "{out:#}"
+    );
+}
