@@ -148,6 +148,13 @@ pub const REVOCATION_POLL: Duration = Duration::from_millis(500);
 pub struct Runtime {
     engine: Engine,
     linker: Linker<TaskData>,
+    settings: Settings,
+}
+
+/// What a runtime decides for every task, whichever tool runs it: each loaded tool
+/// takes a copy (cheap: `Arc`s), so a setting changed later applies to tools loaded later.
+#[derive(Clone)]
+struct Settings {
     fuel: bool,
     revocations: Arc<Revocations>,
     approver: Arc<dyn Approver>,
@@ -167,13 +174,15 @@ impl Runtime {
         Ok(Runtime {
             engine,
             linker,
-            fuel: cfg.fuel,
-            revocations: Arc::new(Revocations::new(None)),
-            approver: Arc::new(Deny::default()),
-            approval_timeout: approval::DEFAULT_TIMEOUT,
-            policy: None,
-            clock: None,
-            slots: Arc::new(Semaphore::new(cfg.max_tasks as usize)),
+            settings: Settings {
+                fuel: cfg.fuel,
+                revocations: Arc::new(Revocations::new(None)),
+                approver: Arc::new(Deny::default()),
+                approval_timeout: approval::DEFAULT_TIMEOUT,
+                policy: None,
+                clock: None,
+                slots: Arc::new(Semaphore::new(cfg.max_tasks as usize)),
+            },
         })
     }
 
@@ -200,14 +209,14 @@ impl Runtime {
     /// # demo().unwrap();
     /// ```
     pub fn with_policy(mut self, policy: Policy) -> Self {
-        self.policy = Some(policy);
+        self.settings.policy = Some(policy);
         self
     }
 
     /// Policies read `input.time` from `clock` instead of the system clock, in the tasks
     /// of the tools loaded after this.
     pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = Some(clock);
+        self.settings.clock = Some(clock);
         self
     }
 
@@ -233,7 +242,7 @@ impl Runtime {
     /// # Ok(()) }
     /// ```
     pub fn with_approver(mut self, approver: Arc<dyn Approver>) -> Self {
-        self.approver = approver;
+        self.settings.approver = approver;
         self
     }
 
@@ -241,7 +250,7 @@ impl Runtime {
     /// ([`approval::DEFAULT_TIMEOUT`], 60 s, unless set). A task's own
     /// `limits.timeout` still cuts a wait short.
     pub fn with_approval_timeout(mut self, timeout: Duration) -> Self {
-        self.approval_timeout = timeout;
+        self.settings.approval_timeout = timeout;
         self
     }
 
@@ -269,13 +278,13 @@ impl Runtime {
             // Without the thread, revocations still reach every task start.
             drop(spawned);
         }
-        self.revocations = revocations;
+        self.settings.revocations = revocations;
         self
     }
 
     /// The revocation list tasks are checked against.
     pub fn revocations(&self) -> &Arc<Revocations> {
-        &self.revocations
+        &self.settings.revocations
     }
 
     /// The engine.
@@ -314,7 +323,7 @@ impl Runtime {
     /// Loads the tool of `manifest`: reads and pins its component, detects
     /// its kind and links it against Warden's interposers.
     pub fn load(&self, manifest: Manifest) -> Result<Tool, LoadError> {
-        if manifest.limits.fuel.is_some() && !self.fuel {
+        if manifest.limits.fuel.is_some() && !self.settings.fuel {
             return Err(LoadError::FuelNotMetered {
                 path: manifest.path.clone(),
             });
@@ -351,13 +360,7 @@ impl Runtime {
             digest,
             entry,
             functions,
-            fuel: self.fuel,
-            revocations: self.revocations.clone(),
-            approver: self.approver.clone(),
-            approval_timeout: self.approval_timeout,
-            policy: self.policy.clone(),
-            clock: self.clock.clone(),
-            slots: self.slots.clone(),
+            settings: self.settings.clone(),
         })
     }
 }
@@ -407,13 +410,7 @@ pub struct Tool {
     digest: String,
     entry: Entry,
     functions: Vec<FunctionInfo>,
-    fuel: bool,
-    revocations: Arc<Revocations>,
-    approver: Arc<dyn Approver>,
-    approval_timeout: Duration,
-    policy: Option<Policy>,
-    clock: Option<Clock>,
-    slots: Arc<Semaphore>,
+    settings: Settings,
 }
 
 impl Tool {
@@ -549,10 +546,15 @@ impl Tool {
         let task = new_task_id();
         // Declared before the store, so dropped after it: the pool slot the store held is
         // free before another task is admitted, on every path out of here.
-        let _slot = self.slots.acquire().await.map_err(|_| TaskError::Host {
-            task: task.clone(),
-            message: "the runtime's task slots were closed".into(),
-        })?;
+        let _slot = self
+            .settings
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| TaskError::Host {
+                task: task.clone(),
+                message: "the runtime's task slots were closed".into(),
+            })?;
         // A grant narrower than the manifest replaces its sections for this task.
         let narrowed = req
             .grant
@@ -567,11 +569,11 @@ impl Tool {
             engine: &self.engine,
             manifest,
             digest: &self.digest,
-            fuel_metered: self.fuel,
-            approver: &self.approver,
-            approval_timeout: self.approval_timeout,
-            policy: self.policy.as_ref(),
-            clock: self.clock.as_ref(),
+            fuel_metered: self.settings.fuel,
+            approver: &self.settings.approver,
+            approval_timeout: self.settings.approval_timeout,
+            policy: self.settings.policy.as_ref(),
+            clock: self.settings.clock.as_ref(),
         };
         let audit = task::audit(&p, &req, &task);
         let function = match invoke {
@@ -643,14 +645,14 @@ impl Tool {
         };
         // Revocations by other processes count from the task's start; a
         // list that cannot be read is no reason to run, nor to guess.
-        if let Err(e) = self.revocations.refresh() {
+        if let Err(e) = self.settings.revocations.refresh() {
             return Err(Ended::Unknown {
                 id: g.chain.last().cloned().unwrap_or_default(),
                 why: e.to_string(),
             });
         }
         let live = Liveness::new(g.chain.clone(), g.expires);
-        self.revocations.register(&live)?;
+        self.settings.revocations.register(&live)?;
         Ok(Some(live))
     }
 
