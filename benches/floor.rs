@@ -181,3 +181,38 @@ impl Probe {
         );
     }
 }
+
+/// The `echo` guest on the raw floor, the cheapest possible task: the baseline of the
+/// per-task benches.
+#[allow(dead_code)]
+pub struct Echo {
+    pre: ToolPre<Raw>,
+}
+
+#[allow(dead_code)]
+impl Echo {
+    /// `echo` compiled for `engine` and linked with plain wasmtime-wasi.
+    pub fn new(engine: &wasmtime::Engine) -> Echo {
+        let wasm = crate::guests::guests().join("echo.wasm");
+        let component = Component::from_file(engine, wasm).unwrap();
+        let mut linker: Linker<Raw> = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+        linker.instance("warden:tool/types@0.1.0").unwrap();
+        Echo {
+            pre: ToolPre::new(linker.instantiate_pre(&component).unwrap()).unwrap(),
+        }
+    }
+
+    /// One task: a new store, instantiate, one `invoke` of `input`, drop.
+    pub async fn task(&self, engine: &wasmtime::Engine, input: &str) {
+        let raw = Raw {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+        };
+        let mut store = wasmtime::Store::new(engine, raw);
+        store.set_epoch_deadline(u64::MAX / 2);
+        let tool = self.pre.instantiate_async(&mut store).await.unwrap();
+        let out = tool.call_invoke(&mut store, input).await.unwrap();
+        assert!(matches!(out.as_deref(), Ok(echoed) if echoed == input));
+    }
+}

@@ -21,16 +21,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use warden::{EngineConfig, Runtime};
-use wasmtime::Store;
-use wasmtime::component::{Linker, ResourceTable};
-use wasmtime_wasi::WasiCtx;
 
 const INPUT: &str = r#"{"hello":"world"}"#;
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = guests::root().join("guest-examples/echo/manifest.toml");
-    let wasm = guests::guests().join("echo.wasm");
+    let _wasm = guests::guests().join("echo.wasm");
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4))
@@ -38,13 +35,7 @@ fn main() {
 
     let runtime = Runtime::new(&EngineConfig::default()).unwrap();
     let engine = runtime.engine().clone();
-    let component = wasmtime::component::Component::from_file(&engine, &wasm).unwrap();
-    let mut linker: Linker<floor::Raw> = Linker::new(&engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
-    linker.instance("warden:tool/types@0.1.0").unwrap();
-    let raw_pre =
-        warden_host_api::bindings::ToolPre::new(linker.instantiate_pre(&component).unwrap())
-            .unwrap();
+    let echo = floor::Echo::new(&engine);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -87,21 +78,7 @@ fn main() {
 
     let mut group = c.benchmark_group("mcp-call");
     group.bench_function("raw-wasmtime", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let mut store = Store::new(
-                    &engine,
-                    floor::Raw {
-                        wasi: WasiCtx::builder().build(),
-                        table: ResourceTable::new(),
-                    },
-                );
-                store.set_epoch_deadline(u64::MAX / 2);
-                let tool = raw_pre.instantiate_async(&mut store).await.unwrap();
-                let out = tool.call_invoke(&mut store, INPUT).await.unwrap();
-                assert!(matches!(out.as_deref(), Ok(INPUT)));
-            })
-        })
+        b.iter(|| rt.block_on(echo.task(&engine, INPUT)))
     });
     let mut id = 0u64;
     group.bench_function("warden-mcp-stdio", |b| {

@@ -13,7 +13,7 @@ mod floor;
 #[path = "../tests/all/guests.rs"]
 mod guests;
 
-use floor::{Raw, mean};
+use floor::mean;
 
 use criterion::Criterion;
 use std::sync::Arc;
@@ -21,15 +21,11 @@ use std::time::Duration;
 use warden::manifest::Manifest;
 use warden::{EngineConfig, Runtime, TaskRequest};
 use warden_host_api::audit::NullSink;
-use warden_host_api::bindings::ToolPre;
-use wasmtime::Store;
-use wasmtime::component::{Linker, ResourceTable};
-use wasmtime_wasi::WasiCtx;
 
 const INPUT: &str = r#"{"hello":"world"}"#;
 
 fn main() {
-    let wasm = guests::guests().join("echo.wasm");
+    let _wasm = guests::guests().join("echo.wasm");
     let manifest = guests::root().join("guest-examples/echo/manifest.toml");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -42,11 +38,7 @@ fn main() {
     let request = TaskRequest::new(INPUT).sink(sink);
 
     let engine = runtime.engine().clone();
-    let component = wasmtime::component::Component::from_file(&engine, &wasm).unwrap();
-    let mut linker: Linker<Raw> = Linker::new(&engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
-    linker.instance("warden:tool/types@0.1.0").unwrap();
-    let raw_pre = ToolPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
+    let echo = floor::Echo::new(&engine);
 
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -54,21 +46,7 @@ fn main() {
         .configure_from_args();
     let mut group = c.benchmark_group("task");
     group.bench_function("raw-wasmtime", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let mut store = Store::new(
-                    &engine,
-                    Raw {
-                        wasi: WasiCtx::builder().build(),
-                        table: ResourceTable::new(),
-                    },
-                );
-                store.set_epoch_deadline(u64::MAX / 2);
-                let tool = raw_pre.instantiate_async(&mut store).await.unwrap();
-                let out = tool.call_invoke(&mut store, INPUT).await.unwrap();
-                assert!(matches!(out.as_deref(), Ok(INPUT)));
-            })
-        })
+        b.iter(|| rt.block_on(echo.task(&engine, INPUT)))
     });
     group.bench_function("warden", |b| {
         b.iter(|| {

@@ -544,17 +544,11 @@ async fn the_library_lists_functions_and_runs_them_with_outputs_their_schemas_ac
     assert!(names.contains(&"people.summarize"), "{names:?}");
     assert!(tool.functions().iter().all(|f| f.callable.is_ok()));
     let sink = Arc::new(Capture::default());
-    let request = |call: &str, input: Value| TaskRequest {
-        input: input.to_string(),
-        args: vec![],
-        stdin: vec![],
-        agent: Some("library-test".into()),
-        sink: sink.clone(),
-        grant: None,
-        context: Default::default(),
-        call: Some(call.into()),
-        approver: None,
-        mcp: None,
+    let request = |call: &str, input: Value| {
+        TaskRequest::new(input.to_string())
+            .agent("library-test")
+            .sink(sink.clone())
+            .call(call)
     };
     let calls = [
         (

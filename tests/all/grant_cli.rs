@@ -105,21 +105,15 @@ async fn a_revocation_from_the_cli_refuses_tasks_under_it() {
         .with_revocations(Arc::new(Revocations::new(Some(list))));
     let sb = Sandbox::new("probe", "probe");
     let tool = runtime.load(Manifest::load(&sb.manifest).unwrap()).unwrap();
-    let request = |chain: &[&str]| TaskRequest {
-        input: r#"{"op":"time"}"#.into(),
-        args: vec![],
-        stdin: vec![],
-        agent: Some("grant-cli-test".into()),
-        sink: Arc::new(NullSink),
-        grant: Some(TaskGrant {
-            chain: chain.iter().map(|s| s.to_string()).collect(),
-            expires: None,
-            caps: None,
-        }),
-        context: Default::default(),
-        call: None,
-        approver: None,
-        mcp: None,
+    let request = |chain: &[&str]| {
+        TaskRequest::new(r#"{"op":"time"}"#)
+            .agent("grant-cli-test")
+            .sink(Arc::new(NullSink))
+            .grant(TaskGrant {
+                chain: chain.iter().map(|s| s.to_string()).collect(),
+                expires: None,
+                caps: None,
+            })
     };
     let err = tool
         .run(request(&["team-grant", "agent-7"]))

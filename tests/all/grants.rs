@@ -22,18 +22,9 @@ fn probe(runtime: &Runtime) -> (Sandbox, Arc<Tool>) {
 }
 
 fn request(input: &str, sink: Arc<Capture>, grant: Option<TaskGrant>) -> TaskRequest {
-    TaskRequest {
-        input: input.into(),
-        args: vec![],
-        stdin: vec![],
-        agent: Some("grant-test".into()),
-        sink,
-        grant,
-        context: Default::default(),
-        call: None,
-        approver: None,
-        mcp: None,
-    }
+    let mut req = TaskRequest::new(input).agent("grant-test").sink(sink);
+    req.grant = grant;
+    req
 }
 
 fn chain(ids: &[&str]) -> Vec<String> {

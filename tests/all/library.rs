@@ -22,17 +22,10 @@ async fn a_runaway_task_does_not_stop_the_others() {
         ..LogOptions::default()
     };
     let sink = Arc::new(AuditLog::open(&sb.audit, key, options).unwrap());
-    let request = |input: &str| TaskRequest {
-        input: input.into(),
-        args: vec![],
-        stdin: vec![],
-        agent: Some("library-test".into()),
-        sink: sink.clone(),
-        grant: None,
-        context: Default::default(),
-        call: None,
-        approver: None,
-        mcp: None,
+    let request = |input: &str| {
+        TaskRequest::new(input)
+            .agent("library-test")
+            .sink(sink.clone())
     };
 
     let spin = tokio::spawn({
@@ -110,18 +103,7 @@ async fn a_change_that_cannot_be_recorded_first_is_not_made() {
     let runtime = Runtime::new(&EngineConfig::default()).unwrap();
     let tool = runtime.load(Manifest::load(&sb.manifest).unwrap()).unwrap();
     let sink = Arc::new(RefuseIntents::default());
-    let run = |input: &str| TaskRequest {
-        input: input.into(),
-        args: vec![],
-        stdin: vec![],
-        agent: None,
-        sink: sink.clone(),
-        grant: None,
-        context: Default::default(),
-        call: None,
-        approver: None,
-        mcp: None,
-    };
+    let run = |input: &str| TaskRequest::new(input).sink(sink.clone());
     // Reads need no intent and go through.
     let out = tool
         .run(run(r#"{"op":"read","path":"/ro/hello.txt"}"#))

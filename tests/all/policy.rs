@@ -198,18 +198,7 @@ async fn business_hours_follow_the_clock() {
             let tool = runtime.load(Manifest::load(&sb.manifest).unwrap()).unwrap();
             let sink = Arc::new(Capture::default());
             let out = tool
-                .run(TaskRequest {
-                    input: READ.into(),
-                    args: vec![],
-                    stdin: vec![],
-                    agent: None,
-                    sink: sink.clone(),
-                    grant: None,
-                    context: Default::default(),
-                    call: None,
-                    approver: None,
-                    mcp: None,
-                })
+                .run(TaskRequest::new(READ).sink(sink.clone()))
                 .await
                 .unwrap();
             let Outcome::Result(json) = out.outcome else {
