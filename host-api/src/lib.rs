@@ -33,6 +33,7 @@ pub mod clocks;
 pub mod env;
 pub mod fs;
 pub mod grant;
+pub mod hex;
 pub mod http;
 pub mod io;
 pub mod limits;

@@ -216,6 +216,20 @@ struct Deciders {
 }
 
 impl Deciders {
+    /// `rt` with this approver, its timeout and the `--policy` (compiled here: a broken
+    /// one is a usage error naming its file and line).
+    fn apply(&self, rt: Runtime) -> Result<Runtime, Failure> {
+        let rt = rt
+            .with_approver(self.approver.clone())
+            .with_approval_timeout(self.approval_timeout);
+        Ok(match &self.policy {
+            Some(path) => {
+                rt.with_policy(Policy::load(path).map_err(|e| usage(format!("--policy: {e}")))?)
+            }
+            None => rt,
+        })
+    }
+
     fn new(
         approval: ApproveArgs,
         policy: Option<PathBuf>,
@@ -468,6 +482,31 @@ fn usage(e: impl std::fmt::Display) -> Failure {
     Failure::Usage(e.to_string())
 }
 
+/// A runtime as the CLI runs tools: compiled components cached per machine, and the
+/// revocation list under the state directory.
+fn runtime(fuel: bool, max_tasks: u32) -> Result<Runtime, Failure> {
+    let cfg = EngineConfig {
+        fuel,
+        max_tasks,
+        cache_dir: warden::engine::default_cache_dir(),
+        ..EngineConfig::default()
+    };
+    Ok(Runtime::new(&cfg)
+        .map_err(|e| usage(format!("cannot start the engine: {e:#}")))?
+        .with_revocations(Arc::new(Revocations::new(Some(
+            warden::audit::default_revocation_path(),
+        )))))
+}
+
+/// One thread: Wasm tasks are CPU-bound and yield at every epoch tick, and two threads
+/// in one process give less throughput than one (DESIGN.md).
+fn tokio_runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| usage(format!("cannot start tokio: {e}")))
+}
+
 /// The audit log of `--audit`, `--key` and `--fsync`, opened.
 fn audit_sink(log: LogArgs) -> Result<AuditLog, Failure> {
     let audit_path = log.audit.unwrap_or_else(warden::audit::default_path);
@@ -482,9 +521,7 @@ fn audit_sink(log: LogArgs) -> Result<AuditLog, Failure> {
 
 /// 32 random bytes, hex: a bearer token nobody guesses.
 fn random_token() -> Result<String, Failure> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| usage(format!("no randomness for a token: {e}")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    warden_host_api::hex::random(32).map_err(|e| usage(format!("no randomness for a token: {e}")))
 }
 
 /// `warden mcp`: loads every manifest, then serves until the client leaves (stdio) or
@@ -502,10 +539,6 @@ fn mcp(
         let m = Manifest::load(&path).map_err(usage)?;
         manifests.push((path, m));
     }
-    let policy = match deciders.policy {
-        Some(path) => Some(Policy::load(&path).map_err(|e| usage(format!("--policy: {e}")))?),
-        None => None,
-    };
     // (token, whether it was made here and must be shown)
     let token = match &http {
         Some((_, Some(file))) => Some((
@@ -518,28 +551,11 @@ fn mcp(
         Some((_, None)) => Some((random_token()?, true)),
         None => None,
     };
-    let cfg = EngineConfig {
-        fuel: manifests.iter().any(|(_, m)| m.limits.fuel.is_some()),
-        cache_dir: warden::engine::default_cache_dir(),
-        ..EngineConfig::default()
-    };
-    let mut runtime = Runtime::new(&cfg)
-        .map_err(|e| usage(format!("cannot start the engine: {e:#}")))?
-        .with_revocations(Arc::new(Revocations::new(Some(
-            warden::audit::default_revocation_path(),
-        ))))
-        .with_approver(deciders.approver)
-        .with_approval_timeout(deciders.approval_timeout);
-    if let Some(policy) = policy {
-        runtime = runtime.with_policy(policy);
-    }
+    let fuel = manifests.iter().any(|(_, m)| m.limits.fuel.is_some());
+    let max_tasks = EngineConfig::default().max_tasks;
+    let runtime = deciders.apply(runtime(fuel, max_tasks)?)?;
     let sink: Arc<dyn EventSink> = Arc::new(audit_sink(audit)?);
-    // One thread: Wasm tasks are CPU-bound and yield at every epoch tick, and
-    // two threads in one process give less throughput than one (DESIGN.md).
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| usage(format!("cannot start tokio: {e}")))?;
+    let rt = tokio_runtime()?;
     rt.block_on(async move {
         let catalog = Catalog::load(&runtime, manifests, sink.clone())
             .await
@@ -570,28 +586,17 @@ fn mcp(
 }
 
 fn load(manifest: &Path) -> Result<(Runtime, warden::Tool), Failure> {
-    load_with(manifest, |rt| rt)
+    load_with(manifest, Ok)
 }
 
 /// Like [`load`], with the runtime set up by `configure` before the tool is
 /// loaded.
 fn load_with(
     manifest: &Path,
-    configure: impl FnOnce(Runtime) -> Runtime,
+    configure: impl FnOnce(Runtime) -> Result<Runtime, Failure>,
 ) -> Result<(Runtime, warden::Tool), Failure> {
     let m = Manifest::load(manifest).map_err(usage)?;
-    let cfg = EngineConfig {
-        fuel: m.limits.fuel.is_some(),
-        max_tasks: 4,
-        cache_dir: warden::engine::default_cache_dir(),
-        ..EngineConfig::default()
-    };
-    let rt = Runtime::new(&cfg)
-        .map_err(|e| usage(format!("cannot start the engine: {e:#}")))?
-        .with_revocations(Arc::new(Revocations::new(Some(
-            warden::audit::default_revocation_path(),
-        ))));
-    let rt = configure(rt);
+    let rt = configure(runtime(m.limits.fuel.is_some(), 4)?)?;
     let tool = rt.load(m).map_err(|e: LoadError| usage(e))?;
     Ok((rt, tool))
 }
@@ -602,27 +607,11 @@ fn run(
     agent: Option<String>,
     log: LogArgs,
     (grant, issuer): (Option<String>, Option<String>),
-    Deciders {
-        approver,
-        approval_timeout,
-        policy,
-        context,
-    }: Deciders,
+    mut deciders: Deciders,
     args: Vec<String>,
 ) -> Result<ExitCode, Failure> {
-    let policy = match policy {
-        Some(path) => Some(Policy::load(&path).map_err(|e| usage(format!("--policy: {e}")))?),
-        None => None,
-    };
-    let (_rt, tool) = load_with(manifest, |rt| {
-        let rt = rt
-            .with_approver(approver)
-            .with_approval_timeout(approval_timeout);
-        match policy {
-            Some(policy) => rt.with_policy(policy),
-            None => rt,
-        }
-    })?;
+    let context = std::mem::take(&mut deciders.context);
+    let (_rt, tool) = load_with(manifest, |rt| deciders.apply(rt))?;
     let grant = match grant {
         Some(token) => Some(grants::verify(&token, issuer.as_deref(), tool.manifest())?),
         None => None,
@@ -647,10 +636,7 @@ fn run(
         }
     }
     let sink = audit_sink(log)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| usage(format!("cannot start tokio: {e}")))?;
+    let rt = tokio_runtime()?;
     let out = rt.block_on(tool.run(TaskRequest {
         input,
         args,

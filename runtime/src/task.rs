@@ -434,6 +434,22 @@ pub enum TaskError {
     },
 }
 
+impl TaskError {
+    /// The id of the task, as in its audit records; `None` when nothing was started
+    /// ([`TaskError::Arguments`]).
+    pub fn task(&self) -> Option<&str> {
+        match self {
+            TaskError::Limit { task, .. }
+            | TaskError::Trap { task, .. }
+            | TaskError::Secret { task, .. }
+            | TaskError::Grant { task, .. }
+            | TaskError::Widened { task, .. }
+            | TaskError::Host { task, .. } => Some(task),
+            TaskError::Arguments { .. } => None,
+        }
+    }
+}
+
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A fresh, unguessable-enough task id: unique per process and time.

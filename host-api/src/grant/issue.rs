@@ -183,9 +183,7 @@ fn expiry(now: SystemTime, ttl: Duration) -> SystemTime {
 /// 128 random bits as 32 lowercase hex digits: unguessable, so that an id can name a grant
 /// in a revocation list without a registry handing them out.
 fn new_id() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::random(16).expect("the operating system's random source failed")
 }
 
 /// Whether `id` is what [`new_id`] makes.

@@ -24,6 +24,7 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::path::Path;
+use warden_host_api::hex::encode as hex;
 
 /// Signature algorithm byte of Ed25519 in signed notes.
 const ED25519: u8 = 0x01;
@@ -331,10 +332,6 @@ fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
     h.update(key.as_bytes());
     let d = h.finalize();
     [d[0], d[1], d[2], d[3]]
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

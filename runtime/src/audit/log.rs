@@ -42,6 +42,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 use warden_host_api::audit::{Event, EventSink, Record, TaskMeta};
+use warden_host_api::hex::encode as hex;
 
 /// How long the writer lets a group gather when nobody waits for it.
 const LINGER: Duration = Duration::from_millis(1);
@@ -558,14 +559,4 @@ impl Writer {
         st.failed = Some(why);
         self.shared.done.notify_all();
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    out
 }

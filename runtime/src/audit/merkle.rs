@@ -117,6 +117,7 @@
 //! ```
 
 use std::fmt;
+use warden_host_api::hex::encode as hex;
 
 /// A hash function for the tree: hashes a concatenation of byte strings
 /// into a fixed-size value.
@@ -711,10 +712,6 @@ fn decompose(index: u64, size: u64) -> (usize, usize) {
     let inner = (u64::BITS - (index ^ (size - 1)).leading_zeros()) as usize;
     let border = index.checked_shr(inner as u32).unwrap_or(0).count_ones() as usize;
     (inner, border)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

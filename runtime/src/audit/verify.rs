@@ -134,9 +134,7 @@ pub type Hash = [u8; 32];
 pub use super::log::checkpoints_path;
 
 /// Lowercase hex, as `prev` and proofs write hashes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use warden_host_api::hex::encode as hex;
 
 /// Parses 64 lowercase hex digits into a hash; anything else is `None`.
 pub fn parse_hash(text: &str) -> Option<Hash> {

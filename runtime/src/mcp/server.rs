@@ -261,9 +261,8 @@ impl WardenMcp {
 /// A `requestState`: whoever holds it answers the question, so it is 128 random bits,
 /// not an id derived from the time.
 fn unguessable() -> Result<String, String> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for the request state: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    warden_host_api::hex::random(16)
+        .map_err(|e| format!("no randomness for the request state: {e}"))
 }
 
 /// The key of the approval in an input-required result and in the client's answer.
@@ -402,7 +401,7 @@ fn result(
     let out = match ran {
         Ok(out) => out,
         Err(e) => {
-            let task = task_of(&e);
+            let task = e.task().map(str::to_owned);
             return error_result(with_denials(e.to_string(), denials), task);
         }
     };
@@ -441,18 +440,6 @@ fn result(
             }
             error_result(with_denials(text, denials), task)
         }
-    }
-}
-
-fn task_of(e: &TaskError) -> Option<String> {
-    match e {
-        TaskError::Limit { task, .. }
-        | TaskError::Trap { task, .. }
-        | TaskError::Secret { task, .. }
-        | TaskError::Grant { task, .. }
-        | TaskError::Widened { task, .. }
-        | TaskError::Host { task, .. } => Some(task.clone()),
-        _ => None,
     }
 }
 
