@@ -730,13 +730,13 @@ mod tests {
 
     // ---- transparency-dev/merkle probes ---------------------------------
 
-    /// `shared/` sits beside the repository, locally and in CI.
+    /// A copy of transparency-dev/merkle's probes, with their licence, in `tests/testdata/`.
     fn vectors_dir() -> PathBuf {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/merkle");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/testdata/merkle");
         assert!(
             dir.join("inclusion").is_dir() && dir.join("consistency").is_dir(),
             "the Merkle test vectors are missing: expected transparency-dev/merkle probes in \
-             {}/{{inclusion,consistency}} (a copy of shared/ must sit beside the repository)",
+             {}/{{inclusion,consistency}}",
             dir.display()
         );
         dir
