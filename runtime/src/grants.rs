@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 use warden::TaskGrant;
 use warden::manifest::Manifest;
-use warden::token::{self, GrantRecord, IssuerKey, IssuerPublicKey};
+use warden::token::{self, GrantRecord, IssuerKey, IssuerPublicKey, ToolId};
 use warden_host_api::grant::{Capabilities, Grant, Narrowing};
 use warden_host_api::limits::manifest::parse_duration;
 
@@ -35,6 +35,24 @@ fn record(grant: &Grant, depth: u32) -> Result<GrantRecord, Failure> {
         expires: grant.expires(),
         agent: grant.agent().map(str::to_owned),
         caps: serde_json::to_value(grant.caps()).map_err(usage)?,
+        tool: None,
+    })
+}
+
+/// The tool of `m` as a token names it: its name and its component's digest.
+fn tool_id(m: &Manifest) -> Result<ToolId, Failure> {
+    let path = &m.tool.component;
+    let bytes = std::fs::read(path).map_err(|e| {
+        usage(format!(
+            "{}: tool.component {}: {e}; a grant token names the component it is for",
+            m.path.display(),
+            path.display()
+        ))
+    })?;
+    m.verify_digest(&bytes).map_err(usage)?;
+    Ok(ToolId {
+        name: m.tool.name.clone(),
+        component: format!("blake3:{}", blake3::hash(&bytes).to_hex()),
     })
 }
 
@@ -51,15 +69,24 @@ pub(crate) fn issue(
     let grant = Grant::root(caps, ttl(ttl_text)?, agent);
     let path = grant_key.unwrap_or_else(warden::audit::default_grant_key_path);
     let key = IssuerKey::load_or_create(&path).map_err(usage)?;
-    let token = token::issue(&key, &record(&grant, 0)?).map_err(usage)?;
-    Ok((token, about(&grant)))
+    let mut root = record(&grant, 0)?;
+    let tool = tool_id(m)?;
+    let about = format!(
+        "{} for tool {} ({})",
+        about(&grant, grant.id()),
+        tool.name,
+        tool.component
+    );
+    root.tool = Some(tool);
+    let token = token::issue(&key, &root).map_err(usage)?;
+    Ok((token, about))
 }
 
 /// One line for the terminal: which grant, until when.
-fn about(grant: &Grant) -> String {
+fn about(grant: &Grant, id: &str) -> String {
     format!(
         "grant {} (depth {}{}), expires {}",
-        grant.id(),
+        id,
         grant.depth(),
         grant
             .parent()
@@ -100,17 +127,24 @@ pub(crate) fn attenuate(
         .attenuate(&narrowing, ttl, agent.or_else(|| last.agent.clone()))
         .map_err(usage)?;
     let child_token = token::attenuate(token, &record(&child, last.depth + 1)?).map_err(usage)?;
-    Ok((child_token, about(&child)))
+    // The child's id is the one its block's signature gives it, not the model's.
+    let id = token::unverified_records(&child_token)
+        .map_err(usage)?
+        .pop()
+        .map(|r| r.id)
+        .unwrap_or_default();
+    Ok((child_token, about(&child, &id)))
 }
 
-/// Checks `token` for a run of the tool of `m`: signed by `issuer` (this
-/// host's issuer key when `None`), unexpired, every attenuation within its
-/// parent, and the root within the manifest.
+/// Checks `token` for a run of `tool`: signed by `issuer` (this host's issuer
+/// key when `None`), issued for this tool and component, unexpired, every
+/// attenuation within its parent, and the root within the manifest.
 pub(crate) fn verify(
     token: &str,
     issuer: Option<&str>,
-    m: &Manifest,
+    tool: &warden::Tool,
 ) -> Result<TaskGrant, Failure> {
+    let m = tool.manifest();
     let issuer = match issuer {
         Some(text) => IssuerPublicKey::parse(text).map_err(usage)?,
         None => {
@@ -129,6 +163,25 @@ pub(crate) fn verify(
     let (Some(root), Some(leaf)) = (records.first(), records.last()) else {
         return Err(usage("grant token refused: it holds no grant"));
     };
+    match &root.tool {
+        Some(t) if t.name == m.tool.name && t.component == tool.digest() => {}
+        Some(t) => {
+            return Err(usage(format!(
+                "grant token refused: it was issued for tool {} ({}), not {} ({}); ask its \
+                 issuer for a grant for this tool",
+                t.name,
+                t.component,
+                m.tool.name,
+                tool.digest()
+            )));
+        }
+        None => {
+            return Err(usage(
+                "grant token refused: it names no tool; tokens are issued for one tool and \
+                 component (warden grant issue MANIFEST)",
+            ));
+        }
+    }
     m.ceiling()
         .covers(&caps(&root.caps).map_err(usage)?)
         .map_err(|w| {

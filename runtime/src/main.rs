@@ -20,8 +20,9 @@ use warden::audit::log::{AuditLog, LogOptions};
 use warden::audit::proof::{InclusionProof, ProveError};
 use warden::audit::verify;
 use warden::manifest::Manifest;
+use warden::mcp::ClientApproval;
 use warden::{EngineConfig, Kind, LoadError, Outcome, Runtime, TaskError, TaskRequest};
-use warden_host_api::approval::{Approver, CommandApprover, Deny, TtyApprover};
+use warden_host_api::approval::{Approver, CommandApprover, Deny, TtyApprover, Unanimous};
 use warden_host_api::audit::EventSink;
 use warden_host_api::grant::live::Revocations;
 use warden_host_api::policy::{Policy, parse_context_pair};
@@ -127,32 +128,50 @@ enum Command {
         paths: Vec<PathBuf>,
         #[command(flatten)]
         log: LogArgs,
-        /// Serve Streamable HTTP at this loopback address and port (e.g.
-        /// 127.0.0.1:8931; port 0 picks one), at the path /mcp, instead of stdio.
-        #[arg(long, value_name = "ADDR")]
-        http: Option<std::net::SocketAddr>,
-        /// File holding the bearer token HTTP clients must send (at least 32
-        /// characters); default: a new random token, printed on stderr.
-        #[arg(
-            long,
-            env = "WARDEN_MCP_TOKEN_FILE",
-            value_name = "FILE",
-            requires = "http"
-        )]
-        token_file: Option<PathBuf>,
-        /// Approvers answer where the client cannot be asked through MCP
-        /// elicitation (it does not say it can, or --no-elicitation).
+        #[command(flatten)]
+        http: McpHttpArgs,
+        /// Who answers gated calls. The MCP client is asked (through
+        /// elicitation) only with --approve mcp: alone, or after --approve-cmd
+        /// or --approve tty agreed.
         #[command(flatten)]
         approval: ApproveArgs,
-        /// Never ask the client through elicitation; --approve or --approve-cmd
-        /// answers.
-        #[arg(long)]
-        no_elicitation: bool,
         /// A Rego policy asked about every capability-relevant call of every
         /// tool, besides each manifest's [policy].
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
     },
+}
+
+/// `warden mcp --http` and its limits.
+#[derive(clap::Args)]
+struct McpHttpArgs {
+    /// Serve Streamable HTTP at this loopback address and port (e.g.
+    /// 127.0.0.1:8931; port 0 picks one), at the path /mcp, instead of stdio.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
+    /// File holding the bearer token HTTP clients must send (at least 32
+    /// characters), readable by its owner only; default: a new random token,
+    /// printed on stderr.
+    #[arg(
+        long,
+        env = "WARDEN_MCP_TOKEN_FILE",
+        value_name = "FILE",
+        requires = "http"
+    )]
+    token_file: Option<PathBuf>,
+    /// A browser origin allowed to call, besides the server's own loopback
+    /// origin (e.g. https://app.example.com); requests from any other Origin
+    /// are refused.
+    #[arg(long, value_name = "ORIGIN", requires = "http")]
+    allow_origin: Vec<String>,
+    /// Connections open at once; more are answered 503 and closed.
+    #[arg(long, value_name = "N", default_value_t = 64, requires = "http",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// How long a client may take to send a request's headers.
+    #[arg(long, value_name = "DURATION", default_value = "10s", requires = "http",
+          value_parser = positive_duration)]
+    header_timeout: Duration,
 }
 
 /// Where a task's audit records go.
@@ -175,10 +194,11 @@ struct LogArgs {
 #[derive(clap::Args)]
 struct ApproveArgs {
     /// Who answers the calls a manifest's `approval = "required"` gates:
-    /// tty asks at this terminal; deny refuses them all, as happens when
-    /// no approver is given.
-    #[arg(long, value_name = "WHO", conflicts_with = "approve_cmd")]
-    approve: Option<ApproveWith>,
+    /// tty asks at this terminal; mcp asks the MCP client (warden mcp only);
+    /// deny refuses them all, as happens when no approver is given. Given
+    /// more than once, or with --approve-cmd, every approver named must agree.
+    #[arg(long, value_name = "WHO")]
+    approve: Vec<ApproveWith>,
     /// Answers gated calls with `sh -c CMD`, which reads the request as
     /// one line of JSON on stdin: exit status 0 approves, anything else
     /// refuses.
@@ -186,7 +206,7 @@ struct ApproveArgs {
     approve_cmd: Option<String>,
     /// How long an approver may take before its silence refuses the call
     /// (e.g. 30s, 300ms); the task's limits.timeout still cuts it short.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = approve_timeout)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = positive_duration)]
     approve_timeout: Duration,
 }
 
@@ -197,9 +217,12 @@ enum ApproveWith {
     Tty,
     /// Refuse every gated call.
     Deny,
+    /// Ask the MCP client that made the request, through elicitation (warden mcp
+    /// only). With another approver, that one is asked first and both must agree.
+    Mcp,
 }
 
-fn approve_timeout(text: &str) -> Result<Duration, String> {
+fn positive_duration(text: &str) -> Result<Duration, String> {
     let d = warden_host_api::limits::manifest::parse_duration(text).map_err(|e| e.to_string())?;
     if d.is_zero() {
         return Err("must be more than zero".into());
@@ -230,17 +253,49 @@ impl Deciders {
         })
     }
 
+    /// The deciders of `warden run`, where no MCP client can be asked.
     fn new(
         approval: ApproveArgs,
         policy: Option<PathBuf>,
         context: Vec<(String, serde_json::Value)>,
-    ) -> Deciders {
-        Deciders {
-            approver: approver(approval.approve, approval.approve_cmd),
+    ) -> Result<Deciders, Failure> {
+        let (approvers, client) = approvers(&approval)?;
+        if client {
+            return Err(usage(
+                "--approve mcp asks an MCP client, and warden run has none: use it with warden mcp",
+            ));
+        }
+        Ok(Deciders {
+            approver: approvers,
             approval_timeout: approval.approve_timeout,
             policy,
             context,
-        }
+        })
+    }
+
+    /// The deciders of `warden mcp`, and whether (and after whom) the client is asked.
+    fn for_mcp(
+        approval: ApproveArgs,
+        policy: Option<PathBuf>,
+    ) -> Result<(Deciders, ClientApproval), Failure> {
+        let (operator, client) = approvers(&approval)?;
+        let given = approval
+            .approve
+            .iter()
+            .any(|a| !matches!(a, ApproveWith::Mcp))
+            || approval.approve_cmd.is_some();
+        let client = match (client, given) {
+            (false, _) => ClientApproval::Never,
+            (true, false) => ClientApproval::Alone,
+            (true, true) => ClientApproval::AfterOperator(operator.clone()),
+        };
+        let deciders = Deciders {
+            approver: operator,
+            approval_timeout: approval.approve_timeout,
+            policy,
+            context: Vec::new(),
+        };
+        Ok((deciders, client))
     }
 }
 
@@ -248,16 +303,39 @@ fn context_pair(text: &str) -> Result<(String, serde_json::Value), String> {
     parse_context_pair(text).map_err(|e| e.to_string())
 }
 
-/// The approver of `--approve` or `--approve-cmd`; refusing when neither is given.
-fn approver(with: Option<ApproveWith>, cmd: Option<String>) -> Arc<dyn Approver> {
-    match (with, cmd) {
-        (_, Some(cmd)) => Arc::new(CommandApprover::new(cmd)),
-        (Some(ApproveWith::Tty), None) => Arc::new(TtyApprover::new()),
-        (Some(ApproveWith::Deny), None) => Arc::new(Deny::because(
-            "warden run --approve deny refuses every gated call",
-        )),
-        (None, None) => Arc::new(Deny::default()),
+/// The operator's approver of `--approve` and `--approve-cmd` (every one named must
+/// agree; refusing when none is given), and whether `--approve mcp` asks the client too.
+fn approvers(args: &ApproveArgs) -> Result<(Arc<dyn Approver>, bool), Failure> {
+    let mut operator: Vec<Arc<dyn Approver>> = Vec::new();
+    let mut client = false;
+    let mut deny = false;
+    for with in &args.approve {
+        match with {
+            ApproveWith::Tty => operator.push(Arc::new(TtyApprover::new())),
+            ApproveWith::Deny => deny = true,
+            ApproveWith::Mcp => client = true,
+        }
     }
+    if let Some(cmd) = &args.approve_cmd {
+        operator.push(Arc::new(CommandApprover::new(cmd.clone())));
+    }
+    if deny {
+        if !operator.is_empty() || client {
+            return Err(usage(
+                "--approve deny refuses every gated call: give it alone, without other approvers",
+            ));
+        }
+        return Ok((
+            Arc::new(Deny::because("--approve deny refuses every gated call")),
+            false,
+        ));
+    }
+    let approver: Arc<dyn Approver> = match operator.len() {
+        0 => Arc::new(Deny::default()),
+        1 => operator.remove(0),
+        _ => Arc::new(Unanimous::new(operator)),
+    };
+    Ok((approver, client))
 }
 
 #[derive(Subcommand)]
@@ -396,15 +474,17 @@ fn main() -> ExitCode {
             context,
             policy,
             args,
-        } => run(
-            &manifest,
-            (input, input_file, call),
-            agent,
-            log,
-            (grant, issuer),
-            Deciders::new(approval, policy, context),
-            args,
-        ),
+        } => Deciders::new(approval, policy, context).and_then(|deciders| {
+            run(
+                &manifest,
+                (input, input_file, call),
+                agent,
+                log,
+                (grant, issuer),
+                deciders,
+                args,
+            )
+        }),
         Command::Check { manifest } => check(&manifest),
         Command::Audit(AuditCommand::Key { key }) => audit_key(key),
         Command::Audit(AuditCommand::Verify {
@@ -446,17 +526,10 @@ fn main() -> ExitCode {
             paths,
             log,
             http,
-            token_file,
             approval,
-            no_elicitation,
             policy,
-        } => mcp(
-            &paths,
-            log,
-            http.map(|addr| (addr, token_file)),
-            Deciders::new(approval, policy, Vec::new()),
-            !no_elicitation,
-        ),
+        } => Deciders::for_mcp(approval, policy)
+            .and_then(|(deciders, client)| mcp(&paths, log, http, deciders, client)),
     };
     match result {
         Ok(code) => code,
@@ -529,26 +602,32 @@ fn random_token() -> Result<String, Failure> {
 fn mcp(
     paths: &[PathBuf],
     audit: LogArgs,
-    http: Option<(std::net::SocketAddr, Option<PathBuf>)>,
+    http: McpHttpArgs,
     deciders: Deciders,
-    elicitation: bool,
+    client_approval: ClientApproval,
 ) -> Result<ExitCode, Failure> {
-    use warden::mcp::{Catalog, WardenMcp};
+    use warden::mcp::{Catalog, HttpOptions, WardenMcp};
     let mut manifests = Vec::new();
     for path in warden::mcp::manifest_paths(paths).map_err(usage)? {
         let m = Manifest::load(&path).map_err(usage)?;
         manifests.push((path, m));
     }
-    // (token, whether it was made here and must be shown)
-    let token = match &http {
-        Some((_, Some(file))) => Some((
-            std::fs::read_to_string(file)
-                .map_err(|e| usage(format!("--token-file {}: {e}", file.display())))?
-                .trim()
-                .to_owned(),
-            false,
-        )),
-        Some((_, None)) => Some((random_token()?, true)),
+    // The options, and the token to show if it was made here.
+    let http = match http.http {
+        Some(addr) => {
+            let (token, shown) = match &http.token_file {
+                Some(file) => (read_token_file(file)?, None),
+                None => {
+                    let token = random_token()?;
+                    (token.clone(), Some(token))
+                }
+            };
+            let mut options = HttpOptions::new(addr, token);
+            options.allowed_origins = http.allow_origin;
+            options.max_connections = http.max_connections as usize;
+            options.header_timeout = http.header_timeout;
+            Some((options, shown))
+        }
         None => None,
     };
     let fuel = manifests.iter().any(|(_, m)| m.limits.fuel.is_some());
@@ -560,22 +639,21 @@ fn mcp(
         let catalog = Catalog::load(&runtime, manifests, sink.clone())
             .await
             .map_err(usage)?;
-        let server = WardenMcp::new(catalog, sink, elicitation);
-        match (http, token) {
-            (Some((addr, _)), Some((token, generated))) => {
-                let shown = generated.then(|| token.clone());
+        let server = WardenMcp::new(catalog, sink, client_approval);
+        match http {
+            Some((options, shown)) => {
                 let printed = move |bound: std::net::SocketAddr| {
                     eprintln!("warden mcp: serving http://{bound}/mcp");
                     if let Some(token) = shown {
                         eprintln!("warden mcp: bearer token {token}");
                     }
                 };
-                warden::mcp::serve_http(server, addr, token, printed)
+                warden::mcp::serve_http(server, options, printed)
                     .await
                     .map_err(usage)?;
                 Ok(ExitCode::SUCCESS)
             }
-            _ => {
+            None => {
                 warden::mcp::serve_stdio(server)
                     .await
                     .map_err(|e| Failure::Tool(format!("{e:#}")))?;
@@ -583,6 +661,23 @@ fn mcp(
             }
         }
     })
+}
+
+/// The bearer token in `file`, which only its owner may read: anyone who can read it can
+/// run every tool the server offers.
+fn read_token_file(file: &Path) -> Result<String, Failure> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = file.display();
+    let meta = std::fs::metadata(file).map_err(|e| usage(format!("--token-file {shown}: {e}")))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(usage(format!(
+            "--token-file {shown}: others can read it (mode {mode:o}): chmod 600 {shown}"
+        )));
+    }
+    let text =
+        std::fs::read_to_string(file).map_err(|e| usage(format!("--token-file {shown}: {e}")))?;
+    Ok(text.trim().to_owned())
 }
 
 fn load(manifest: &Path) -> Result<(Runtime, warden::Tool), Failure> {
@@ -613,7 +708,7 @@ fn run(
     let context = std::mem::take(&mut deciders.context);
     let (_rt, tool) = load_with(manifest, |rt| deciders.apply(rt))?;
     let grant = match grant {
-        Some(token) => Some(grants::verify(&token, issuer.as_deref(), tool.manifest())?),
+        Some(token) => Some(grants::verify(&token, issuer.as_deref(), &tool)?),
         None => None,
     };
     let input = match (input, input_file) {
@@ -645,6 +740,7 @@ fn run(
         sink: Arc::new(sink),
         grant,
         context: context.into_iter().collect(),
+        client: serde_json::Map::new(),
         call,
         approver: None,
         mcp: None,

@@ -168,11 +168,24 @@ pub struct ToolSection {
 /// ```toml
 /// [audit]
 /// level = "full"
+/// max-records = 1_000_000    # per task, besides its task.end; default 100000
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuditSection {
     /// How much is recorded; `calls` unless the manifest says otherwise.
     pub level: AuditLevel,
+    /// How many records one task may write besides its `task.end`; a task that wants
+    /// more ends, so that no tool can fill the disk every other tool logs to.
+    pub max_records: u64,
+}
+
+impl Default for AuditSection {
+    fn default() -> AuditSection {
+        AuditSection {
+            level: AuditLevel::default(),
+            max_records: warden_host_api::audit::DEFAULT_RECORD_BUDGET,
+        }
+    }
 }
 
 /// How much the audit log records for a tool: `level = "calls"` or `level = "full"`.
@@ -409,6 +422,8 @@ struct RawTool {
 struct RawAudit {
     #[serde(default)]
     level: AuditLevel,
+    #[serde(default, rename = "max-records")]
+    max_records: Option<Spanned<u64>>,
 }
 
 impl Manifest {
@@ -514,6 +529,17 @@ impl Manifest {
             policy,
             audit: AuditSection {
                 level: raw.audit.level,
+                max_records: match &raw.audit.max_records {
+                    Some(n) if *n.get_ref() == 0 => {
+                        return Err(cx.invalid(
+                            n.span().start,
+                            "audit.max-records",
+                            "must be at least 1: every task writes records",
+                        ));
+                    }
+                    Some(n) => *n.get_ref(),
+                    None => AuditSection::default().max_records,
+                },
             },
             approval,
             digest_line,
@@ -677,7 +703,11 @@ impl Manifest {
         self.write_secrets(out)?;
         self.write_policy(out)?;
         self.write_approval(out)?;
-        writeln!(out, "audit: {}", self.audit.level)?;
+        writeln!(
+            out,
+            "audit: {}, at most {} records per task",
+            self.audit.level, self.audit.max_records
+        )?;
         writeln!(
             out,
             "always allowed: clocks, random numbers, stdio the runtime passes"

@@ -83,6 +83,10 @@ pub struct TaskRequest {
     /// Facts the agent host states about this task for policies to weigh, their
     /// `input.context` (`--context risk=0.4` is `{"risk": 0.4}`); empty if none.
     pub context: serde_json::Map<String, serde_json::Value>,
+    /// What the party asking for the task claims about it, unverified, as policies'
+    /// `input.client`: `warden mcp` puts a client's `_meta["dev.warden/context"]` here,
+    /// never in [`context`](TaskRequest::context). Empty if nothing was claimed.
+    pub client: serde_json::Map<String, serde_json::Value>,
     /// The function to call, by name or full name (see [`crate::func`]), for a
     /// [`Kind::Functions`] component, which needs one; [`TaskRequest::input`] then holds its
     /// arguments as a JSON object. `None` for every other kind.
@@ -186,6 +190,7 @@ impl Default for TaskRequest {
             sink: Arc::new(NullSink),
             grant: None,
             context: serde_json::Map::new(),
+            client: serde_json::Map::new(),
             call: None,
             approver: None,
             mcp: None,
@@ -203,6 +208,7 @@ impl std::fmt::Debug for TaskRequest {
             .field("agent", &self.agent)
             .field("grant", &self.grant)
             .field("context", &self.context)
+            .field("client", &self.client)
             .field("call", &self.call)
             .field("approver", &self.approver.as_ref().map(|a| a.name()))
             .field("mcp", &self.mcp)
@@ -511,7 +517,7 @@ pub(crate) fn audit(p: &Prepared<'_>, req: &TaskRequest, task: &str) -> Audit {
         AuditLevel::Calls => Level::Calls,
         AuditLevel::Full => Level::Full,
     };
-    Audit::new(meta, req.sink.clone(), level)
+    Audit::new(meta, req.sink.clone(), level).with_budget(m.audit.max_records)
 }
 
 /// Builds the store of one task: only granted preopens and env, stdio pipes
@@ -615,7 +621,8 @@ fn task_policy(p: &Prepared<'_>, req: &TaskRequest, meta: &TaskMeta) -> TaskPoli
         .as_ref()
         .and_then(|g| GrantInfo::new(g.chain.clone(), g.expires))
         .unwrap_or_else(|| GrantInfo::root(meta.task.clone(), None));
-    let policy = TaskPolicy::new(policies, meta, grant, req.context.clone());
+    let policy =
+        TaskPolicy::new(policies, meta, grant, req.context.clone()).client(req.client.clone());
     match p.clock {
         Some(clock) => policy.clock(clock.clone()),
         None => policy,
@@ -654,6 +661,13 @@ pub(crate) fn start(
     if let Some(function) = function {
         ev.args["function"] = json!(function);
         ev = ev.resource(function);
+    }
+    // Which grant the task holds, root first: what revoking any of them would stop.
+    if let Some(grant) = &req.grant {
+        ev.args["grant"] = json!({
+            "chain": grant.chain,
+            "expires": grant.expires.map(crate::audit::rfc3339),
+        });
     }
     let gates = &m.approval;
     if !gates.is_empty() {
@@ -763,7 +777,10 @@ pub(crate) fn finish(
         .args(args)
         .outcome(outcome)
         .took(duration);
-    let recorded = flushed.and_then(|()| host.record(end));
+    // The end is recorded even when the tallies were not (a spent record budget): a
+    // task's records always close.
+    let recorded = host.record(end);
+    let recorded = flushed.and(recorded);
     if let Err(e) = recorded {
         return Err(TaskError::Host {
             task,

@@ -346,3 +346,72 @@ fn a_narrowed_directory_cannot_be_a_symlink_out_of_the_grant() {
     let end = run.end();
     assert_eq!(end["outcome"], "error:grant-widened", "{run:#?}");
 }
+
+/// The attacks: a token issued for one tool spent on another, or on another build
+/// of the same tool (same name, different component). A token names both, and a run
+/// refuses a token for anything else. The task's `task.start` records the grant chain
+/// it runs under, with the id Warden gave each attenuation.
+#[test]
+fn a_token_is_spent_only_on_its_tool_and_its_chain_is_recorded() {
+    let state = tempfile::tempdir().unwrap();
+    let sb = Sandbox::new("probe", "probe");
+    let m = sb.manifest.to_str().unwrap();
+    let planner = token(state.path(), &["grant", "issue", m]);
+    let issued = w(
+        state.path(),
+        &["grant", "attenuate", &planner, "--narrow", "fs=/ro:read"],
+    );
+    assert!(issued.status.success(), "{issued:?}");
+    let reader = text(&issued.stdout);
+
+    // Another tool: echo, whose manifest is as wide as it needs.
+    let echo = Sandbox::new("echo", "echo");
+    let out = w(
+        state.path(),
+        &[
+            "run",
+            echo.manifest.to_str().unwrap(),
+            "--audit",
+            echo.audit.to_str().unwrap(),
+            "--grant",
+            &planner,
+            "--input",
+            "{}",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("it was issued for tool probe (blake3:"),
+        "{err}"
+    );
+    assert!(err.contains("not echo (blake3:"), "{err}");
+
+    // The same name on another component.
+    let rebuilt = Sandbox::new("probe", "probe");
+    let text_m = std::fs::read_to_string(&rebuilt.manifest).unwrap();
+    rebuilt.write_manifest(&text_m, "echo");
+    let run = run_with(state.path(), &rebuilt, &reader, READ);
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(
+        run.stderr.contains("issued for tool probe (blake3:"),
+        "{run:#?}"
+    );
+    assert!(run.records.is_empty(), "nothing ran: {run:#?}");
+
+    // Its own tool runs, and task.start names the chain: the issued id and the one
+    // the attenuation was given (which `grant attenuate` printed).
+    let run = run_with(state.path(), &sb, &reader, READ);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let records = warden::token::unverified_records(&reader).unwrap();
+    let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(run.records[0]["event"], "task.start");
+    assert_eq!(
+        run.records[0]["args"]["grant"]["chain"],
+        serde_json::json!(ids)
+    );
+    assert!(
+        text(&issued.stderr).contains(&format!("grant {} (depth 1", ids[1])),
+        "{issued:?}"
+    );
+}

@@ -4,6 +4,7 @@
 
 mod approval;
 mod audit;
+mod audit_bounds;
 mod audit_log;
 mod cli;
 mod env;

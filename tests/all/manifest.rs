@@ -376,7 +376,7 @@ pass = ["PATH", "WARDEN_TEST_SURELY_UNSET_VARIABLE"]
         "  LANG = \"C.UTF-8\"".to_owned(),
         "  PATH passed from the host environment (set here)".to_owned(),
         "  WARDEN_TEST_SURELY_UNSET_VARIABLE passed from the host environment (not set here".to_owned(),
-        "audit: calls".to_owned(),
+        "audit: calls, at most 100000 records per task".to_owned(),
         "everything else is denied: no other files, no network, no sockets, no DNS, no host environment".to_owned(),
     ];
     for line in &expected {

@@ -271,8 +271,9 @@ fn state_env(dir: &Path) -> Value {
 }
 
 #[test]
-fn approval_gates_ask_the_client_by_elicitation() {
+fn approval_gates_ask_the_client_by_elicitation_when_the_operator_says_so() {
     let (sb, audit) = gated();
+    let ask_client = ["--approve", "mcp"];
     let write = |name: &str| {
         call(
             "probe",
@@ -281,7 +282,7 @@ fn approval_gates_ask_the_client_by_elicitation() {
     };
     for (answer, name, written) in [("accept", "yes.txt", true), ("refuse", "no.txt", false)] {
         let out = client(json!({
-            "server": gated_server(&sb, &audit, &[]),
+            "server": gated_server(&sb, &audit, &ask_client),
             "mode": "legacy",
             "elicit": answer,
             "steps": [write(name)],
@@ -321,7 +322,7 @@ fn approval_gates_ask_the_client_by_elicitation() {
         ("refuse", "modern-no.txt", false),
     ] {
         let out = client(json!({
-            "server": gated_server(&sb, &audit, &[]),
+            "server": gated_server(&sb, &audit, &ask_client),
             "mode": "auto",
             "elicit": answer,
             "steps": [write(name)],
@@ -348,7 +349,7 @@ fn approval_gates_ask_the_client_by_elicitation() {
         "input_responses": { "dev.warden/approval": { "action": "accept", "content": { "approve": true } } },
     });
     let out = client(json!({
-        "server": gated_server(&sb, &audit, &[]),
+        "server": gated_server(&sb, &audit, &ask_client),
         "mode": "auto",
         "elicit": "accept",
         "steps": [forged],
@@ -360,9 +361,9 @@ fn approval_gates_ask_the_client_by_elicitation() {
     );
     assert!(!sb.path("root/rw/forged.txt").exists());
 
-    // A client that cannot be asked gets the server's own approver: by default, refusal.
+    // A client that cannot be asked when the operator wants its answer: refused.
     let out = client(json!({
-        "server": gated_server(&sb, &audit, &[]),
+        "server": gated_server(&sb, &audit, &ask_client),
         "mode": "auto",
         "steps": [write("unasked.txt")],
     }));
@@ -370,10 +371,97 @@ fn approval_gates_ask_the_client_by_elicitation() {
     assert!(!sb.path("root/rw/unasked.txt").exists());
     let text = out["steps"][0]["text"].as_str().unwrap();
     assert!(text.contains("warden denied"), "{text}");
+    assert!(text.contains("cannot be asked"), "{text}");
 }
 
+/// The attack: the operator's approver says no (`--approve-cmd false`), and a client that
+/// declares elicitation answers yes to everything. The client is the party being gated:
+/// it is never asked in the operator's place, and asked after the operator only when the
+/// operator chose so, with both having to agree.
 #[test]
-fn policy_context_comes_from_the_request_meta() {
+fn an_mcp_client_never_answers_in_place_of_the_operator() {
+    let (sb, audit) = gated();
+    let write = |name: &str| {
+        call(
+            "probe",
+            json!({ "op": "write", "path": format!("/rw/{name}"), "data": "x" }),
+        )
+    };
+    let approvals = |out: &Value| -> Vec<Value> {
+        let records = read_records(&audit);
+        task_records(&records, &out["steps"][0])
+            .into_iter()
+            .filter(|r| r["event"] == "approval")
+            .cloned()
+            .collect()
+    };
+    for mode in ["legacy", "auto"] {
+        // The operator refuses; the eager client is not even asked.
+        let name = format!("{mode}-operator-no.txt");
+        let out = client(json!({
+            "server": gated_server(&sb, &audit, &["--approve-cmd", "false"]),
+            "mode": mode,
+            "elicit": "accept",
+            "steps": [write(&name)],
+        }));
+        assert_eq!(out["elicitations"], json!([]), "{out:#}");
+        assert!(!sb.path(&format!("root/rw/{name}")).exists(), "{out:#}");
+        let approval = approvals(&out);
+        assert_eq!(approval.len(), 1, "{approval:#?}");
+        assert_eq!(approval[0]["args"]["approver"], "command:false");
+        assert_eq!(approval[0]["args"]["answer"], "no", "{:#}", approval[0]);
+
+        // Both asked: the operator says no, so the client's yes changes nothing.
+        let name = format!("{mode}-both-operator-no.txt");
+        let out = client(json!({
+            "server": gated_server(&sb, &audit, &["--approve-cmd", "false", "--approve", "mcp"]),
+            "mode": mode,
+            "elicit": "accept",
+            "steps": [write(&name)],
+        }));
+        assert_eq!(out["elicitations"], json!([]), "{out:#}");
+        assert!(!sb.path(&format!("root/rw/{name}")).exists(), "{out:#}");
+
+        // The operator says yes and the client no: refused, and the record names both.
+        let name = format!("{mode}-both-client-no.txt");
+        let out = client(json!({
+            "server": gated_server(&sb, &audit, &["--approve-cmd", "true", "--approve", "mcp"]),
+            "mode": mode,
+            "elicit": "refuse",
+            "steps": [write(&name)],
+        }));
+        assert_eq!(out["elicitations"].as_array().unwrap().len(), 1, "{out:#}");
+        assert!(!sb.path(&format!("root/rw/{name}")).exists(), "{out:#}");
+        let approval = approvals(&out);
+        assert_eq!(
+            approval[0]["args"]["approver"],
+            "command:true+mcp-elicitation"
+        );
+        assert_eq!(approval[0]["args"]["answer"], "no", "{:#}", approval[0]);
+
+        // Both say yes: written, and the record says who answered.
+        let name = format!("{mode}-both-yes.txt");
+        let out = client(json!({
+            "server": gated_server(&sb, &audit, &["--approve-cmd", "true", "--approve", "mcp"]),
+            "mode": mode,
+            "elicit": "accept",
+            "steps": [write(&name)],
+        }));
+        assert!(sb.path(&format!("root/rw/{name}")).exists(), "{out:#}");
+        let approval = approvals(&out);
+        assert_eq!(
+            approval[0]["args"]["approver"],
+            "command:true+mcp-elicitation"
+        );
+        assert_eq!(approval[0]["args"]["answer"], "yes", "{:#}", approval[0]);
+    }
+}
+
+/// The attack: a client sends `risk: 0` in `_meta` to pass a policy that allows writes of
+/// low risk. What the client claims reaches policies as `input.client`, never as the
+/// operator's `input.context`, so the write is refused whatever it claims.
+#[test]
+fn a_clients_claims_are_not_policy_context() {
     let tools = Tools::new();
     let policy = root().join("guest-examples/policies/no-writes-unless-low-risk.rego");
     let policy = policy.display().to_string();
@@ -388,16 +476,50 @@ fn policy_context_comes_from_the_request_meta() {
         "server": tools.stdio(&["--policy", &policy]),
         "steps": [
             write(json!({})),
+            write(json!({ "dev.warden/context": { "risk": 0 } })),
+        ],
+    }));
+    for step in out["steps"].as_array().unwrap() {
+        assert_eq!(step["is_error"], true, "{out:#}");
+        let text = step["text"].as_str().unwrap();
+        assert!(
+            text.contains("writes need context.risk below 0.3; no context.risk was given"),
+            "{text}"
+        );
+    }
+    assert!(!tools.fs.path("root/rw/out.txt").exists());
+}
+
+/// A policy can still read what the client claims, as `input.client`: here to refuse.
+#[test]
+fn a_policy_reads_client_claims_as_input_client() {
+    let tools = Tools::new();
+    let policy = tools.dir.path().join("client-claims.rego");
+    std::fs::write(
+        &policy,
+        "package warden\n\
+         deny contains \"the client calls this risky\" if input.client.risk >= 0.3\n",
+    )
+    .unwrap();
+    let policy = policy.display().to_string();
+    let write = |meta: Value| {
+        json!({
+            "call": "fs-tools.write-file",
+            "arguments": { "path": "/rw/out.txt", "contents": "x" },
+            "meta": meta,
+        })
+    };
+    let out = client(json!({
+        "server": tools.stdio(&["--policy", &policy]),
+        "steps": [
+            write(json!({ "dev.warden/context": { "risk": 0.9 } })),
             write(json!({ "dev.warden/context": { "risk": 0.1 } })),
         ],
     }));
     let steps = &out["steps"];
     assert_eq!(steps[0]["is_error"], true, "{out:#}");
     let text = steps[0]["text"].as_str().unwrap();
-    assert!(
-        text.contains("writes need context.risk below 0.3; no context.risk was given"),
-        "{text}"
-    );
+    assert!(text.contains("the client calls this risky"), "{text}");
     assert_eq!(steps[1]["is_error"], false, "{out:#}");
     assert_eq!(
         std::fs::read_to_string(tools.fs.path("root/rw/out.txt")).unwrap(),
@@ -413,6 +535,10 @@ struct HttpServer {
 
 impl HttpServer {
     fn start(tools: &Tools, token_file: &Path) -> HttpServer {
+        HttpServer::start_with(tools, token_file, &[])
+    }
+
+    fn start_with(tools: &Tools, token_file: &Path, extra: &[&str]) -> HttpServer {
         let mut child = Command::new(warden_bin())
             .arg("mcp")
             .arg(tools.dir.path())
@@ -421,6 +547,7 @@ impl HttpServer {
             .env("XDG_STATE_HOME", tools.dir.path().join("state"))
             .args(["--http", "127.0.0.1:0", "--token-file"])
             .arg(token_file)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -447,12 +574,181 @@ impl Drop for HttpServer {
     }
 }
 
+/// A fresh bearer token in a file only its owner may read.
+fn token_file(tools: &Tools) -> (String, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let token = "t".repeat(8) + &crate::openbao::random_hex(16);
+    let file = tools.dir.path().join("token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    (token, file)
+}
+
+/// One raw HTTP/1.1 exchange: `head` (request line and headers, without the blank line)
+/// and `body`; returns the status code, or `None` when the server closed without one.
+fn raw_post(url: &str, head: &[String], body: &str) -> Option<u16> {
+    use std::io::Read;
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_owned();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut req = format!("POST /mcp HTTP/1.1\r\nHost: {addr}\r\n");
+    for line in head {
+        req.push_str(line);
+        req.push_str("\r\n");
+    }
+    req.push_str(&format!(
+        "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    conn.write_all(req.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    answer
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+}
+
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
+
+/// DNS rebinding: a page on another origin that reaches the loopback server (through a
+/// name that resolves to 127.0.0.1, with the token leaked or guessed) is refused by its
+/// `Origin`, as the MCP specification requires; the server's own origin and one the
+/// operator allowed pass, and so does a client that sends none.
+#[test]
+fn streamable_http_refuses_other_origins() {
+    let tools = Tools::new();
+    let (token, file) = token_file(&tools);
+    let server = HttpServer::start_with(
+        &tools,
+        &file,
+        &["--allow-origin", "https://app.example.com"],
+    );
+    let port = server
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches("/mcp")
+        .to_owned();
+    let auth = format!("Authorization: Bearer {token}");
+    let with_origin = |origin: Option<&str>| {
+        let mut head = vec![auth.clone()];
+        if let Some(origin) = origin {
+            head.push(format!("Origin: {origin}"));
+        }
+        raw_post(&server.url, &head, INITIALIZE)
+    };
+    assert_eq!(with_origin(Some("http://evil.example")), Some(403));
+    assert_eq!(
+        with_origin(Some(&format!("http://evil.example:{port}"))),
+        Some(403)
+    );
+    // Another port on loopback is another origin: a page served there is refused too.
+    assert_eq!(with_origin(Some("http://127.0.0.1:1")), Some(403));
+    assert_eq!(with_origin(Some("null")), Some(403));
+    assert_eq!(
+        with_origin(Some(&format!("http://127.0.0.1:{port}"))),
+        Some(200)
+    );
+    assert_eq!(
+        with_origin(Some(&format!("http://localhost:{port}"))),
+        Some(200)
+    );
+    assert_eq!(with_origin(Some("https://app.example.com")), Some(200));
+    assert_eq!(with_origin(None), Some(200));
+}
+
+/// A client that opens connections and never finishes its headers cannot hold the
+/// server: the connection cap answers one too many with 503, and a stalled connection is
+/// closed after --header-timeout, which frees its slot.
+#[test]
+fn streamable_http_caps_connections_and_slow_headers() {
+    use std::io::Read;
+    let tools = Tools::new();
+    let (token, file) = token_file(&tools);
+    let server = HttpServer::start_with(
+        &tools,
+        &file,
+        &["--max-connections", "2", "--header-timeout", "1s"],
+    );
+    let addr = server
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_owned();
+    let stall = || {
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        conn.write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        conn
+    };
+    let (mut first, mut second) = (stall(), stall());
+    // Let the server take both before the third arrives.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut third = std::net::TcpStream::connect(&addr).unwrap();
+    third
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut answer = String::new();
+    let _ = third.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    assert!(answer.contains("too many connections"), "{answer:?}");
+
+    // The stalled ones are closed by the server (a 408 or a bare close), not by us.
+    for conn in [&mut first, &mut second] {
+        let mut rest = Vec::new();
+        let read = conn.read_to_end(&mut rest);
+        assert!(
+            read.is_ok(),
+            "the server kept a stalled connection open: {read:?}"
+        );
+        let rest = String::from_utf8_lossy(&rest);
+        assert!(
+            rest.is_empty() || rest.starts_with("HTTP/1.1 408"),
+            "{rest:?}"
+        );
+    }
+    // Their slots are free again: a real request is served.
+    let auth = format!("Authorization: Bearer {token}");
+    assert_eq!(raw_post(&server.url, &[auth], INITIALIZE), Some(200));
+}
+
+#[test]
+fn a_token_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let tools = Tools::new();
+    let (_, file) = token_file(&tools);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new(warden_bin())
+        .arg("mcp")
+        .arg(tools.dir.path())
+        .arg("--audit")
+        .arg(&tools.audit)
+        .env("XDG_STATE_HOME", tools.dir.path().join("state"))
+        .args(["--http", "127.0.0.1:0", "--token-file"])
+        .arg(&file)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("others can read it (mode 644)"), "{stderr}");
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+}
+
 #[test]
 fn streamable_http_needs_the_bearer_token() {
     let tools = Tools::new();
-    let token = "t".repeat(8) + &crate::openbao::random_hex(16);
-    let token_file = tools.dir.path().join("token");
-    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let (token, token_file) = token_file(&tools);
     let server = HttpServer::start(&tools, &token_file);
 
     let out = client(json!({
@@ -503,6 +799,11 @@ fn http_is_for_loopback_only_and_needs_a_strong_token() {
     let tools = Tools::new();
     let token_file = tools.dir.path().join("token");
     std::fs::write(&token_file, "short").unwrap();
+    std::fs::set_permissions(
+        &token_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let run = |addr: &str| {
         Command::new(warden_bin())
             .arg("mcp")

@@ -39,7 +39,9 @@
 //!   stdin, exit status 0 approves (`warden run --approve-cmd CMD`);
 //! - [`CallbackApprover`]: a closure, for embedders (`Runtime::with_approver`);
 //! - [`Deny`]: refuses everything (`warden run --approve deny`, and the
-//!   default).
+//!   default);
+//! - [`Unanimous`]: several approvers that must all agree (`--approve tty
+//!   --approve-cmd CMD`, or `warden mcp --approve-cmd CMD --approve mcp`).
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -255,7 +257,8 @@ impl Default for Deny {
     fn default() -> Deny {
         Deny::because(
             "no approver is configured; to be asked, run warden with --approve tty or \
-             --approve-cmd CMD (in the library, Runtime::with_approver)",
+             --approve-cmd CMD (warden mcp: --approve mcp asks the client; in the library, \
+             Runtime::with_approver)",
         )
     }
 }
@@ -268,6 +271,55 @@ impl Approver for Deny {
 
     async fn approve(&self, _request: &ApprovalRequest) -> Decision {
         Decision::refuse("deny", self.reason.clone())
+    }
+}
+
+/// Several approvers that must all approve, asked in order: the first
+/// refusal refuses and the rest are not asked.
+///
+/// The decision names everyone who answered (`command:notify+mcp-elicitation`),
+/// so the `approval` record says who let the call through. `warden mcp` puts
+/// the operator's approver first and the MCP client second: the party being
+/// gated is asked only once the operator agreed, and can never answer alone.
+pub struct Unanimous {
+    approvers: Vec<std::sync::Arc<dyn Approver>>,
+}
+
+impl Unanimous {
+    /// Approves what every one of `approvers` approves; with none, refuses.
+    pub fn new(approvers: Vec<std::sync::Arc<dyn Approver>>) -> Unanimous {
+        Unanimous { approvers }
+    }
+}
+
+impl fmt::Debug for Unanimous {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Unanimous").field(&self.name()).finish()
+    }
+}
+
+#[async_trait]
+impl Approver for Unanimous {
+    fn name(&self) -> String {
+        let names: Vec<String> = self.approvers.iter().map(|a| a.name()).collect();
+        names.join("+")
+    }
+
+    async fn approve(&self, request: &ApprovalRequest) -> Decision {
+        let mut who = Vec::new();
+        let mut why = Vec::new();
+        for approver in &self.approvers {
+            let d = approver.approve(request).await;
+            who.push(d.approver);
+            why.push(d.reason);
+            if !d.approved {
+                return Decision::refuse(who.join("+"), why.join("; "));
+            }
+        }
+        if who.is_empty() {
+            return Decision::refuse("unanimous", "no approver was given");
+        }
+        Decision::approve(who.join("+"), why.join("; "))
     }
 }
 
@@ -362,5 +414,49 @@ mod tests {
         assert_eq!(a.name(), "ui");
         let d = a.approve(&request()).await;
         assert_eq!(d, Decision::approve("alice", "ok for /rw/a.txt"));
+    }
+
+    #[tokio::test]
+    async fn unanimous_needs_every_answer_and_stops_at_the_first_no() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counting = |name: &'static str, yes: bool| {
+            let asked = asked.clone();
+            Arc::new(CallbackApprover::new(name, move |_| {
+                asked.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if yes {
+                        Decision::approve(name, "yes")
+                    } else {
+                        Decision::refuse(name, "no")
+                    }
+                }
+            })) as Arc<dyn Approver>
+        };
+        let both = Unanimous::new(vec![counting("op", true), counting("client", true)]);
+        assert_eq!(
+            both.approve(&request()).await,
+            Decision::approve("op+client", "yes; yes")
+        );
+        assert_eq!(asked.swap(0, Ordering::SeqCst), 2);
+
+        let op_says_no = Unanimous::new(vec![counting("op", false), counting("client", true)]);
+        let d = op_says_no.approve(&request()).await;
+        assert_eq!(d, Decision::refuse("op", "no"));
+        assert_eq!(
+            asked.swap(0, Ordering::SeqCst),
+            1,
+            "the client was asked after a no"
+        );
+
+        let client_says_no = Unanimous::new(vec![counting("op", true), counting("client", false)]);
+        assert!(!client_says_no.approve(&request()).await.approved);
+        assert!(
+            !Unanimous::new(Vec::new())
+                .approve(&request())
+                .await
+                .approved
+        );
     }
 }

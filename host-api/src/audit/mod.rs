@@ -10,10 +10,28 @@
 //! `args`, `resource`, `decision`, `rule`, `outcome` and `dur_ns`. `args` is a
 //! summary (paths, flags, sizes) and never holds file contents, bodies or
 //! secret values.
+//!
+//! # Bounded records
+//!
+//! Much of a record comes from the guest (paths, URLs, header names), and a
+//! hostile tool must not fill the disk that every other tool logs to. So
+//! [`Audit`] caps what it hands the sink:
+//!
+//! - a text field (`resource`, `rule`, `outcome`, any string in `args`) longer
+//!   than [`MAX_FIELD`] bytes keeps its first [`KEEP`] bytes, then its length and
+//!   the BLAKE3 of the whole value: `/ws/aaaa…[70000 bytes, blake3:9f2c…]`;
+//! - an array in `args` keeps its first [`MAX_ITEMS`] elements, then one string
+//!   naming how many more there were and the BLAKE3 of the whole array's JSON;
+//! - a task writes at most its record budget ([`DEFAULT_RECORD_BUDGET`] unless
+//!   the manifest's `[audit] max-records` says otherwise), besides its
+//!   `task.end`. The record past the budget is an `audit.budget` record, and the
+//!   call that wanted it, like every later one, fails as an unrecordable call
+//!   does: the task ends.
 
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 /// Whether a host call was let through.
@@ -193,12 +211,33 @@ impl EventSink for NullSink {
     }
 }
 
+/// The longest text field a record keeps whole, in bytes.
+pub const MAX_FIELD: usize = 1024;
+
+/// How much of a longer text field is kept, in bytes (less, to end on a character).
+pub const KEEP: usize = 256;
+
+/// How many elements of an array in `args` are kept.
+pub const MAX_ITEMS: usize = 64;
+
+/// How many records a task may write, besides its `task.end`, unless its manifest says
+/// otherwise.
+pub const DEFAULT_RECORD_BUDGET: u64 = 100_000;
+
 /// The audit handle of one task.
 #[derive(Clone)]
 pub struct Audit {
     meta: Arc<TaskMeta>,
     sink: Arc<dyn EventSink>,
     level: Level,
+    budget: Arc<Budget>,
+}
+
+/// The records a task may still write.
+#[derive(Debug)]
+struct Budget {
+    max: u64,
+    used: AtomicU64,
 }
 
 impl std::fmt::Debug for Audit {
@@ -217,7 +256,21 @@ impl Audit {
             meta: Arc::new(meta),
             sink,
             level,
+            budget: Arc::new(Budget {
+                max: DEFAULT_RECORD_BUDGET,
+                used: AtomicU64::new(0),
+            }),
         }
+    }
+
+    /// The same handle with a budget of `max` records besides `task.end` (see the
+    /// [module docs](self)); set before the task's first record.
+    pub fn with_budget(mut self, max: u64) -> Self {
+        self.budget = Arc::new(Budget {
+            max,
+            used: AtomicU64::new(0),
+        });
+        self
     }
 
     /// The task's shared fields.
@@ -230,12 +283,200 @@ impl Audit {
         self.level
     }
 
-    /// Sends one event to the sink.
+    /// Sends one event to the sink, its fields capped; fails once the task's record
+    /// budget is spent (`task.end` is always written).
     pub fn emit(&self, event: &Event) -> anyhow::Result<()> {
+        if event.event != "task.end" {
+            let max = self.budget.max;
+            let used = self.budget.used.fetch_add(1, Ordering::Relaxed);
+            if used >= max {
+                if used == max {
+                    let spent = Event::new("audit.budget")
+                        .args(serde_json::json!({ "max_records": max }))
+                        .outcome("error:budget");
+                    self.write(&spent)?;
+                }
+                anyhow::bail!(
+                    "the task wrote its budget of {max} audit records (raise [audit] \
+                     max-records in the manifest if it needs more)"
+                );
+            }
+        }
+        self.write(event)
+    }
+
+    fn write(&self, event: &Event) -> anyhow::Result<()> {
+        let capped = cap(event);
         self.sink.emit(&Record {
             meta: &self.meta,
             time: SystemTime::now(),
-            event,
+            event: capped.as_ref().unwrap_or(event),
         })
+    }
+}
+
+/// `event` with its long fields cut down, or `None` if none is too long (the usual case,
+/// which copies nothing).
+fn cap(event: &Event) -> Option<Event> {
+    let long = |s: &Option<String>| s.as_ref().is_some_and(|s| s.len() > MAX_FIELD);
+    if !long(&event.resource) && !long(&event.rule) && !long(&event.outcome) && fits(&event.args) {
+        return None;
+    }
+    let mut event = event.clone();
+    for field in [&mut event.resource, &mut event.rule, &mut event.outcome] {
+        if let Some(text) = field.as_mut().filter(|s| s.len() > MAX_FIELD) {
+            *text = cut(text);
+        }
+    }
+    cap_value(&mut event.args);
+    Some(event)
+}
+
+fn fits(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.len() <= MAX_FIELD,
+        Value::Array(items) => items.len() <= MAX_ITEMS && items.iter().all(fits),
+        Value::Object(map) => map.iter().all(|(k, v)| k.len() <= MAX_FIELD && fits(v)),
+        _ => true,
+    }
+}
+
+fn cap_value(value: &mut Value) {
+    match value {
+        Value::String(s) if s.len() > MAX_FIELD => *s = cut(s),
+        Value::Array(items) => {
+            if items.len() > MAX_ITEMS {
+                let whole = serde_json::to_vec(items).unwrap_or_default();
+                let more = items.len() - MAX_ITEMS;
+                items.truncate(MAX_ITEMS);
+                items.push(Value::String(format!(
+                    "…[{more} more, blake3:{}]",
+                    blake3::hash(&whole).to_hex()
+                )));
+            }
+            items.iter_mut().for_each(cap_value);
+        }
+        Value::Object(map) => {
+            if map.keys().any(|k| k.len() > MAX_FIELD) {
+                let entries = std::mem::take(map);
+                for (k, v) in entries {
+                    let k = if k.len() > MAX_FIELD { cut(&k) } else { k };
+                    map.insert(k, v);
+                }
+            }
+            map.values_mut().for_each(cap_value);
+        }
+        _ => {}
+    }
+}
+
+/// The first [`KEEP`] bytes of `text` (to a character boundary), its length and BLAKE3.
+fn cut(text: &str) -> String {
+    let mut end = KEEP.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}…[{} bytes, blake3:{}]",
+        &text[..end],
+        text.len(),
+        blake3::hash(text.as_bytes()).to_hex()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Keep(Mutex<Vec<Value>>);
+
+    impl EventSink for Keep {
+        fn emit(&self, record: &Record<'_>) -> anyhow::Result<()> {
+            self.0.lock().unwrap().push(serde_json::to_value(record)?);
+            Ok(())
+        }
+    }
+
+    fn audit(sink: Arc<Keep>) -> Audit {
+        let meta = TaskMeta {
+            host: "h".into(),
+            agent: None,
+            task: "t".into(),
+            parent: None,
+            tool: "tool".into(),
+            component: "blake3:00".into(),
+            mcp: None,
+        };
+        Audit::new(meta, sink, Level::Calls)
+    }
+
+    #[test]
+    fn long_fields_keep_a_prefix_their_length_and_hash() {
+        let sink = Arc::new(Keep::default());
+        let path = format!("/ws/{}", "é".repeat(40_000));
+        let names: Vec<String> = (0..1000).map(|i| format!("x-h{i}")).collect();
+        let event = Event::call("wasi:filesystem/types.[method]descriptor.open-at")
+            .resource(path.clone())
+            .args(serde_json::json!({ "path": path, "headers": names, "n": 3 }))
+            .deny(format!("no grant covers {path}"));
+        audit(sink.clone()).emit(&event).unwrap();
+        let record = sink.0.lock().unwrap().pop().unwrap();
+        let line = serde_json::to_string(&record).unwrap();
+        assert!(line.len() < 8 * 1024, "{} bytes", line.len());
+        let hash = blake3::hash(path.as_bytes()).to_hex().to_string();
+        let resource = record["resource"].as_str().unwrap();
+        assert!(resource.starts_with("/ws/éé"), "{resource}");
+        assert!(resource.ends_with(&format!("…[{} bytes, blake3:{hash}]", path.len())));
+        assert_eq!(record["args"]["path"], record["resource"]);
+        let rule = format!("no grant covers {path}");
+        let rule_hash = blake3::hash(rule.as_bytes()).to_hex().to_string();
+        assert!(
+            record["rule"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("blake3:{rule_hash}]"))
+        );
+        let headers = record["args"]["headers"].as_array().unwrap();
+        assert_eq!(headers.len(), MAX_ITEMS + 1);
+        assert!(
+            headers[MAX_ITEMS]
+                .as_str()
+                .unwrap()
+                .starts_with("…[936 more, blake3:")
+        );
+        assert_eq!(record["args"]["n"], 3);
+
+        // Short records pass as they are.
+        let short = Event::call("c")
+            .resource("/ws/a")
+            .args(serde_json::json!({ "p": "/ws/a" }));
+        audit(sink.clone()).emit(&short).unwrap();
+        let record = sink.0.lock().unwrap().pop().unwrap();
+        assert_eq!(record["resource"], "/ws/a");
+        assert_eq!(record["args"], serde_json::json!({ "p": "/ws/a" }));
+    }
+
+    #[test]
+    fn a_task_past_its_budget_fails_but_still_ends() {
+        let sink = Arc::new(Keep::default());
+        let audit = audit(sink.clone()).with_budget(3);
+        for _ in 0..3 {
+            audit.emit(&Event::call("c")).unwrap();
+        }
+        let e = audit.emit(&Event::call("c")).unwrap_err().to_string();
+        assert!(e.contains("budget of 3 audit records"), "{e}");
+        assert!(e.contains("max-records"), "{e}");
+        audit.emit(&Event::call("c")).unwrap_err();
+        audit.emit(&Event::new("task.end")).unwrap();
+        let events: Vec<String> = sink
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r["event"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(events, ["call", "call", "call", "audit.budget", "task.end"]);
     }
 }

@@ -178,6 +178,7 @@ impl Policy {
     ///     resource: None,
     ///     method: None,
     ///     context: Default::default(),
+    ///     client: Default::default(),
     ///     time: PolicyTime::now(),
     /// };
     /// let verdict = policy.evaluate(&input);

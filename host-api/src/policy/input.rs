@@ -23,6 +23,7 @@
 //!   "resource": "/workspace/out.txt",
 //!   "method": null,
 //!   "context": { "risk": 0.4 },
+//!   "client": { "risk": 0 },
 //!   "time": {
 //!     "rfc3339": "2026-11-25T17:30:00.000000000Z",
 //!     "hour": 17,
@@ -65,9 +66,15 @@ pub struct PolicyInput {
     pub resource: Option<String>,
     /// The HTTP method (`GET`, `POST`, ...) for `http` calls; `null` for every other kind.
     pub method: Option<String>,
-    /// Caller-supplied facts about the task, set by the agent host (`--context risk=0.4`
-    /// becomes `{"risk": 0.4}`); empty if none were given.
+    /// Facts about the task that the operator states: `warden run --context risk=0.4`
+    /// becomes `{"risk": 0.4}`, as does `TaskRequest::context` from an embedding agent
+    /// host; empty if none were given. Nothing a tool's caller sends over MCP lands here.
     pub context: Map<String, Value>,
+    /// What the party asking for the task claims about it, unverified: the
+    /// `_meta["dev.warden/context"]` of an MCP `tools/call`. The client may say anything
+    /// (`{"risk": 0}`), so a policy should read it only to refuse, never to allow more
+    /// than `context` would; empty if nothing was claimed.
+    pub client: Map<String, Value>,
     /// When the call is made, in UTC.
     pub time: PolicyTime,
 }

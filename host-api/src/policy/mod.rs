@@ -86,6 +86,7 @@
 //!     resource: Some("/notes/today.md".into()),
 //!     method: None,
 //!     context: json!({"risk": 0.4}).as_object().unwrap().clone(),
+//!     client: Default::default(),
 //!     time: PolicyTime::now(),
 //! };
 //! let cache = PolicyCache::new();

@@ -62,6 +62,7 @@ struct Inner {
     task: String,
     grant: GrantInfo,
     context: Map<String, Value>,
+    client: Map<String, Value>,
     clock: Option<Clock>,
 }
 
@@ -101,6 +102,7 @@ impl TaskPolicy {
                 task: meta.task.clone(),
                 grant,
                 context,
+                client: Map::new(),
                 clock: None,
             })),
         }
@@ -112,6 +114,15 @@ impl TaskPolicy {
         // Set while the task's policy is being built, before it is shared.
         if let Some(inner) = self.inner.as_mut().and_then(Arc::get_mut) {
             inner.clock = Some(clock);
+        }
+        self
+    }
+
+    /// What the task's caller claims, unverified, as `input.client` (an MCP client's
+    /// `_meta` context), kept apart from the operator's `context`.
+    pub fn client(mut self, client: Map<String, Value>) -> TaskPolicy {
+        if let Some(inner) = self.inner.as_mut().and_then(Arc::get_mut) {
+            inner.client = client;
         }
         self
     }
@@ -167,6 +178,7 @@ impl Inner {
             resource: resource.map(str::to_owned),
             method: method.map(str::to_owned),
             context: self.context.clone(),
+            client: self.client.clone(),
             time: PolicyTime::at(now),
         }
     }

@@ -41,6 +41,7 @@ fn input(kind: CallKind, resource: &str) -> PolicyInput {
         resource: Some(resource.into()),
         method: (kind == CallKind::Http).then(|| "GET".to_owned()),
         context: Default::default(),
+        client: Default::default(),
         time: at(2, 10, 0),
     }
 }
@@ -644,6 +645,7 @@ fn documented_input() -> PolicyInput {
         resource: Some("/workspace/out.txt".into()),
         method: None,
         context: json!({"risk": 0.4}).as_object().unwrap().clone(),
+        client: json!({"risk": 0}).as_object().unwrap().clone(),
         time: at(2, 17, 30),
     }
 }

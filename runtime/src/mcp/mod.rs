@@ -19,8 +19,10 @@
 //! lists each call Warden denied with the rule that denied it; `_meta["dev.warden/task"]`
 //! names the task. An agent host may pass policy context under `_meta["dev.warden/context"]`.
 //!
-//! A gated call asks the client through elicitation where it can be asked (see
-//! [`Elicitation`]); its answer is recorded as the approver `mcp-elicitation`.
+//! A gated call is answered by the operator's approver. The client, the party being
+//! gated, is asked through elicitation (see [`Elicitation`]) only where the operator chose
+//! it ([`ClientApproval`]): alone, or after the operator's approver agreed. Its answer is
+//! recorded as the approver `mcp-elicitation`.
 //!
 //! Nothing else is served: no tool manages grants, revocations, manifests or the log, so
 //! an agent cannot widen what it holds through MCP.
@@ -35,8 +37,8 @@ mod server;
 
 pub use catalog::{Catalog, CatalogError, Entry, Target, manifest_paths, tool_name};
 pub use elicit::Elicitation;
-pub use http::{HttpError, serve_http};
-pub use server::{CONTEXT_META_KEY, TASK_META_KEY, WardenMcp};
+pub use http::{HttpError, HttpOptions, serve_http};
+pub use server::{CONTEXT_META_KEY, ClientApproval, TASK_META_KEY, WardenMcp};
 
 use rmcp::ServiceExt;
 

@@ -16,7 +16,7 @@ use rmcp::model::{
 };
 use rmcp::service::{RequestContext, RoleServer};
 use serde_json::{Map, Value, json};
-use warden_host_api::approval::{ApprovalRequest, Approver, Decision as Answer};
+use warden_host_api::approval::{ApprovalRequest, Approver, Decision as Answer, Deny, Unanimous};
 use warden_host_api::audit::{Decision as Verdict, EventSink, McpIds, Record};
 
 use super::catalog::{Catalog, Target};
@@ -39,28 +39,44 @@ pub struct WardenMcp {
     connection: String,
 }
 
+/// Whether the MCP client takes part in approving the gated calls of the tasks it asks
+/// for. The client is the party being gated: it answers only where the operator chose
+/// so, and never in place of an operator's approver that was given.
+#[derive(Clone, Default)]
+pub enum ClientApproval {
+    /// The client is never asked; the runtime's approver answers alone (the default).
+    #[default]
+    Never,
+    /// The client alone answers, through MCP elicitation (`warden mcp --approve mcp`).
+    /// A client that cannot be asked gets every gated call refused.
+    Alone,
+    /// This approver (the operator's) is asked first, then the client; both must approve
+    /// (`warden mcp --approve-cmd CMD --approve mcp`).
+    AfterOperator(Arc<dyn Approver>),
+}
+
 struct Inner {
     catalog: Catalog,
     sink: Arc<dyn EventSink>,
-    approval_by_elicitation: bool,
+    client_approval: ClientApproval,
     /// Calls waiting for their client to answer, by the `requestState` it was given.
     parked: Mutex<HashMap<String, Parked>>,
 }
 
 impl WardenMcp {
-    /// A handler for `catalog` whose tasks' records go to `sink`. With
-    /// `approval_by_elicitation`, a gated call in a task asks the client that made the
-    /// request (MCP elicitation), where it can; otherwise the runtime's approver answers.
+    /// A handler for `catalog` whose tasks' records go to `sink`. `client_approval`
+    /// says whether a gated call in a task also asks the client that made the request
+    /// (MCP elicitation); with [`ClientApproval::Never`] the runtime's approver answers.
     pub fn new(
         catalog: Catalog,
         sink: Arc<dyn EventSink>,
-        approval_by_elicitation: bool,
+        client_approval: ClientApproval,
     ) -> WardenMcp {
         WardenMcp {
             inner: Arc::new(Inner {
                 catalog,
                 sink,
-                approval_by_elicitation,
+                client_approval,
                 parked: Mutex::new(HashMap::new()),
             }),
             connection: crate::new_task_id(),
@@ -129,17 +145,19 @@ impl WardenMcp {
         // How a gated call asks the client: mid-request where the protocol allows it,
         // else between rounds of this request (input-required results).
         let mut asks = None;
-        let approver: Option<Arc<dyn Approver>> = if !self.inner.approval_by_elicitation {
-            None
-        } else if let Some(elicit) = Elicitation::for_request(&context) {
-            Some(Arc::new(elicit))
-        } else if can_be_asked_between_rounds(&context) {
-            let (tx, rx) = mpsc::channel(1);
-            asks = Some(rx);
-            Some(Arc::new(Relay { asks: tx }))
-        } else {
-            None
-        };
+        let client: Option<Arc<dyn Approver>> =
+            if matches!(self.inner.client_approval, ClientApproval::Never) {
+                None
+            } else if let Some(elicit) = Elicitation::for_request(&context) {
+                Some(Arc::new(elicit))
+            } else if can_be_asked_between_rounds(&context) {
+                let (tx, rx) = mpsc::channel(1);
+                asks = Some(rx);
+                Some(Arc::new(Relay { asks: tx }))
+            } else {
+                None
+            };
+        let approver = task_approver(&self.inner.client_approval, client);
         let req = TaskRequest {
             input,
             args,
@@ -147,7 +165,9 @@ impl WardenMcp {
             agent: Some(agent),
             sink: denials.clone(),
             grant: None,
-            context: policy_context(params.meta.as_deref(), &context),
+            // What the client claims is not a fact the operator stated.
+            context: serde_json::Map::new(),
+            client: policy_context(params.meta.as_deref(), &context),
             call: match &entry.target {
                 Target::Function(name) => Some(name.clone()),
                 Target::Invoke | Target::Command => None,
@@ -280,6 +300,26 @@ struct Parked {
     answer: Option<oneshot::Sender<Answer>>,
     denials: Arc<Denials>,
     since: Instant,
+}
+
+/// Who answers a task's gated calls, given the client's approver where it can be asked;
+/// `None` leaves it to the runtime's approver.
+fn task_approver(
+    mode: &ClientApproval,
+    client: Option<Arc<dyn Approver>>,
+) -> Option<Arc<dyn Approver>> {
+    const UNASKABLE: &str = "warden mcp --approve mcp needs the client's answer, and this \
+                             client cannot be asked: it did not declare the elicitation capability";
+    match (mode, client) {
+        (ClientApproval::Never, _) => None,
+        (ClientApproval::Alone, Some(client)) => Some(client),
+        (ClientApproval::AfterOperator(operator), Some(client)) => {
+            Some(Arc::new(Unanimous::new(vec![operator.clone(), client])))
+        }
+        (ClientApproval::Alone | ClientApproval::AfterOperator(_), None) => {
+            Some(Arc::new(Deny::because(UNASKABLE)))
+        }
+    }
 }
 
 /// Whether the client of a 2026-07-28 request said it answers elicitations.

@@ -9,10 +9,17 @@
 //! attenuation. A block reads:
 //!
 //! ```text
-//! grant(depth, id, parent, expires, agent);   // parent, agent: null if none
+//! grant(depth, id, parent, expires, agent);   // parent, agent: null if none; id: null
+//!                                             // past block 0 (derived, see below)
 //! caps(depth, "<the grant model's JSON>");
 //! check if time($now), $now < expires;
+//! tool(name, component);                      // block 0 only: the tool it is for
 //! ```
+//!
+//! The issuer names the issued grant. An attenuation names no id: its id is
+//! [`derived_id`] of its block's signature, which its holder cannot choose, so a
+//! holder cannot pass its grant off as another's (in the audit log, or to have
+//! another revoked with it).
 //!
 //! The check makes a biscuit verifier that knows nothing of Warden refuse an
 //! expired token too; the capabilities are opaque to biscuit.
@@ -33,7 +40,8 @@
 //!    datalog rules, no third-party blocks); attenuators may add checks,
 //!    which can only refuse.
 //! 3. The links: block `n` holds depth `n`, its parent is block `n-1`'s id,
-//!    no id repeats, and no grant outlives its parent.
+//!    no id repeats, no attenuation writes its own id or a tool, and no grant
+//!    outlives its parent.
 //! 4. Every child's capabilities are covered by its parent's, by the
 //!    `covers` check the caller passes: the grant model's own subset check.
 //!    Biscuit datalog could not express "a sub-path, a narrower URL rule"
@@ -68,23 +76,27 @@
 //!     expires: now + Duration::from_secs(300),
 //!     agent: Some("planner".into()),
 //!     caps: json!(["read", "write"]),
+//!     tool: None,
 //! };
 //! let issued = token::issue(&key, &root)?;
 //!
 //! // The holder narrows it for a sub-agent, without the key.
 //! let child = GrantRecord {
-//!     id: "g1.1".into(),
+//!     id: String::new(), // assigned from the block's signature
 //!     parent: Some("g1".into()),
 //!     depth: 1,
 //!     expires: now + Duration::from_secs(60),
 //!     agent: Some("coder".into()),
 //!     caps: json!(["read"]),
+//!     tool: None,
 //! };
 //! let narrowed = token::attenuate(&issued, &child)?;
 //!
 //! let chain = token::verify(&narrowed, key.public(), now, covers)?;
 //! assert_eq!(chain.len(), 2);
-//! assert_eq!(token::task_grant(&chain).chain, ["g1", "g1.1"]);
+//! let child_id = &chain[1].id;
+//! assert_eq!(child_id.len(), 32);
+//! assert_eq!(token::task_grant(&chain).chain, ["g1", child_id.as_str()]);
 //! # Ok::<(), token::TokenError>(())
 //! ```
 
@@ -92,7 +104,7 @@ mod key;
 mod record;
 
 pub use key::{IssuerKey, IssuerPublicKey};
-pub use record::GrantRecord;
+pub use record::{GrantRecord, ToolId, derived_id};
 
 use crate::TaskGrant;
 use base64::Engine as _;
@@ -206,7 +218,10 @@ pub fn issue(key: &IssuerKey, record: &GrantRecord) -> Result<String, TokenError
 }
 
 /// Appends `record` to `token` as a narrower child of its last grant, with
-/// no key: what a holder does to hand a sub-agent less than it holds.
+/// no key: what a holder does to hand a sub-agent less than it holds. The
+/// record's `id` and `tool` are not written: the child's id is derived from the
+/// new block's signature (read it back with [`unverified_records`]), and its
+/// tool is the root's.
 ///
 /// The record must continue the chain (parent = the last grant's id, depth
 /// one more, expiry no later). Whether its capabilities are narrower is the

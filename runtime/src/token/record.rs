@@ -22,6 +22,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct GrantRecord {
     /// The grant's id, as revocation names it: no whitespace or control
     /// characters.
+    ///
+    /// The issuer chooses the id of the issued grant. The id of an attenuation is
+    /// never written by its holder: it is derived from the signature of its block
+    /// ([`derived_id`]), which the holder cannot choose, so no holder can give its
+    /// grant the id of another (to borrow its records, or to have it revoked along
+    /// with its own). What [`attenuate`](super::attenuate) is given here is ignored.
     pub id: String,
     /// The id of the grant this one was narrowed from; `None` for the
     /// issued (root) grant.
@@ -38,6 +44,26 @@ pub struct GrantRecord {
     /// only the `covers` check passed to [`verify`](super::verify)
     /// interprets them.
     pub caps: serde_json::Value,
+    /// The tool the grant is for: set in the issued grant only, and carried by
+    /// every attenuation of it (an attenuation that names one is refused).
+    pub tool: Option<ToolId>,
+}
+
+/// The tool a grant token is for: its name and the digest of its component, so
+/// that the token cannot be spent on another tool, nor on another build of this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolId {
+    /// The manifest's `tool.name`.
+    pub name: String,
+    /// `blake3:<hex>` of the component's bytes.
+    pub component: String,
+}
+
+/// The id of the attenuation whose block carries `signature`: 128 bits of its
+/// BLAKE3, as 32 lowercase hex digits, like the ids Warden issues.
+pub fn derived_id(signature: &[u8]) -> String {
+    let hash = blake3::derive_key("warden grant id v1", signature);
+    hash[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The datalog of one block. `expires` is a biscuit date, so the check can
@@ -48,27 +74,50 @@ caps({depth}, {caps});
 check if time($now), $now < {expires};
 "#;
 
+/// What block 0 adds: the tool the token is for.
+const TOOL: &str = r#"
+tool({name}, {component});
+"#;
+
 impl GrantRecord {
     /// The block that carries this record.
     pub(crate) fn block(&self) -> Result<BlockBuilder, TokenError> {
-        check_id("id", &self.id)?;
+        // An attenuation's id comes from its block's signature: it writes none.
+        let root = self.depth == 0;
+        if root {
+            check_id("id", &self.id)?;
+        }
         if let Some(parent) = &self.parent {
             check_id("parent", parent)?;
         }
         let optional = |v: &Option<String>| v.as_deref().map_or(Term::Null, string);
         let caps = serde_json::to_string(&self.caps)
             .map_err(|e| TokenError::Build(format!("grant {}: caps: {e}", self.id)))?;
+        let id = if root { string(&self.id) } else { Term::Null };
         let params = HashMap::from([
             ("depth".to_string(), int(self.depth.into())),
-            ("id".to_string(), string(&self.id)),
+            ("id".to_string(), id),
             ("parent".to_string(), optional(&self.parent)),
             ("expires".to_string(), Term::Date(unix_secs(self.expires)?)),
             ("agent".to_string(), optional(&self.agent)),
             ("caps".to_string(), string(&caps)),
         ]);
-        BlockBuilder::new()
+        let block = BlockBuilder::new()
             .code_with_params(BLOCK, params, HashMap::new())
-            .map_err(|e| TokenError::Build(format!("grant {}: {e}", self.id)))
+            .map_err(|e| TokenError::Build(format!("grant {}: {e}", self.id)))?;
+        match (&self.tool, root) {
+            (Some(tool), true) => {
+                let params = HashMap::from([
+                    ("name".to_string(), string(&tool.name)),
+                    ("component".to_string(), string(&tool.component)),
+                ]);
+                block
+                    .code_with_params(TOOL, params, HashMap::new())
+                    .map_err(|e| TokenError::Build(format!("grant {}: {e}", self.id)))
+            }
+            // An attenuation keeps its root's tool; it has no say in it.
+            _ => Ok(block),
+        }
     }
 }
 
@@ -116,7 +165,12 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Vec<GrantRecord>, TokenError> {
         SymbolTable::from(block.symbols.clone())
             .and_then(|own| symbols.extend(&own))
             .map_err(|e| malformed(format!("block {index}: symbols: {e}")))?;
-        records.push(record_of(index, &block, &symbols)?);
+        let mut record = record_of(index, &block, &symbols)?;
+        if index > 0 {
+            record.id = derived_id(&signed.signature);
+            record.tool = records.first().and_then(|r: &GrantRecord| r.tool.clone());
+        }
+        records.push(record);
     }
     Ok(records)
 }
@@ -151,6 +205,7 @@ fn record_of(
     };
     let mut grant = None;
     let mut caps = None;
+    let mut tool = None;
     for fact in &block.facts {
         let name = symbol(fact.predicate.name)?;
         let terms = fact
@@ -169,19 +224,23 @@ fn record_of(
             })
             .collect::<Result<Vec<_>, TokenError>>()?;
         match (name.as_str(), terms.as_slice()) {
-            (
-                "grant",
-                [
-                    Value::Int(depth),
-                    Value::Str(id),
-                    parent,
-                    Value::Date(exp),
-                    agent,
-                ],
-            ) if grant.is_none() => {
+            ("grant", [Value::Int(depth), id, parent, Value::Date(exp), agent])
+                if grant.is_none() =>
+            {
+                let id = match (id, index) {
+                    (Value::Str(id), 0) => id.clone(),
+                    (Value::Null, 1..) => String::new(),
+                    (Value::Str(id), _) => {
+                        return Err(malformed(format!(
+                            "names its own grant id {id:?}; the id of an attenuation is \
+                             derived from its block's signature, never written by its holder"
+                        )));
+                    }
+                    _ => return Err(malformed("grant: bad id".into())),
+                };
                 grant = Some((
                     *depth,
-                    id.clone(),
+                    id,
                     optional(parent).ok_or_else(|| malformed("grant: bad parent".into()))?,
                     *exp,
                     optional(agent).ok_or_else(|| malformed("grant: bad agent".into()))?,
@@ -190,10 +249,22 @@ fn record_of(
             ("caps", [Value::Int(depth), Value::Str(json)]) if caps.is_none() => {
                 caps = Some((*depth, json.clone()));
             }
+            ("tool", [Value::Str(name), Value::Str(component)]) if index == 0 && tool.is_none() => {
+                tool = Some(ToolId {
+                    name: name.clone(),
+                    component: component.clone(),
+                });
+            }
+            ("tool", _) if index > 0 => {
+                return Err(malformed(
+                    "names a tool; only the issued grant says which tool a token is for".into(),
+                ));
+            }
             _ => {
                 return Err(malformed(format!(
                     "unexpected fact {name}/{}; a grant block holds one grant(depth, id, parent, \
-                     expires, agent) and one caps(depth, json) fact",
+                     expires, agent) and one caps(depth, json) fact (and block 0 one tool(name, \
+                     component))",
                     terms.len()
                 )));
             }
@@ -224,6 +295,7 @@ fn record_of(
         expires,
         agent,
         caps,
+        tool,
     })
 }
 

@@ -36,6 +36,7 @@ fn record(
         expires,
         agent: Some(format!("agent-{depth}")),
         caps,
+        tool: None,
     }
 }
 
@@ -53,11 +54,32 @@ fn grandchild() -> GrantRecord {
     record("grandchild", Some("child"), 2, at(60), json!(["read"]))
 }
 
+/// The id the last block of `token` was given.
+fn last_id(token: &str) -> String {
+    unverified_records(token).unwrap().pop().unwrap().id
+}
+
+/// `r` appended to `token` as the child of its last grant, whatever `r` names.
+fn under(token: &str, mut r: GrantRecord) -> String {
+    r.parent = Some(last_id(token));
+    attenuate(token, &r).unwrap()
+}
+
 /// A three-level token: issued, then narrowed twice.
 fn three_levels(key: &IssuerKey) -> String {
     let t = issue(key, &root()).unwrap();
     let t = attenuate(&t, &child()).unwrap();
-    attenuate(&t, &grandchild()).unwrap()
+    under(&t, grandchild())
+}
+
+/// `expected` with the ids the token gave its attenuations, and parents to match.
+fn as_given(chain: &[GrantRecord], expected: Vec<GrantRecord>) -> Vec<GrantRecord> {
+    let mut expected = expected;
+    for i in 1..expected.len() {
+        expected[i].id = chain[i].id.clone();
+        expected[i].parent = Some(chain[i - 1].id.clone());
+    }
+    expected
 }
 
 /// Appends a block as a holder could, bypassing `attenuate`'s own checks.
@@ -79,10 +101,17 @@ fn three_levels_round_trip() {
     let key = IssuerKey::generate();
     let token = three_levels(&key);
     let chain = check(&token, &key).unwrap();
-    assert_eq!(chain, vec![root(), child(), grandchild()]);
+    assert_eq!(chain, as_given(&chain, vec![root(), child(), grandchild()]));
     assert_eq!(unverified_records(&token).unwrap(), chain);
     let grant = task_grant(&chain);
-    assert_eq!(grant.chain, ["root", "child", "grandchild"]);
+    assert_eq!(
+        grant.chain,
+        ["root", chain[1].id.as_str(), chain[2].id.as_str()]
+    );
+    for r in &chain[1..] {
+        assert_eq!(r.id.len(), 32, "{}", r.id);
+        assert!(r.id.bytes().all(|b| b.is_ascii_hexdigit()), "{}", r.id);
+    }
     assert_eq!(grant.expires, Some(grandchild().expires));
     // Each level verifies on its own too.
     let issued = issue(&key, &root()).unwrap();
@@ -120,8 +149,8 @@ fn an_altered_record_is_a_bad_signature() {
     let key = IssuerKey::generate();
     let token = three_levels(&key);
     let mut bytes = decode(&token).unwrap();
-    // Rename the grandchild in place: the protobuf stays well formed.
-    let at = bytes.windows(10).position(|w| w == b"grandchild").unwrap();
+    // Rename the grandchild's agent in place: the protobuf stays well formed.
+    let at = bytes.windows(7).position(|w| w == b"agent-2").unwrap();
     bytes[at] = b'G';
     let text = base64::engine::general_purpose::URL_SAFE.encode(&bytes);
     let err = check(&text, &key).unwrap_err();
@@ -164,12 +193,13 @@ fn a_widening_attenuation_is_refused_by_verify() {
     let key = IssuerKey::generate();
     let t = attenuate(&issue(&key, &root()).unwrap(), &child()).unwrap();
     // attenuate does not know the capability model: verify does.
-    let wider = record("wide", Some("child"), 2, at(60), json!(["read", "net"]));
-    let t = attenuate(&t, &wider).unwrap();
+    let child_id = last_id(&t);
+    let wider = record("wide", None, 2, at(60), json!(["read", "net"]));
+    let t = under(&t, wider);
     let err = check(&t, &key).unwrap_err();
     match &err {
         TokenError::Widened { id, parent, why } => {
-            assert_eq!((id.as_str(), parent.as_str()), ("wide", "child"));
+            assert_eq!((id, parent), (&last_id(&t), &child_id));
             assert!(why.contains("\"net\" is not granted"), "{why}");
         }
         other => panic!("{other}"),
@@ -204,7 +234,7 @@ fn an_expired_attenuation_is_refused_and_named() {
     let t = attenuate(&issue(&key, &root()).unwrap(), &c).unwrap();
     let err = check(&t, &key).unwrap_err();
     assert!(
-        matches!(&err, TokenError::Expired { id, .. } if id == "child"),
+        matches!(&err, TokenError::Expired { id, .. } if *id == last_id(&t)),
         "{err}"
     );
     // The same token, verified as of before the expiry, holds.
@@ -225,7 +255,7 @@ fn an_attenuation_outliving_its_parent_is_refused() {
     let err = check(&forced, &key).unwrap_err();
     match &err {
         TokenError::Widened { id, why, .. } => {
-            assert_eq!(id, "child");
+            assert_eq!(*id, last_id(&forced));
             assert!(why.contains("after its parent"), "{why}");
         }
         other => panic!("{other}"),
@@ -266,10 +296,69 @@ fn a_block_with_a_wrong_parent_or_depth_breaks_the_chain() {
             .contains("has depth 2; block 1 holds depth 1"),
         "{err}"
     );
+}
 
-    let again = record("root", Some("root"), 1, at(300), json!(["read"]));
-    let err = check(&raw_append(&issued, again.block().unwrap()), &key).unwrap_err();
-    assert!(err.to_string().contains("appears twice"), "{err}");
+/// The attack: a holder writes its attenuation by hand, naming it with an id of its
+/// choice (another agent's grant, to borrow its records or to have it revoked along
+/// with its own). Ids of attenuations come from their blocks' signatures: a block that
+/// names one is refused, and ids given to `attenuate` are not written.
+#[test]
+fn a_holder_cannot_choose_the_id_of_its_attenuation() {
+    let key = IssuerKey::generate();
+    let issued = issue(&key, &root()).unwrap();
+    // depth 0 makes `block` write the id; the block still sits at index 1.
+    let named = record(
+        "someone-elses-grant",
+        Some("root"),
+        0,
+        at(300),
+        json!(["read"]),
+    );
+    let err = check(&raw_append(&issued, named.block().unwrap()), &key).unwrap_err();
+    assert!(matches!(err, TokenError::Malformed(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("block 1: names its own grant id \"someone-elses-grant\""),
+        "{err}"
+    );
+    assert!(unverified_records(&raw_append(&issued, named.block().unwrap())).is_err());
+
+    // Through attenuate, the id asked for is ignored; two children of one parent get
+    // two ids, neither of which is the one asked for.
+    let mut asked = child();
+    asked.id = "someone-elses-grant".into();
+    let (a, b) = (
+        attenuate(&issued, &asked).unwrap(),
+        attenuate(&issued, &asked).unwrap(),
+    );
+    let (a, b) = (check(&a, &key).unwrap(), check(&b, &key).unwrap());
+    assert_ne!(a[1].id, "someone-elses-grant");
+    assert_ne!(a[1].id, b[1].id);
+}
+
+#[test]
+fn the_tool_is_named_by_the_root_and_kept_by_every_attenuation() {
+    let key = IssuerKey::generate();
+    let mut r = root();
+    let tool = ToolId {
+        name: "probe".into(),
+        component: format!("blake3:{}", "ab".repeat(32)),
+    };
+    r.tool = Some(tool.clone());
+    let issued = issue(&key, &r).unwrap();
+    let t = attenuate(&issued, &child()).unwrap();
+    let chain = check(&t, &key).unwrap();
+    assert_eq!(chain[0].tool.as_ref(), Some(&tool));
+    assert_eq!(chain[1].tool.as_ref(), Some(&tool));
+
+    // An attenuation may not name another.
+    let retooled = child()
+        .block()
+        .unwrap()
+        .fact("tool(\"other\", \"blake3:00\")")
+        .unwrap();
+    let err = check(&raw_append(&issued, retooled), &key).unwrap_err();
+    assert!(err.to_string().contains("block 1: names a tool"), "{err}");
 }
 
 #[test]
