@@ -10,6 +10,7 @@ mod cli;
 mod env;
 mod fs;
 mod functions;
+mod fuzz;
 mod grant_cli;
 mod grants;
 mod guests;
