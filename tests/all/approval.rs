@@ -634,9 +634,11 @@ fn bad_approval_flags_are_usage_errors() {
         (&["--approve-timeout", "soon"][..], "--approve-timeout"),
         (&["--approve-timeout", "0s"][..], "must be more than zero"),
         (
-            &["--approve", "tty", "--approve-cmd", "true"][..],
-            "cannot be used with",
+            &["--approve", "deny", "--approve-cmd", "true"][..],
+            "--approve deny refuses every gated call: give it alone",
         ),
+        // The MCP client is an approver only where there is one.
+        (&["--approve", "mcp"][..], "warden run has none"),
     ] {
         let run = run_flags(&sb, &write("/rw/x"), flags, &[]);
         assert_eq!(run.code, 2, "{flags:?}: {run:#?}");
