@@ -140,6 +140,10 @@ pub struct Manifest {
     /// Every `approval = "required"` of `[[fs]]`, `[[http]]` and `[[secrets]]`: where calls
     /// wait for an approver. Empty unless the manifest says so.
     pub approval: Gates,
+    /// Guest paths of the `[[fs]]` grants with `special = true`: FIFOs, sockets and devices
+    /// at or below one may be opened, and its calls run off the task's thread. Kept by
+    /// guest path, like the approval gates, so it holds for grants narrowed from them.
+    pub fs_special: Vec<String>,
     /// Line of `tool.digest`, for the mismatch error of [`Manifest::verify_digest`].
     digest_line: usize,
 }
@@ -513,6 +517,11 @@ impl Manifest {
                 .collect(),
         };
 
+        let fs_special = (raw.fs.iter().zip(&fs))
+            .filter(|(r, _)| r.special())
+            .map(|(_, g)| g.guest.clone())
+            .collect();
+
         Ok(Manifest {
             path: path.to_owned(),
             tool: ToolSection {
@@ -542,6 +551,7 @@ impl Manifest {
                 },
             },
             approval,
+            fs_special,
             digest_line,
         })
     }
@@ -661,9 +671,14 @@ impl Manifest {
                 } else {
                     ""
                 };
+                let special = if self.fs_special.contains(&grant.guest) {
+                    ", FIFOs, sockets and devices may be opened"
+                } else {
+                    ""
+                };
                 writeln!(
                     out,
-                    "  guest {} = host {} ({}{asks})",
+                    "  guest {} = host {} ({}{asks}{special})",
                     grant.guest,
                     grant.host.display(),
                     grant.access

@@ -534,10 +534,10 @@ pub(crate) fn store(
     let stdout = CappedPipe::new("stdout", m.limits.output, tripwire.clone());
     let stderr = CappedPipe::new("stderr", m.limits.output, tripwire.clone());
     let mut b = WasiCtxBuilder::new();
-    // Before the preopens, which capture it: file I/O runs on this thread
-    // instead of hopping to tokio's blocking pool.
-    b.allow_blocking_current_thread(true);
-    fs::preopen(&mut b, &m.fs).map_err(|e| format!("{e:#}"))?;
+    // Ordinary grants' file I/O runs on this thread instead of hopping to
+    // tokio's blocking pool; `special` grants' runs off it.
+    let fs_state = FsState::new(m.fs.clone()).with_special(&m.fs_special);
+    fs::preopen(&mut b, &fs_state).map_err(|e| format!("{e:#}"))?;
     env::configure(&mut b, &m.env);
     let sockets = sockets::SocketState::new(m.tcp.clone());
     sockets::configure(&mut b, &sockets);
@@ -548,7 +548,7 @@ pub(crate) fn store(
     argv.extend(req.args.iter().cloned());
     b.args(&argv);
     let deadline = Instant::now() + m.limits.timeout;
-    let mut host = HostState::new(audit.clone(), FsState::new(m.fs.clone()));
+    let mut host = HostState::new(audit.clone(), fs_state);
     if !m.http.is_empty() {
         host.http = HttpState::new(m.http.clone(), secrets.clone(), audit, deadline);
     }
@@ -639,7 +639,11 @@ pub(crate) fn start(
 ) -> anyhow::Result<()> {
     let grants: Vec<String> =
         m.fs.iter()
-            .map(|g| format!("{} {}", g.guest, g.access))
+            .map(|g| {
+                let special = m.fs_special.iter().any(|s| fs::within(&g.guest, s));
+                let special = if special { " special" } else { "" };
+                format!("{} {}{special}", g.guest, g.access)
+            })
             .collect();
     let secrets: Vec<&str> = m.secrets.iter().map(|s| s.name.as_str()).collect();
     let http: Vec<String> = m.http.iter().map(|g| g.rule.to_string()).collect();

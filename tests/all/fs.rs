@@ -295,3 +295,189 @@ fn changes_are_recorded_before_they_are_made() {
         "{run:#?}"
     );
 }
+
+/// A file outside every grant, and a hard link to it inside `/rw`.
+fn outside_file_linked_into_rw(sb: &Sandbox) -> std::path::PathBuf {
+    let outside = sb.path("outside.txt");
+    std::fs::write(&outside, "outside contents").unwrap();
+    std::fs::hard_link(&outside, sb.path("root/rw/hard")).unwrap();
+    outside
+}
+
+#[test]
+fn a_truncating_open_of_a_hard_link_is_refused_before_it_truncates() {
+    // `fs::write` opens with create and truncate: the refusal must come before
+    // the open, or the outside file is empty by the time Warden says no.
+    let sb = probe();
+    let outside = outside_file_linked_into_rw(&sb);
+    let run = sb.run(r#"{"op":"write","path":"/rw/hard","data":"x"}"#);
+    let seen = run.json();
+    assert_eq!(seen["ok"], false, "{run:#?}");
+    assert_eq!(seen["kind"], "PermissionDenied", "{run:#?}");
+    assert_eq!(
+        std::fs::read_to_string(&outside).unwrap(),
+        "outside contents"
+    );
+    let d = run.denial("open-at");
+    assert_eq!(d["resource"], "/rw/hard");
+    assert_eq!(
+        d["rule"],
+        "/rw/hard has 2 hard links and may alias a file outside every fs grant"
+    );
+    // Refused before it was about to happen: no intent was recorded.
+    assert!(run.events("call.intent").is_empty(), "{run:#?}");
+    run.assert_recorded();
+}
+
+#[test]
+fn set_times_stat_and_link_of_a_hard_link_are_refused_before_they_act() {
+    let sb = probe();
+    let outside = outside_file_linked_into_rw(&sb);
+    let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&outside)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let attempts = [
+        (r#"{"op":"set_times_at","path":"/rw/hard"}"#, "set-times-at"),
+        (
+            r#"{"op":"set_times_at","path":"/rw/hard","follow":false}"#,
+            "set-times-at",
+        ),
+        // wasi-libc's stat asks for the inode (metadata-hash-at) first.
+        (r#"{"op":"metadata","path":"/rw/hard"}"#, "metadata-hash-at"),
+        (
+            r#"{"op":"hard_link","src":"/rw/hard","dst":"/rw/again"}"#,
+            "link-at",
+        ),
+    ];
+    for (input, call) in attempts {
+        let run = sb.run(input);
+        assert_eq!(run.json()["ok"], false, "{input}: {run:#?}");
+        let d = run.denial(call);
+        assert!(
+            d["rule"].as_str().unwrap().contains("2 hard links"),
+            "{input}: {d}"
+        );
+        assert_eq!(d["outcome"], "error:not-permitted", "{input}: {d}");
+        run.assert_recorded();
+    }
+    let meta = std::fs::metadata(&outside).unwrap();
+    assert_eq!(
+        meta.modified().unwrap(),
+        old,
+        "the outside file's time is kept"
+    );
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::nlink(&meta),
+        2,
+        "no third name"
+    );
+    assert!(!sb.path("root/rw/again").exists());
+    // A file with one link is as before.
+    let run = sb.run(r#"{"op":"set_times_at","path":"/rw/.keep"}"#);
+    assert_eq!(run.json()["ok"], true, "{run:#?}");
+}
+
+/// The probe, with a FIFO nobody writes to at `/ro/pipe`.
+fn probe_with_fifo() -> Sandbox {
+    let sb = probe();
+    crate::support::mkfifo(&sb.path("root/ro/pipe"));
+    sb
+}
+
+/// Long enough never to flake, far short of forever.
+const HANG: std::time::Duration = std::time::Duration::from_secs(20);
+
+#[test]
+fn a_fifo_is_refused_without_special_and_nothing_waits_for_it() {
+    // Opening a FIFO for reading waits for a writer; on the task's thread that
+    // froze the process past every timeout.
+    let sb = probe_with_fifo();
+    let socket = std::os::unix::net::UnixListener::bind(sb.path("root/ro/sock")).unwrap();
+    for (name, kind) in [("pipe", "a FIFO"), ("sock", "a socket")] {
+        let run = sb.run_within(&format!(r#"{{"op":"read","path":"/ro/{name}"}}"#), HANG);
+        assert_eq!(run.code, 0, "{name}: {run:#?}");
+        assert_eq!(run.json()["kind"], "PermissionDenied", "{name}: {run:#?}");
+        let d = run.denial("open-at");
+        assert_eq!(d["resource"], format!("/ro/{name}"));
+        assert_eq!(
+            d["rule"],
+            format!(
+                "/ro/{name} is {kind}; non-regular files are refused unless the grant sets special = true"
+            )
+        );
+        run.assert_recorded();
+    }
+    // Its metadata is refused the same way (wasi-libc asks for the inode first).
+    let run = sb.run_within(r#"{"op":"metadata","path":"/ro/pipe"}"#, HANG);
+    assert!(
+        run.denial("metadata-hash-at")["rule"]
+            .as_str()
+            .unwrap()
+            .contains("is a FIFO"),
+        "{run:#?}"
+    );
+    drop(socket);
+}
+
+#[test]
+fn a_special_grant_opens_a_fifo_without_waiting_and_the_task_ends_in_time() {
+    let sb = probe_with_fifo();
+    let text = std::fs::read_to_string(&sb.manifest).unwrap();
+    let text = text
+        .replace("timeout = \"2s\"", "timeout = \"1s\"")
+        .replace(
+            "guest = \"/ro\"\naccess = \"read\"",
+            "guest = \"/ro\"\naccess = \"read\"\nspecial = true",
+        );
+    assert!(text.contains("special = true"));
+    sb.write_manifest(&text, "probe");
+    let read = r#"{"op":"read","path":"/ro/pipe"}"#;
+    // Nobody writes, then a writer that holds it open and never writes: the
+    // open returns at once either way, and reading a FIFO fails (wasmtime-wasi
+    // reads files at an offset), so the task ends well within its timeout.
+    let started = std::time::Instant::now();
+    let run = sb.run_within(read, HANG);
+    let writer = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(sb.path("root/ro/pipe"))
+        .unwrap();
+    let again = sb.run_within(read, HANG);
+    drop(writer);
+    for run in [&run, &again] {
+        assert_eq!(run.code, 0, "{run:#?}");
+        assert_eq!(run.json()["ok"], false, "{run:#?}");
+        let open = run
+            .records
+            .iter()
+            .find(|r| r["call"] == "wasi:filesystem/types.[method]descriptor.open-at")
+            .expect("the open is recorded");
+        assert_eq!(open["decision"], "allow", "{run:#?}");
+        assert_eq!(open["outcome"], "ok", "{run:#?}");
+        // The read failed at once rather than waiting.
+        let read = run
+            .records
+            .iter()
+            .find(|r| r["call"] == "wasi:io/streams.[method]input-stream.blocking-read")
+            .expect("the read is recorded");
+        assert_eq!(read["outcome"], "error:1-of-1-failed", "{run:#?}");
+        assert_eq!(run.end()["outcome"], "ok", "{run:#?}");
+        run.assert_recorded();
+    }
+    assert!(started.elapsed() < HANG, "{:?}", started.elapsed());
+    // The grant says so where a person looks: `warden check` and the task's start.
+    let check = crate::support::warden(&["check", sb.manifest.to_str().unwrap()], &[], None);
+    let listed = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        listed.contains("(read, FIFOs, sockets and devices may be opened)"),
+        "{listed}"
+    );
+    assert_eq!(
+        run.records[0]["args"]["fs"],
+        serde_json::json!(["/ro read special", "/rw read-write"])
+    );
+}

@@ -40,6 +40,42 @@ fn client(plan: Value) -> Value {
         .unwrap_or_else(|e| panic!("client output is not JSON ({e}):\n{stderr}"))
 }
 
+/// Like [`client`], but a client still going after `limit` is killed (its server, in a
+/// session of its own, is left to see its stdin close) and `None` is returned.
+fn client_within(plan: Value, limit: std::time::Duration) -> Option<Value> {
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new("python3")
+        .arg(root().join("tests/mcp/client.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(plan.to_string().as_bytes())
+        .unwrap();
+    let pid = child.id();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    let Ok(out) = finished.recv_timeout(limit) else {
+        crate::support::kill_group(pid);
+        return None;
+    };
+    let out = out.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the MCP client failed:\n{stderr}");
+    Some(
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("client output is not JSON ({e}):\n{stderr}")),
+    )
+}
+
 /// A directory of manifests for `warden mcp DIR`: echo (a warden:tool), fs-tools (a
 /// function component, with the directories of its example) and wc (a command).
 struct Tools {
@@ -895,4 +931,67 @@ fn interface_functions_are_tools_with_their_types() {
             .contains("argument age: expected u8 (0..=255), found 300"),
         "{out:#}"
     );
+}
+
+#[test]
+fn a_fifo_read_in_one_call_stops_no_other_call() {
+    // One call reads a FIFO nobody writes to while another is made at once. Opening it
+    // used to wait for a writer on the server's only thread: neither call was answered,
+    // nor any after them.
+    for special in [false, true] {
+        let tools = Tools::new();
+        let fifo = tools.fs.path("root/ro/pipe");
+        crate::support::mkfifo(&fifo);
+        if special {
+            let text = std::fs::read_to_string(&tools.fs.manifest).unwrap();
+            let text = text.replace(
+                "guest = \"/ro\"\naccess = \"read\"",
+                "guest = \"/ro\"\naccess = \"read\"\nspecial = true",
+            );
+            assert!(text.contains("special = true"));
+            tools.fs.write_manifest(&text, "fs_tools");
+        }
+        let plan = json!({
+            "server": tools.stdio(&[]),
+            "steps": [{ "together": [
+                call("fs-tools.read-file", json!({ "path": "/ro/pipe" })),
+                call("echo", json!({ "hello": "world" })),
+            ]}],
+        });
+        let limit = std::time::Duration::from_secs(60);
+        let Some(out) = client_within(plan, limit) else {
+            // Lets a server stuck in the open go on, see its stdin closed, and exit.
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = std::fs::File::options()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo);
+            panic!("special = {special}: no answer within {limit:?}: the server hangs");
+        };
+        let answers = out["steps"][0]["together"].as_array().unwrap();
+        let (fifo_read, echo) = (&answers[0], &answers[1]);
+        assert_eq!(echo["is_error"], false, "special = {special}: {out:#}");
+        assert_eq!(echo["structured"], json!({ "hello": "world" }));
+        assert_eq!(fifo_read["is_error"], true, "special = {special}: {out:#}");
+        for answer in answers {
+            assert!(answer["seconds"].as_f64().unwrap() < 20.0, "{out:#}");
+        }
+        let records = tools.records();
+        let task = task_records(&records, fifo_read);
+        let open = task
+            .iter()
+            .find(|r| r["call"] == "wasi:filesystem/types.[method]descriptor.open-at")
+            .unwrap_or_else(|| panic!("the open is recorded: {task:#?}"));
+        assert_eq!(open["resource"], "/ro/pipe");
+        if special {
+            // Opened without waiting; reading a FIFO at an offset fails.
+            assert_eq!(open["decision"], "allow", "{open:#}");
+        } else {
+            assert_eq!(open["decision"], "deny", "{open:#}");
+            assert!(
+                open["rule"].as_str().unwrap().contains("is a FIFO"),
+                "{open:#}"
+            );
+        }
+    }
 }

@@ -57,6 +57,75 @@ pub fn warden(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Outp
     child.wait_with_output().expect("warden finishes")
 }
 
+/// Like [`warden`] without stdin, but gives up after `limit`: the process and
+/// its children are killed and `None` is returned, so that a run that hangs
+/// fails its test instead of stalling the suite.
+pub fn warden_within(args: &[&str], limit: std::time::Duration) -> Option<Output> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let mut cmd = warden_command(args, &[]);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0);
+    let mut child = cmd.spawn().expect("warden starts");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("warden can be waited for") {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            kill_group(child.id());
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Some(Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    })
+}
+
+/// Kills the process group led by `pid` (a child spawned with `process_group(0)`).
+pub fn kill_group(pid: u32) {
+    #[expect(
+        unsafe_code,
+        reason = "kill(2) with a negative pid signals a process group; it touches no memory"
+    )]
+    unsafe {
+        libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
+    }
+}
+
+/// Makes a FIFO at `path`, with no reader or writer.
+pub fn mkfifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    #[expect(
+        unsafe_code,
+        reason = "mkfifo(3) reads a NUL-terminated path that outlives the call"
+    )]
+    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+    assert_eq!(
+        rc,
+        0,
+        "mkfifo {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
 /// A temp dir holding a copy of one example's manifest and grant dirs,
 /// with the component path made absolute, and an audit log path.
 pub struct Sandbox {
@@ -134,6 +203,25 @@ impl Sandbox {
         ];
         args.extend_from_slice(options);
         let out = warden(&args, env, None);
+        let records = self.records().split_off(before);
+        Run::new(out, records)
+    }
+
+    /// Like [`Sandbox::run`], but a run still going after `limit` is killed
+    /// and fails the test: for attacks that used to hang the process.
+    pub fn run_within(&self, input: &str, limit: std::time::Duration) -> Run {
+        let before = self.records().len();
+        let args = [
+            "run",
+            self.manifest.to_str().unwrap(),
+            "--audit",
+            self.audit.to_str().unwrap(),
+            "--input",
+            input,
+        ];
+        let Some(out) = warden_within(&args, limit) else {
+            panic!("warden run {input} still running after {limit:?}: it hangs");
+        };
         let records = self.records().split_off(before);
         Run::new(out, records)
     }

@@ -10,17 +10,20 @@ that and on the audit log. The plan:
       "mode": "auto" | "legacy",          # protocol negotiation, as mcp.Client takes it
       "elicit": "accept" | "refuse" | "decline" | null,   # how to answer approvals
       "steps": [{"list": true} | {"call": NAME, "arguments": {...}, "meta": {...},
-                                  "request_state": S, "input_responses": {...}}]
+                                  "request_state": S, "input_responses": {...}}
+                | {"together": [CALL, ...]}]   # calls sent at once, answered in any order
     }
 
 The output: {"protocol": VERSION, "steps": [...], "elicitations": [MESSAGE, ...]}, each
 step a tool list or a call's result (is_error, text, structured, meta) or an "error"
-(a protocol error the SDK raised).
+(a protocol error the SDK raised); a "together" step is {"together": [RESULT, ...]} in
+the order of its calls, each with "seconds", how long it took to be answered.
 """
 
 import asyncio
 import json
 import sys
+import time
 
 import mcp.types as types
 from mcp import StdioServerParameters
@@ -60,6 +63,33 @@ async def main():
     options = {"mode": plan.get("mode", "auto")}
     if plan.get("elicit") is not None:
         options["elicitation_callback"] = on_elicit
+    async def call(client, step):
+        extra = {}
+        if "request_state" in step:  # a forged retry, for the tests
+            extra = {
+                "request_state": step["request_state"],
+                "input_responses": step.get("input_responses", {}),
+            }
+        result = await client.call_tool(
+            step["call"], step.get("arguments", {}), meta=step.get("meta"), **extra
+        )
+        text = "".join(c.text for c in result.content if getattr(c, "text", None))
+        return {
+            "is_error": bool(result.is_error),
+            "text": text,
+            "structured": result.structured_content,
+            "meta": result.meta,
+        }
+
+    async def timed(client, step):
+        started = time.monotonic()
+        try:
+            answer = await call(client, step)
+        except Exception as e:
+            answer = {"error": f"{type(e).__name__}: {e}"}
+        answer["seconds"] = time.monotonic() - started
+        return answer
+
     steps = []
     async with Client(target, **options) as client:
         for step in plan["steps"]:
@@ -67,25 +97,11 @@ async def main():
                 if step.get("list"):
                     listed = await client.list_tools()
                     steps.append({"tools": [dump(t) for t in listed.tools]})
+                elif "together" in step:
+                    answers = await asyncio.gather(*(timed(client, s) for s in step["together"]))
+                    steps.append({"together": list(answers)})
                 else:
-                    extra = {}
-                    if "request_state" in step:  # a forged retry, for the tests
-                        extra = {
-                            "request_state": step["request_state"],
-                            "input_responses": step.get("input_responses", {}),
-                        }
-                    result = await client.call_tool(
-                        step["call"], step.get("arguments", {}), meta=step.get("meta"), **extra
-                    )
-                    text = "".join(c.text for c in result.content if getattr(c, "text", None))
-                    steps.append(
-                        {
-                            "is_error": bool(result.is_error),
-                            "text": text,
-                            "structured": result.structured_content,
-                            "meta": result.meta,
-                        }
-                    )
+                    steps.append(await call(client, step))
             except Exception as e:  # a protocol error is a result the test checks
                 steps.append({"error": f"{type(e).__name__}: {e}"})
         protocol = client.protocol_version

@@ -27,7 +27,7 @@ const INPUT_SCHEMA: &str = r#"{
     "op": {"enum": ["read", "write", "create_dir", "remove", "rename", "set_times",
                     "list", "metadata", "symlink", "hard_link", "env", "env_all",
                     "spin", "membomb", "bigout", "print", "log", "tcp", "resolve", "udp",
-                    "tcp_listen", "time", "raw_open", "stat_loop", "secret_hmac",
+                    "tcp_listen", "time", "raw_open", "set_times_at", "stat_loop", "secret_hmac",
                     "secret_reveal"]}
   },
   "required": ["op"]
@@ -172,45 +172,80 @@ fn list(args: &Args) -> Result<Value, ToolError> {
     Ok(report(names, |names| json!({"entries": names})))
 }
 
-fn symlink(args: &Args) -> Result<Value, ToolError> {
-    let target = args.str("target")?;
-    let link = args.str("link")?;
-    // std's `symlink_path` is still unstable (`wasi_ext`) on wasip2, so this
-    // calls `wasi:filesystem` `symlink-at` itself, as an attacker would, after
-    // finding the preopen that holds `link` the way wasi-libc does: the
-    // longest guest path that is a whole-component prefix of it.
+/// The preopen that holds `path` and the rest of `path` below it, found the
+/// way wasi-libc finds it: the longest guest path that is a whole-component
+/// prefix of `path`.
+fn preopen_for(path: &str) -> Option<(wasi::filesystem::types::Descriptor, String)> {
     use wasi::filesystem::preopens::get_directories;
-    let dirs = get_directories();
-    let best = dirs
-        .iter()
+    get_directories()
+        .into_iter()
         .filter_map(|(dir, name)| {
             let name = name.trim_end_matches('/');
-            let rest = link.strip_prefix(name)?;
+            let rest = path.strip_prefix(name)?;
             let rest = if name.is_empty() {
                 rest.trim_start_matches('/')
             } else {
                 rest.strip_prefix('/')?
             };
-            Some((name.len(), dir, rest))
+            Some((name.len(), dir, rest.to_owned()))
         })
-        .max_by_key(|(len, _, _)| *len);
-    let Some((_, dir, rel)) = best else {
-        return Ok(json!({
-            "ok": false,
-            "kind": "NotFound",
-            "error": format!("NotFound: no preopened directory holds {link:?}"),
-        }));
-    };
-    Ok(match dir.symlink_at(target, rel) {
+        .max_by_key(|(len, _, _)| *len)
+        .map(|(_, dir, rest)| (dir, rest))
+}
+
+fn no_preopen(path: &str) -> Value {
+    json!({
+        "ok": false,
+        "kind": "NotFound",
+        "error": format!("NotFound: no preopened directory holds {path:?}"),
+    })
+}
+
+/// The report of a `wasi:filesystem` call made directly. Kinds here are wasi
+/// error-code names (e.g. "not-permitted"), not io::ErrorKind names: nothing
+/// in std converted them.
+fn wasi_report(result: Result<(), wasi::filesystem::types::ErrorCode>) -> Value {
+    match result {
         Ok(()) => json!({"ok": true}),
-        // Kinds here are wasi error-code names (e.g. "not-permitted"), not
-        // io::ErrorKind names: nothing in std converted them.
         Err(code) => json!({
             "ok": false,
             "kind": code.name(),
             "error": format!("{}: {}", code.name(), code.message()),
         }),
-    })
+    }
+}
+
+fn symlink(args: &Args) -> Result<Value, ToolError> {
+    let target = args.str("target")?;
+    let link = args.str("link")?;
+    // std's `symlink_path` is still unstable (`wasi_ext`) on wasip2, so this
+    // calls `wasi:filesystem` `symlink-at` itself, as an attacker would.
+    let Some((dir, rel)) = preopen_for(link) else {
+        return Ok(no_preopen(link));
+    };
+    Ok(wasi_report(dir.symlink_at(target, &rel)))
+}
+
+/// Sets `path`'s modification time to now with `set-times-at` on its preopen,
+/// without opening it (std has no path-based set-times on wasip2); `follow`
+/// (default true) follows a final symlink.
+fn set_times_at(args: &Args) -> Result<Value, ToolError> {
+    use wasi::filesystem::types::{NewTimestamp, PathFlags};
+    let path = args.str("path")?;
+    let flags = if args.bool_or("follow", true)? {
+        PathFlags::SYMLINK_FOLLOW
+    } else {
+        PathFlags::empty()
+    };
+    let Some((dir, rel)) = preopen_for(path) else {
+        return Ok(no_preopen(path));
+    };
+    Ok(wasi_report(dir.set_times_at(
+        flags,
+        &rel,
+        NewTimestamp::NoChange,
+        NewTimestamp::Now,
+    )))
 }
 
 /// Calls `open-at` on the preopen named `preopen` with `path` exactly as
@@ -537,6 +572,7 @@ fn run(args: &Args) -> Result<Value, ToolError> {
         "tcp_listen" => tcp_listen(args)?,
         "time" => time(),
         "raw_open" => raw_open(args)?,
+        "set_times_at" => set_times_at(args)?,
         "stat_loop" => {
             // n capability-relevant host calls in a row, for benches that
             // price one audited call.

@@ -2,15 +2,18 @@
 //! task's grants, approved where a gate asks, then performed by
 //! wasmtime-wasi, then recorded.
 
+use super::open::{self, Failed, Opened, Plan};
 use super::{Denial, FsState, Op, Resolved, normalize};
 use crate::approval::{ApprovalKind, Question};
 use crate::audit::Event;
 use crate::interpose::{ArgValue, Guarded, Mode, Ret, Size, debug_arg, no_size, passthrough};
 use crate::policy::CallKind;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::Resource;
-use wasmtime_wasi::filesystem::WasiFilesystemCtxView;
+use wasmtime_wasi::FsPerms;
+use wasmtime_wasi::filesystem::{self as wfs, WasiFilesystemCtxView};
 use wasmtime_wasi::p2::bindings::filesystem::preopens;
 use wasmtime_wasi::p2::bindings::filesystem::types::{
     self, Advice, Descriptor, DescriptorFlags, DescriptorStat, DescriptorType,
@@ -212,24 +215,155 @@ impl Guarded<'_, View<'_>> {
         self.host.fs.check(fd.rep(), path, op)
     }
 
-    /// Refuses regular files with more than one link: a hard link inside a
-    /// grant may be another name for a file outside every grant.
-    async fn refuse_hard_links(&mut self, rep: u32, path: &str) -> Result<(), Denial> {
-        let stat = HostDescriptor::stat(&mut self.inner, Resource::new_borrow(rep)).await;
-        match stat {
-            Ok(s) if s.type_ == DescriptorType::RegularFile && s.link_count > 1 => {
-                let _ = HostDescriptor::drop(&mut self.inner, Resource::new_own(rep));
-                Err(Denial {
-                    rule: format!(
-                        "{path} has {} hard links and may alias a file outside every fs grant",
-                        s.link_count
-                    ),
-                    resource: path.to_string(),
-                    code: ErrorCode::NotPermitted,
-                })
+    /// Records a call that stopped before it was performed, and returns the
+    /// error the guest gets.
+    fn stopped(
+        &mut self,
+        call: &'static str,
+        start: Instant,
+        args: Value,
+        ok: &Resolved,
+        stop: Stop,
+    ) -> FsError {
+        match stop {
+            Stop::Failed(e) => {
+                let r: FsResult<()> = Err(e);
+                match (self.checked(call, start, args, ok, &r), r) {
+                    (Err(trap), _) => trap,
+                    (Ok(()), Err(e)) => e,
+                    (Ok(()), Ok(())) => unreachable!("built as an error"),
+                }
             }
-            _ => Ok(()),
+            Stop::Refused(d) => self.denied(call, start, args, d),
+            Stop::Recorded(e) => e,
         }
+    }
+
+    /// The host directory behind the descriptor `fd`, and its permissions.
+    fn dir_of(&self, fd: u32) -> Result<(Arc<std::fs::File>, FsPerms), FsError> {
+        match self
+            .inner
+            .table
+            .get(&Resource::<Descriptor>::new_borrow(fd))?
+        {
+            wfs::Descriptor::Dir(d) => Ok((d.dir.clone(), d.perms)),
+            wfs::Descriptor::File(_) => Err(ErrorCode::NotDirectory.into()),
+        }
+    }
+
+    /// Looks at `rel` under the directory `fd` through its capability and
+    /// refuses what [`open::vet`] refuses, before the call acts on it. `shown`
+    /// is the guest path, for the record. Nothing there passes: the call then
+    /// fails (or creates) as it would have.
+    async fn vet_path(
+        &mut self,
+        fd: u32,
+        rel: &str,
+        shown: &str,
+        follow: bool,
+    ) -> Result<Option<open::Seen>, Stop> {
+        let (dir, _) = self.dir_of(fd).map_err(Stop::Failed)?;
+        let special = self.host.fs.special_of(fd);
+        let rel = rel.to_owned();
+        let seen = blocking(special, move || Ok(open::look(&dir, &rel, follow)?))
+            .await
+            .map_err(|f| Stop::from_failed(f, shown))?;
+        if let Some(seen) = &seen {
+            open::vet(seen, shown, special).map_err(|rule| Stop::refused(rule, shown))?;
+        }
+        Ok(seen)
+    }
+
+    /// Opens a path that passed Warden's check and policy: looks first, asks
+    /// the approver, records the intent, opens without truncating or waiting,
+    /// checks what it opened, and only then truncates and hands it over.
+    #[allow(clippy::too_many_arguments)]
+    async fn open_vetted(
+        &mut self,
+        call: &'static str,
+        start: Instant,
+        args: &Value,
+        ok: &mut Resolved,
+        fd: u32,
+        path_flags: PathFlags,
+        path: &str,
+        open_flags: OpenFlags,
+        flags: DescriptorFlags,
+    ) -> Result<Resource<Descriptor>, Stop> {
+        let (dir, perms) = self.dir_of(fd).map_err(Stop::Failed)?;
+        let plan = Plan::new(path_flags, open_flags, flags, !perms.write_not_permitted())
+            .map_err(|code| Stop::Failed(code.into()))?;
+        let seen = if plan.exclusive() {
+            // Whatever is there makes the open fail untouched; what it creates is new.
+            None
+        } else {
+            self.vet_path(fd, path, &ok.path, plan.follow).await?
+        };
+        self.approve(call, start, args, ok)
+            .await
+            .map_err(Stop::Recorded)?;
+        self.intent(call, args, ok).map_err(Stop::Recorded)?;
+        let special = self.host.fs.special_of(fd);
+        let mode = plan.mode;
+        let (rel, shown) = (path.to_owned(), ok.path.clone());
+        let opened = blocking(special, move || {
+            open::open(&dir, &rel, &shown, &plan, seen, special)
+        })
+        .await
+        .map_err(|f| Stop::from_failed(f, &ok.path))?;
+        // Its calls run where its grant's do: on this thread, or off it if special.
+        let descriptor = match opened {
+            Opened::Dir(f) => wfs::Descriptor::Dir(wfs::Dir::new(f, perms, mode, !special)),
+            Opened::File(f) => wfs::Descriptor::File(wfs::File::new(f, perms, mode, !special)),
+        };
+        self.inner
+            .table
+            .push(descriptor)
+            .map_err(|e| Stop::Failed(e.into()))
+    }
+}
+
+/// Why a guarded call stopped before it was performed.
+enum Stop {
+    /// An error to record as the call's outcome.
+    Failed(FsError),
+    /// Warden refuses it: a deny record.
+    Refused(Denial),
+    /// Already recorded (a policy's or an approver's refusal, a failed record).
+    Recorded(FsError),
+}
+
+impl Stop {
+    fn refused(rule: String, path: &str) -> Stop {
+        Stop::Refused(Denial {
+            rule,
+            resource: path.to_owned(),
+            code: ErrorCode::NotPermitted,
+        })
+    }
+
+    fn from_failed(f: Failed, path: &str) -> Stop {
+        match f {
+            Failed::Code(code) => Stop::Failed(code.into()),
+            Failed::Refused(rule) => Stop::refused(rule, path),
+        }
+    }
+}
+
+/// Runs a filesystem call on this thread, or on tokio's blocking pool when
+/// `off_thread` (a `special` grant), where one that blocks stalls nothing
+/// else and the task's timeout still fires.
+async fn blocking<R: Send + 'static>(
+    off_thread: bool,
+    f: impl FnOnce() -> Result<R, Failed> + Send + 'static,
+) -> Result<R, Failed> {
+    if !off_thread {
+        return f();
+    }
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        // It panicked, or the runtime is shutting down: the call did not happen.
+        Err(_) => Err(Failed::Code(ErrorCode::Io)),
     }
 }
 
@@ -246,6 +380,27 @@ macro_rules! guarded {
             Err(d) => return Err($self.denied(CALL, start, args, d)),
         };
         $self.policy(CALL, start, &args, &ok)?;
+        $self.approve(CALL, start, &args, &mut ok).await?;
+        $self.intent(CALL, &args, &ok)?;
+        let r = $perform;
+        $self.checked(CALL, start, args, &ok, &r)?;
+        r
+    }};
+    // `vet`: the file acted on (a link's source, else the path) is looked at
+    // through the capability, and refused if it must be, before the call.
+    ($self:ident, $call:literal, $args:expr, $check:expr, vet($fd:expr, $rel:expr, $follow:expr), $perform:expr) => {{
+        const CALL: &str = concat!("wasi:filesystem/types.[method]descriptor.", $call);
+        let start = Instant::now();
+        let args = $args;
+        let mut ok = match $check {
+            Ok(ok) => ok,
+            Err(d) => return Err($self.denied(CALL, start, args, d)),
+        };
+        $self.policy(CALL, start, &args, &ok)?;
+        let shown = ok.other.clone().unwrap_or_else(|| ok.path.clone());
+        if let Err(stop) = $self.vet_path($fd, $rel, &shown, $follow).await {
+            return Err($self.stopped(CALL, start, args, &ok, stop));
+        }
         $self.approve(CALL, start, &args, &mut ok).await?;
         $self.intent(CALL, &args, &ok)?;
         let r = $perform;
@@ -372,14 +527,18 @@ passthrough! {
         }
 
         own async fn stat_at(&mut self, fd: Resource<Descriptor>, path_flags: PathFlags, path: String) -> FsResult<DescriptorStat> {
+            let follow = path_flags.contains(PathFlags::SYMLINK_FOLLOW);
             guarded!(self, "stat-at", json!({ "path": path, "flags": format!("{path_flags:?}") }),
                 self.check(&fd, &path, Op::Read),
+                vet(fd.rep(), &path, follow),
                 HostDescriptor::stat_at(&mut self.inner, fd, path_flags, path).await)
         }
 
         own async fn set_times_at(&mut self, fd: Resource<Descriptor>, path_flags: PathFlags, path: String, atim: NewTimestamp, mtim: NewTimestamp) -> FsResult<()> {
+            let follow = path_flags.contains(PathFlags::SYMLINK_FOLLOW);
             guarded!(self, "set-times-at", json!({ "path": path, "flags": format!("{path_flags:?}") }),
                 self.check(&fd, &path, Op::Write),
+                vet(fd.rep(), &path, follow),
                 HostDescriptor::set_times_at(&mut self.inner, fd, path_flags, path, atim, mtim).await)
         }
 
@@ -393,6 +552,7 @@ passthrough! {
             });
             guarded!(self, "link-at", json!({ "old_path": old_path, "new_path": new_path }),
                 check,
+                vet(fd.rep(), &old_path, false),
                 HostDescriptor::link_at(&mut self.inner, fd, old_path_flags, old_path, new_descriptor, new_path).await)
         }
 
@@ -411,19 +571,19 @@ passthrough! {
                 Err(d) => return Err(self.denied(CALL, start, args, d)),
             };
             self.policy(CALL, start, &args, &ok)?;
-            self.approve(CALL, start, &args, &mut ok).await?;
-            self.intent(CALL, &args, &ok)?;
-            let r = HostDescriptor::open_at(&mut self.inner, fd, path_flags, path, open_flags, flags).await;
-            if let Ok(new) = &r {
-                let rep = new.rep();
-                if let Err(d) = self.refuse_hard_links(rep, &ok.path).await {
-                    return Err(self.denied(CALL, start, args, d));
+            // Performed by Warden rather than wasmtime-wasi, which opens first
+            // and truncates in the open.
+            match self.open_vetted(CALL, start, &args, &mut ok, fd.rep(), path_flags, &path, open_flags, flags).await {
+                Ok(new) => {
+                    let rep = new.rep();
+                    self.host.fs.insert(rep, &ok);
+                    self.host.name(rep, ok.path.clone());
+                    let r = Ok(new);
+                    self.checked(CALL, start, args, &ok, &r)?;
+                    r
                 }
-                self.host.fs.insert(rep, &ok);
-                self.host.name(rep, ok.path.clone());
+                Err(stop) => Err(self.stopped(CALL, start, args, &ok, stop)),
             }
-            self.checked(CALL, start, args, &ok, &r)?;
-            r
         }
 
         own fn drop(&mut self, fd: Resource<Descriptor>) -> wasmtime::Result<()> {
@@ -523,8 +683,10 @@ passthrough! {
         }
 
         own async fn metadata_hash_at(&mut self, fd: Resource<Descriptor>, path_flags: PathFlags, path: String) -> FsResult<MetadataHashValue> {
+            let follow = path_flags.contains(PathFlags::SYMLINK_FOLLOW);
             guarded!(self, "metadata-hash-at", json!({ "path": path, "flags": format!("{path_flags:?}") }),
                 self.check(&fd, &path, Op::Read),
+                vet(fd.rep(), &path, follow),
                 HostDescriptor::metadata_hash_at(&mut self.inner, fd, path_flags, path).await)
         }
     }

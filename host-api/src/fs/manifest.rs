@@ -11,6 +11,11 @@
 //! guest = "/cache"
 //! access = "read-write"
 //! approval = "required"    # optional: each change asks an approver (see crate::approval)
+//!
+//! [[fs]]
+//! host = "/run/tool"
+//! guest = "/run"
+//! special = true           # optional: FIFOs, sockets and devices may be opened here
 //! ```
 //!
 //! Without an `[[fs]]` entry a tool sees no files at all. Each entry becomes one preopened
@@ -164,6 +169,12 @@ pub struct RawFsGrant {
     /// grant, where each change asks an approver ([`crate::approval`]).
     #[serde(default)]
     pub approval: Option<Spanned<Approval>>,
+    /// `special = true`: optional, `false` unless it says so. FIFOs, sockets and devices
+    /// under the grant may be opened (they are refused otherwise), and every call of the
+    /// grant runs off the task's thread, so that one that blocks stalls no other task and
+    /// not the task's timeout.
+    #[serde(default)]
+    pub special: Option<Spanned<bool>>,
 }
 
 impl RawFsGrant {
@@ -173,6 +184,11 @@ impl RawFsGrant {
             .as_ref()
             .map(|a| *a.get_ref())
             .unwrap_or_default()
+    }
+
+    /// The entry's `special`, `false` when it has none.
+    pub fn special(&self) -> bool {
+        self.special.as_ref().is_some_and(|s| *s.get_ref())
     }
 }
 

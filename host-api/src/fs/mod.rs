@@ -7,9 +7,23 @@
 //!
 //! - writes, creates, renames, deletes and `set-times` under a `read` grant
 //!   fail with `read-only` before they reach the host filesystem;
-//! - a regular file with more than one hard link is never opened, because a
-//!   hard link may alias a file outside every grant;
+//! - a regular file with more than one hard link is never opened, stat-ed,
+//!   linked or given new times, because a hard link may alias a file outside
+//!   every grant;
+//! - a FIFO, socket or device is never opened, stat-ed, linked or given new
+//!   times unless its grant says `special = true`, because opening one may
+//!   block (a FIFO waits for its writer) or act on a device;
 //! - symlinks whose target leaves the grant cannot be created.
+//!
+//! Both rules are checked before anything is done ([`open`]): the path is
+//! looked at through the directory's capability, the open that follows never
+//! truncates and never waits, and what it opened must be what was looked at
+//! before it is truncated or handed to the guest.
+//!
+//! Every call of an ordinary grant runs on the task's thread, which is the
+//! fast way for local files. A `special` grant's calls run on tokio's
+//! blocking pool instead, so that one that blocks (a device, a hung network
+//! mount) stalls neither the other tasks nor the task's timeout.
 //!
 //! A call that changes the filesystem (a create, a write open, a rename, a
 //! delete, ...) is recorded twice: a `call.intent` record before it is
@@ -30,10 +44,12 @@
 //! guest = "/workspace"
 //! access = "read"         # read | read-write
 //! approval = "none"       # "required": each change asks an approver (read-write only)
+//! special = false         # true: FIFOs, sockets and devices may be opened
 //! ```
 
 mod host;
 pub mod manifest;
+mod open;
 
 use crate::interpose::{Guarded, WardenView, guarded};
 use manifest::{Access, FsGrant};
@@ -47,6 +63,8 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 #[derive(Debug, Default)]
 pub struct FsState {
     grants: Vec<FsGrant>,
+    /// Per grant: it says `special = true`.
+    special: Vec<bool>,
     handles: HashMap<u32, Handle>,
 }
 
@@ -110,14 +128,30 @@ impl FsState {
     /// State for a task holding `grants`.
     pub fn new(grants: Vec<FsGrant>) -> Self {
         FsState {
+            special: vec![false; grants.len()],
             grants,
             handles: HashMap::new(),
         }
     }
 
+    /// Marks as `special` each grant at or below one of the guest paths in `special`
+    /// (the manifest's grants that say `special = true`; a grant narrowed from one is
+    /// below it).
+    pub fn with_special(mut self, special: &[String]) -> Self {
+        for (grant, flag) in self.grants.iter().zip(&mut self.special) {
+            *flag = special.iter().any(|s| within(&grant.guest, s));
+        }
+        self
+    }
+
     /// The grants of this task.
     pub fn grants(&self) -> &[FsGrant] {
         &self.grants
+    }
+
+    /// Whether the grant of descriptor `fd` says `special = true`.
+    fn special_of(&self, fd: u32) -> bool {
+        self.handles.get(&fd).is_some_and(|h| self.special[h.grant])
     }
 
     fn rule(&self, grant: usize) -> String {
@@ -227,8 +261,9 @@ impl FsState {
     }
 }
 
-/// Whether `path` is `root` or below it.
-pub(crate) fn within(path: &str, root: &str) -> bool {
+/// Whether the normalized guest path `path` is `root` or below it, by whole
+/// components: `/ro/x` is within `/ro`, `/rox` is not.
+pub fn within(path: &str, root: &str) -> bool {
     path == root
         || root == "/"
         || path
@@ -252,18 +287,21 @@ pub(crate) fn normalize(path: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// Preopens every grant in `builder`.
+/// Preopens every grant of `fs` in `builder`: an ordinary grant's calls run on
+/// the task's thread, a `special` grant's on tokio's blocking pool.
 ///
 /// # Ambient Authority
 ///
 /// Opens each grant's host directory by its path. This is one of the few
 /// places where a task's capabilities are made from ambient authority.
-pub fn preopen(builder: &mut WasiCtxBuilder, grants: &[FsGrant]) -> wasmtime::Result<()> {
-    for g in grants {
+pub fn preopen(builder: &mut WasiCtxBuilder, fs: &FsState) -> wasmtime::Result<()> {
+    for (g, &special) in fs.grants.iter().zip(&fs.special) {
         let perms = match g.access {
             Access::Read => FsPerms::ReadOnly,
             Access::ReadWrite => FsPerms::ReadWrite,
         };
+        // Captured by the preopen, and by the descriptors Warden opens under it.
+        builder.allow_blocking_current_thread(!special);
         builder
             .preopened_dir(&g.host, &g.guest, perms)
             .map_err(|e| {
