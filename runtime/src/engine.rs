@@ -5,11 +5,11 @@
 //! interruption for timeouts. Fuel is metered only when asked for, because
 //! it costs up to two thirds more on call-heavy code.
 
+pub mod cache;
+
 use std::path::PathBuf;
 use std::time::Duration;
-use wasmtime::{
-    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
-};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances: a running task yields to the executor and
 /// checks its timeout once per tick.
@@ -28,8 +28,16 @@ pub struct EngineConfig {
     pub max_memory: u64,
     /// Directory for compiled components, keyed by a hash of the component
     /// and the engine's settings, so that a component is compiled once per
-    /// machine instead of once per process. `None` compiles every time.
+    /// machine instead of once per process. `None` compiles every time. See
+    /// [`cache`]: each artifact is authenticated with the secret of
+    /// [`cache_key`](Self::cache_key) before it is loaded as machine code.
     pub cache_dir: Option<PathBuf>,
+    /// The file holding the secret that authenticates the artifacts in
+    /// [`cache_dir`](Self::cache_dir) (created with mode 0600 on first use);
+    /// required with it. Keep it apart from the cache, as the CLI keeps it in
+    /// [`keys_dir`](crate::audit::keys_dir): whoever can read it and write
+    /// the cache chooses the machine code tasks run.
+    pub cache_key: Option<PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -39,6 +47,7 @@ impl Default for EngineConfig {
             max_tasks: 100,
             max_memory: warden_host_api::limits::manifest::MAX_MEMORY,
             cache_dir: None,
+            cache_key: None,
         }
     }
 }
@@ -88,12 +97,6 @@ pub fn build(cfg: &EngineConfig) -> wasmtime::Result<Engine> {
         .concurrency_support(false)
         .epoch_interruption(true)
         .consume_fuel(cfg.fuel);
-    if let Some(dir) = &cfg.cache_dir {
-        private_dir(dir)?;
-        let mut cache = CacheConfig::new();
-        cache.with_directory(dir);
-        config.cache(Some(Cache::new(cache)?));
-    }
     let engine = Engine::new(&config)?;
     let weak = engine.weak();
     std::thread::Builder::new()
@@ -116,23 +119,4 @@ pub fn default_cache_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .map(|d| d.join("warden/compiled"))
-}
-
-/// Creates `dir` readable by its owner only: whoever can write the cache
-/// can choose the machine code that tasks run.
-fn private_dir(dir: &std::path::Path) -> wasmtime::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let mode = std::fs::metadata(dir)?.permissions().mode();
-    if mode & 0o022 != 0 {
-        wasmtime::bail!(
-            "compiled-component cache {} is writable by others (mode {:o}); make it private with chmod 700",
-            dir.display(),
-            mode & 0o777
-        );
-    }
-    Ok(())
 }

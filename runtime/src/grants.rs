@@ -67,7 +67,10 @@ pub(crate) fn issue(
     let narrowing = Narrowing::parse(narrow).map_err(usage)?;
     let caps = m.ceiling().narrow(&narrowing).map_err(usage)?;
     let grant = Grant::root(caps, ttl(ttl_text)?, agent);
-    let path = grant_key.unwrap_or_else(warden::audit::default_grant_key_path);
+    let path = match grant_key {
+        Some(path) => path,
+        None => crate::default_key_file(warden::audit::default_grant_key_path())?,
+    };
     let key = IssuerKey::load_or_create(&path).map_err(usage)?;
     let mut root = record(&grant, 0)?;
     let tool = tool_id(m)?;
@@ -148,8 +151,8 @@ pub(crate) fn verify(
     let issuer = match issuer {
         Some(text) => IssuerPublicKey::parse(text).map_err(usage)?,
         None => {
-            let key = IssuerKey::load_or_create(&warden::audit::default_grant_key_path())
-                .map_err(usage)?;
+            let path = crate::default_key_file(warden::audit::default_grant_key_path())?;
+            let key = IssuerKey::load_or_create(&path).map_err(usage)?;
             *key.public()
         }
     };

@@ -148,6 +148,8 @@ pub const REVOCATION_POLL: Duration = Duration::from_millis(500);
 pub struct Runtime {
     engine: Engine,
     linker: Linker<TaskData>,
+    /// Compiled components, authenticated ([`engine::cache`]); `None` compiles every time.
+    cache: Option<engine::cache::CodeCache>,
     settings: Settings,
 }
 
@@ -169,11 +171,21 @@ impl Runtime {
     /// A runtime with the given engine settings.
     pub fn new(cfg: &EngineConfig) -> wasmtime::Result<Self> {
         let engine = engine::build(cfg)?;
+        let cache = match (&cfg.cache_dir, &cfg.cache_key) {
+            (None, _) => None,
+            (Some(dir), Some(key)) => Some(engine::cache::CodeCache::open(dir, key)?),
+            (Some(dir), None) => wasmtime::bail!(
+                "cache_dir {} is set without cache_key: cached machine code is only loaded \
+                 once a secret shows this host wrote it",
+                dir.display()
+            ),
+        };
         let mut linker = Linker::new(&engine);
         warden_host_api::add_to_linker(&mut linker)?;
         Ok(Runtime {
             engine,
             linker,
+            cache,
             settings: Settings {
                 fuel: cfg.fuel,
                 revocations: Arc::new(Revocations::new(None)),
@@ -292,13 +304,23 @@ impl Runtime {
         &self.engine
     }
 
-    /// Compiles a component file, checking nothing but that it is one.
+    /// The compiled-component cache, if [`EngineConfig::cache_dir`] named one.
+    pub fn code_cache(&self) -> Option<&engine::cache::CodeCache> {
+        self.cache.as_ref()
+    }
+
+    /// Compiles a component file, checking nothing but that it is one; from the runtime's
+    /// cache when it holds an authenticated artifact of it ([`EngineConfig::cache_dir`]).
     pub fn compile(&self, path: &std::path::Path) -> Result<(Component, Vec<u8>), LoadError> {
         let bytes = std::fs::read(path).map_err(|error| LoadError::Read {
             path: path.to_path_buf(),
             error,
         })?;
-        let component = Component::new(&self.engine, &bytes).map_err(|e| {
+        let component = match &self.cache {
+            Some(cache) => cache.component(&self.engine, &bytes),
+            None => Component::new(&self.engine, &bytes),
+        };
+        let component = component.map_err(|e| {
             let text = format!("{e:#}");
             // The pool's per-task budget, not the component's validity, refused it.
             let message = if text.contains("pooling allocator") {

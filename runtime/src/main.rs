@@ -19,7 +19,7 @@ use warden::audit::checkpoint::{HostKey, VerifierKey};
 use warden::audit::log::{AuditLog, LogOptions};
 use warden::audit::proof::{InclusionProof, ProveError};
 use warden::audit::verify;
-use warden::manifest::Manifest;
+use warden::manifest::{Manifest, Protected};
 use warden::mcp::ClientApproval;
 use warden::{EngineConfig, Kind, LoadError, Outcome, Runtime, TaskError, TaskRequest};
 use warden_host_api::approval::{Approver, CommandApprover, Deny, TtyApprover, Unanimous};
@@ -180,8 +180,9 @@ struct LogArgs {
     /// Audit log (JSON Lines); default under the XDG state directory.
     #[arg(long, env = "WARDEN_AUDIT")]
     audit: Option<PathBuf>,
-    /// The host key that signs checkpoints; default under the XDG state
-    /// directory, created on first use.
+    /// The host key that signs checkpoints; default keys/host.key under the
+    /// XDG state directory, created on first use. Keep it out of the log's
+    /// directory: whoever can write there could delete it.
     #[arg(long, env = "WARDEN_KEY")]
     key: Option<PathBuf>,
     /// When audit records reach the disk: always (a call proceeds only
@@ -347,6 +348,18 @@ enum AuditCommand {
         #[arg(long, env = "WARDEN_KEY")]
         key: Option<PathBuf>,
     },
+    /// Take on the records of LOG that no checkpoint covers, which a writer
+    /// refuses to append after: a `recovery` record names them and their
+    /// digest, and a checkpoint signs it. Every later `audit verify` reports
+    /// them as adopted without checkpoint cover. Check them first.
+    Adopt {
+        /// The audit log (JSON Lines).
+        log: PathBuf,
+        /// The host key that signs the log's checkpoints; default: this
+        /// host's key.
+        #[arg(long, env = "WARDEN_KEY")]
+        key: Option<PathBuf>,
+    },
     /// Verify LOG and its checkpoints (LOG.checkpoints): exit 0 intact, 1 not
     /// intact (the first bad seq and what is wrong), 2 usage or unreadable.
     Verify {
@@ -460,6 +473,11 @@ enum GrantCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Keys an older Warden kept beside the default log move to keys/, and that log to audit/.
+    match warden::audit::keys::migrate_legacy_layout() {
+        Ok(moved) => moved.iter().for_each(|m| eprintln!("warden: {m}")),
+        Err(e) => eprintln!("warden: could not move an older layout into place: {e}"),
+    }
     let result = match cli.command {
         Command::Run {
             manifest,
@@ -487,6 +505,7 @@ fn main() -> ExitCode {
         }),
         Command::Check { manifest } => check(&manifest),
         Command::Audit(AuditCommand::Key { key }) => audit_key(key),
+        Command::Audit(AuditCommand::Adopt { log, key }) => audit_adopt(&log, key),
         Command::Audit(AuditCommand::Verify {
             log,
             key,
@@ -561,14 +580,66 @@ fn runtime(fuel: bool, max_tasks: u32) -> Result<Runtime, Failure> {
     let cfg = EngineConfig {
         fuel,
         max_tasks,
-        cache_dir: warden::engine::default_cache_dir(),
-        ..EngineConfig::default()
+        ..cached_engine()?
     };
     Ok(Runtime::new(&cfg)
         .map_err(|e| usage(format!("cannot start the engine: {e:#}")))?
         .with_revocations(Arc::new(Revocations::new(Some(
             warden::audit::default_revocation_path(),
         )))))
+}
+
+/// Engine settings with the per-user compiled-component cache, authenticated by the secret in
+/// the keys directory.
+fn cached_engine() -> Result<EngineConfig, Failure> {
+    let cache_dir = warden::engine::default_cache_dir();
+    let cache_key = match cache_dir {
+        Some(_) => Some(default_key_file(warden::audit::default_cache_key_path())?),
+        None => None,
+    };
+    Ok(EngineConfig {
+        cache_dir,
+        cache_key,
+        ..EngineConfig::default()
+    })
+}
+
+/// `path`, a key file in Warden's keys directory, after making sure that directory is
+/// private (mode 0700).
+fn default_key_file(path: PathBuf) -> Result<PathBuf, Failure> {
+    warden::audit::keys::private_dir(&warden::audit::keys_dir()).map_err(usage)?;
+    Ok(path)
+}
+
+/// The host key of `--key`, or this host's, created on first use.
+fn host_key(path: Option<PathBuf>) -> Result<HostKey, Failure> {
+    let path = match path {
+        Some(path) => path,
+        None => default_key_file(warden::audit::default_key_path())?,
+    };
+    HostKey::load_or_create(&path, &warden::audit::key_name()).map_err(usage)
+}
+
+/// What no `[[fs]]` grant may overlap in this process: Warden's defaults, the log and key
+/// files named by `log` (or their defaults), and the issuer key.
+fn protected(log: Option<&LogArgs>) -> Protected {
+    let named = |flag: Option<&PathBuf>, var: &str| {
+        flag.cloned().or_else(|| {
+            std::env::var_os(var)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+    };
+    let audit = named(log.and_then(|l| l.audit.as_ref()), "WARDEN_AUDIT")
+        .unwrap_or_else(warden::audit::default_path);
+    let key = named(log.and_then(|l| l.key.as_ref()), "WARDEN_KEY")
+        .unwrap_or_else(warden::audit::default_key_path);
+    let grant_key =
+        named(None, "WARDEN_GRANT_KEY").unwrap_or_else(warden::audit::default_grant_key_path);
+    Protected::defaults()
+        .audit_log(&audit)
+        .with(key, "the host key")
+        .with(grant_key, "the grant issuer key")
 }
 
 /// One thread: Wasm tasks are CPU-bound and yield at every epoch tick, and two threads
@@ -583,8 +654,7 @@ fn tokio_runtime() -> Result<tokio::runtime::Runtime, Failure> {
 /// The audit log of `--audit`, `--key` and `--fsync`, opened.
 fn audit_sink(log: LogArgs) -> Result<AuditLog, Failure> {
     let audit_path = log.audit.unwrap_or_else(warden::audit::default_path);
-    let key_path = log.key.unwrap_or_else(warden::audit::default_key_path);
-    let key = HostKey::load_or_create(&key_path, &warden::audit::key_name()).map_err(usage)?;
+    let key = host_key(log.key)?;
     let options = LogOptions {
         fsync: log.fsync,
         ..LogOptions::default()
@@ -608,8 +678,10 @@ fn mcp(
 ) -> Result<ExitCode, Failure> {
     use warden::mcp::{Catalog, HttpOptions, WardenMcp};
     let mut manifests = Vec::new();
+    let protected = protected(Some(&audit));
     for path in warden::mcp::manifest_paths(paths).map_err(usage)? {
         let m = Manifest::load(&path).map_err(usage)?;
+        m.check_exposure(&protected).map_err(usage)?;
         manifests.push((path, m));
     }
     // The options, and the token to show if it was made here.
@@ -681,16 +753,18 @@ fn read_token_file(file: &Path) -> Result<String, Failure> {
 }
 
 fn load(manifest: &Path) -> Result<(Runtime, warden::Tool), Failure> {
-    load_with(manifest, Ok)
+    load_with(manifest, &protected(None), Ok)
 }
 
 /// Like [`load`], with the runtime set up by `configure` before the tool is
-/// loaded.
+/// loaded, and no grant overlapping `protected`.
 fn load_with(
     manifest: &Path,
+    protected: &Protected,
     configure: impl FnOnce(Runtime) -> Result<Runtime, Failure>,
 ) -> Result<(Runtime, warden::Tool), Failure> {
     let m = Manifest::load(manifest).map_err(usage)?;
+    m.check_exposure(protected).map_err(usage)?;
     let rt = configure(runtime(m.limits.fuel.is_some(), 4)?)?;
     let tool = rt.load(m).map_err(|e: LoadError| usage(e))?;
     Ok((rt, tool))
@@ -706,7 +780,7 @@ fn run(
     args: Vec<String>,
 ) -> Result<ExitCode, Failure> {
     let context = std::mem::take(&mut deciders.context);
-    let (_rt, tool) = load_with(manifest, |rt| deciders.apply(rt))?;
+    let (_rt, tool) = load_with(manifest, &protected(Some(&log)), |rt| deciders.apply(rt))?;
     let grant = match grant {
         Some(token) => Some(grants::verify(&token, issuer.as_deref(), &tool)?),
         None => None,
@@ -785,15 +859,49 @@ fn run(
 }
 
 fn audit_key(key: Option<PathBuf>) -> Result<ExitCode, Failure> {
-    let path = key.unwrap_or_else(warden::audit::default_key_path);
-    let key = warden::audit::checkpoint::HostKey::load_or_create(&path, &warden::audit::key_name())
-        .map_err(usage)?;
-    println!("{}", key.verifier());
+    println!("{}", host_key(key)?.verifier());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `warden audit adopt`: the operator takes on records no checkpoint covers.
+fn audit_adopt(log: &Path, key: Option<PathBuf>) -> Result<ExitCode, Failure> {
+    if !log.is_file() {
+        return Err(usage(format!("{}: no such log", log.display())));
+    }
+    let key = host_key(key)?;
+    let (_log, adopted) = AuditLog::adopt(log, key, LogOptions::default()).map_err(usage)?;
+    match adopted {
+        Some(a) => println!(
+            "adopted seq {} to {} ({} records, digest {}) without checkpoint cover: recovery \
+             record seq {} says so{}, and a checkpoint signs it; `warden audit verify` will \
+             report them",
+            a.from_seq,
+            a.to_seq,
+            a.to_seq - a.from_seq + 1,
+            a.digest,
+            a.record,
+            if a.cut_bytes > 0 {
+                format!(
+                    " (and that a torn last line of {} bytes was cut)",
+                    a.cut_bytes
+                )
+            } else {
+                String::new()
+            }
+        ),
+        None => println!(
+            "nothing to adopt: a checkpoint covers every record of {}",
+            log.display()
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 fn grant_key_print(path: Option<PathBuf>) -> Result<ExitCode, Failure> {
-    let path = path.unwrap_or_else(warden::audit::default_grant_key_path);
+    let path = match path {
+        Some(path) => path,
+        None => default_key_file(warden::audit::default_grant_key_path())?,
+    };
     let key = warden::token::IssuerKey::load_or_create(&path).map_err(usage)?;
     println!("{}", key.public());
     Ok(ExitCode::SUCCESS)
@@ -934,8 +1042,23 @@ fn audit_verify(
          chained but not yet signed",
         report.records, report.checkpoints, report.covered, report.uncovered
     );
+    for a in &report.adopted {
+        println!(
+            "adopted: seq {} to {} ({} records) were taken on without checkpoint cover by \
+             `warden audit adopt` (recovery record seq {}, digest {}): nothing but that \
+             decision vouches for them",
+            a.from_seq,
+            a.to_seq,
+            a.to_seq - a.from_seq + 1,
+            a.record,
+            a.digest
+        );
+    }
     if report.checkpoints == 0 && report.records > 0 {
-        println!("warning: no checkpoints: the records are chained, but nothing signs them");
+        println!(
+            "warning: no checkpoints: the records are chained, but nothing signs them, and a \
+             writer refuses to append until `warden audit adopt` takes them on"
+        );
     }
     if let Some(cp) = &kept {
         println!("the kept checkpoint of {} records matches", cp.size);
@@ -1119,8 +1242,7 @@ fn check(manifest: &Path) -> Result<ExitCode, Failure> {
 fn inspect(component: &Path, manifest: Option<PathBuf>) -> Result<ExitCode, Failure> {
     let rt = Runtime::new(&EngineConfig {
         max_tasks: 1,
-        cache_dir: warden::engine::default_cache_dir(),
-        ..EngineConfig::default()
+        ..cached_engine()?
     })
     .map_err(|e| usage(format!("cannot start the engine: {e:#}")))?;
     let (c, bytes) = rt.compile(component).map_err(usage)?;

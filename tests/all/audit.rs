@@ -1194,3 +1194,347 @@ fn a_kept_checkpoint_catches_trailing_records_removed_with_their_checkpoints() {
         Some(2)
     );
 }
+
+// ---- history that no checkpoint covers ----------------------------------
+
+/// A sandbox whose log is signed by a key of its own, kept apart from the
+/// log's directory, and a way to run `warden` on both.
+struct Forgery {
+    sb: crate::support::Sandbox,
+    key: PathBuf,
+}
+
+impl Forgery {
+    fn new() -> Forgery {
+        let sb = crate::support::Sandbox::new("echo", "echo");
+        let key = sb.path("keys/host.key");
+        Forgery { sb, key }
+    }
+
+    fn log(&self) -> &str {
+        self.sb.audit.to_str().unwrap()
+    }
+
+    /// `warden run` of echo with `n` as input.
+    fn run(&self, n: u32) -> std::process::Output {
+        let input = format!(r#"{{"n":{n}}}"#);
+        let args = [
+            "run",
+            self.sb.manifest.to_str().unwrap(),
+            "--audit",
+            self.log(),
+            "--key",
+            self.key.to_str().unwrap(),
+            "--input",
+            &input,
+        ];
+        warden(&args, &[], None)
+    }
+
+    fn vkey(&self) -> String {
+        HostKey::load_or_create(&self.key, "unused")
+            .unwrap()
+            .verifier()
+            .to_string()
+    }
+
+    /// `warden audit ARGS` on this log, with `--key`: (exit code, stdout, stderr).
+    fn audit(&self, args: &[&str], key: &str) -> (i32, String, String) {
+        let mut all = vec!["audit"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&[self.log(), "--key", key]);
+        let out = warden(&all, &[], None);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn lines(&self) -> Log {
+        let bytes = std::fs::read(&self.sb.audit).unwrap();
+        Log {
+            lines: bytes
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect(),
+            notes: Vec::new(),
+        }
+    }
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Issue 11, item 3: rewrite a record, recompute every `prev` after it,
+/// delete `<LOG>.checkpoints`, and run one more task. The writer used to
+/// take the forged history on, and its next checkpoint signed it with the
+/// real key; now it refuses, and only `warden audit adopt` takes it on, in
+/// a record that every later verify reports.
+#[test]
+fn a_rewritten_history_without_checkpoints_is_refused_until_adopted() {
+    let f = Forgery::new();
+    for n in 0..2 {
+        let out = f.run(n);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let vkey = f.vkey();
+    let (code, out, _) = f.audit(&["verify"], &vkey);
+    assert_eq!(code, 0, "{out}");
+
+    // The attacker rewrites how task 0 ended, and repairs the chain.
+    let mut forged = f.lines();
+    let n = forged.lines.len();
+    let at = (0..n)
+        .find(|&i| String::from_utf8_lossy(&forged.lines[i]).contains(r#""event":"task.end""#))
+        .expect("task 0's end");
+    forged.lines[at] = String::from_utf8(forged.lines[at].clone())
+        .unwrap()
+        .replace(r#""outcome":"ok""#, r#""outcome":"trap:forged""#)
+        .into_bytes();
+    forged.relink(at + 1);
+    std::fs::write(&f.sb.audit, forged.log_bytes()).unwrap();
+    std::fs::remove_file(checkpoints_path(&f.sb.audit)).unwrap();
+    // The chain alone holds: without a checkpoint, verify cannot tell.
+    let (code, out, _) = f.audit(&["verify"], &vkey);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("warning: no checkpoints"), "{out}");
+
+    // One more task: refused before anything is written, saying why and what to do.
+    let before = std::fs::read(&f.sb.audit).unwrap();
+    let refused = f.run(2);
+    let said = text(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{said}");
+    for want in [
+        "refusing to append",
+        &format!(
+            "seq 0 to {} ({n} records) are not covered by any signed checkpoint",
+            n - 1
+        ),
+        "there are no checkpoints",
+        "warden audit verify",
+        "warden audit adopt",
+    ] {
+        assert!(said.contains(want), "{want:?} not in {said}");
+    }
+    assert_eq!(
+        std::fs::read(&f.sb.audit).unwrap(),
+        before,
+        "the log is as found"
+    );
+    assert!(
+        std::fs::read(checkpoints_path(&f.sb.audit))
+            .unwrap_or_default()
+            .is_empty(),
+        "nothing signed the forgery"
+    );
+
+    // The operator adopts it: a recovery record names the range and its digest.
+    let key = f.key.to_str().unwrap().to_owned();
+    let (code, out, err) = f.audit(&["adopt"], &key);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "adopted seq 0 to {} ({n} records, digest blake3:",
+            n - 1
+        )),
+        "{out}"
+    );
+    let records = f.sb.records();
+    let recovery = &records[n];
+    assert_eq!(recovery["event"], "recovery", "{recovery}");
+    let adopted = &recovery["args"]["adopted"];
+    assert_eq!(
+        (
+            &adopted["from_seq"],
+            &adopted["to_seq"],
+            &adopted["records"]
+        ),
+        (&0.into(), &(n - 1).into(), &n.into()),
+        "{recovery}"
+    );
+    let leaves: Vec<[u8; 32]> = forged
+        .lines
+        .iter()
+        .map(|l| leaf_hash::<Blake3>(l))
+        .collect();
+    assert_eq!(
+        adopted["digest"],
+        warden::audit::verify::range_digest(&leaves),
+        "{recovery}"
+    );
+
+    // From now on the log is appended to, and every verify names the range.
+    let out = f.run(3);
+    assert!(out.status.success(), "{}", text(&out));
+    let (code, out, _) = f.audit(&["verify"], &vkey);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(", 0 after it"), "all signed now: {out}");
+    assert!(
+        out.contains(&format!(
+            "adopted: seq 0 to {} ({n} records) were taken on without checkpoint cover by \
+             `warden audit adopt` (recovery record seq {n}, digest {})",
+            n - 1,
+            adopted["digest"].as_str().unwrap()
+        )),
+        "{out}"
+    );
+    let report = verify(
+        &f.sb.audit,
+        HostKey::load_or_create(&f.key, "x").unwrap().verifier(),
+    )
+    .unwrap();
+    assert_eq!(report.adopted.len(), 1);
+    assert_eq!(report.adopted[0].record, n as u64);
+    // Adopting again finds nothing to adopt.
+    let (code, out, _) = f.audit(&["adopt"], &key);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("nothing to adopt"), "{out}");
+}
+
+/// Complete lines appended after the last checkpoint, each linking to the
+/// one before, are not a torn tail: the writer refuses them too.
+#[test]
+fn complete_records_appended_after_the_last_checkpoint_are_refused() {
+    let f = Forgery::new();
+    let out = f.run(0);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut log = f.lines();
+    let n = log.lines.len();
+    let last = String::from_utf8(log.lines[n - 1].clone()).unwrap();
+    let prev = hex(&leaf_hash::<Blake3>(&log.lines[n - 1]));
+    let fake = last
+        .replacen(&format!(r#""seq":{}"#, n - 1), &format!(r#""seq":{n}"#), 1)
+        .replacen(r#""prev":""#, &format!(r#""prev":"{prev}","old":""#), 1);
+    log.lines.push(fake.into_bytes());
+    std::fs::write(&f.sb.audit, log.log_bytes()).unwrap();
+    let vkey = f.vkey();
+    let (code, out, _) = f.audit(&["verify"], &vkey);
+    assert_eq!(code, 0, "chained, so it verifies: {out}");
+    assert!(out.contains(", 1 after it"), "{out}");
+
+    let refused = f.run(1);
+    let said = text(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains(&format!(
+            "seq {n} to {n} (1 records) are not covered by any signed checkpoint (the last \
+             checkpoint, 0 in"
+        )),
+        "{said}"
+    );
+    assert!(said.contains(&format!("covers {n} records")), "{said}");
+    assert_eq!(f.lines().lines.len(), n + 1, "nothing appended");
+
+    // A torn last line is still cut on open, as a killed writer leaves it.
+    let mut bytes = log.log_bytes();
+    bytes.truncate(bytes.len() - 1);
+    let torn_at = bytes.len() - log.lines[n].len();
+    bytes.truncate(torn_at + 10);
+    std::fs::write(&f.sb.audit, &bytes).unwrap();
+    let out = f.run(2);
+    assert!(out.status.success(), "{}", text(&out));
+    let records = f.sb.records();
+    assert_eq!(records[n]["event"], "recovery");
+    assert_eq!(records[n]["args"]["cut_bytes"], 10);
+}
+
+/// What a recovery record says it adopted is checked against the log.
+#[test]
+fn an_adoption_record_must_describe_records_before_it() {
+    let key = key();
+    let base = build(3, 100, &key);
+    let leaves: Vec<[u8; 32]> = base.lines.iter().map(|l| leaf_hash::<Blake3>(l)).collect();
+    let adopting = |from: u64, to: u64, digest: &str| {
+        let mut log = base.clone();
+        let prev = hex(&leaf_hash::<Blake3>(log.lines.last().unwrap()));
+        log.lines.push(
+            format!(
+                r#"{{"v":1,"seq":3,"prev":"{prev}","time":"2026-11-25T20:37:00.000000000Z","host":"test","agent":null,"task":"-","parent":null,"tool":"warden","component":"-","event":"recovery","args":{{"adopted":{{"from_seq":{from},"to_seq":{to},"records":{},"digest":"{digest}"}}}}}}"#,
+                to + 1 - from
+            )
+            .into_bytes(),
+        );
+        log
+    };
+    let right = warden::audit::verify::range_digest(&leaves);
+    let report = adopting(0, 2, &right).verify(&key).unwrap();
+    assert_eq!(report.adopted.len(), 1);
+    assert_eq!(
+        (
+            report.adopted[0].from_seq,
+            report.adopted[0].to_seq,
+            report.adopted[0].record
+        ),
+        (0, 2, 3)
+    );
+    let wrong = warden::audit::verify::range_digest(&leaves[..2]);
+    let err = damage(&adopting(0, 2, &wrong), &key);
+    assert!(
+        matches!(err, VerifyError::BadRecovery { seq: 3, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("they have blake3:"), "{err}");
+    let err = damage(&adopting(1, 3, &right), &key);
+    assert!(err.to_string().contains("not a range before it"), "{err}");
+}
+
+/// Whoever can write the log's directory can put a link where the log was.
+/// Warden would then lock, read and append records, whose strings a tool
+/// chooses, to the file it leads to (a shell's startup file, say). A log or
+/// checkpoints file reached through a symlink, or with another hard link,
+/// is refused, and nothing is created or written through it.
+#[test]
+fn a_log_replaced_by_a_link_is_not_written_through() {
+    let f = Forgery::new();
+    let out = f.run(0);
+    assert!(out.status.success(), "{}", text(&out));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let victim = elsewhere.path().join("profile");
+    std::fs::write(&victim, "# a file the attacker wants written\n").unwrap();
+    let original = std::fs::read(&victim).unwrap();
+    let log = f.sb.audit.clone();
+    let cps = checkpoints_path(&log);
+    let aside = f.sb.path("moved-away");
+    std::fs::create_dir(&aside).unwrap();
+
+    // The log, then its checkpoints: a symlink to an existing file, a
+    // symlink to a file that does not exist yet, a hard link.
+    for target in [&log, &cps] {
+        let kept = aside.join("kept");
+        std::fs::rename(target, &kept).unwrap();
+        let missing = elsewhere.path().join("created");
+        for (how, link) in [
+            ("symlink", &victim as &Path),
+            ("dangling symlink", &missing),
+        ] {
+            std::os::unix::fs::symlink(link, target).unwrap();
+            let refused = f.run(1);
+            let said = text(&refused);
+            assert_eq!(refused.status.code(), Some(2), "{how}: {said}");
+            assert!(said.contains("is a symlink"), "{how}: {said}");
+            std::fs::remove_file(target).unwrap();
+        }
+        assert!(!missing.exists(), "nothing created through a symlink");
+        std::fs::hard_link(&victim, target).unwrap();
+        let refused = f.run(1);
+        let said = text(&refused);
+        assert_eq!(refused.status.code(), Some(2), "{said}");
+        assert!(said.contains("has 2 hard links"), "{said}");
+        std::fs::remove_file(target).unwrap();
+        std::fs::rename(&kept, target).unwrap();
+    }
+    assert_eq!(std::fs::read(&victim).unwrap(), original, "nothing written");
+    let out = f.run(2);
+    assert!(
+        out.status.success(),
+        "the log, put back, carries on: {}",
+        text(&out)
+    );
+}

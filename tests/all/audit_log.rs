@@ -4,7 +4,7 @@ use crate::support::read_records;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use warden::audit::checkpoint::HostKey;
-use warden::audit::log::{AuditLog, Fsync, LogOptions, checkpoints_path};
+use warden::audit::log::{AuditLog, Fsync, LogError, LogOptions, checkpoints_path};
 use warden::audit::verify::verify;
 use warden_host_api::audit::{Event, EventSink, Record, TaskMeta};
 
@@ -85,17 +85,32 @@ fn sigkill_mid_write_recovers() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 
-    let key = HostKey::load_or_create(&path.with_extension("key"), "unused").unwrap();
-    let verifier = key.verifier().clone();
-    let last = verify(&path, &verifier)
-        .expect("a killed writer's log verifies")
-        .last_checkpoint()
-        .unwrap()
-        .checkpoint
-        .clone();
+    let load_key = || HostKey::load_or_create(&path.with_extension("key"), "unused").unwrap();
+    let verifier = load_key().verifier().clone();
+    let found = verify(&path, &verifier).expect("a killed writer's log verifies");
+    let last = found.last_checkpoint().unwrap().checkpoint.clone();
     let before = std::fs::read(&path).unwrap();
-    let log =
-        AuditLog::open(&path, key, LogOptions::default()).expect("a killed writer's log reopens");
+    // Records written after the last checkpoint are not taken on silently:
+    // the operator adopts them, and a recovery record says which.
+    let log = match AuditLog::open(&path, load_key(), LogOptions::default()) {
+        Ok(log) => {
+            assert_eq!(
+                found.uncovered, 0,
+                "uncovered records were taken on silently"
+            );
+            log
+        }
+        Err(LogError::Uncovered { from, last, .. }) => {
+            assert_eq!((from, last), (found.covered, found.records - 1));
+            assert_eq!(std::fs::read(&path).unwrap(), before, "refused as found");
+            let (log, adopted) = AuditLog::adopt(&path, load_key(), LogOptions::default())
+                .expect("the operator adopts them");
+            let adopted = adopted.expect("something to adopt");
+            assert_eq!((adopted.from_seq, adopted.to_seq), (from, last));
+            log
+        }
+        Err(e) => panic!("a killed writer's log reopens: {e}"),
+    };
     log.checkpoint().unwrap();
     drop(log);
 
@@ -112,14 +127,15 @@ fn sigkill_mid_write_recovers() {
     let torn = !before.ends_with(b"\n");
     let recovered = records.iter().any(|r| r["event"] == "recovery");
     assert_eq!(
-        torn, recovered,
-        "a torn tail is cut and said so, and only then"
+        torn || found.uncovered > 0,
+        recovered,
+        "a torn tail is cut and uncovered records adopted, each said, and only then"
     );
     let report = verify(&path, &verifier).expect("the recovered log verifies");
     assert_eq!(report.covered, records.len() as u64, "and is all signed");
+    assert_eq!(report.adopted.len(), usize::from(found.uncovered > 0));
     // Reopening again finds nothing to recover.
-    let key = HostKey::load_or_create(&path.with_extension("key"), "unused").unwrap();
-    drop(AuditLog::open(&path, key, LogOptions::default()).unwrap());
+    drop(AuditLog::open(&path, load_key(), LogOptions::default()).unwrap());
     assert_eq!(read_records(&path).len(), records.len());
 }
 

@@ -241,7 +241,7 @@ fn audit_log_defaults_to_the_xdg_state_dir() {
         None,
     );
     assert!(out.status.success(), "{out:?}");
-    let records = read_records(&state.path().join("warden/audit.jsonl"));
+    let records = read_records(&state.path().join("warden/audit/audit.jsonl"));
     assert_eq!(records.len(), 2);
     // WARDEN_AUDIT names it too.
     let log = state.path().join("named.jsonl");
@@ -370,7 +370,7 @@ fn audit_key_is_created_private_and_stable() {
     let env = [("XDG_STATE_HOME", state.path().to_str().unwrap())];
     let first = warden(&["audit", "key"], &env, None);
     assert!(first.status.success(), "{first:?}");
-    let key = state.path().join("warden/host.key");
+    let key = state.path().join("warden/keys/host.key");
     assert_eq!(
         std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
         0o600
@@ -440,4 +440,163 @@ fn a_policy_is_compiled_at_load_and_shown_by_check() {
         assert!(stdout.contains(&want), "missing {want:?} in:\n{stdout}");
     }
     assert_eq!(sb.run("{\"x\":1}").code, 0);
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Issue 11, item 3: the keys that sign the log and issue grants live in a
+/// directory of their own, not in the log's, where whoever may write the log
+/// could delete them and have Warden make new ones.
+#[test]
+fn keys_live_apart_from_the_audit_log() {
+    let state = tempfile::tempdir().unwrap();
+    let env = [("XDG_STATE_HOME", state.path().to_str().unwrap())];
+    let out = warden(
+        &["run", example("echo").to_str().unwrap(), "--input", "{}"],
+        &env,
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = warden(&["grant", "key"], &env, None);
+    assert!(out.status.success(), "{out:?}");
+    let warden_dir = state.path().join("warden");
+    let keys = warden_dir.join("keys");
+    assert_eq!(mode(&keys), 0o700);
+    for name in ["host.key", "grant.key", "cache.key"] {
+        assert_eq!(mode(&keys.join(name)), 0o600, "{name}");
+    }
+    // The log's directory holds the log and its checkpoints, and nothing else.
+    let mut beside_log: Vec<String> = std::fs::read_dir(warden_dir.join("audit"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    beside_log.sort();
+    assert_eq!(beside_log, ["audit.jsonl", "audit.jsonl.checkpoints"]);
+
+    // A keys directory others may look into is refused, naming the fix.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = warden(
+        &["run", example("echo").to_str().unwrap(), "--input", "{}"],
+        &env,
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("readable by others (mode 755): chmod 700"),
+        "{stderr}"
+    );
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    // What an older Warden kept beside the default log moves into place, and
+    // the log carries on under the same key.
+    let verifier = String::from_utf8_lossy(&warden(&["audit", "key"], &env, None).stdout)
+        .trim()
+        .to_owned();
+    for (from, to) in [
+        ("keys/host.key", "host.key"),
+        ("keys/grant.key", "grant.key"),
+        ("audit/audit.jsonl", "audit.jsonl"),
+        ("audit/audit.jsonl.checkpoints", "audit.jsonl.checkpoints"),
+    ] {
+        std::fs::rename(warden_dir.join(from), warden_dir.join(to)).unwrap();
+    }
+    let out = warden(
+        &["run", example("echo").to_str().unwrap(), "--input", "{}"],
+        &env,
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("warden: moved "), "{stderr}");
+    assert!(!warden_dir.join("host.key").exists());
+    assert!(!warden_dir.join("audit.jsonl").exists());
+    let log = warden_dir.join("audit/audit.jsonl");
+    assert_eq!(read_records(&log).len(), 4, "the old log carried on");
+    let out = warden(
+        &["audit", "verify", log.to_str().unwrap(), "--key", &verifier],
+        &env,
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// The built guest's bytes, and the one cached artifact a run left in `cache` that is not
+/// in `known`.
+fn new_artifact(cache: &std::path::Path, known: &[std::path::PathBuf]) -> std::path::PathBuf {
+    let fresh: Vec<_> = std::fs::read_dir(cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm") && !known.contains(p))
+        .collect();
+    assert_eq!(fresh.len(), 1, "one new artifact: {fresh:?}");
+    fresh[0].clone()
+}
+
+/// Issue 11, item 6: a compiled component in the cache is native code that runs as it is.
+/// One replaced by another component's artifact (a valid artifact, for this very engine) is
+/// recompiled, never run; so is one whose bytes were changed.
+#[test]
+fn a_replaced_compiled_artifact_is_recompiled_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("XDG_CACHE_HOME", dir.path().join("cache")),
+        ("XDG_STATE_HOME", dir.path().join("state")),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.to_str().unwrap())).collect();
+    let cache = dir.path().join("cache/warden/compiled");
+    let echo = |input: &str| {
+        warden(
+            &["run", example("echo").to_str().unwrap(), "--input", input],
+            &env,
+            None,
+        )
+    };
+    let out = echo(r#"{"first":1}"#);
+    assert!(out.status.success(), "{out:?}");
+    let echo_entry = new_artifact(&cache, &[]);
+    let cached = std::fs::read(&echo_entry).unwrap();
+    let out = warden(
+        &["run", example("wc").to_str().unwrap()],
+        &env,
+        Some(b"a b c\n"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let wc_entry = new_artifact(&cache, std::slice::from_ref(&echo_entry));
+    let wc_artifact = std::fs::read(&wc_entry).unwrap();
+
+    // Unchanged, the entry is used as it is: not compiled and written again.
+    use std::os::unix::fs::MetadataExt;
+    let inode = |p: &std::path::Path| std::fs::metadata(p).unwrap().ino();
+    let before = inode(&echo_entry);
+    let out = echo(r#"{"again":2}"#);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(std::fs::read(&echo_entry).unwrap(), cached);
+    assert_eq!(inode(&echo_entry), before, "loaded, not rewritten");
+
+    // wc's artifact in echo's place: echo still runs as echo.
+    std::fs::copy(&wc_entry, &echo_entry).unwrap();
+    let out = echo(r#"{"swapped":3}"#);
+    assert!(out.status.success(), "{out:?}");
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("echo's result, not another component's ({e}): {out:?}"));
+    assert_eq!(result, json!({"swapped": 3}));
+    assert_ne!(
+        std::fs::read(&echo_entry).unwrap(),
+        wc_artifact,
+        "the swapped file was replaced by a fresh compilation"
+    );
+
+    // A byte changed in the machine code: recompiled too.
+    let mut bytes = std::fs::read(&echo_entry).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&echo_entry, &bytes).unwrap();
+    let out = echo(r#"{"flipped":4}"#);
+    assert!(out.status.success(), "{out:?}");
+    assert_ne!(std::fs::read(&echo_entry).unwrap(), bytes);
 }

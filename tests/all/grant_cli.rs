@@ -26,7 +26,7 @@ fn grant_key_is_created_private_and_stable() {
     let env = [("XDG_STATE_HOME", state.path().to_str().unwrap())];
     let first = warden(&["grant", "key"], &env, None);
     assert!(first.status.success(), "{first:?}");
-    let key = state.path().join("warden/grant.key");
+    let key = state.path().join("warden/keys/grant.key");
     assert_eq!(mode(&key), 0o600);
     let public = text(&first.stdout);
     assert!(public.starts_with("ed25519/"), "{public}");
@@ -77,7 +77,7 @@ fn grant_key_can_live_elsewhere() {
     assert!(by_env_path.exists());
     assert_ne!(text(&by_flag.stdout), text(&by_env.stdout));
     assert!(
-        !state.join("warden/grant.key").exists(),
+        !state.join("warden/keys/grant.key").exists(),
         "the default key is not created when another is named"
     );
 }

@@ -430,3 +430,139 @@ connect = "127.0.0.1:6379"
     let text = Manifest::load(&none).unwrap().effective_grants();
     assert!(text.contains("tcp: none (no sockets, no DNS)"), "{text}");
 }
+
+/// Issue 11, item 6: an `[[fs]]` grant on Warden's own state would let a tool read the host
+/// key, rewrite its audit trail or plant machine code. Grants that hold, are, or lie inside
+/// any of Warden's places are refused at load, through the real CLI, naming the field, what
+/// they would expose and where; symlinks lead nowhere else.
+#[test]
+fn grants_that_expose_warden_itself_are_refused() {
+    use crate::support::{example, warden, wasm};
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = dir.path().canonicalize().unwrap();
+    let state = dir_path.join("state");
+    let cache = dir_path.join("cache");
+    let env_of = |extra: &[(&'static str, String)]| {
+        let mut env = vec![
+            ("XDG_STATE_HOME", state.display().to_string()),
+            ("XDG_CACHE_HOME", cache.display().to_string()),
+        ];
+        env.extend_from_slice(extra);
+        env
+    };
+    let run = |manifest: &Path, args: &[&str], extra: &[(&'static str, String)]| {
+        let env = env_of(extra);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut all = vec!["run", manifest.to_str().unwrap(), "--input", "{}"];
+        all.extend_from_slice(args);
+        warden(&all, &env, None)
+    };
+    // Warden's places exist once it has run.
+    let out = run(&example("echo"), &[], &[]);
+    assert!(out.status.success(), "{out:?}");
+
+    let logs = dir_path.join("logs");
+    fs::create_dir_all(logs.join("data")).unwrap();
+    let audit = logs.join("audit.jsonl");
+    let elsewhere = dir_path.join("elsewhere");
+    fs::create_dir_all(&elsewhere).unwrap();
+    let key = elsewhere.join("host.key");
+    std::os::unix::fs::symlink(state.join("warden/keys"), dir_path.join("link")).unwrap();
+    let mdir = dir_path.join("m");
+    fs::create_dir_all(&mdir).unwrap();
+    let manifest = mdir.join("manifest.toml");
+    let grant = |host: &Path| {
+        let text = format!(
+            "[tool]\nname = \"echo\"\ncomponent = {:?}\n\n[[fs]]\nhost = {:?}\nguest = \"/x\"\n",
+            wasm("echo").display().to_string(),
+            host.display().to_string(),
+        );
+        fs::write(&manifest, text).unwrap();
+    };
+    let audit_arg = ["--audit", audit.to_str().unwrap()];
+    let key_arg = ["--key", key.to_str().unwrap()];
+    let cases: Vec<(PathBuf, &[&str], String)> = vec![
+        (
+            state.join("warden"),
+            &[],
+            format!(
+                "is Warden's state directory (audit log, keys, revocation list), {}",
+                state.join("warden").display()
+            ),
+        ),
+        (
+            state.join("warden/keys"),
+            &[],
+            format!(
+                "is Warden's keys directory, {}",
+                state.join("warden/keys").display()
+            ),
+        ),
+        (
+            dir_path.join("link"),
+            &[],
+            format!(
+                "is Warden's keys directory, {}",
+                state.join("warden/keys").display()
+            ),
+        ),
+        (
+            state.join("warden/audit"),
+            &[],
+            "is the default audit log's directory".into(),
+        ),
+        (
+            state.clone(),
+            &[],
+            format!(
+                "{} holds Warden's state directory (audit log, keys, revocation list)",
+                state.display()
+            ),
+        ),
+        (
+            cache.join("warden/compiled"),
+            &[],
+            "is the compiled-component cache".into(),
+        ),
+        (
+            logs.clone(),
+            &audit_arg,
+            format!("holds the audit log in use, {}", audit.display()),
+        ),
+        (
+            elsewhere.clone(),
+            &key_arg,
+            format!("holds the host key, {}", key.display()),
+        ),
+    ];
+    for (host, args, want) in &cases {
+        grant(host);
+        let out = run(&manifest, args, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", host.display());
+        let field = format!("{}:6: fs[0].host: ", manifest.display());
+        assert!(stderr.contains(&field), "{field:?} not in {stderr}");
+        assert!(stderr.contains(want.as_str()), "{want:?} not in {stderr}");
+        assert!(!audit.exists(), "nothing ran");
+    }
+    // The same through WARDEN_AUDIT, and at `warden check`.
+    grant(&logs);
+    let out = run(
+        &manifest,
+        &[],
+        &[("WARDEN_AUDIT", audit.display().to_string())],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    grant(&state.join("warden/keys"));
+    let env = env_of(&[]);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = warden(&["check", manifest.to_str().unwrap()], &env, None);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Warden's keys directory"));
+
+    // A directory beside the log is out of its reach, and may be granted.
+    grant(&logs.join("data"));
+    let out = run(&manifest, &audit_arg, &[]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(audit.exists());
+}

@@ -239,54 +239,31 @@ impl HostKey {
     }
 
     /// Loads the key at `path`, or creates it (mode 0600, never replacing an
-    /// existing file) with the given name.
+    /// existing file) with the given name. See [`super::keys`] for where keys
+    /// live and why.
     pub fn load_or_create(path: &Path, name: &str) -> Result<Self, CheckpointError> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let io = |error| CheckpointError::Io {
-            path: path.display().to_string(),
-            error,
-        };
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                use std::os::unix::fs::PermissionsExt;
-                let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
-                if mode & 0o077 != 0 {
-                    return Err(CheckpointError::Key(format!(
-                        "{} is readable by others (mode {:o}); anyone who can read it can forge checkpoints: chmod 600 it, or rotate the key",
-                        path.display(),
-                        mode & 0o777
-                    )));
-                }
-                return Self::parse(&text);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(e)),
-        }
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let key = Self::generate(name)?;
-        // Written aside, then linked into place: the key appears whole or not
-        // at all, and a key another process created first is never replaced.
-        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io)?;
-        file.write_all(key.private_text().as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        let linked = std::fs::hard_link(&tmp, path);
-        let _ = std::fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => Ok(key),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Self::load_or_create(path, name)
-            }
-            Err(e) => Err(io(e)),
-        }
+        use super::keys::{KeyFileError, load_or_create};
+        let text = load_or_create(path, || {
+            Self::generate(name)
+                .map(|key| key.private_text())
+                .map_err(|e| KeyFileError::Io {
+                    path: path.to_path_buf(),
+                    error: std::io::Error::other(e.to_string()),
+                })
+        })
+        .map_err(|e| match e {
+            KeyFileError::Readable { path, mode } => CheckpointError::Key(format!(
+                "{} is readable by others (mode {mode:o}); anyone who can read it can forge \
+                 checkpoints: chmod 600 it, or rotate the key",
+                path.display()
+            )),
+            KeyFileError::Io { path, error } => CheckpointError::Io {
+                path: path.display().to_string(),
+                error,
+            },
+            other => CheckpointError::Key(other.to_string()),
+        })?;
+        Self::parse(&text)
     }
 
     fn private_text(&self) -> zeroize::Zeroizing<String> {

@@ -27,13 +27,25 @@
 //! The log is locked for the writer's lifetime, so two processes never
 //! interleave. On open the existing log is checked against the last
 //! checkpoint: damage at or before it is tampering and the log is not
-//! appended to; a torn or damaged tail after it (a writer killed mid-write)
-//! is cut off, and a `recovery` record says what was cut.
+//! appended to; a torn last line after it (a writer killed mid-write) is
+//! cut off, and a `recovery` record says what was cut.
+//!
+//! Complete records that no checkpoint covers are never taken on silently
+//! ([`LogError::Uncovered`]). They are what a writer killed between a
+//! record and the next checkpoint leaves, but also what is left after
+//! someone rewrote the log, recomputed every `prev`, and deleted
+//! `<LOG>.checkpoints`: the chain alone holds, and the next checkpoint
+//! would sign the forgery with the real key. Only the operator can tell
+//! the two apart, so the writer refuses until [`AuditLog::adopt`] (`warden
+//! audit adopt`) appends a `recovery` record that names the adopted range
+//! and its digest. That record is chained and signed like any other, so
+//! every later `warden audit verify` reports the range
+//! ([`Report::adopted`](super::verify::Report::adopted)).
 
 use super::checkpoint::{Checkpoint, HostKey};
 use super::merkle::{Blake3, MerkleTree, leaf_hash};
 use super::rfc3339;
-use super::verify::verify_bytes;
+use super::verify::{range_digest, verify_bytes};
 use serde_json::json;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -119,6 +131,45 @@ pub enum LogError {
         /// What is wrong.
         what: String,
     },
+    /// Complete records after the last checkpoint (or in a log without
+    /// checkpoints): the writer does not take them on without
+    /// [`AuditLog::adopt`].
+    #[error(
+        "{path}: refusing to append: seq {from} to {last} ({count} records) are not covered by \
+         any signed checkpoint ({why}). They may be the last records of a writer that was killed, \
+         or a rewritten history whose checkpoints were removed, and signing them now would vouch \
+         for them. Check them with `warden audit verify {path}` and `warden audit show {path}`, \
+         then adopt them with `warden audit adopt {path}` (a recovery record names them in the \
+         log for every later verify), or move the log aside to start a new one",
+        count = last - from + 1
+    )]
+    Uncovered {
+        /// The log.
+        path: String,
+        /// The first record not covered.
+        from: u64,
+        /// The last record.
+        last: u64,
+        /// What the checkpoints cover.
+        why: String,
+    },
+}
+
+/// Records adopted by [`AuditLog::adopt`]: what its `recovery` record says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Adoption {
+    /// The first adopted record.
+    pub from_seq: u64,
+    /// The last adopted record.
+    pub to_seq: u64,
+    /// `blake3:<hex>` of the adopted records' leaf hashes, in order
+    /// ([`range_digest`]).
+    pub digest: String,
+    /// The seq of the `recovery` record that adopted them.
+    pub record: u64,
+    /// Bytes of a torn last line that were cut as well.
+    pub cut_bytes: u64,
 }
 
 /// The tamper-evident log, as an [`EventSink`].
@@ -160,6 +211,54 @@ struct State {
     checkpoint_wanted: u64,
     failed: Option<String>,
     closing: bool,
+}
+
+/// Opens the log or its checkpoints file, refusing anything but a regular
+/// file with one link that is not reached through a symlink.
+///
+/// Whoever can write the log's directory can put a symlink or a hard link
+/// where the log was: Warden would then read, lock and append records (whose
+/// strings a tool chooses) to whatever file it leads to, such as a shell's
+/// startup file.
+fn open_own(options: &mut OpenOptions, path: &Path) -> Result<File, LogError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let refuse = |why: String| LogError::Io {
+        path: path.display().to_string(),
+        error: std::io::Error::other(why),
+    };
+    // A symlink as the last component fails the open (ELOOP) instead of
+    // being followed, created through, or written.
+    let file = match options.custom_flags(libc::O_NOFOLLOW).open(path) {
+        Ok(file) => file,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(refuse(
+                "is a symlink; an audit log and its checkpoints are opened only by their own \
+                 path: name the file it leads to with --audit, if that is the log"
+                    .into(),
+            ));
+        }
+        Err(error) => {
+            return Err(LogError::Io {
+                path: path.display().to_string(),
+                error,
+            });
+        }
+    };
+    let meta = file.metadata().map_err(|error| LogError::Io {
+        path: path.display().to_string(),
+        error,
+    })?;
+    if !meta.is_file() {
+        return Err(refuse("an audit log must be a regular file".into()));
+    }
+    if meta.nlink() != 1 {
+        return Err(refuse(format!(
+            "has {} hard links; an audit log and its checkpoints must have one, so that no \
+             other file is written through them",
+            meta.nlink()
+        )));
+    }
+    Ok(file)
 }
 
 /// Name of the checkpoints file of `log`.
@@ -227,7 +326,39 @@ impl serde::Serialize for Line<'_> {
 impl AuditLog {
     /// Opens (or creates) the log at `path`, checks it against its last
     /// checkpoint, recovers a torn tail, and starts the writer.
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::Tampered`] when the log or its checkpoints are damaged,
+    /// [`LogError::Uncovered`] when complete records follow the last
+    /// checkpoint (see [`AuditLog::adopt`]), [`LogError::Io`] otherwise.
     pub fn open(path: &Path, key: HostKey, opts: LogOptions) -> Result<AuditLog, LogError> {
+        Self::open_with(path, key, opts, false).map(|(log, _)| log)
+    }
+
+    /// Opens the log at `path` as [`AuditLog::open`] does, but takes on the
+    /// complete records that no checkpoint covers: a `recovery` record names
+    /// them (`args.adopted`: `from_seq`, `to_seq`, `records`, `digest`, and
+    /// `root`, the tree's root after them) and a checkpoint signs it before
+    /// this returns. `None` when there was nothing to adopt.
+    ///
+    /// This is the operator's decision that those records are genuine; the
+    /// log says forever after that nothing but that decision vouches for
+    /// them.
+    pub fn adopt(
+        path: &Path,
+        key: HostKey,
+        opts: LogOptions,
+    ) -> Result<(AuditLog, Option<Adoption>), LogError> {
+        Self::open_with(path, key, opts, true)
+    }
+
+    fn open_with(
+        path: &Path,
+        key: HostKey,
+        opts: LogOptions,
+        adopt: bool,
+    ) -> Result<(AuditLog, Option<Adoption>), LogError> {
         let io = |p: &Path| {
             let p = p.display().to_string();
             move |error| LogError::Io {
@@ -238,28 +369,21 @@ impl AuditLog {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io(path))?;
         }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .write(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io(path))?;
-        if !file.metadata().map_err(io(path))?.is_file() {
-            return Err(LogError::Io {
-                path: path.display().to_string(),
-                error: std::io::Error::other("an audit log must be a regular file"),
-            });
-        }
+        let mut file = open_own(
+            OpenOptions::new()
+                .create(true)
+                .read(true)
+                .write(true)
+                .truncate(false),
+            path,
+        )?;
         // One writer per log: a second process waits here for the first.
         file.lock().map_err(io(path))?;
         let cp_path = checkpoints_path(path);
-        let mut cps = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&cp_path)
-            .map_err(io(&cp_path))?;
+        let mut cps = open_own(
+            OpenOptions::new().create(true).read(true).append(true),
+            &cp_path,
+        )?;
 
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io(path))?;
@@ -272,6 +396,39 @@ impl AuditLog {
                 path: path.display().to_string(),
                 what: e.to_string(),
             })?;
+        if report.uncovered > 0 && !adopt {
+            // Before anything is cut or written: the log stays as it was found.
+            return Err(LogError::Uncovered {
+                path: path.display().to_string(),
+                from: report.covered,
+                last: report.records - 1,
+                why: match report.last_checkpoint() {
+                    None => format!(
+                        "there are no checkpoints: {} is missing or empty",
+                        cp_path.display()
+                    ),
+                    Some(cp) => format!(
+                        "the last checkpoint, {} in {}, covers {} records",
+                        cp.index,
+                        cp_path.display(),
+                        cp.checkpoint.size
+                    ),
+                },
+            });
+        }
+        let adopted = (report.uncovered > 0).then(|| {
+            let leaves: Vec<_> = (report.covered..report.records)
+                .filter_map(|seq| report.leaf_hash(seq))
+                .collect();
+            // The tree holds exactly `records` leaves, so this is always there.
+            let root = report.tree().root_at(report.records).ok().map(|r| hex(&r));
+            (
+                report.covered,
+                report.records - 1,
+                range_digest(&leaves),
+                root,
+            )
+        });
         let cut = report.torn_tail.map_or(0, |t| t.len);
         if let Some(torn) = report.torn_tail {
             file.set_len(torn.offset).map_err(io(path))?;
@@ -285,6 +442,7 @@ impl AuditLog {
             cps.sync_all().map_err(io(&cp_path))?;
         }
         let records = report.records;
+        let report_checkpoints = report.checkpoints;
         let last_leaf = report.last_hash;
         let covered = report.covered;
         let tree = report.into_tree();
@@ -319,16 +477,56 @@ impl AuditLog {
             path: path.to_path_buf(),
             fsync: opts.fsync,
         };
-        if cut > 0 {
-            let meta = TaskMeta {
-                host: crate::task::hostname(),
-                agent: None,
-                task: "-".into(),
-                parent: None,
-                tool: "warden".into(),
-                component: "-".into(),
-                mcp: None,
-            };
+        let meta = TaskMeta {
+            host: crate::task::hostname(),
+            agent: None,
+            task: "-".into(),
+            parent: None,
+            tool: "warden".into(),
+            component: "-".into(),
+            mcp: None,
+        };
+        let failed = |e: anyhow::Error| LogError::Io {
+            path: path.display().to_string(),
+            error: std::io::Error::other(e.to_string()),
+        };
+        let mut adoption = None;
+        if let Some((from, to, digest, root)) = adopted {
+            let mut args = json!({
+                "adopted": {
+                    "from_seq": from,
+                    "to_seq": to,
+                    "records": to - from + 1,
+                    "digest": digest,
+                    "root": root,
+                },
+                "checkpoints": report_checkpoints,
+                "why": "records no checkpoint covered, adopted by the operator (warden audit adopt)",
+            });
+            if cut > 0 {
+                args["cut_bytes"] = json!(cut);
+            }
+            let mut ev = Event::new("recovery").args(args);
+            ev.rule = Some(
+                "adopted without checkpoint cover: only the operator's decision vouches for \
+                 these records"
+                    .into(),
+            );
+            log.emit(&Record {
+                meta: &meta,
+                time: SystemTime::now(),
+                event: &ev,
+            })
+            .map_err(failed)?;
+            log.checkpoint().map_err(failed)?;
+            adoption = Some(Adoption {
+                from_seq: from,
+                to_seq: to,
+                digest,
+                record: to + 1,
+                cut_bytes: cut,
+            });
+        } else if cut > 0 {
             let mut ev = Event::new("recovery").args(json!({
                 "cut_bytes": cut,
                 "from_seq": records,
@@ -340,12 +538,9 @@ impl AuditLog {
                 time: SystemTime::now(),
                 event: &ev,
             })
-            .map_err(|e| LogError::Io {
-                path: path.display().to_string(),
-                error: std::io::Error::other(e.to_string()),
-            })?;
+            .map_err(failed)?;
         }
-        Ok(log)
+        Ok((log, adoption))
     }
 
     /// Where the log is.

@@ -4,6 +4,7 @@
 //! implements [`EventSink`], so capability modules do not know it exists.
 
 pub mod checkpoint;
+pub mod keys;
 pub mod log;
 
 use std::fs::{File, OpenOptions};
@@ -81,7 +82,18 @@ impl EventSink for JsonlSink {
 }
 
 /// Warden's state directory: `$XDG_STATE_HOME/warden`, or
-/// `~/.local/state/warden`.
+/// `~/.local/state/warden`. It holds, each apart from the others:
+///
+/// ```text
+/// warden/
+///   audit/audit.jsonl      the default audit log, and audit.jsonl.checkpoints
+///   keys/                  mode 0700: host.key, grant.key, cache.key (each 0600)
+///   revoked                the revocation list
+/// ```
+///
+/// The keys are not in the log's directory: whoever may write where the log is (a log
+/// shipper, a shared log directory) can delete or replace files there, and must not be able
+/// to replace the key that signs the log.
 pub fn state_dir() -> PathBuf {
     std::env::var_os("XDG_STATE_HOME")
         .filter(|v| !v.is_empty())
@@ -91,20 +103,33 @@ pub fn state_dir() -> PathBuf {
         .join("warden")
 }
 
-/// The log used when neither `--audit` nor `WARDEN_AUDIT` names one.
+/// The log used when neither `--audit` nor `WARDEN_AUDIT` names one:
+/// `audit/audit.jsonl` under the [state directory](state_dir).
 pub fn default_path() -> PathBuf {
-    state_dir().join("audit.jsonl")
+    state_dir().join("audit/audit.jsonl")
+}
+
+/// The directory of Warden's keys, `keys/` under the [state directory](state_dir),
+/// apart from the audit log's. [`keys::private_dir`] creates it with mode 0700.
+pub fn keys_dir() -> PathBuf {
+    state_dir().join("keys")
 }
 
 /// The host key used when `--key` does not name one.
 pub fn default_key_path() -> PathBuf {
-    state_dir().join("host.key")
+    keys_dir().join("host.key")
 }
 
 /// The issuer key that signs grant tokens, when neither `--grant-key` nor
 /// `WARDEN_GRANT_KEY` names one.
 pub fn default_grant_key_path() -> PathBuf {
-    state_dir().join("grant.key")
+    keys_dir().join("grant.key")
+}
+
+/// The secret that authenticates compiled components in the cache
+/// ([`crate::engine::cache`]).
+pub fn default_cache_key_path() -> PathBuf {
+    keys_dir().join("cache.key")
 }
 
 /// The revocation list every `warden` process of this user shares: `warden

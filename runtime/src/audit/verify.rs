@@ -19,6 +19,11 @@
 //! 5. each checkpoint against the next: a consistency proof computed from
 //!    the log, checked with [`verify_consistency`].
 //!
+//! 6. each `recovery` record that adopts records (`warden audit adopt`):
+//!    that the range it names comes before it and has the digest it says
+//!    ([`range_digest`]). The report lists them ([`Report::adopted`]):
+//!    records that were taken on without a checkpoint covering them.
+//!
 //! The result is a [`Report`], or the first thing wrong as a
 //! [`VerifyError`] that names the first bad `seq` and says what happened
 //! to it. Checkpoint errors come first: without trustworthy checkpoints
@@ -236,6 +241,16 @@ pub enum VerifyError {
         /// What failed.
         reason: String,
     },
+    /// A `recovery` record that adopts records (`warden audit adopt`) does
+    /// not describe records of this log: a range that is not before it, or
+    /// a digest they do not have.
+    #[error("seq {seq}: bad recovery record: {reason}")]
+    BadRecovery {
+        /// The recovery record.
+        seq: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// A checkpoint is signed but unusable: malformed, of another origin,
     /// not larger than the one before it, or inconsistent with it.
     #[error("checkpoint {}: {reason}", label(*.index, *.size))]
@@ -289,7 +304,8 @@ impl VerifyError {
             | VerifyError::Inserted { seq, .. }
             | VerifyError::Removed { seq, .. }
             | VerifyError::Reordered { seq, .. }
-            | VerifyError::Truncated { seq, .. } => Some(*seq),
+            | VerifyError::Truncated { seq, .. }
+            | VerifyError::BadRecovery { seq, .. } => Some(*seq),
             VerifyError::Io { .. }
             | VerifyError::BadSignature { .. }
             | VerifyError::BadCheckpoint { .. } => None,
@@ -298,7 +314,7 @@ impl VerifyError {
 
     /// The kind in one word or two, as messages write it: `changed`,
     /// `inserted`, `removed`, `reordered`, `truncated`, `bad signature`,
-    /// `bad checkpoint`, `malformed` or `unreadable`.
+    /// `bad checkpoint`, `bad recovery`, `malformed` or `unreadable`.
     pub fn kind(&self) -> &'static str {
         match self {
             VerifyError::Io { .. } => "unreadable",
@@ -310,6 +326,7 @@ impl VerifyError {
             VerifyError::Truncated { .. } => "truncated",
             VerifyError::BadSignature { .. } => "bad signature",
             VerifyError::BadCheckpoint { .. } => "bad checkpoint",
+            VerifyError::BadRecovery { .. } => "bad recovery",
         }
     }
 
@@ -341,6 +358,32 @@ pub struct SignedCheckpoint {
     pub checkpoint: Checkpoint,
 }
 
+/// Records that `warden audit adopt` took on without checkpoint cover, as
+/// its `recovery` record names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Adopted {
+    /// The `recovery` record that adopted them.
+    pub record: u64,
+    /// The first adopted record.
+    pub from_seq: u64,
+    /// The last adopted record.
+    pub to_seq: u64,
+    /// `blake3:<hex>` of their leaf hashes ([`range_digest`]); checked
+    /// against the log.
+    pub digest: String,
+}
+
+/// The digest a `recovery` record gives of the records it adopts:
+/// `blake3:` and the hex BLAKE3 hash of their leaf hashes, in order.
+pub fn range_digest(leaves: &[Hash]) -> String {
+    let mut h = blake3::Hasher::new();
+    for leaf in leaves {
+        h.update(leaf);
+    }
+    format!("blake3:{}", h.finalize().to_hex())
+}
+
 /// What an intact log holds.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -359,6 +402,10 @@ pub struct Report {
     pub torn_checkpoint: bool,
     /// The leaf hash of the last complete record: the `prev` of the next.
     pub last_hash: Option<Hash>,
+    /// Ranges of records adopted without checkpoint cover (`warden audit
+    /// adopt`), in log order: nothing but the operator's decision vouches
+    /// for them.
+    pub adopted: Vec<Adopted>,
     signed: Vec<SignedCheckpoint>,
     leaves: Vec<Hash>,
     tree: MerkleTree<Blake3>,
@@ -375,6 +422,7 @@ impl std::fmt::Debug for Report {
             .field("torn_tail", &self.torn_tail)
             .field("torn_checkpoint", &self.torn_checkpoint)
             .field("last_hash", &self.last_hash.map(|h| hex(&h)))
+            .field("adopted", &self.adopted)
             .finish_non_exhaustive()
     }
 }
@@ -563,11 +611,46 @@ struct Scan {
     /// Bytes of the complete lines.
     end: u64,
     torn: Option<TornTail>,
+    /// Recovery records that adopt records: (line, what they say).
+    adoptions: Vec<(usize, Claim)>,
+}
+
+/// What a recovery record says it adopted: the first and last seq and their
+/// digest, or why its `args.adopted` cannot be read.
+type Claim = Result<(u64, u64, String), String>;
+
+/// What a `recovery` record's `args.adopted` says, if it has one: the
+/// range and its digest, or why that cannot be read.
+fn adoption(line: &[u8]) -> Option<Claim> {
+    // Every other record stops at this test; the writer puts no space there.
+    const MARK: &[u8] = br#""event":"recovery""#;
+    if !line.windows(MARK.len()).any(|w| w == MARK) {
+        return None;
+    }
+    let record: serde_json::Value = serde_json::from_slice(line).ok()?;
+    if record.get("event")?.as_str()? != "recovery" {
+        return None;
+    }
+    let adopted = record.get("args")?.get("adopted")?;
+    let field = |name: &str| adopted.get(name).and_then(|v| v.as_u64());
+    Some(
+        match (
+            field("from_seq"),
+            field("to_seq"),
+            adopted.get("digest").and_then(|d| d.as_str()),
+        ) {
+            (Some(from), Some(to), Some(digest)) => Ok((from, to, digest.to_owned())),
+            _ => Err("args.adopted needs from_seq, to_seq and digest".into()),
+        },
+    )
 }
 
 impl Scan {
     fn push(&mut self, line: &[u8]) {
         let hash = leaf_hash::<Blake3>(line);
+        if let Some(said) = adoption(line) {
+            self.adoptions.push((self.lines.len(), said));
+        }
         self.tree.push_hash(hash);
         self.lines.push(Line {
             hash,
@@ -933,6 +1016,7 @@ fn finish(scan: Scan, checkpoints: &[u8], key: &VerifierKey) -> Result<Report, V
     if let Some(e) = chain {
         return Err(e);
     }
+    let adopted = check_adoptions(&scan)?;
     // Both roots already match the log, so this cannot fail unless the tree
     // code does; it is the check an auditor holding only the two notes
     // would make.
@@ -966,10 +1050,44 @@ fn finish(scan: Scan, checkpoints: &[u8], key: &VerifierKey) -> Result<Report, V
         torn_tail: scan.torn,
         torn_checkpoint,
         last_hash: scan.lines.last().map(|l| l.hash),
+        adopted,
         signed,
         leaves: scan.lines.iter().map(|l| l.hash).collect(),
         tree: scan.tree,
     })
+}
+
+/// Each adopting recovery record against the records it names: a range
+/// before it, and their digest.
+fn check_adoptions(scan: &Scan) -> Result<Vec<Adopted>, VerifyError> {
+    let mut adopted = Vec::with_capacity(scan.adoptions.len());
+    for (line, said) in &scan.adoptions {
+        let seq = *line as u64;
+        let bad = |reason: String| VerifyError::BadRecovery { seq, reason };
+        let (from, to, digest) = said.clone().map_err(bad)?;
+        if from > to || to >= seq {
+            return Err(bad(format!(
+                "it adopts seq {from} to {to}, which is not a range before it"
+            )));
+        }
+        let leaves: Vec<Hash> = scan.lines[from as usize..=to as usize]
+            .iter()
+            .map(|l| l.hash)
+            .collect();
+        let actual = range_digest(&leaves);
+        if actual != digest {
+            return Err(bad(format!(
+                "it adopts seq {from} to {to} with digest {digest}, and they have {actual}"
+            )));
+        }
+        adopted.push(Adopted {
+            record: seq,
+            from_seq: from,
+            to_seq: to,
+            digest,
+        });
+    }
+    Ok(adopted)
 }
 
 #[cfg(test)]

@@ -106,53 +106,21 @@ impl IssuerKey {
     /// A key file that its group or others may read is refused: anyone who
     /// can read it can issue grants.
     pub fn load_or_create(path: &Path) -> Result<Self, TokenError> {
-        use std::io::Write;
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        use crate::audit::keys::{KeyFileError, load_or_create};
         let fail = |why: String| TokenError::Key {
             path: path.to_path_buf(),
             why,
         };
-        match std::fs::read_to_string(path).map(Zeroizing::new) {
-            Ok(text) => {
-                let mode = std::fs::metadata(path)
-                    .map_err(|e| fail(e.to_string()))?
-                    .permissions()
-                    .mode();
-                if mode & 0o077 != 0 {
-                    return Err(fail(format!(
-                        "readable by others (mode {:o}); anyone who can read it can issue grants: \
-                         chmod 600 it, or remove it and revoke what it issued",
-                        mode & 0o777
-                    )));
-                }
-                return Self::parse(&text).map_err(fail);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(fail(e.to_string())),
-        }
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-        }
-        let key = Self::generate();
-        // Written aside, then linked into place: the key appears whole or not
-        // at all, and a key another process created first is never replaced.
-        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-        let written = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .and_then(|mut file| {
-                file.write_all(key.private_text().as_bytes())?;
-                file.sync_all()
-            })
-            .and_then(|()| std::fs::hard_link(&tmp, path));
-        let _ = std::fs::remove_file(&tmp);
-        match written {
-            Ok(()) => Ok(key),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load_or_create(path),
-            Err(e) => Err(fail(e.to_string())),
-        }
+        let text =
+            load_or_create(path, || Ok(Self::generate().private_text())).map_err(|e| match e {
+                KeyFileError::Readable { mode, .. } => fail(format!(
+                    "readable by others (mode {mode:o}); anyone who can read it can issue grants: \
+                     chmod 600 it, or remove it and revoke what it issued"
+                )),
+                KeyFileError::Io { error, .. } => fail(error.to_string()),
+                other => fail(other.to_string()),
+            })?;
+        Self::parse(&text).map_err(fail)
     }
 
     /// `ed25519-private/<hex seed>`, biscuit's text form, and a newline.
