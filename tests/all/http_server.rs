@@ -11,7 +11,9 @@
 //! - `/chunks?size=N`: echoes the `authorization` header back in a chunked
 //!   body, `N` bytes per chunk, so a value is split across chunks;
 //! - `.../issues`: 200 with a list of issues if `authorization` is
-//!   `Bearer <token>` for the token the server was started with, else 401.
+//!   `Bearer <token>` for the token the server was started with, else 401;
+//! - `/coded?as=FORM`: the `/echo` body, compressed or encoded as a server
+//!   might: see [`coded`].
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -142,6 +144,156 @@ fn query(target: &str, key: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
+/// The `/echo` JSON body of `req`.
+fn echo_body(req: &Received) -> String {
+    json!({
+        "method": req.method,
+        "path": req.target,
+        "headers": req.headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<Value>>(),
+        "body": String::from_utf8_lossy(&req.body),
+    })
+    .to_string()
+}
+
+/// Compresses `plain` in content coding `coding`.
+pub fn compress(coding: &str, plain: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    match coding {
+        "gzip" | "x-gzip" => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+            e.write_all(plain).unwrap();
+            e.finish().unwrap()
+        }
+        "deflate" => {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), Default::default());
+            e.write_all(plain).unwrap();
+            e.finish().unwrap()
+        }
+        "br" => {
+            let mut out = Vec::new();
+            let mut e = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+            e.write_all(plain).unwrap();
+            drop(e);
+            out
+        }
+        "zstd" => zstd::encode_all(plain, 3).unwrap(),
+        other => panic!("no coding {other}"),
+    }
+}
+
+/// `/coded?as=FORM`: what a server that echoes the request may send back.
+///
+/// Compressed, with `content-encoding`: `gzip`, `x-gzip`, `deflate`, `br`,
+/// `zstd` (each whatever the request accepted); `accepted` (the first of
+/// those that `accept-encoding` lists, as a well-behaved server does);
+/// `gzip-twice` (`content-encoding: gzip, gzip`); `compress` (a coding
+/// nobody decodes: the body as it is, labelled); `te-gzip` (the body gzipped
+/// as a transfer coding, `transfer-encoding: gzip, chunked`); `bomb?mib=N`
+/// (N MiB of zeros after the echo, gzipped).
+///
+/// Encoded, as text: the `authorization` value `Bearer <token>` after
+/// `pad=N` bytes (so that the token sits at each offset modulo 3) in
+/// `base64`, `base64-nopad`, `base64url`, `base64url-nopad`; every byte as
+/// `percent` (`%XX`) or `percent-lower`; every character as `json-u`
+/// (`\u00xx`) or `json-U`, inside a JSON string; `hex` or `HEX`.
+fn coded(mut stream: TcpStream, req: &Received, form: &str) -> std::io::Result<()> {
+    use base64::Engine;
+    use base64::engine::general_purpose as b64;
+    let echo = echo_body(req);
+    let auth = req.header("authorization").unwrap_or("none").to_owned();
+    let pad: usize = query(&req.target, "pad")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let padded = [&b"xyz"[..pad.min(3)], auth.as_bytes()].concat();
+    let (coding, body): (Option<String>, Vec<u8>) = match form {
+        "gzip" | "x-gzip" | "deflate" | "br" | "zstd" => {
+            (Some(form.into()), compress(form, echo.as_bytes()))
+        }
+        "accepted" => {
+            let accepted = req.header("accept-encoding").unwrap_or_default();
+            match accepted
+                .split(',')
+                .map(str::trim)
+                .find(|c| ["gzip", "deflate", "br", "zstd"].contains(c))
+            {
+                Some(c) => (Some(c.into()), compress(c, echo.as_bytes())),
+                None => (None, echo.into_bytes()),
+            }
+        }
+        "gzip-twice" => (
+            Some("gzip, gzip".into()),
+            compress("gzip", &compress("gzip", echo.as_bytes())),
+        ),
+        "compress" => (Some("compress".into()), echo.into_bytes()),
+        "bomb" => {
+            let mib: usize = query(&req.target, "mib")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(64);
+            let mut plain = echo.into_bytes();
+            plain.resize(plain.len() + (mib << 20), 0);
+            (Some("gzip".into()), compress("gzip", &plain))
+        }
+        "te-gzip" => {
+            let body = compress("gzip", echo.as_bytes());
+            let mut out =
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\nconnection: close\r\n\r\n"
+                    .to_vec();
+            out.extend(format!("{:x}\r\n", body.len()).as_bytes());
+            out.extend(&body);
+            out.extend(b"\r\n0\r\n\r\n");
+            stream.write_all(&out)?;
+            return stream.flush();
+        }
+        "base64" => (None, b64::STANDARD.encode(&padded).into_bytes()),
+        "base64-nopad" => (None, b64::STANDARD_NO_PAD.encode(&padded).into_bytes()),
+        "base64url" => (None, b64::URL_SAFE.encode(&padded).into_bytes()),
+        "base64url-nopad" => (None, b64::URL_SAFE_NO_PAD.encode(&padded).into_bytes()),
+        "percent" | "percent-lower" => {
+            let mut s: String = auth.bytes().map(|b| format!("%{b:02X}")).collect();
+            if form == "percent-lower" {
+                s = s.to_lowercase();
+            }
+            (None, format!("https://example.com/?auth={s}").into_bytes())
+        }
+        "json-u" | "json-U" => {
+            let mut s: String = auth.encode_utf16().map(|c| format!("\\u{c:04x}")).collect();
+            if form == "json-U" {
+                s = s
+                    .replace("\\u", "\u{0}")
+                    .to_uppercase()
+                    .replace('\u{0}', "\\u");
+            }
+            (None, format!("{{\"auth\":\"{s}\"}}").into_bytes())
+        }
+        "hex" => (
+            None,
+            auth.bytes()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into_bytes(),
+        ),
+        "HEX" => (
+            None,
+            auth.bytes()
+                .map(|b| format!("{b:02X}"))
+                .collect::<String>()
+                .into_bytes(),
+        ),
+        other => panic!("no form {other}"),
+    };
+    let mut head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n",
+        body.len()
+    );
+    if let Some(c) = coding {
+        head.push_str(&format!("content-encoding: {c}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(&body)?;
+    stream.flush()
+}
+
 fn respond(mut stream: TcpStream, req: &Received, token: &str) -> std::io::Result<()> {
     let path = req.target.split('?').next().unwrap_or_default();
     let plain = |status: &str, extra: &[(String, String)], body: &[u8]| {
@@ -158,19 +310,16 @@ fn respond(mut stream: TcpStream, req: &Received, token: &str) -> std::io::Resul
         out
     };
     let out = if path.starts_with("/echo") {
-        let body = json!({
-            "method": req.method,
-            "path": req.target,
-            "headers": req.headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<Value>>(),
-            "body": String::from_utf8_lossy(&req.body),
-        })
-        .to_string();
+        let body = echo_body(req);
         let echoed: Vec<(String, String)> = req
             .headers
             .iter()
             .map(|(k, v)| (format!("x-echo-{k}"), v.clone()))
             .collect();
         plain("200 OK", &echoed, body.as_bytes())
+    } else if path == "/coded" {
+        let form = query(&req.target, "as").unwrap_or_default();
+        return coded(stream, req, &form);
     } else if path == "/redirect" {
         let to = query(&req.target, "to").unwrap_or_default();
         plain("302 Found", &[("location".into(), to)], b"")

@@ -311,3 +311,337 @@ fn a_request_outside_the_inject_url_carries_no_secret() {
     assert_eq!(handle["args"]["secrets"], json!([]));
     run.assert_recorded();
 }
+
+// ---- a secret that comes back compressed or encoded -----------------------------------
+//
+// The tool asks for `accept-encoding: gzip` (or the server compresses unasked, or encodes
+// the echo as text), reads the bytes it is handed with `"raw": true`, and decodes them
+// every way it can: what `readable` does here is what a hostile tool would do inside the
+// sandbox. No piece of the token may come out of any of it.
+
+/// `http-fetch` fetching `/coded?QUERY` with the token injected, asking for gzip itself.
+fn fetch_coded(server: &Server, sb: &Sandbox, token: &str, query: &str) -> Run {
+    sb.run_with(
+        &json!({
+            "url": format!("{}/coded?{query}", server.base()),
+            "headers": {"accept-encoding": "gzip"},
+            "raw": true,
+        })
+        .to_string(),
+        &[("GITHUB_TOKEN", token)],
+    )
+}
+
+/// The bytes the guest was handed.
+fn handed(run: &Run) -> Vec<u8> {
+    let hex = run.json()["body_hex"].as_str().unwrap().to_owned();
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Everything a tool can make of `bytes`: the bytes, their decompression in every coding
+/// (as far as it gets), and every run of base64, hex, percent or `\u` escapes decoded at
+/// every alignment.
+fn readable(bytes: &[u8]) -> Vec<Vec<u8>> {
+    use std::io::Read;
+    let mut out = vec![bytes.to_vec()];
+    let mut drain = |mut r: Box<dyn Read + '_>| {
+        let mut got = Vec::new();
+        let mut buf = [0; 4096];
+        while let Ok(n) = r.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        out.push(got);
+    };
+    drain(Box::new(flate2::read::MultiGzDecoder::new(bytes)));
+    drain(Box::new(flate2::read::ZlibDecoder::new(bytes)));
+    drain(Box::new(flate2::read::DeflateDecoder::new(bytes)));
+    drain(Box::new(brotli::Decompressor::new(bytes, 4096)));
+    if let Ok(z) = zstd::stream::read::Decoder::new(bytes) {
+        drain(Box::new(z));
+    }
+    let runs = |ok: fn(u8) -> bool| -> Vec<&[u8]> {
+        bytes.split(|b| !ok(*b)).filter(|r| r.len() >= 4).collect()
+    };
+    let b64 = |c: u8| -> Option<u8> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        })
+    };
+    for run in runs(|c| c.is_ascii_alphanumeric() || b"+/-_".contains(&c)) {
+        for shift in 0..4 {
+            let mut bits = 0u32;
+            let mut n = 0;
+            let mut decoded = Vec::new();
+            for &c in &run[shift.min(run.len())..] {
+                bits = (bits << 6) | u32::from(b64(c).unwrap());
+                n += 6;
+                if n >= 8 {
+                    n -= 8;
+                    decoded.push((bits >> n) as u8);
+                }
+            }
+            out.push(decoded);
+        }
+    }
+    for run in runs(|c| c.is_ascii_hexdigit()) {
+        for shift in 0..2 {
+            let digits = &run[shift.min(run.len())..];
+            let decoded = digits
+                .chunks_exact(2)
+                .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
+                .collect();
+            out.push(decoded);
+        }
+    }
+    // `%XX` and `\uXXXX`, wherever they are.
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let mut unescaped = Vec::new();
+    let mut i = 0;
+    let t = text.as_bytes();
+    while i < t.len() {
+        let hex_at = |from: usize, len: usize| {
+            t.get(from..from + len)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+        };
+        if t[i] == b'%'
+            && let Some(v) = hex_at(i + 1, 2)
+        {
+            unescaped.push(v as u8);
+            i += 3;
+        } else if t[i..].starts_with(b"\\u")
+            && let Some(v) = hex_at(i + 2, 4)
+        {
+            unescaped.push(v as u8);
+            i += 6;
+        } else {
+            unescaped.push(t[i]);
+            i += 1;
+        }
+    }
+    out.push(unescaped);
+    out
+}
+
+/// Panics if any reading of `bytes` holds 6 bytes in a row of the token's random part.
+fn assert_unreadable(bytes: &[u8], token: &str, what: &str) {
+    let secret = &token.as_bytes()["ghp_".len()..];
+    for reading in readable(bytes) {
+        for piece in secret.windows(6) {
+            assert!(
+                !reading.windows(6).any(|w| w == piece),
+                "{what}: the tool can read the token: {:?} in {:?}",
+                String::from_utf8_lossy(piece),
+                String::from_utf8_lossy(&reading)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_compressed_echo_is_decoded_and_redacted_before_the_tool_sees_it() {
+    let token = fresh_token();
+    let server = Server::start("unused");
+    let sb = fetch(&server, "/coded");
+    for coding in ["gzip", "x-gzip", "deflate", "br", "zstd", "accepted"] {
+        let run = fetch_coded(&server, &sb, &token, &format!("as={coding}"));
+        assert_eq!(run.code, 0, "{coding}: {run:#?}");
+        // Nothing the tool can decode holds the token ...
+        let body = handed(&run);
+        assert_unreadable(&body, &token, coding);
+        // ... as it got the echo as plain JSON, with the token redacted.
+        let echoed: serde_json::Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("{coding}: not plain JSON ({e}): {run:#?}"));
+        assert!(
+            echoed["headers"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(["authorization", "Bearer [REDACTED:github]"])),
+            "{coding}: {echoed}"
+        );
+        // Warden, not the tool, said what the server may send, and the tool
+        // is not told of a coding or a length that are not its body's.
+        let sent = server.received().pop().unwrap();
+        assert_eq!(
+            sent.header("accept-encoding"),
+            Some("gzip, deflate, br, zstd"),
+            "{coding}"
+        );
+        let out = run.json();
+        let headers = out["headers"].as_array().unwrap();
+        assert!(
+            !headers
+                .iter()
+                .any(|h| h[0] == "content-encoding" || h[0] == "content-length"),
+            "{coding}: {headers:?}"
+        );
+        let end = run.events("http.end")[0];
+        let expected = if coding == "accepted" || coding == "x-gzip" {
+            "gzip"
+        } else {
+            coding
+        };
+        assert_eq!(end["args"]["content_encoding"], expected, "{end}");
+        assert_eq!(
+            end["args"]["decoded_bytes"],
+            body.len() - "[REDACTED:github]".len() + token.len(),
+            "{end}"
+        );
+        assert_eq!(end["args"]["redacted"], 1, "{end}");
+        assert_eq!(end["outcome"], "ok");
+        run.assert_recorded();
+        assert_nowhere(&sb, &run, &token);
+    }
+}
+
+#[test]
+fn an_echo_encoded_as_text_is_redacted_in_every_form() {
+    let token = fresh_token();
+    let server = Server::start("unused");
+    let sb = fetch(&server, "/coded");
+    let mut queries = Vec::new();
+    for form in ["base64", "base64-nopad", "base64url", "base64url-nopad"] {
+        // "Bearer " is 7 bytes: pads of 0, 1 and 2 put the token at offsets 1, 2 and 0.
+        for pad in 0..3 {
+            queries.push(format!("as={form}&pad={pad}"));
+        }
+    }
+    for form in ["percent", "percent-lower", "json-u", "json-U", "hex", "HEX"] {
+        queries.push(format!("as={form}"));
+    }
+    for query in queries {
+        let run = fetch_coded(&server, &sb, &token, &query);
+        assert_eq!(run.code, 0, "{query}: {run:#?}");
+        let body = handed(&run);
+        assert!(
+            String::from_utf8_lossy(&body).contains("[REDACTED:github]"),
+            "{query}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert_unreadable(&body, &token, &query);
+        assert_eq!(run.events("http.end")[0]["args"]["redacted"], 1, "{query}");
+        run.assert_recorded();
+        assert_nowhere(&sb, &run, &token);
+    }
+}
+
+#[test]
+fn a_coding_warden_does_not_decode_is_refused() {
+    let token = fresh_token();
+    let server = Server::start("unused");
+    let sb = fetch(&server, "/coded");
+    for (form, header, value, code) in [
+        (
+            "compress",
+            "content-encoding",
+            "compress",
+            "HTTP-response-content-coding",
+        ),
+        (
+            "gzip-twice",
+            "content-encoding",
+            "gzip, gzip",
+            "HTTP-response-content-coding",
+        ),
+        (
+            "te-gzip",
+            "transfer-encoding",
+            "gzip, chunked",
+            "HTTP-response-transfer-coding",
+        ),
+    ] {
+        let run = fetch_coded(&server, &sb, &token, &format!("as={form}"));
+        assert_eq!(run.code, 1, "{form}: {run:#?}");
+        assert!(
+            run.stderr.contains("HttpResponseContentCoding")
+                || run.stderr.contains("HttpResponseTransferCoding"),
+            "{form}: {run:#?}"
+        );
+        let end = run.events("http.end")[0];
+        assert_eq!(end["decision"], "deny", "{end}");
+        assert_eq!(end["outcome"], format!("error:{code}"), "{end}");
+        let why = end["rule"].as_str().unwrap();
+        assert!(
+            why.contains(&format!(
+                "the response to a request that carries secret \"github\" came with `{header}: {value}`, which warden does not decode"
+            )),
+            "{why}"
+        );
+        run.assert_recorded();
+        assert_nowhere(&sb, &run, &token);
+    }
+}
+
+#[test]
+fn a_decompression_bomb_ends_at_the_response_limit() {
+    let token = fresh_token();
+    let server = Server::start("unused");
+    let sb = fetch(&server, "/coded");
+    let manifest = std::fs::read_to_string(&sb.manifest).unwrap();
+    let manifest = manifest.replace(
+        &format!("url = \"{}/\"\n", server.base()),
+        &format!("url = \"{}/\"\nresponse_body = \"1 MiB\"\n", server.base()),
+    );
+    std::fs::write(&sb.manifest, manifest).unwrap();
+    // 64 MiB of zeros: about 64 KiB on the wire, far under the limit.
+    let run = fetch_coded(&server, &sb, &token, "as=bomb&mib=64");
+    // (Not the whole run on failure: it would hold the body.)
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("response body size exceeds limit"),
+        "{}",
+        run.stderr
+    );
+    let end = run.events("http.end")[0];
+    assert_eq!(end["outcome"], "error:HTTP-response-body-size", "{end}");
+    assert!(
+        end["args"]["response_bytes"].as_u64().unwrap() < 1 << 20,
+        "{end}"
+    );
+    let decoded = end["args"]["decoded_bytes"].as_u64().unwrap();
+    assert!(
+        decoded > 1 << 20 && decoded <= (1 << 20) + (64 << 10),
+        "{end}"
+    );
+    assert_eq!(
+        end["args"]["error"],
+        "the gzip body decodes to more than the rule's response_body limit"
+    );
+    run.assert_recorded();
+    assert_nowhere(&sb, &run, &token);
+}
+
+#[test]
+fn a_request_without_a_secret_keeps_the_tool_s_own_coding() {
+    let token = fresh_token();
+    let server = Server::start("unused");
+    // The secret goes to /api/ only: /coded is the tool's own business.
+    let sb = fetch(&server, "/api/");
+    let run = fetch_coded(&server, &sb, &token, "as=accepted");
+    assert_eq!(run.code, 0, "{run:#?}");
+    let sent = server.received().pop().unwrap();
+    assert_eq!(sent.header("accept-encoding"), Some("gzip"));
+    assert_eq!(sent.header("authorization"), None);
+    let headers = run.json()["headers"].clone();
+    assert!(
+        headers
+            .as_array()
+            .unwrap()
+            .contains(&json!(["content-encoding", "gzip"])),
+        "{headers}"
+    );
+    let body = handed(&run);
+    assert_eq!(&body[..2], b"\x1f\x8b", "gzip, as the tool asked");
+    run.assert_recorded();
+}

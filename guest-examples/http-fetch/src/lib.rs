@@ -6,6 +6,10 @@
 //! `scheme`, `authority` and `path` may be given instead of `url` and are
 //! passed to `wasi:http` exactly as written. A refused or failed request is
 //! a `failed` (or `denied`) tool error naming the `wasi:http` error code.
+//!
+//! With `"raw": true` the result also has `body_hex`: every byte the guest
+//! received, so that a test can do with a binary body (a compressed one, say)
+//! whatever a hostile tool would.
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -28,7 +32,8 @@ const INPUT_SCHEMA: &str = r#"{
     "body": {"type": "string"},
     "scheme": {"type": "string"},
     "authority": {"type": "string"},
-    "path": {"type": "string"}
+    "path": {"type": "string"},
+    "raw": {"type": "boolean"}
   }
 }"#;
 
@@ -137,12 +142,19 @@ impl Guest for Fetch {
             }
         }
         drop(stream);
-        Ok(json!({
+        let mut result = json!({
             "status": status,
             "headers": headers,
             "body": String::from_utf8_lossy(&bytes),
-        })
-        .to_string())
+        });
+        if input.get("raw") == Some(&Value::Bool(true)) {
+            result["body_hex"] = bytes
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into();
+        }
+        Ok(result.to_string())
     }
 }
 

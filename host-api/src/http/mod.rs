@@ -75,6 +75,7 @@
 //! ```
 
 mod addr;
+mod coding;
 mod host;
 pub mod manifest;
 mod rules;
@@ -248,6 +249,21 @@ pub enum Denied {
     /// A policy refused the request, or the use of a secret the host would add to it.
     #[error("{0}")]
     Policy(crate::policy::Denied),
+    /// The response to a request that carried a secret is in a content or transfer coding
+    /// that Warden does not decode, so the secret could not be redacted from its body.
+    #[error(
+        "the response to a request that carries {secrets} came with `{header}: {value}`, which warden does not decode: on a request that carries a secret, warden asks for `accept-encoding: {accept}`, decodes one of those itself so that the secret can be redacted, and refuses any other coding"
+    )]
+    Coding {
+        /// `content-encoding` or `transfer-encoding`.
+        header: String,
+        /// Its value, as the server sent it.
+        value: String,
+        /// The secrets the request carried, e.g. `secret "github"`.
+        secrets: String,
+        /// What Warden asked for.
+        accept: &'static str,
+    },
     /// A header name or value that could split the request or smuggle another.
     #[error("request header {name:?} is not allowed: {reason}")]
     Header {

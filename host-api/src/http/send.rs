@@ -14,12 +14,17 @@
 //! nobody: the request's own gate, then each gated secret it would carry.
 //! The rule's timeout starts again once they have answered; the task's does
 //! not.
+//!
+//! On a request that carries a secret, Warden owns content negotiation
+//! ([`super::coding`]): it asks for the codings it decodes, decodes the body
+//! before the redactor reads it, and refuses any other coding.
 
 use super::Denied;
+use super::coding::{self, Decoder};
 use super::state::{Exchange, HttpState, Plan, Shared, lock};
 use crate::approval::{ApprovalKind, Question};
 use bytes::Bytes;
-use http::header::{HOST, HeaderValue};
+use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, HOST, HeaderValue, TE};
 use http::{Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -288,6 +293,15 @@ async fn exchange_head(
             .map_err(|_| Error::HttpRequestUriInvalid)?,
     );
     inject(shared, plan, &approved.secrets, &mut parts.headers).await?;
+    // What the tool asked for would come back in codings Warden may not
+    // read; a transfer coding (`te`) would too.
+    let negotiated = !plan.inject.is_empty();
+    if negotiated {
+        parts
+            .headers
+            .insert(ACCEPT_ENCODING, HeaderValue::from_static(coding::ACCEPT));
+        parts.headers.remove(TE);
+    }
     let body = RequestBody {
         inner: body,
         sent: 0,
@@ -323,11 +337,16 @@ async fn exchange_head(
     .await?;
 
     let status = response.status().as_u16();
+    lock(&plan.exchange.state).status = Some(status);
+    let mut response = response;
+    let decoder = match negotiated {
+        true => decoder_for(shared, plan, response.headers_mut()).map_err(|f| *f)?,
+        false => None,
+    };
     // Every value the task holds is scrubbed from what comes back, whether
     // or not this request carried it: a server may echo a secret it got
     // some other way.
     let redactor = shared.secrets.redactor();
-    let mut response = response;
     if !redactor.is_empty() {
         for value in response.headers_mut().values_mut() {
             if let std::borrow::Cow::Owned(clean) = redactor.redact(value.as_bytes()) {
@@ -335,19 +354,25 @@ async fn exchange_head(
             }
         }
     }
-    {
-        let mut st = lock(&plan.exchange.state);
-        st.status = Some(status);
-        st.redacted = redactor.count();
+    // The body the tool reads is not the one the server measured.
+    let transformed = decoder.is_some() || !redactor.is_empty();
+    if transformed {
+        response.headers_mut().remove(CONTENT_LENGTH);
     }
+    lock(&plan.exchange.state).redacted = redactor.count();
     let redactor = (!redactor.is_empty()).then_some(redactor);
     let between = opts.between_bytes_timeout;
     let response = response.map(|incoming| {
         ResponseBody {
             inner: incoming,
             redactor,
-            pending: None,
+            decoder,
+            transformed,
+            trailers: None,
+            input_done: false,
+            done: false,
             received: 0,
+            decoded: 0,
             limit: plan.limits.response_body,
             deadline: Box::pin(sleep_until(deadline.into())),
             between,
@@ -364,6 +389,46 @@ async fn exchange_head(
         }
     });
     Ok((response, io))
+}
+
+/// The decoder for the response to a request that carried a secret, with
+/// `content-encoding` taken off the headers the tool gets; or the refusal of
+/// a coding Warden does not decode.
+fn decoder_for(
+    shared: &Shared,
+    plan: &Plan,
+    headers: &mut http::HeaderMap,
+) -> Result<Option<Decoder>, Box<Failure>> {
+    let refuse = |header: &str, value: String| {
+        let secrets = plan
+            .inject
+            .iter()
+            .map(|&i| format!("secret {:?}", shared.secrets.specs()[i].name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let error = match header {
+            "transfer-encoding" => Error::HttpResponseTransferCoding(Some(value.clone())),
+            _ => Error::HttpResponseContentCoding(Some(value.clone())),
+        };
+        Box::new(Failure {
+            error,
+            denied: Some(Denied::Coding {
+                header: header.to_owned(),
+                value,
+                secrets,
+                accept: coding::ACCEPT,
+            }),
+        })
+    };
+    let found = coding::of(headers).map_err(|r| refuse(r.header, r.value))?;
+    headers.remove(CONTENT_ENCODING);
+    let Some(found) = found else {
+        return Ok(None);
+    };
+    let decoder = Decoder::new(found)
+        .map_err(|e| Failure::from(Error::InternalError(Some(e.to_string()))))?;
+    lock(&plan.exchange.state).decoded = Some((found.name(), 0));
+    Ok(Some(decoder))
 }
 
 async fn resolve(host: &str, port: u16, within: Duration) -> Result<Vec<SocketAddr>, Failure> {
@@ -472,6 +537,8 @@ fn error_code(e: &Error) -> &'static str {
         Error::HttpResponseBodySize(_) => "HTTP-response-body-size",
         Error::HttpRequestUriInvalid => "HTTP-request-URI-invalid",
         Error::HttpResponseTimeout => "HTTP-response-timeout",
+        Error::HttpResponseContentCoding(_) => "HTTP-response-content-coding",
+        Error::HttpResponseTransferCoding(_) => "HTTP-response-transfer-coding",
         Error::Hyper(_) | Error::HttpProtocolError => "HTTP-protocol-error",
         _ => "internal-error",
     }
@@ -573,21 +640,44 @@ async fn inject(
     Ok(())
 }
 
-/// The response body on its way to the guest: scrubbed of the task's
-/// secret values even where one is split across frames, counted against
-/// the rule's limit, cut at the deadline, and recorded when it ends.
+/// The response body on its way to the guest: decoded where Warden
+/// negotiated its coding, scrubbed of the task's secret values even where one
+/// is split across frames, counted against the rule's limit (as received and
+/// as decoded), cut at the deadline, and recorded when it ends.
 struct ResponseBody {
     inner: hyper::body::Incoming,
     redactor: Option<crate::secrets::Redactor>,
-    /// A frame held while the redactor's tail goes out before it.
-    pending: Option<Frame<Bytes>>,
+    /// Decodes the body first, where the request carried a secret and the
+    /// response came in a coding.
+    decoder: Option<Decoder>,
+    /// Decoded or redacted: the server's length is not this body's.
+    transformed: bool,
+    /// The response's trailers, once every byte before them is out.
+    trailers: Option<Frame<Bytes>>,
+    /// The server's body has ended (the decoder may still hold some of it).
+    input_done: bool,
+    /// Everything has been handed out.
+    done: bool,
     received: u64,
+    decoded: u64,
     limit: u64,
     deadline: Pin<Box<Sleep>>,
     between: Option<Duration>,
     idle: Option<Pin<Box<Sleep>>>,
     exchange: Arc<Exchange>,
     shared: Arc<Shared>,
+}
+
+type Polled = Poll<Option<Result<Frame<Bytes>, Error>>>;
+
+/// What one step of the decoder gave.
+enum Decoded {
+    /// Something to return from `poll_frame`.
+    Ready(Polled),
+    /// Bytes that all went into the redactor's hold-back: step again.
+    Again,
+    /// No step to take: the decoder waits for the server's body, or is done.
+    Idle,
 }
 
 impl ResponseBody {
@@ -617,11 +707,73 @@ impl ResponseBody {
         Frame::trailers(map)
     }
 
-    fn fail(&self, error: Error) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+    fn fail(&mut self, error: Error, why: Option<String>) -> Polled {
+        self.done = true;
+        if why.is_some() {
+            lock(&self.exchange.state).error = why;
+        }
         let _ = self
             .exchange
             .end(&self.shared, &format!("error:{}", error_code(&error)));
         Poll::Ready(Some(Err(error)))
+    }
+
+    /// Plain bytes of the body, redacted: what the guest may see of them now.
+    fn deliver(&mut self, data: Bytes) -> Option<Bytes> {
+        let data = match self.redactor.as_mut() {
+            Some(r) => Bytes::from(r.push(&data)),
+            None => data,
+        };
+        self.count_redactions();
+        // Empty: all of it may still be the start of a value; wait for more
+        // before the guest sees any of it.
+        (!data.is_empty()).then_some(data)
+    }
+
+    fn end_input(&mut self) {
+        self.input_done = true;
+        if let Some(d) = self.decoder.as_mut() {
+            d.end();
+        }
+    }
+
+    /// The next step of the decoder, if it has one to take.
+    fn decode(&mut self) -> Decoded {
+        let input_done = self.input_done;
+        let Some(decoder) = self.decoder.as_mut() else {
+            return Decoded::Idle;
+        };
+        if decoder.wants_input() && !input_done {
+            return Decoded::Idle;
+        }
+        match decoder.next() {
+            Ok(Some(plain)) => {
+                self.decoded += plain.len() as u64;
+                let name = decoder.coding().name();
+                lock(&self.exchange.state).decoded = Some((name, self.decoded));
+                if self.decoded > self.limit {
+                    let why = format!(
+                        "the {name} body decodes to more than the rule's response_body limit"
+                    );
+                    let limit = Error::HttpResponseBodySize(Some(self.limit));
+                    return Decoded::Ready(self.fail(limit, Some(why)));
+                }
+                match self.deliver(Bytes::from(plain)) {
+                    Some(data) => Decoded::Ready(Poll::Ready(Some(Ok(Frame::data(data))))),
+                    None => Decoded::Again,
+                }
+            }
+            Ok(None) => {
+                if input_done {
+                    self.decoder = None;
+                }
+                Decoded::Idle
+            }
+            Err(e) => {
+                let code = Error::HttpResponseContentCoding(Some(e.coding.to_owned()));
+                Decoded::Ready(self.fail(code, Some(e.to_string())))
+            }
+        }
     }
 }
 
@@ -629,80 +781,84 @@ impl Body for ResponseBody {
     type Data = Bytes;
     type Error = Error;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        if let Some(frame) = self.pending.take() {
-            return Poll::Ready(Some(Ok(frame)));
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Polled {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
         }
         loop {
-            return match Pin::new(&mut self.inner).poll_frame(cx) {
+            // Decoded bytes first, one bounded step at a time.
+            match this.decode() {
+                Decoded::Ready(polled) => return polled,
+                Decoded::Again => continue,
+                Decoded::Idle => {}
+            }
+            if this.input_done {
+                // All decoded: the redactor's tail, then the trailers, then
+                // the end.
+                if let Some(tail) = this.flush() {
+                    return Poll::Ready(Some(Ok(Frame::data(tail))));
+                }
+                if let Some(trailers) = this.trailers.take() {
+                    return Poll::Ready(Some(Ok(trailers)));
+                }
+                this.done = true;
+                lock(&this.exchange.state).complete = true;
+                let _ = this.exchange.end(&this.shared, "ok");
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut this.inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    if let Some(d) = self.between {
-                        self.idle = Some(Box::pin(tokio::time::sleep(d)));
+                    if let Some(d) = this.between {
+                        this.idle = Some(Box::pin(tokio::time::sleep(d)));
                     }
                     let data = match frame.into_data() {
                         Ok(data) => data,
                         Err(trailers) => {
-                            let trailers = self.scrub_trailers(trailers);
-                            // What the redactor held back comes before them.
-                            return match self.flush() {
-                                Some(tail) => {
-                                    self.pending = Some(trailers);
-                                    Poll::Ready(Some(Ok(Frame::data(tail))))
-                                }
-                                None => Poll::Ready(Some(Ok(trailers))),
-                            };
+                            this.trailers = Some(this.scrub_trailers(trailers));
+                            this.end_input();
+                            continue;
                         }
                     };
-                    self.received += data.len() as u64;
-                    lock(&self.exchange.state).response_bytes = self.received;
-                    if self.received > self.limit {
-                        let limit = self.limit;
-                        return self.fail(Error::HttpResponseBodySize(Some(limit)));
+                    this.received += data.len() as u64;
+                    lock(&this.exchange.state).response_bytes = this.received;
+                    if this.received > this.limit {
+                        let limit = this.limit;
+                        return this.fail(Error::HttpResponseBodySize(Some(limit)), None);
                     }
-                    let data = match self.redactor.as_mut() {
-                        Some(r) => Bytes::from(r.push(&data)),
-                        None => data,
-                    };
-                    if data.is_empty() {
-                        // All of it may still be the start of a value: wait
-                        // for more before the guest sees any of it.
+                    if let Some(decoder) = this.decoder.as_mut() {
+                        decoder.feed(data);
                         continue;
                     }
-                    self.count_redactions();
-                    Poll::Ready(Some(Ok(Frame::data(data))))
-                }
-                Poll::Ready(Some(Err(e))) => self.fail(Error::from(e)),
-                Poll::Ready(None) => {
-                    if let Some(tail) = self.flush() {
-                        return Poll::Ready(Some(Ok(Frame::data(tail))));
+                    if let Some(data) = this.deliver(data) {
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
                     }
-                    lock(&self.exchange.state).complete = true;
-                    let _ = self.exchange.end(&self.shared, "ok");
-                    Poll::Ready(None)
                 }
+                Poll::Ready(Some(Err(e))) => return this.fail(Error::from(e), None),
+                Poll::Ready(None) => this.end_input(),
                 Poll::Pending => {
-                    if self.deadline.as_mut().poll(cx).is_ready() {
-                        return self.fail(Error::ConnectionReadTimeout);
+                    if this.deadline.as_mut().poll(cx).is_ready() {
+                        return this.fail(Error::ConnectionReadTimeout, None);
                     }
-                    if let Some(idle) = self.idle.as_mut()
+                    if let Some(idle) = this.idle.as_mut()
                         && idle.as_mut().poll(cx).is_ready()
                     {
-                        return self.fail(Error::ConnectionReadTimeout);
+                        return this.fail(Error::ConnectionReadTimeout, None);
                     }
-                    Poll::Pending
+                    return Poll::Pending;
                 }
-            };
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.done
     }
 
     fn size_hint(&self) -> SizeHint {
+        if self.transformed {
+            return SizeHint::default();
+        }
         self.inner.size_hint()
     }
 }

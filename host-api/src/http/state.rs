@@ -319,6 +319,10 @@ pub(crate) struct ExchangeState {
     pub(crate) request_bytes: u64,
     pub(crate) response_bytes: u64,
     pub(crate) redacted: u64,
+    /// The content coding Warden decoded, and how many bytes it decoded to.
+    pub(crate) decoded: Option<(&'static str, u64)>,
+    /// Why the response failed, where the outcome's code alone does not say.
+    pub(crate) error: Option<String>,
     /// The response body was read to its end.
     pub(crate) complete: bool,
     pub(crate) ended: bool,
@@ -333,18 +337,26 @@ impl Exchange {
             return Ok(());
         }
         st.ended = true;
+        let mut args = json!({
+            "method": self.method,
+            "url": self.url,
+            "rule": self.rule,
+            "addr": st.addr.map(|a| a.to_string()),
+            "status": st.status,
+            "request_bytes": st.request_bytes,
+            "response_bytes": st.response_bytes,
+            "redacted": st.redacted,
+            "complete": st.complete,
+        });
+        if let Some((coding, bytes)) = st.decoded {
+            args["content_encoding"] = coding.into();
+            args["decoded_bytes"] = bytes.into();
+        }
+        if let Some(error) = &st.error {
+            args["error"] = error.as_str().into();
+        }
         let ev = Event::new("http.end")
-            .args(json!({
-                "method": self.method,
-                "url": self.url,
-                "rule": self.rule,
-                "addr": st.addr.map(|a| a.to_string()),
-                "status": st.status,
-                "request_bytes": st.request_bytes,
-                "response_bytes": st.response_bytes,
-                "redacted": st.redacted,
-                "complete": st.complete,
-            }))
+            .args(args)
             .resource(format!("{} {}", self.method, self.url))
             .outcome(outcome)
             .took(self.started.elapsed());

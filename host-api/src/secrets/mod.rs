@@ -8,7 +8,7 @@
 //!
 //! - have the host add it to matching outgoing requests (`inject`, done by the HTTP side,
 //!   which asks [`TaskSecrets::value`] for the value and redacts what comes back with a
-//!   [`Redactor`]);
+//!   [`Redactor`], as it is and in its common [`encodings`]);
 //! - use it without seeing it through `warden:tool/secrets`: `hmac-sha256`, `hmac-sha512`;
 //! - read it with `reveal`, where the manifest allows that.
 //!
@@ -50,6 +50,7 @@
 //! # }).unwrap();
 //! ```
 
+pub mod encodings;
 mod host;
 pub mod manifest;
 pub mod provider;

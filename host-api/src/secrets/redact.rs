@@ -2,80 +2,94 @@
 //!
 //! A server may echo what it was sent (an error page quoting the `Authorization` header, a
 //! debugging endpoint, a hostile API), so every byte a tool reads from a response whose
-//! request carried a secret passes through a redactor first. Each occurrence of a held value
-//! becomes `[REDACTED:<name>]`.
+//! request carried a secret passes through a redactor first. Each occurrence of a held
+//! value, as it is or in one of its common encodings ([`super::encodings`]: percent, JSON
+//! escapes, hex, base64 at every offset), becomes `[REDACTED:<name>]`.
 //!
 //! Matching is leftmost-longest: scanning from the start, the first position where some
-//! value occurs is replaced by the longest value that occurs there (so of `abc` and
-//! `abcdef`, `abcdef` wins wherever both match), and scanning goes on after it. A body is
-//! redacted as it streams: [`Redactor::push`] returns at once every byte that no value can
-//! still be part of, and holds back only a tail that is a proper prefix of some value, at
-//! most the longest value's length minus one. The output is the same however the body is
-//! cut into chunks; the tests check that for many random cuts and for a cut at every byte.
+//! form of some value occurs is replaced by the longest form that occurs there (so of `abc`
+//! and `abcdef`, `abcdef` wins wherever both match), and scanning goes on after it. A body
+//! is redacted as it streams: [`Redactor::push`] returns at once every byte that no form can
+//! still be part of, and holds back only a tail that could still become one, at most the
+//! longest form's length minus one (a JSON-escaped value is six bytes a character). The
+//! output is the same however the body is cut into chunks; the tests check that for many
+//! random cuts and for a cut at every byte.
 //!
 //! ```
 //! use warden_host_api::secrets::{Redactor, SecretValue};
 //!
 //! let mut r = Redactor::new([("github".to_string(), SecretValue::new(b"ghp_123".to_vec()))]);
 //! assert_eq!(&*r.redact(b"auth: Bearer ghp_123"), b"auth: Bearer [REDACTED:github]");
+//! // Base64 of "Bearer ghp_123", hex, and JSON escapes: the same value.
+//! assert_eq!(&*r.redact(b"QmVhcmVyIGdocF8xMjM="), b"QmVhcmVyI[REDACTED:github]=");
+//! assert_eq!(&*r.redact(b"6768705F313233"), b"[REDACTED:github]");
+//! assert_eq!(&*r.redact(br"\u0067hp_123"), b"[REDACTED:github]");
 //!
 //! let mut out = r.push(b"{\"echo\":\"ghp_");
 //! out.extend(r.push(b"123\"}"));
 //! out.extend(r.finish());
 //! assert_eq!(out, b"{\"echo\":\"[REDACTED:github]\"}");
-//! assert_eq!(r.count(), 2);
+//! assert_eq!(r.count(), 5);
 //! ```
 
 use super::SecretValue;
+use super::encodings::{self, Found, Pattern};
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use zeroize::Zeroizing;
 
-/// Replaces every occurrence of a set of secret values with `[REDACTED:<name>]`, in whole
-/// buffers ([`redact`](Self::redact)) or in a stream of chunks ([`push`](Self::push), then
-/// [`finish`](Self::finish)).
+/// Replaces every occurrence of a set of secret values, and of their encodings, with
+/// `[REDACTED:<name>]`, in whole buffers ([`redact`](Self::redact)) or in a stream of
+/// chunks ([`push`](Self::push), then [`finish`](Self::finish)).
 ///
-/// Made by [`super::TaskSecrets::redactor`] over every value a task has held. It keeps its
-/// own zeroizing copies of the values and of any held-back tail.
+/// Made by [`super::TaskSecrets::redactor`] over every value a task has held. Its patterns
+/// are wiped when it is dropped, and so is any held-back tail.
 pub struct Redactor {
-    /// Longest first, so that the first value that matches at a position is the longest.
-    needles: Vec<Needle>,
-    /// Whether some value starts with this byte: most positions are skipped on one lookup.
+    /// Every form of every value, in the order the values were given; each with the index
+    /// of its value's marker.
+    patterns: Vec<(Pattern, usize)>,
+    markers: Vec<Vec<u8>>,
+    /// Whether some form starts with this byte: most positions are skipped on one lookup.
     starts: [bool; 256],
+    longest: usize,
     /// The tail of the stream that may be the start of a value, not yet returned.
     pending: Zeroizing<Vec<u8>>,
     count: AtomicU64,
-}
-
-struct Needle {
-    value: SecretValue,
-    marker: Vec<u8>,
 }
 
 impl Redactor {
     /// A redactor for `values`, each with the secret's name. Empty values are ignored (they
     /// would match everywhere), and a value held under two names is replaced by the first.
     pub fn new(values: impl IntoIterator<Item = (String, SecretValue)>) -> Self {
-        let mut needles: Vec<Needle> = Vec::new();
+        let mut seen: Vec<SecretValue> = Vec::new();
+        let mut patterns = Vec::new();
+        let mut markers = Vec::new();
         for (name, value) in values {
-            if value.is_empty() || needles.iter().any(|n| n.value == value) {
+            if value.is_empty() || seen.contains(&value) {
                 continue;
             }
-            needles.push(Needle {
-                value,
-                marker: format!("[REDACTED:{name}]").into_bytes(),
-            });
+            let marker = markers.len();
+            markers.push(format!("[REDACTED:{name}]").into_bytes());
+            patterns.extend(
+                encodings::patterns(value.expose())
+                    .into_iter()
+                    .map(|p| (p, marker)),
+            );
+            seen.push(value);
         }
-        // Stable: of equally long values, the first given wins (they differ anyway).
-        needles.sort_by_key(|n| std::cmp::Reverse(n.value.len()));
         let mut starts = [false; 256];
-        for n in &needles {
-            starts[usize::from(n.value.expose()[0])] = true;
+        for (p, _) in &patterns {
+            for b in p.units[0].firsts() {
+                starts[usize::from(b)] = true;
+            }
         }
+        let longest = patterns.iter().map(|(p, _)| p.longest).max().unwrap_or(0);
         Redactor {
-            needles,
+            patterns,
+            markers,
             starts,
+            longest,
             pending: Zeroizing::new(Vec::new()),
             count: AtomicU64::new(0),
         }
@@ -83,12 +97,13 @@ impl Redactor {
 
     /// Whether there is nothing to redact: the caller may skip the redactor entirely.
     pub fn is_empty(&self) -> bool {
-        self.needles.is_empty()
+        self.patterns.is_empty()
     }
 
-    /// The length of the longest value; a stream holds back at most one byte less.
+    /// The length of the longest form of any value; a stream holds back at most one byte
+    /// less.
     pub fn longest(&self) -> usize {
-        self.needles.first().map_or(0, |n| n.value.len())
+        self.longest
     }
 
     /// How many occurrences have been replaced so far, by every method.
@@ -145,7 +160,7 @@ impl Redactor {
     }
 
     /// Appends `buf`, redacted, to `out`. Unless `eof`, stops at the first position where
-    /// the rest of `buf` is a proper prefix of a value longer than it, and returns that
+    /// some form still matches all of the rest of `buf` and wants more, and returns that
     /// position: whether a value (and which) occurs there depends on bytes not yet seen.
     /// Also returns the number of replacements.
     fn scan(&self, buf: &[u8], eof: bool, out: &mut Vec<u8>) -> (usize, u64) {
@@ -158,24 +173,25 @@ impl Redactor {
                 continue;
             }
             let rest = &buf[i..];
-            if !eof
-                && self
-                    .needles
-                    .iter()
-                    .any(|n| n.value.len() > rest.len() && n.value.expose().starts_with(rest))
-            {
-                out.extend_from_slice(&buf[plain..i]);
-                return (i, replaced);
+            // The longest match here; of equally long ones, the first value's.
+            let mut best: Option<(usize, usize)> = None;
+            for (pattern, marker) in &self.patterns {
+                match pattern.at(rest) {
+                    Found::Match(n) if best.is_none_or(|(m, _)| n > m) => {
+                        best = Some((n, *marker));
+                    }
+                    Found::More if !eof => {
+                        out.extend_from_slice(&buf[plain..i]);
+                        return (i, replaced);
+                    }
+                    _ => {}
+                }
             }
-            match self
-                .needles
-                .iter()
-                .find(|n| rest.starts_with(n.value.expose()))
-            {
-                Some(n) => {
+            match best {
+                Some((n, marker)) => {
                     out.extend_from_slice(&buf[plain..i]);
-                    out.extend_from_slice(&n.marker);
-                    i += n.value.len();
+                    out.extend_from_slice(&self.markers[marker]);
+                    i += n;
                     plain = i;
                     replaced += 1;
                 }
@@ -190,9 +206,9 @@ impl Redactor {
 impl fmt::Debug for Redactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<String> = self
-            .needles
+            .markers
             .iter()
-            .map(|n| String::from_utf8_lossy(&n.marker).into_owned())
+            .map(|m| String::from_utf8_lossy(m).into_owned())
             .collect();
         f.debug_struct("Redactor")
             .field("markers", &names)
@@ -390,5 +406,248 @@ mod tests {
         let (out, n) = streamed(&[("api", value)], input.as_bytes(), &[20, 21]);
         assert_eq!(n, 2);
         assert!(!String::from_utf8(out).unwrap().contains("tok_"));
+    }
+
+    // ---- encodings ---------------------------------------------------------------------
+
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    use proptest::prelude::*;
+
+    /// Every form of `secret` the redactor promises to take out, written here apart from
+    /// `encodings.rs`: with the crates and formats a server would use.
+    fn forms(secret: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = vec![secret.to_vec()];
+        let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        out.push(hex.clone().into_bytes());
+        out.push(hex.to_uppercase().into_bytes());
+        let pct: String = secret.iter().map(|b| format!("%{b:02X}")).collect();
+        out.push(pct.clone().into_bytes());
+        out.push(pct.to_lowercase().into_bytes());
+        if let Ok(text) = std::str::from_utf8(secret) {
+            let json = serde_json::to_string(text).unwrap();
+            out.push(json.as_bytes()[1..json.len() - 1].to_vec());
+            let u: String = text.encode_utf16().map(|c| format!("\\u{c:04x}")).collect();
+            out.push(u.clone().into_bytes());
+            out.push(
+                u.replace("\\u", "\u{1}")
+                    .to_uppercase()
+                    .replace('\u{1}', "\\u")
+                    .into_bytes(),
+            );
+        }
+        // Base64 at each offset: the characters whose bits are all the secret's.
+        for offset in 0..3 {
+            let padded = [&b"\x00\xff"[..offset], secret].concat();
+            let (from, to) = ((8 * offset).div_ceil(6), 8 * (offset + secret.len()) / 6);
+            for engine in [STANDARD, URL_SAFE] {
+                let e = engine.encode(&padded);
+                out.push(e.as_bytes()[from..to].to_vec());
+            }
+        }
+        out
+    }
+
+    /// `input` redacted in one go and in chunks cut at `cuts`: the two agree, nothing more
+    /// than the longest form is held back, and no form of any secret is left between the
+    /// markers.
+    fn check_redacted(secrets: &[(&str, &[u8])], input: &[u8], cuts: &[usize]) -> Vec<u8> {
+        let values = secrets
+            .iter()
+            .map(|(n, v)| (n.to_string(), SecretValue::new(v.to_vec())));
+        let mut r = Redactor::new(values);
+        let whole = r.redact(input).into_owned();
+        let mut out = Vec::new();
+        let mut from = 0;
+        for &to in cuts.iter().chain(std::iter::once(&input.len())) {
+            out.extend(r.push(&input[from..to]));
+            assert!(r.held_back() < r.longest());
+            from = to;
+        }
+        out.extend(r.finish());
+        assert_eq!(out, whole, "streamed and whole differ");
+        let mut pieces = vec![&out[..]];
+        for (name, _) in secrets {
+            let marker = format!("[REDACTED:{name}]");
+            pieces = pieces
+                .iter()
+                .flat_map(|p| split(p, marker.as_bytes()))
+                .collect();
+        }
+        for (_, secret) in secrets {
+            if secret.len() < super::super::encodings::ENCODED_MIN {
+                continue;
+            }
+            for form in forms(secret) {
+                for piece in &pieces {
+                    assert!(
+                        !piece.windows(form.len()).any(|w| w == form),
+                        "{:?} is left in {:?}",
+                        String::from_utf8_lossy(&form),
+                        String::from_utf8_lossy(&out)
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    fn split<'a>(hay: &'a [u8], sep: &[u8]) -> Vec<&'a [u8]> {
+        let mut out = Vec::new();
+        let mut rest = hay;
+        while let Some(i) = rest.windows(sep.len()).position(|w| w == sep) {
+            out.push(&rest[..i]);
+            rest = &rest[i + sep.len()..];
+        }
+        out.push(rest);
+        out
+    }
+
+    #[test]
+    fn each_encoding_of_an_echo_is_redacted() {
+        let token = b"ghp_Zx9-kq/Lm+8vT";
+        let echo = [&b"Bearer "[..], token].concat();
+        let bodies: Vec<Vec<u8>> = vec![
+            STANDARD.encode(&echo).into_bytes(),
+            STANDARD_NO_PAD.encode(&echo).into_bytes(),
+            URL_SAFE.encode(&echo).into_bytes(),
+            URL_SAFE_NO_PAD.encode(&echo).into_bytes(),
+            // Each offset modulo 3.
+            STANDARD.encode([&b"x"[..], &echo].concat()).into_bytes(),
+            STANDARD.encode([&b"xy"[..], &echo].concat()).into_bytes(),
+            URL_SAFE_NO_PAD
+                .encode([&b"xyz!"[..], &echo, b"!"].concat())
+                .into_bytes(),
+            echo.iter()
+                .map(|b| format!("%{b:02X}"))
+                .collect::<String>()
+                .into_bytes(),
+            echo.iter()
+                .map(|b| format!("%{b:02x}"))
+                .collect::<String>()
+                .into_bytes(),
+            b"Bearer%20ghp_Zx9-kq%2FLm%2B8vT".to_vec(),
+            b"Bearer+ghp_Zx9-kq%2fLm%2b8vT".to_vec(),
+            echo.iter()
+                .map(|b| format!("\\u{b:04x}"))
+                .collect::<String>()
+                .into_bytes(),
+            echo.iter()
+                .map(|b| format!("\\u{b:04X}"))
+                .collect::<String>()
+                .into_bytes(),
+            br#"{"auth":"Bearer ghp_Zx9-kq\/Lm+8vT"}"#.to_vec(),
+            br#"{"auth":"Bearer \u0067hp_Zx9-kq\/Lm\u002b8vT"}"#.to_vec(),
+            echo.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into_bytes(),
+            echo.iter()
+                .map(|b| format!("{b:02X}"))
+                .collect::<String>()
+                .into_bytes(),
+        ];
+        for body in bodies {
+            let out = check_redacted(&[("github", token)], &body, &[body.len() / 2]);
+            let text = String::from_utf8(out).unwrap();
+            assert!(
+                text.contains("[REDACTED:github]"),
+                "{} -> {text}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+
+    #[test]
+    fn a_short_value_is_redacted_as_written_and_escaped_only() {
+        let r = Redactor::new([("pin".to_string(), SecretValue::new(b"739".to_vec()))]);
+        assert_eq!(
+            &*r.redact(b"pin 739, %37%33%39"),
+            b"pin [REDACTED:pin], [REDACTED:pin]"
+        );
+        // Its hex and base64 are left: "373339" and "NzM5" are what ordinary text holds.
+        assert_eq!(&*r.redact(b"373339 NzM5"), b"373339 NzM5");
+    }
+
+    /// Secrets as tokens are written, and bytes to surround them with: the characters of
+    /// every encoding, so that near misses are common.
+    fn secret() -> impl Strategy<Value = Vec<u8>> {
+        proptest::string::string_regex("[A-Za-z0-9_.~+/=%\\\\-]{4,24}")
+            .unwrap()
+            .prop_map(String::into_bytes)
+    }
+
+    fn noise() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            proptest::sample::select(b"ab0f9AZ+/-_=%\\u\"{} \n".to_vec()),
+            0..6,
+        )
+    }
+
+    /// A piece of a haystack: noise, a form of the secret (whole or cut), or the secret
+    /// inside a larger base64 stream.
+    fn piece(secret: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
+        let all = forms(&secret);
+        let n = all.len();
+        prop_oneof![
+            noise(),
+            (0..n).prop_map({
+                let all = all.clone();
+                move |i| all[i].clone()
+            }),
+            (0..n, any::<proptest::sample::Index>()).prop_map(move |(i, cut)| {
+                let f = &all[i];
+                f[..cut.index(f.len())].to_vec()
+            }),
+            (noise(), noise(), 0..4usize).prop_map(move |(before, after, engine)| {
+                let raw = [&before[..], &secret, &after].concat();
+                let e = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD][engine].encode(raw);
+                e.into_bytes()
+            }),
+        ]
+    }
+
+    fn case() -> impl Strategy<Value = (Vec<u8>, Vec<u8>, Vec<usize>)> {
+        secret()
+            .prop_flat_map(|s| {
+                let hay = proptest::collection::vec(piece(s.clone()), 0..8)
+                    .prop_map(|pieces| pieces.concat());
+                (Just(s), hay)
+            })
+            .prop_flat_map(|(s, hay)| {
+                let len = hay.len();
+                let cuts = proptest::collection::vec(0..=len, 0..6).prop_map(|mut c| {
+                    c.sort();
+                    c
+                });
+                (Just(s), Just(hay), cuts)
+            })
+    }
+
+    proptest! {
+        // Failures print the case; nothing is written beside the sources.
+        #![proptest_config(ProptestConfig {
+            cases: 512,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// For any chunking, the output holds neither the secret nor any of its encodings,
+        /// and is the same as redacting the whole at once.
+        #[test]
+        fn no_form_of_a_secret_survives_any_chunking((secret, hay, cuts) in case()) {
+            check_redacted(&[("s", &secret)], &hay, &cuts);
+        }
+
+        /// Two secrets at once, one a prefix of the other's forms or not.
+        #[test]
+        fn two_secrets_in_one_stream(
+            (a, hay, cuts) in case(),
+            b in secret(),
+        ) {
+            let mut hay = hay;
+            hay.extend_from_slice(&forms(&b)[7]);
+            check_redacted(&[("a", &a), ("b", &b)], &hay, &cuts);
+        }
     }
 }
