@@ -580,6 +580,11 @@ pub(crate) fn store(
             data.transitions += 1;
             // Every host call checks the grant before it runs.
             data.host.live(true).map_err(GrantEnded::trap)?;
+            // A record about a request that could not be written while no host call was
+            // running (a response body's end) stops the task at its next call.
+            if let Some(e) = data.host.http.unrecorded() {
+                wasmtime::bail!("audit log write failed, stopping the task: {e}");
+            }
         }
         Ok(())
     });

@@ -436,3 +436,49 @@ fn inspect_says_when_no_rule_allows_requests() {
         "{text}"
     );
 }
+
+/// A sink that cannot take `http.end` records (as a log whose disk was full for a moment)
+/// and keeps every other record.
+#[derive(Default)]
+struct LosesHttpEnd(crate::support::Capture);
+
+impl warden_host_api::audit::EventSink for LosesHttpEnd {
+    fn emit(&self, record: &warden_host_api::audit::Record<'_>) -> anyhow::Result<()> {
+        if record.event.event == "http.end" {
+            anyhow::bail!("no space left on device");
+        }
+        self.0.emit(record)
+    }
+}
+
+#[tokio::test]
+async fn a_response_whose_end_cannot_be_recorded_stops_the_task() {
+    use std::sync::Arc;
+    use warden::manifest::Manifest;
+    use warden::{EngineConfig, Runtime, TaskRequest};
+    let server = Server::start("unused");
+    let sb = fetch(&rule(&format!("{}/", server.base())));
+    let runtime = Runtime::new(&EngineConfig::default()).unwrap();
+    let tool = runtime.load(Manifest::load(&sb.manifest).unwrap()).unwrap();
+    let sink = Arc::new(LosesHttpEnd::default());
+    // The body's end is written from outside any host call, while the guest streams it;
+    // the guest goes on making calls (it drops the body and the response, and returns).
+    let url = format!("{}/echo/x", server.base());
+    let err = tool
+        .run(TaskRequest::new(input(json!({ "url": url }))).sink(sink.clone()))
+        .await
+        .expect_err("a task with an unrecorded request must not end ok");
+    // The guest's next host call traps, or, if the body ended after its last one, the
+    // task's end fails: which of the two depends on when the body's last frame arrives.
+    let message = err.to_string();
+    assert!(
+        message.contains("the http.end record of a request could not be written")
+            && message.contains("no space left on device"),
+        "{message}"
+    );
+    assert_eq!(server.received().len(), 1, "the request itself was sent");
+    let records = sink.0.records();
+    let end = records.last().unwrap();
+    assert_eq!(end["event"], "task.end", "{records:#?}");
+    assert_ne!(end["outcome"], "ok", "{end}");
+}

@@ -712,6 +712,8 @@ impl ResponseBody {
         if why.is_some() {
             lock(&self.exchange.state).error = why;
         }
+        // The guest gets the error either way; a record that could not be written
+        // stops the task at its next call (see `HttpState::unrecorded`).
         let _ = self
             .exchange
             .end(&self.shared, &format!("error:{}", error_code(&error)));
@@ -804,7 +806,12 @@ impl Body for ResponseBody {
                 }
                 this.done = true;
                 lock(&this.exchange.state).complete = true;
-                let _ = this.exchange.end(&this.shared, "ok");
+                // A body whose end is not on record does not end cleanly for the guest;
+                // the task's next host call traps (see `HttpState::unrecorded`).
+                if let Err(e) = this.exchange.end(&this.shared, "ok") {
+                    let why = format!("audit log write failed: {e:#}");
+                    return Poll::Ready(Some(Err(Error::InternalError(Some(why)))));
+                }
                 return Poll::Ready(None);
             }
             match Pin::new(&mut this.inner).poll_frame(cx) {
@@ -864,7 +871,8 @@ impl Body for ResponseBody {
 }
 
 impl Drop for ResponseBody {
-    /// A guest that stops reading early still gets its request recorded.
+    /// A guest that stops reading early still gets its request recorded; if it cannot be,
+    /// the task's next host call traps (see `HttpState::unrecorded`).
     fn drop(&mut self) {
         let _ = self.exchange.end(&self.shared, "ok");
     }

@@ -45,6 +45,13 @@ pub(crate) struct Shared {
     open: Mutex<Vec<Arc<Exchange>>>,
     /// Set at task end: later records would follow `task.end`.
     closed: AtomicBool,
+    /// The first record about a request that could not be written from outside a host
+    /// call (a response body ending while the guest streams it). Such a failure has no
+    /// call to trap, so the task's next host call traps and its end fails (see
+    /// [`HttpState::unrecorded`]).
+    unrecorded: Mutex<Option<String>>,
+    /// `unrecorded` is set: checked on every host call, so an atomic, not the lock.
+    failed: AtomicBool,
 }
 
 impl HttpState {
@@ -78,6 +85,8 @@ impl HttpState {
                 pending: Mutex::new(None),
                 open: Mutex::new(Vec::new()),
                 closed: AtomicBool::new(false),
+                unrecorded: Mutex::new(None),
+                failed: AtomicBool::new(false),
             })),
         }
     }
@@ -195,18 +204,35 @@ impl HttpState {
         self.shared.as_ref().and_then(|s| lock(&s.pending).take())
     }
 
+    /// Why a record about one of this task's requests could not be written outside a host
+    /// call, if one could not: the task must not go on (the runtime's call hook traps the
+    /// next host call with it), as when any host call cannot be recorded.
+    pub fn unrecorded(&self) -> Option<String> {
+        let shared = self.shared.as_ref()?;
+        if !shared.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        lock(&shared.unrecorded).clone()
+    }
+
     /// Records the end of every request still open, as cut short by the end
-    /// of the task; nothing about this task is recorded after this.
+    /// of the task; nothing about this task is recorded after this. Fails if a
+    /// record about any of its requests could not be written, now or earlier.
     pub fn close(&self) -> anyhow::Result<()> {
         let Some(shared) = &self.shared else {
             return Ok(());
         };
         let open: Vec<Arc<Exchange>> = std::mem::take(&mut *lock(&shared.open));
+        let mut ended = Ok(());
         for exchange in open {
-            exchange.end(shared, "error:task-ended")?;
+            ended = ended.and(exchange.end(shared, "error:task-ended"));
         }
         shared.closed.store(true, Ordering::SeqCst);
-        Ok(())
+        ended?;
+        match self.unrecorded() {
+            Some(e) => anyhow::bail!("{e}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -217,7 +243,16 @@ impl Shared {
         if self.closed.load(Ordering::SeqCst) {
             return Ok(());
         }
-        self.audit.emit(event)
+        self.audit.emit(event).inspect_err(|e| {
+            let mut first = lock(&self.unrecorded);
+            if first.is_none() {
+                *first = Some(format!(
+                    "the {} record of a request could not be written: {e:#}",
+                    event.event
+                ));
+                self.failed.store(true, Ordering::Release);
+            }
+        })
     }
 
     pub(crate) fn opened(&self, exchange: &Arc<Exchange>) {
