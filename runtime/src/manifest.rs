@@ -107,7 +107,7 @@ use warden_host_api::grant::Capabilities;
 use warden_host_api::http::manifest::{HttpGrant, RawHttpRule, resolve_rules};
 use warden_host_api::limits::manifest::{Limits, RawLimits, format_duration};
 use warden_host_api::policy::manifest::{PolicySection, RawPolicySection};
-use warden_host_api::secrets::manifest::{RawSecret, SecretSpec, resolve_secrets};
+use warden_host_api::secrets::manifest::{RawSecret, SecretSpec, Source, resolve_secrets};
 use warden_host_api::sockets::manifest::{RawTcpRule, TcpRule, resolve_rules as resolve_tcp_rules};
 
 /// A loaded and validated tool manifest.
@@ -641,6 +641,25 @@ impl Manifest {
             resolve_tcp_rules(&raw.tcp).map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
         let secrets = resolve_secrets(&raw.secrets, base_dir)
             .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
+        // A variable a secret is read from is the secret: passing it to the tool would hand
+        // the tool the value that `[[secrets]]` keeps on the host.
+        for (i, name) in raw.env.pass.iter().enumerate() {
+            let source = secrets
+                .iter()
+                .find(|s| matches!(&s.source, Source::Env { var } if var == name.get_ref()));
+            if let Some(s) = source {
+                return Err(cx.invalid(
+                    name.span().start,
+                    format!("env.pass[{i}]"),
+                    format_args!(
+                        "{:?} is where {} is read from (source = \"env:{}\"); passing it would give the tool the secret's value: remove it from env.pass",
+                        name.get_ref(),
+                        s.label(),
+                        name.get_ref()
+                    ),
+                ));
+            }
+        }
         let policy = raw
             .policy
             .as_ref()
@@ -805,6 +824,10 @@ impl Manifest {
                 let held = caps.secret(&spec.name)?;
                 let mut spec = spec.clone();
                 spec.reveal = spec.reveal && held.reveal;
+                spec.hmac = spec.hmac && held.hmac;
+                if !held.inject {
+                    spec.inject = None;
+                }
                 Some(spec)
             })
             .collect();
@@ -816,7 +839,7 @@ impl Manifest {
     /// Lists the tool, component, digest, limits, each directory with its access, the
     /// environment (literal values shown; pass-through names with whether the current
     /// environment sets them, never their values), each secret (name, provider and source,
-    /// purpose, injection, TTL and whether it may be revealed; never a value, and nothing is
+    /// purpose, injection, TTL and whether it may sign or be revealed; never a value, and nothing is
     /// fetched), the policy and how it decides, and the audit level, and ends with what is
     /// denied.
     ///
@@ -998,13 +1021,15 @@ impl Manifest {
             if self.approval.secrets.contains(&s.name) {
                 writeln!(out, "    approval: required, each use asks an approver")?;
             }
+            if s.hmac {
+                writeln!(out, "    hmac: yes, the tool may sign with it")?;
+            } else {
+                writeln!(out, "    hmac: no")?;
+            }
             if s.reveal {
                 writeln!(out, "    reveal: yes, the tool may read the value itself")?;
             } else {
-                writeln!(
-                    out,
-                    "    reveal: no, the tool may only use it (hmac, inject)"
-                )?;
+                writeln!(out, "    reveal: no, the tool never sees the value")?;
             }
         }
         Ok(())

@@ -450,7 +450,7 @@ fn gated_signer() -> Sandbox {
     sb.write_manifest(
         &format!(
             "{base}\n\n[[secrets]]\nname = \"signer\"\nsource = \"env:WARDEN_TEST_SIGNER\"\n\
-             purpose = \"sign release notes\"\napproval = \"required\"\n"
+             purpose = \"sign release notes\"\nhmac = true\napproval = \"required\"\n"
         ),
         "probe",
     );
@@ -500,7 +500,7 @@ fn each_use_of_a_gated_secret_asks() {
         uses[0]["rule"]
             .as_str()
             .unwrap()
-            .starts_with("secrets[0] signer: use without reveal; approved by command:"),
+            .starts_with("secrets[0] signer: hmac = true; approved by command:"),
         "{}",
         uses[0]
     );

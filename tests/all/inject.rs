@@ -645,3 +645,39 @@ fn a_request_without_a_secret_keeps_the_tool_s_own_coding() {
     assert_eq!(&body[..2], b"\x1f\x8b", "gzip, as the tool asked");
     run.assert_recorded();
 }
+
+/// A value that cannot go into a header is refused with the same words wherever its bad
+/// byte is: nothing the tool is told depends on the value.
+#[test]
+fn a_value_that_cannot_be_injected_is_refused_without_saying_where() {
+    let server = Server::start("unused");
+    let sb = fetch(&server, "/");
+    let url = format!("{}/echo", server.base());
+    let told = |token: &str| {
+        let run = sb.run_with(
+            &json!({ "url": url }).to_string(),
+            &[("GITHUB_TOKEN", token)],
+        );
+        assert_eq!(run.code, 1, "{run:#?}");
+        assert!(
+            run.stderr
+                .contains("the value holds a control character, which a header value cannot carry"),
+            "{run:#?}"
+        );
+        // The connection was up (the header is added then), and no request went over it.
+        let got = server.received();
+        assert!(
+            got.iter().all(|r| r.method.is_empty()),
+            "a request was sent"
+        );
+        // What the tool and its caller see, without the task's own id.
+        let task = run.records[0]["task"].as_str().unwrap().to_owned();
+        (
+            run.stdout.replace(&task, "T"),
+            run.stderr.replace(&task, "T"),
+        )
+    };
+    let early = told(&format!("\x01{}", random_hex(16)));
+    let late = told(&format!("{}\x1f", random_hex(16)));
+    assert_eq!(early, late);
+}

@@ -995,3 +995,63 @@ fn a_fifo_read_in_one_call_stops_no_other_call() {
         }
     }
 }
+
+/// A hostile client calls a tool whose secret cannot be fetched from Vault, to learn what
+/// Vault says: the fields the secret has, its path. It learns which secret failed and
+/// how; what Vault said is in the audit log only.
+#[test]
+fn vault_details_reach_the_audit_log_not_the_client() {
+    let bao = crate::openbao::bao();
+    let path = crate::openbao::unique_path("mcp-details");
+    let value = format!("wdn-{}", crate::openbao::random_hex(16));
+    bao.put(
+        &path,
+        json!({ "api_key": value, "owner": "team-payments-owner" }),
+    );
+    // A function component: `warden mcp` starts without running it, so the fetch fails in
+    // the client's call, not at startup.
+    let sb = Sandbox::new("fs-tools", "fs_tools");
+    let text = std::fs::read_to_string(&sb.manifest).unwrap();
+    std::fs::write(
+        &sb.manifest,
+        format!(
+            "{text}\n[[secrets]]\nname = \"payments\"\nsource = \"vault:secret/{path}#apikey\"\npurpose = \"sign\"\nhmac = true\n"
+        ),
+    )
+    .unwrap();
+    let audit = sb.path("mcp-audit.jsonl");
+    let mut server = gated_server(&sb, &audit, &[]);
+    let env = &mut server["stdio"]["env"];
+    env["VAULT_ADDR"] = bao.addr.clone().into();
+    env["VAULT_TOKEN"] = bao.token.clone().into();
+    let out = client(json!({
+        "server": server,
+        "steps": [ call("fs-tools.write-file", json!({ "path": "/rw/out.txt", "contents": "x" })) ],
+    }));
+    let step = &out["steps"][0];
+    assert_eq!(step["is_error"], true, "{out:#}");
+    let said = step["text"].as_str().unwrap();
+    assert!(
+        said.contains(
+            "could not start: secret \"payments\" could not be fetched (vault-missing-field)"
+        ),
+        "{said}"
+    );
+    for detail in ["api_key", "owner", &path, &bao.addr, "VAULT_TOKEN", &value] {
+        assert!(
+            !said.contains(detail),
+            "the client was told {detail:?}: {said}"
+        );
+    }
+    assert!(!sb.path("root/rw/out.txt").exists(), "the tool never ran");
+    let records = read_records(&audit);
+    let fetch = records
+        .iter()
+        .find(|r| r["event"] == "secret.fetch")
+        .expect("a secret.fetch record");
+    let why = fetch["args"]["error"].as_str().unwrap();
+    assert!(
+        why.contains("has no field \"apikey\"; its fields are \"api_key\", \"owner\""),
+        "{fetch}"
+    );
+}

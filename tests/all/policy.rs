@@ -116,7 +116,7 @@ fn token(state: &Path, args: &[&str]) -> String {
 #[test]
 fn sub_agents_deeper_than_one_use_no_secrets() {
     let sb = probe(
-        "[[secrets]]\nname = \"signer\"\nsource = \"env:WARDEN_TEST_SIGNER\"\npurpose = \"sign\"\n",
+        "[[secrets]]\nname = \"signer\"\nsource = \"env:WARDEN_TEST_SIGNER\"\npurpose = \"sign\"\nhmac = true\n",
         &example_policy("no-secrets-below-depth-1.rego"),
     );
     let state = tempfile::tempdir().unwrap();

@@ -77,6 +77,7 @@ fn env_secret_signs_without_being_seen() {
 name = "signer"
 source = "env:WARDEN_TEST_SIGNER"
 purpose = "sign webhook payloads"
+hmac = true
 "#,
     );
     let env = [("WARDEN_TEST_SIGNER", value.as_str())];
@@ -144,6 +145,7 @@ fn file_secret_only_its_owner_may_read() {
 name = "api"
 source = "file:keys/api.key"
 purpose = "call the API"
+hmac = true
 "#,
     );
     let keys = sb.path("keys");
@@ -189,6 +191,7 @@ fn a_missing_env_var_ends_the_task_naming_secret_and_provider() {
 name = "github"
 source = "env:WARDEN_TEST_UNSET_TOKEN"
 purpose = "read issues"
+hmac = true
 "#,
     );
     let run = sb.run(&hmac_input("github", "x"));
@@ -211,11 +214,13 @@ fn an_unknown_name_is_denied_and_recorded() {
 name = "signer"
 source = "env:WARDEN_TEST_SIGNER"
 purpose = "sign"
+hmac = true
 
 [[secrets]]
 name = "github"
 source = "env:WARDEN_TEST_SIGNER"
 purpose = "read issues"
+hmac = true
 "#,
     );
     let run = sb.run_with(
@@ -245,7 +250,7 @@ fn reveal_needs_reveal_true_and_is_recorded_either_way() {
     let value = fresh_value();
     let entry = |reveal: bool| {
         format!(
-            "[[secrets]]\nname = \"db\"\nsource = \"env:WARDEN_TEST_DB\"\npurpose = \"connect\"\nreveal = {reveal}\n"
+            "[[secrets]]\nname = \"db\"\nsource = \"env:WARDEN_TEST_DB\"\npurpose = \"connect\"\nhmac = true\nreveal = {reveal}\n"
         )
     };
     let env = [("WARDEN_TEST_DB", value.as_str())];
@@ -258,7 +263,7 @@ fn reveal_needs_reveal_true_and_is_recorded_either_way() {
     assert_eq!(out["kind"], "denied");
     assert_eq!(
         out["error"],
-        "secret \"db\" may be used but not revealed: set secrets[0].reveal = true in the manifest to allow it"
+        "secret \"db\" does not allow this: set secrets[0].reveal = true in the manifest to allow the tool to see it"
     );
     let uses = run.events("secret.use");
     assert_eq!(uses.len(), 1);
@@ -266,7 +271,7 @@ fn reveal_needs_reveal_true_and_is_recorded_either_way() {
     assert_eq!(uses[0]["decision"], "deny");
     assert_eq!(
         uses[0]["rule"],
-        "secrets[0].reveal is false: the tool may use db but not see it"
+        "secrets[0].reveal is not true: the tool may not see db"
     );
     run.assert_recorded();
     assert_nowhere(&sb, &run, &value);
@@ -314,11 +319,13 @@ reveal = true
     purpose: read issues
     inject: header authorization = \"Bearer {}\" into requests matching https://api.github.com/
     ttl: 5m, then fetched again
-    reveal: no, the tool may only use it (hmac, inject)
+    hmac: no
+    reveal: no, the tool never sees the value
   db from vault:secret/app/db#password (provider vault)
     purpose: connect
     inject: none
     ttl: none (kept for the task, unless a vault lease is shorter)
+    hmac: no
     reveal: yes, the tool may read the value itself
 ";
     assert!(stdout.contains(expected), "{stdout}");
@@ -339,7 +346,7 @@ fn vault_case(test: &str, field: &str, extra: &str, timeout: &str) -> VaultCase 
     bao.put(&path, json!({ "api_key": value, "owner": "team-payments" }));
     let sb = sandbox_with(
         &format!(
-            "[[secrets]]\nname = \"payments\"\nsource = \"vault:secret/{path}#{field}\"\npurpose = \"sign payment requests\"\n{extra}"
+            "[[secrets]]\nname = \"payments\"\nsource = \"vault:secret/{path}#{field}\"\npurpose = \"sign payment requests\"\nhmac = true\n{extra}"
         ),
         timeout,
     );
@@ -474,7 +481,7 @@ fn vault_names_the_fields_a_secret_has_but_not_their_values() {
 
     // No such secret at all.
     let sb = sandbox(&format!(
-        "[[secrets]]\nname = \"p\"\nsource = \"vault:secret/{}-none#k\"\npurpose = \"x\"\n",
+        "[[secrets]]\nname = \"p\"\nsource = \"vault:secret/{}-none#k\"\npurpose = \"x\"\nhmac = true\n",
         c.path
     ));
     let run = run_env(&sb, &hmac_input("p", "x"), &vault_env(&bao().token));
@@ -577,7 +584,7 @@ fn vault_over_https_trusts_the_ca_that_vault_cacert_names() {
     let value = fresh_value();
     tls.put(&path, json!({ "api_key": value }));
     let sb = sandbox(&format!(
-        "[[secrets]]\nname = \"payments\"\nsource = \"vault:secret/{path}#api_key\"\npurpose = \"x\"\n"
+        "[[secrets]]\nname = \"payments\"\nsource = \"vault:secret/{path}#api_key\"\npurpose = \"x\"\nhmac = true\n"
     ));
     let ca = tls.ca.as_ref().unwrap().display().to_string();
     let mut env = vec![
@@ -606,4 +613,139 @@ fn vault_over_https_trusts_the_ca_that_vault_cacert_names() {
     assert!(run.stderr.contains("set VAULT_CACERT"), "{run:#?}");
     assert_eq!(run.events("secret.fetch")[0]["outcome"], "error:vault-tls");
     run.assert_recorded();
+}
+
+/// A tool holding a secret the host only injects tries to use it as an HMAC oracle (to
+/// sign what it likes, or to test guesses of the value): refused, with a deny record,
+/// unless the entry says `hmac = true`; and a grant narrowed to `inject` refuses it too,
+/// where the manifest would allow it.
+#[test]
+fn each_use_of_a_secret_is_a_permission_of_its_own() {
+    let value = fresh_value();
+    let env = [("WARDEN_TEST_API", value.as_str())];
+    let inject_only = sandbox(
+        r#"[[secrets]]
+name = "api"
+source = "env:WARDEN_TEST_API"
+purpose = "call the API"
+inject = { url = "https://api.example.com/", header = "x-api-key" }
+"#,
+    );
+    let run = inject_only.run_with(&hmac_input("api", "guess"), &env);
+    let out = run.json();
+    assert_eq!(out["ok"], false, "{run:#?}");
+    assert_eq!(out["kind"], "denied", "{run:#?}");
+    assert_eq!(
+        out["error"],
+        "secret \"api\" does not allow this: set secrets[0].hmac = true in the manifest to allow the tool to sign with it"
+    );
+    let uses = run.events("secret.use");
+    assert_eq!(uses.len(), 1, "{run:#?}");
+    assert_eq!(uses[0]["decision"], "deny");
+    assert_eq!(uses[0]["args"]["operation"], "hmac-sha256");
+    assert_eq!(
+        uses[0]["rule"],
+        "secrets[0].hmac is not true: the tool may not sign with api"
+    );
+    assert!(!run.stdout.contains(&hmac_hex(&value, "guess", false)));
+    run.assert_recorded();
+    assert_nowhere(&inject_only, &run, &value);
+
+    // The manifest allows both; a grant for inject alone does not sign.
+    let both = sandbox(
+        r#"[[secrets]]
+name = "api"
+source = "env:WARDEN_TEST_API"
+purpose = "call the API"
+inject = { url = "https://api.example.com/", header = "x-api-key" }
+hmac = true
+"#,
+    );
+    let state = tempfile::tempdir().unwrap();
+    let state_env = ("XDG_STATE_HOME", state.path().to_str().unwrap());
+    let m = both.manifest.to_str().unwrap();
+    let issue = |narrow: &str| {
+        let out = warden(
+            &["grant", "issue", m, "--narrow", narrow],
+            &[state_env],
+            None,
+        );
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let run_granted = |token: &str| {
+        let before = both.records().len();
+        let out = warden(
+            &[
+                "run",
+                m,
+                "--audit",
+                both.audit.to_str().unwrap(),
+                "--grant",
+                token,
+                "--input",
+                &hmac_input("api", "guess"),
+            ],
+            &[state_env, env[0]],
+            None,
+        );
+        let records = both.records().split_off(before);
+        Run::new(out, records)
+    };
+    let run = run_granted(&issue("secrets=api:inject"));
+    assert_eq!(run.json()["kind"], "denied", "{run:#?}");
+    assert_eq!(run.events("secret.use")[0]["decision"], "deny");
+    assert_nowhere(&both, &run, &value);
+    let run = run_granted(&issue("secrets=api"));
+    assert_eq!(
+        run.json()["hex"],
+        hmac_hex(&value, "guess", false),
+        "{run:#?}"
+    );
+    // A child cannot ask for a use its parent lacks.
+    let out = warden(
+        &["grant", "issue", m, "--narrow", "secrets=api:reveal"],
+        &[state_env],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("secrets: api:reveal is wider than the parent's api:inject+hmac, which does not allow reveal"),
+        "{out:?}"
+    );
+}
+
+/// `[env] pass` would copy the variable a secret is read from into the tool's
+/// environment: the manifest is refused before anything runs.
+#[test]
+fn the_variable_a_secret_comes_from_is_not_passed_to_the_tool() {
+    let value = fresh_value();
+    let sb = sandbox(
+        r#"[[secrets]]
+name = "api"
+source = "env:WARDEN_TEST_API"
+purpose = "sign"
+hmac = true
+"#,
+    );
+    let text = std::fs::read_to_string(&sb.manifest).unwrap();
+    let text = text.replace(
+        r#"pass = ["WARDEN_PROBE_PASS"]"#,
+        r#"pass = ["WARDEN_PROBE_PASS", "WARDEN_TEST_API"]"#,
+    );
+    std::fs::write(&sb.manifest, text).unwrap();
+    let run = sb.run_with(
+        r#"{"op":"env","name":"WARDEN_TEST_API"}"#,
+        &[("WARDEN_TEST_API", value.as_str())],
+    );
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(
+        run.stderr.contains(
+            "env.pass[1]: \"WARDEN_TEST_API\" is where secrets[0] api is read from (source = \"env:WARDEN_TEST_API\"); passing it would give the tool the secret's value"
+        ),
+        "{run:#?}"
+    );
+    assert!(run.records.is_empty(), "nothing ran: {run:#?}");
+    assert!(!run.stdout.contains(&value));
 }

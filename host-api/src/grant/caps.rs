@@ -36,9 +36,28 @@ pub struct Capabilities {
 pub struct SecretGrant {
     /// The secret's name, as `[[secrets]] name` binds it, e.g. `github`.
     pub name: String,
-    /// Whether `warden:tool/secrets` `reveal` may hand the value to the tool. Never true
-    /// unless the manifest entry says `reveal = true`; a child may drop it, never add it.
+    /// Whether the host may add it to requests, as the manifest entry's `inject` says.
+    /// Never true unless the entry has `inject`; a child may drop it, never add it, and so
+    /// for the other uses.
+    pub inject: bool,
+    /// Whether `warden:tool/secrets` `hmac-*` may sign with it (`hmac = true`).
+    pub hmac: bool,
+    /// Whether `warden:tool/secrets` `reveal` may hand the value to the tool
+    /// (`reveal = true`).
     pub reveal: bool,
+}
+
+impl SecretGrant {
+    /// The uses it allows, as a narrowing names them: `inject`, `hmac`, `reveal`.
+    pub fn uses(&self) -> impl Iterator<Item = &'static str> {
+        [
+            ("inject", self.inject),
+            ("hmac", self.hmac),
+            ("reveal", self.reveal),
+        ]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+    }
 }
 
 impl Capabilities {
@@ -46,7 +65,7 @@ impl Capabilities {
     ///
     /// The arguments are the validated manifest sections (`resolve_grants`,
     /// `resolve_rules`, ... of each capability module); of each secret only its name and
-    /// whether it may be revealed are kept.
+    /// the uses it allows are kept.
     pub fn new(
         fs: Vec<FsGrant>,
         http: Vec<HttpGrant>,
@@ -59,6 +78,8 @@ impl Capabilities {
             .iter()
             .map(|spec| SecretGrant {
                 name: spec.name.clone(),
+                inject: spec.inject.is_some(),
+                hmac: spec.hmac,
                 reveal: spec.reveal,
             })
             .collect();

@@ -320,22 +320,22 @@ fn covers_secrets(parent: &[SecretGrant], child: &[SecretGrant]) -> Result<(), W
                 parent: parent.iter().map(secret_label).collect(),
             });
         };
-        if c.reveal && !p.reveal {
-            return Err(Widening::SecretReveal {
+        if let Some(wider) = c.uses().find(|u| !p.uses().any(|held| held == *u)) {
+            return Err(Widening::SecretUse {
                 name: c.name.clone(),
+                child: secret_label(c),
+                parent: secret_label(p),
+                wider,
             });
         }
     }
     Ok(())
 }
 
-/// `github` or `github:reveal`, as a narrowing writes it.
+/// `github:inject+hmac`, as a narrowing writes it: the name and every use it allows.
 pub(super) fn secret_label(secret: &SecretGrant) -> String {
-    if secret.reveal {
-        format!("{}:reveal", secret.name)
-    } else {
-        secret.name.clone()
-    }
+    let uses: Vec<&str> = secret.uses().collect();
+    format!("{}:{}", secret.name, uses.join("+"))
 }
 
 fn covers_env(parent: &EnvSection, child: &EnvSection) -> Result<(), Widening> {

@@ -38,7 +38,7 @@ const KEYS: &str = "fs, http, tcp, secrets, env, memory, timeout, fuel, output";
 /// | `fs=GUEST[:read\|:read-write]` | the directory `GUEST`, a parent grant's guest path or one inside it; the host directory is the one the parent maps it to; access as given, else the parent grant's |
 /// | `http=URL [METHOD,...]` | an `[[http]]` rule within one of the parent's; without methods, those of the first parent rule it is within. Per-request limits are the parent's |
 /// | `tcp=HOST:PORT` | a `[[tcp]]` rule within one of the parent's |
-/// | `secrets=NAME[:reveal][,...]` | secrets the parent holds; `:reveal` keeps `reveal`, which is dropped otherwise |
+/// | `secrets=NAME[:USE[+USE...]][,...]` | secrets the parent holds, each with the uses given (`inject`, `hmac`, `reveal`), or without any, the parent's uses but `reveal` |
 /// | `env=NAME[,...]` | variables the parent sets, literal or passed, as the parent has them |
 /// | `memory=SIZE`, `output=SIZE` | `32MiB`, `64 KiB`, `1000000` (bytes) |
 /// | `timeout=DURATION` | `2s`, `500ms`, `1m30s` |
@@ -77,12 +77,49 @@ pub struct Narrowing {
     fs: Option<Vec<FsNarrowing>>,
     http: Option<Vec<HttpNarrowing>>,
     tcp: Option<Vec<TcpRule>>,
-    secrets: Option<Vec<SecretGrant>>,
+    secrets: Option<Vec<SecretNarrowing>>,
     env: Option<Vec<String>>,
     memory: Option<u64>,
     timeout: Option<Duration>,
     fuel: Option<u64>,
     output: Option<u64>,
+}
+
+/// `secrets=NAME[:USES]`: a secret, with the uses asked for, or `None` for the parent's but
+/// `reveal`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SecretNarrowing {
+    name: String,
+    uses: Option<SecretGrant>,
+}
+
+impl SecretNarrowing {
+    fn label(&self) -> String {
+        match &self.uses {
+            Some(grant) => secret_label(grant),
+            None => self.name.clone(),
+        }
+    }
+
+    /// The child's secret: as asked, or the parent's without `reveal`. A name the parent
+    /// does not hold comes out with no use, for `covers` to refuse with the parent's list.
+    fn grant(&self, parent: &[SecretGrant]) -> SecretGrant {
+        if let Some(asked) = &self.uses {
+            return asked.clone();
+        }
+        match parent.iter().find(|p| p.name == self.name) {
+            Some(p) => SecretGrant {
+                reveal: false,
+                ..p.clone()
+            },
+            None => SecretGrant {
+                name: self.name.clone(),
+                inject: false,
+                hmac: false,
+                reveal: false,
+            },
+        }
+    }
 }
 
 /// `fs=GUEST[:ACCESS]`: the guest path normalized; no access means the parent grant's.
@@ -175,7 +212,7 @@ impl Narrowing {
             "secrets",
             self.secrets
                 .as_ref()
-                .map(|s| s.iter().map(secret_label).collect()),
+                .map(|s| s.iter().map(SecretNarrowing::label).collect()),
         );
         list("env", self.env.clone());
         if let Some(memory) = self.memory {
@@ -328,23 +365,42 @@ fn parse_http(value: &str) -> Result<HttpNarrowing, NarrowingReason> {
     })
 }
 
-fn parse_secret(item: &str) -> Result<SecretGrant, NarrowingReason> {
-    let (name, reveal) = match item.split_once(':') {
-        Some((name, "reveal")) => (name, true),
-        Some((name, flag)) => {
-            return Err(NarrowingReason::SecretFlag {
-                name: name.to_owned(),
-                flag: flag.to_owned(),
-            });
-        }
-        None => (item, false),
+fn parse_secret(item: &str) -> Result<SecretNarrowing, NarrowingReason> {
+    let (name, uses) = match item.split_once(':') {
+        Some((name, uses)) => (name, Some(uses)),
+        None => (item, None),
     };
     if !is_secret_name(name) {
         return Err(NarrowingReason::SecretName(name.to_owned()));
     }
-    Ok(SecretGrant {
+    let uses = uses
+        .map(|uses| {
+            let mut grant = SecretGrant {
+                name: name.to_owned(),
+                inject: false,
+                hmac: false,
+                reveal: false,
+            };
+            for flag in uses.split('+') {
+                let slot = match flag {
+                    "inject" => &mut grant.inject,
+                    "hmac" => &mut grant.hmac,
+                    "reveal" => &mut grant.reveal,
+                    _ => {
+                        return Err(NarrowingReason::SecretFlag {
+                            name: name.to_owned(),
+                            flag: flag.to_owned(),
+                        });
+                    }
+                };
+                *slot = true;
+            }
+            Ok(grant)
+        })
+        .transpose()?;
+    Ok(SecretNarrowing {
         name: name.to_owned(),
-        reveal,
+        uses,
     })
 }
 
@@ -457,8 +513,10 @@ pub enum NarrowingReason {
         "invalid secret name {0:?}: use lowercase letters, digits, \"_\" and \"-\", starting with a letter or digit"
     )]
     SecretName(String),
-    /// `secrets=`: something other than `reveal` after a name's `:`.
-    #[error("expected {name} or {name}:reveal, found {name}:{flag}")]
+    /// `secrets=`: something other than `inject`, `hmac` or `reveal` after a name's `:`.
+    #[error(
+        "expected {name} or {name}:USES with USES from inject, hmac, reveal joined by +, found {flag:?}"
+    )]
     SecretFlag {
         /// The secret's name.
         name: String,
@@ -551,10 +609,10 @@ impl Capabilities {
             fs,
             http,
             tcp: narrowing.tcp.clone().unwrap_or_else(|| self.tcp.clone()),
-            secrets: narrowing
-                .secrets
-                .clone()
-                .unwrap_or_else(|| self.secrets.clone()),
+            secrets: match &narrowing.secrets {
+                None => self.secrets.clone(),
+                Some(asked) => asked.iter().map(|s| s.grant(&self.secrets)).collect(),
+            },
             env,
             limits: Limits {
                 memory: narrowing.memory.unwrap_or(limits.memory),

@@ -122,6 +122,26 @@ fn tcp_rule_text() -> impl Strategy<Value = String> {
 }
 
 /// A manifest ceiling (or any valid set) made from the pools.
+/// A secret's uses (inject, hmac, reveal), at least one: a manifest allows none without.
+fn uses() -> impl Strategy<Value = (bool, bool, bool)> {
+    (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(i, h, r)| {
+        if i || h || r {
+            (i, h, r)
+        } else {
+            (false, true, false)
+        }
+    })
+}
+
+/// `inject+hmac`, as a narrowing writes uses.
+fn uses_text((inject, hmac, reveal): (bool, bool, bool)) -> String {
+    [("inject", inject), ("hmac", hmac), ("reveal", reveal)]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
 fn capabilities() -> impl Strategy<Value = Capabilities> {
     let fs = subsequence(FS_ROOTS, 0..=FS_ROOTS.len())
         .prop_flat_map(|roots| {
@@ -156,14 +176,16 @@ fn capabilities() -> impl Strategy<Value = Capabilities> {
     });
     let secrets = (
         subsequence(SECRETS, 0..=SECRETS.len()),
-        vec(any::<bool>(), SECRETS.len()),
+        vec(uses(), SECRETS.len()),
     )
-        .prop_map(|(names, reveal)| {
+        .prop_map(|(names, uses)| {
             names
                 .into_iter()
-                .zip(reveal)
-                .map(|(name, reveal)| SecretGrant {
+                .zip(uses)
+                .map(|(name, (inject, hmac, reveal))| SecretGrant {
                     name: name.to_owned(),
+                    inject,
+                    hmac,
                     reveal,
                 })
                 .collect::<Vec<_>>()
@@ -217,14 +239,11 @@ fn narrowing_args() -> impl Strategy<Value = Vec<String>> {
         .boxed();
     let secrets = (
         select(&["github", "signer", "aws", "gcp"][..]),
-        any::<bool>(),
+        proptest::option::of(uses()),
     )
-        .prop_map(|(name, reveal)| {
-            if reveal {
-                format!("{name}:reveal")
-            } else {
-                name.to_owned()
-            }
+        .prop_map(|(name, uses)| match uses {
+            Some(uses) => format!("{name}:{}", uses_text(uses)),
+            None => name.to_owned(),
         })
         .boxed();
     (
@@ -306,15 +325,20 @@ fn narrowing_args_for(parent: &Capabilities) -> BoxedStrategy<Vec<String>> {
         parent
             .secrets()
             .iter()
-            .map(|s| (s.name.clone(), s.reveal))
+            .map(|s| (s.name.clone(), (s.inject, s.hmac, s.reveal)))
             .collect(),
-        |(name, may)| {
-            // Asks to reveal mostly where the parent may, sometimes where it may not.
-            (any::<bool>(), 0..4u8).prop_map(move |(want, dare)| {
-                if want && (may || dare == 0) {
-                    format!("{name}:reveal")
-                } else {
-                    name.clone()
+        |(name, (inject, hmac, reveal))| {
+            // The parent's uses but reveal, or some of its uses, mostly; sometimes uses it
+            // does not allow.
+            (proptest::option::of(uses()), 0..4u8).prop_map(move |(asked, dare)| match asked {
+                None => name.clone(),
+                Some((i, h, r)) if dare == 0 => format!("{name}:{}", uses_text((i, h, r))),
+                Some((i, h, r)) => {
+                    let within = (i && inject, h && hmac, r && reveal);
+                    match within {
+                        (false, false, false) => name.clone(),
+                        within => format!("{name}:{}", uses_text(within)),
+                    }
                 }
             })
         },
@@ -490,11 +514,16 @@ fn child_of(parent: &Capabilities) -> BoxedStrategy<Capabilities> {
     let tcp = subsequence(tcp_rules, 0..=n);
     let names: Vec<String> = parent.secrets().iter().map(|s| s.name.clone()).collect();
     let n = names.len();
-    let secrets = (subsequence(names, 0..=n), vec(any::<bool>(), n)).prop_map(|(names, reveal)| {
+    let secrets = (subsequence(names, 0..=n), vec(uses(), n)).prop_map(|(names, uses)| {
         names
             .into_iter()
-            .zip(reveal)
-            .map(|(name, reveal)| SecretGrant { name, reveal })
+            .zip(uses)
+            .map(|(name, (inject, hmac, reveal))| SecretGrant {
+                name,
+                inject,
+                hmac,
+                reveal,
+            })
             .collect::<Vec<_>>()
     });
     let vars: Vec<(String, String)> = parent.env().vars.clone().into_iter().collect();
@@ -1106,7 +1135,7 @@ fn the_generators_make_children_and_refusals_of_every_kind() {
         "Http",
         "Tcp",
         "Secret",
-        "SecretReveal",
+        "SecretUse",
         "Env",
         "Limit",
     ] {
@@ -1139,7 +1168,7 @@ fn the_generators_make_children_and_refusals_of_every_kind() {
         "Http",
         "HttpLimit",
         "Secret",
-        "SecretReveal",
+        "SecretUse",
         "EnvValue",
         "Limit",
     ] {

@@ -62,9 +62,12 @@ fn tcp(connect: &str) -> TcpRule {
     TcpRule::parse(connect).unwrap()
 }
 
+/// A secret the tool may sign with, and see where `reveal` says so.
 fn secret(name: &str, reveal: bool) -> SecretGrant {
     SecretGrant {
         name: name.into(),
+        inject: false,
+        hmac: true,
         reveal,
     }
 }
@@ -608,13 +611,28 @@ mod secret_rules {
         );
         assert_eq!(
             covers(&parent, &with_secrets(vec![secret("aws", false)])),
-            Err("secrets: aws is not granted by the parent (parent: github; signer:reveal)".into())
+            Err(
+                "secrets: aws is not granted by the parent (parent: github:hmac; signer:hmac+reveal)"
+                    .into()
+            )
         );
         assert_eq!(
             covers(&parent, &with_secrets(vec![secret("github", true)])),
             Err(
-                "secrets: github:reveal is wider than the parent's github, which may be used but \
-                 not revealed"
+                "secrets: github:hmac+reveal is wider than the parent's github:hmac, which does \
+                 not allow reveal"
+                    .into()
+            )
+        );
+        let inject = SecretGrant {
+            inject: true,
+            ..secret("github", false)
+        };
+        assert_eq!(
+            covers(&parent, &with_secrets(vec![inject])),
+            Err(
+                "secrets: github:inject+hmac is wider than the parent's github:hmac, which does \
+                 not allow inject"
                     .into()
             )
         );
@@ -625,11 +643,19 @@ mod secret_rules {
         let parent = with_secrets(vec![secret("github", false), secret("signer", true)]);
         let child = narrow(&parent, &["secrets=signer"]).unwrap();
         assert_eq!(child.secrets, [secret("signer", false)]);
-        let child = narrow(&parent, &["secrets=signer:reveal,github"]).unwrap();
+        let child = narrow(&parent, &["secrets=signer:hmac+reveal,github"]).unwrap();
         assert_eq!(
             child.secrets,
             [secret("signer", true), secret("github", false)]
         );
+        // Uses named are exactly the uses the child gets.
+        let child = narrow(&parent, &["secrets=signer:reveal"]).unwrap();
+        let reveal_only = SecretGrant {
+            hmac: false,
+            ..secret("signer", true)
+        };
+        assert_eq!(child.secrets, [reveal_only]);
+        assert!(narrow(&parent, &["secrets=github:inject"]).is_err());
         assert!(narrow(&parent, &["secrets="]).unwrap().secrets.is_empty());
         assert_eq!(narrow(&parent, &[]).unwrap().secrets, parent.secrets);
         assert!(narrow(&parent, &["secrets=github:reveal"]).is_err());
@@ -855,7 +881,7 @@ mod narrowing_strings {
             ),
             (
                 "secrets=github:show",
-                r#"invalid narrowing "secrets=github:show": expected github or github:reveal, found github:show"#,
+                r#"invalid narrowing "secrets=github:show": expected github or github:USES with USES from inject, hmac, reveal joined by +, found "show""#,
             ),
             (
                 "secrets=github,github",
@@ -1140,7 +1166,7 @@ mod grants {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "secrets: github:reveal is wider than the parent's github, which may be used but not revealed"
+            "secrets: github:reveal is wider than the parent's github:hmac, which does not allow reveal"
         );
     }
 }
@@ -1176,7 +1202,7 @@ mod json {
                 "response_body": 10485760
             }],
             "tcp": ["db.internal:5432"],
-            "secrets": [{"name": "github", "reveal": false}],
+            "secrets": [{"name": "github", "inject": false, "hmac": true, "reveal": false}],
             "env": {"vars": {"LANG": "C.UTF-8"}, "pass": ["TZ"]},
             "limits": {"memory": 67108864, "timeout": "10s", "fuel": null, "output": 1048576}
         })
@@ -1281,8 +1307,10 @@ mod json {
             ),
             (
                 Box::new(|v| {
-                    v["secrets"] =
-                        json!([{"name": "a", "reveal": false}, {"name": "a", "reveal": true}])
+                    v["secrets"] = json!([
+                        {"name": "a", "inject": false, "hmac": true, "reveal": false},
+                        {"name": "a", "inject": false, "hmac": false, "reveal": true}
+                    ])
                 }),
                 r#"secrets[1].name: "a" is already given in secrets[0]"#,
             ),

@@ -93,16 +93,21 @@ pub enum Widening {
     Secret {
         /// The secret's name.
         name: String,
-        /// The parent's secrets, `github` or `github:reveal`.
+        /// The parent's secrets with their uses, `github:inject`, `signer:hmac+reveal`.
         parent: Vec<String>,
     },
-    /// The child asks to reveal a secret the parent may only use.
-    #[error(
-        "secrets: {name}:reveal is wider than the parent's {name}, which may be used but not revealed"
-    )]
-    SecretReveal {
+    /// The child asks for a use of a secret (`inject`, `hmac`, `reveal`) that the parent
+    /// does not allow.
+    #[error("secrets: {child} is wider than the parent's {parent}, which does not allow {wider}")]
+    SecretUse {
         /// The secret's name.
         name: String,
+        /// The child's secret with its uses, e.g. `github:inject+reveal`.
+        child: String,
+        /// The parent's, e.g. `github:inject`.
+        parent: String,
+        /// The first use the parent does not allow.
+        wider: &'static str,
     },
     /// The parent has no such variable, or has it from another place.
     #[error("env: {child} is not granted by the parent (parent: {})", list(parent))]

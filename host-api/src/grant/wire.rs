@@ -63,6 +63,8 @@ struct HttpWire {
 #[serde(deny_unknown_fields)]
 struct SecretWire {
     name: String,
+    inject: bool,
+    hmac: bool,
     reveal: bool,
 }
 
@@ -140,6 +142,8 @@ impl Serialize for Capabilities {
                 .iter()
                 .map(|s| SecretWire {
                     name: s.name.clone(),
+                    inject: s.inject,
+                    hmac: s.hmac,
                     reveal: s.reveal,
                 })
                 .collect(),
@@ -273,6 +277,8 @@ fn decode_secrets<E: de::Error>(wire: Vec<SecretWire>) -> Result<Vec<SecretGrant
         }
         secrets.push(SecretGrant {
             name: entry.name,
+            inject: entry.inject,
+            hmac: entry.hmac,
             reveal: entry.reveal,
         });
     }

@@ -4,7 +4,7 @@
 //! | --- | --- | --- |
 //! | `secret.open(name)` | the manifest binds `name` | `call`, deny naming what it binds if not |
 //! | `secret.name()` | always | `call` |
-//! | `secret.hmac-sha256(data)`, `hmac-sha512` | always | `secret.use` |
+//! | `secret.hmac-sha256(data)`, `hmac-sha512` | the entry has `hmac = true` | `secret.use`, deny if not |
 //! | `secret.reveal()` | the entry has `reveal = true` | `secret.use`, deny if not |
 //! | dropping a `secret` | always | `call` |
 //!
@@ -161,6 +161,31 @@ impl SecretsView<'_> {
         ))))
     }
 
+    /// Refuses a use the entry does not allow (`hmac`, `reveal`): a deny `secret.use`
+    /// record, and a `denied` error naming the key that would allow it.
+    fn refuse(
+        &mut self,
+        ev: Event,
+        spec: &SecretSpec,
+        key: &str,
+        verb: &str,
+        start: Instant,
+    ) -> wasmtime::Result<Error> {
+        let key = format!("secrets[{}].{key}", spec.index);
+        self.host.record(
+            ev.deny(format!(
+                "{key} is not true: the tool may not {verb} {}",
+                spec.name
+            ))
+            .outcome("error:denied")
+            .took(start.elapsed()),
+        )?;
+        Ok(Error::Denied(format!(
+            "secret {:?} does not allow this: set {key} = true in the manifest to allow the tool to {verb} it",
+            spec.name
+        )))
+    }
+
     async fn hmac(
         &mut self,
         call: &'static str,
@@ -177,7 +202,12 @@ impl SecretsView<'_> {
             ev.args["data_len"] = data.len().into();
             ev
         };
-        let rule = format!("{}: use without reveal", spec.label());
+        if !spec.hmac {
+            let mut ev = event();
+            ev.call = Some(call);
+            return self.refuse(ev, &spec, "hmac", "sign with", start).map(Err);
+        }
+        let rule = format!("{}: hmac = true", spec.label());
         let rule = match self
             .authorize_use(call, &spec, rule, event, start, operation)
             .await?
@@ -303,19 +333,7 @@ impl HostSecret for SecretsView<'_> {
         let mut ev = secrets.use_event(&spec, "reveal");
         ev.call = Some(REVEAL);
         if !spec.reveal {
-            let key = format!("secrets[{}].reveal", spec.index);
-            self.host.record(
-                ev.deny(format!(
-                    "{key} is false: the tool may use {} but not see it",
-                    spec.name
-                ))
-                .outcome("error:denied")
-                .took(start.elapsed()),
-            )?;
-            return Ok(Err(Error::Denied(format!(
-                "secret {:?} may be used but not revealed: set {key} = true in the manifest to allow it",
-                spec.name
-            ))));
+            return self.refuse(ev, &spec, "reveal", "see", start).map(Err);
         }
         let rule = format!("{}: reveal = true", spec.label());
         let rule = match self

@@ -7,6 +7,7 @@
 //! source = "env:GITHUB_TOKEN"            # env:NAME | file:PATH | vault:MOUNT/PATH#FIELD
 //! purpose = "read issues"                # goes into every use record
 //! inject = { url = "https://api.github.com/", header = "authorization", format = "Bearer {}" }
+//! hmac = false                           # the default: the tool cannot sign with it
 //! reveal = false                         # the default: the tool never sees the value
 //! ttl = "5m"                             # optional: fetch again when older than this
 //! approval = "required"                  # optional: every use asks an approver
@@ -32,7 +33,10 @@
 //!   token, stored lowercase, and not one that frames the request or the connection
 //!   (`host`, `content-length`, `transfer-encoding`, `connection` and the other hop-by-hop
 //!   names); `inject.format` holds exactly one `{}` and no control characters;
-//! - `ttl`, when given, is more than zero.
+//! - `ttl`, when given, is more than zero;
+//! - the entry allows at least one use: `inject`, `hmac = true` or `reveal = true`. Each use
+//!   is a permission of its own: a value the host only injects is not also an HMAC oracle
+//!   (which would let the tool sign anything with it, or test guesses of it).
 //!
 //! # Example
 //!
@@ -56,13 +60,15 @@
 //!     name = "signing-key"
 //!     source = "vault:secret/tools/signer#key"
 //!     purpose = "sign webhooks"
+//!     hmac = true
 //!     ttl = "5m"
 //! "#).unwrap();
 //! let specs = resolve_secrets(&doc.secrets, Path::new("/etc/warden")).unwrap();
 //! assert_eq!(specs[0].source, Source::Env { var: "GITHUB_TOKEN".into() });
 //! assert_eq!(specs[0].inject.as_ref().unwrap().header, "authorization");
 //! assert_eq!(specs[1].source.to_string(), "vault:secret/tools/signer#key");
-//! assert!(!specs[1].reveal);
+//! assert!(specs[1].hmac && !specs[1].reveal);
+//! assert!(!specs[0].hmac);
 //! ```
 
 use std::fmt;
@@ -99,6 +105,9 @@ pub struct SecretSpec {
     pub purpose: String,
     /// The request header the host adds for the tool, if any.
     pub inject: Option<Inject>,
+    /// Whether `warden:tool/secrets` `hmac-sha256` / `hmac-sha512` may sign with the value.
+    /// `false` unless the manifest says `hmac = true`.
+    pub hmac: bool,
     /// Whether `warden:tool/secrets` `reveal` may hand the value to the tool. `false`
     /// unless the manifest says `reveal = true`.
     pub reveal: bool,
@@ -303,8 +312,8 @@ impl Inject {
         value: &super::SecretValue,
     ) -> Result<super::SecretValue, InjectValueError> {
         let bytes = value.expose();
-        if let Some(at) = bytes.iter().position(|b| is_forbidden_in_header(*b)) {
-            return Err(InjectValueError { offset: at });
+        if bytes.iter().any(|b| is_forbidden_in_header(*b)) {
+            return Err(InjectValueError);
         }
         let (before, after) = self
             .format
@@ -319,14 +328,12 @@ impl Inject {
     }
 }
 
-/// A secret value that cannot go into a header: it holds a control character at `offset`.
-/// Neither the value nor the character is carried.
+/// A secret value that cannot go into a header: it holds a control character. Neither the
+/// value, nor the character, nor where it is, is carried: the tool is told this error, and
+/// anything that depends on the value would tell it something about the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the value holds a control character at byte {offset}, which a header value cannot carry")]
-pub struct InjectValueError {
-    /// Where the first such byte is.
-    pub offset: usize,
-}
+#[error("the value holds a control character, which a header value cannot carry")]
+pub struct InjectValueError;
 
 fn is_forbidden_in_header(b: u8) -> bool {
     (b < 0x20 && b != b'\t') || b == 0x7f
@@ -374,6 +381,9 @@ pub struct RawSecret {
     /// `inject = { url = "...", header = "...", format = "..." }`: see [`Inject`].
     #[serde(default)]
     pub inject: Option<Spanned<RawInject>>,
+    /// `hmac = true`: see [`SecretSpec::hmac`].
+    #[serde(default)]
+    pub hmac: Option<Spanned<bool>>,
     /// `reveal = true`: see [`SecretSpec::reveal`].
     #[serde(default)]
     pub reveal: Option<Spanned<bool>>,
@@ -469,13 +479,23 @@ pub fn resolve_secrets(raw: &[RawSecret], base_dir: &Path) -> Result<Vec<SecretS
             Some(ttl) => Some(ttl.get_ref().0),
             None => None,
         };
+        let hmac = entry.hmac.as_ref().is_some_and(|h| *h.get_ref());
+        let reveal = entry.reveal.as_ref().is_some_and(|r| *r.get_ref());
+        if inject.is_none() && !hmac && !reveal {
+            return Err(at(
+                "name",
+                entry.name.span(),
+                SpecReason::NoUse(name.clone()),
+            ));
+        }
         specs.push(SecretSpec {
             index,
             name: name.clone(),
             source,
             purpose: purpose.to_owned(),
             inject,
-            reveal: entry.reveal.as_ref().is_some_and(|r| *r.get_ref()),
+            hmac,
+            reveal,
             ttl,
         });
     }
@@ -623,6 +643,11 @@ pub enum SpecReason {
         "format {0:?} holds a control character (CR, LF, NUL, ...), which a header value cannot carry"
     )]
     FormatControl(String),
+    /// The entry allows no use of the secret.
+    #[error(
+        "secret {0:?} allows no use: add inject = {{ url = ..., header = ... }} (the host adds it to requests), hmac = true (the tool signs with it) or reveal = true (the tool reads it)"
+    )]
+    NoUse(String),
     /// `ttl` is zero.
     #[error("must be more than 0s, e.g. \"5m\"; leave it out to keep the value for the whole task")]
     ZeroTtl,
@@ -763,12 +788,27 @@ mod tests {
             assert!(!is_secret_name(bad), "{bad}");
         }
         let err = resolve(
-            "[[secrets]]\nname = \"a\"\nsource = \"env:A\"\npurpose = \"p\"\n\
-             [[secrets]]\nname = \"a\"\nsource = \"env:B\"\npurpose = \"p\"\n",
+            "[[secrets]]\nname = \"a\"\nsource = \"env:A\"\npurpose = \"p\"\nhmac = true\n\
+             [[secrets]]\nname = \"a\"\nsource = \"env:B\"\npurpose = \"p\"\nhmac = true\n",
         )
         .unwrap_err();
         assert_eq!(err.field(), "secrets[1].name");
         assert_eq!(err.to_string(), "\"a\" is already bound by secrets[0]");
+    }
+
+    #[test]
+    fn each_use_is_a_permission_and_one_is_needed() {
+        let err = one("").unwrap_err();
+        assert_eq!(err.field(), "secrets[0].name");
+        assert!(err.to_string().contains("allows no use"), "{err}");
+        let err = one("hmac = false\nreveal = false").unwrap_err();
+        assert!(err.to_string().contains("allows no use"), "{err}");
+        let s = one("hmac = true").unwrap();
+        assert!(s.hmac && !s.reveal && s.inject.is_none());
+        let s = one("reveal = true").unwrap();
+        assert!(!s.hmac && s.reveal);
+        let s = one(r#"inject = { url = "https://x/", header = "x-key" }"#).unwrap();
+        assert!(!s.hmac && !s.reveal && s.inject.is_some());
     }
 
     #[test]
@@ -778,11 +818,14 @@ mod tests {
         assert_eq!(inject.header, "authorization");
         let value = crate::secrets::SecretValue::new(b"t0k".to_vec());
         assert_eq!(inject.header_value(&value).unwrap().expose(), b"Bearer t0k");
-        let bad = crate::secrets::SecretValue::new(b"a\r\nx-evil: 1".to_vec());
-        assert_eq!(
-            inject.header_value(&bad).unwrap_err().to_string(),
-            "the value holds a control character at byte 1, which a header value cannot carry"
-        );
+        // The error is the same wherever the bad byte is: it says nothing of the value.
+        for bad in [&b"a\r\nx-evil: 1"[..], b"\x00abc", b"abc\x7f"] {
+            let bad = crate::secrets::SecretValue::new(bad.to_vec());
+            assert_eq!(
+                inject.header_value(&bad).unwrap_err().to_string(),
+                "the value holds a control character, which a header value cannot carry"
+            );
+        }
 
         let spec =
             one(r#"inject = { url = "https://api.example.com/", header = "x-api-key" }"#).unwrap();

@@ -35,6 +35,7 @@
 //!     source: Source::File { path }, // a file only its owner may read
 //!     purpose: "call the demo API".into(),
 //!     inject: None,
+//!     hmac: true,
 //!     reveal: false,
 //!     ttl: None,
 //! };
@@ -434,6 +435,15 @@ impl SecretError {
         }
     }
 
+    /// The name of the secret.
+    pub fn name(&self) -> &str {
+        match self {
+            SecretError::Unknown { name, .. }
+            | SecretError::Fetch { name, .. }
+            | SecretError::Audit { name, .. } => name,
+        }
+    }
+
     /// A short code for records, e.g. `unknown`, `vault-forbidden`, `env-unset`.
     pub fn code(&self) -> &'static str {
         match self {
@@ -488,6 +498,7 @@ mod tests {
             source: Source::Env { var: var.into() },
             purpose: "testing".into(),
             inject: None,
+            hmac: true,
             reveal: false,
             ttl: None,
         }

@@ -440,6 +440,17 @@ fn result(
 ) -> CallToolResult {
     let out = match ran {
         Ok(out) => out,
+        // What a provider said (a Vault path, the fields a secret has, where a token came
+        // from) is the operator's to read, in the task's `secret.fetch` record; the client
+        // learns which secret failed, and how.
+        Err(TaskError::Secret { task, error }) => {
+            let text = format!(
+                "task {task} could not start: secret {:?} could not be fetched ({}); the operator finds why in the audit log",
+                error.name(),
+                error.code()
+            );
+            return error_result(with_denials(text, denials), Some(task));
+        }
         Err(e) => {
             let task = e.task().map(str::to_owned);
             return error_result(with_denials(e.to_string(), denials), task);
