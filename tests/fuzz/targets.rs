@@ -15,6 +15,9 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("token", token),
     ("covers", covers),
     ("egress", egress),
+    ("redact", redact),
+    ("wit_json", wit_json),
+    ("audit", audit),
 ];
 
 /// The manifest parser: any text, as if read from a file in a directory that does not
@@ -127,4 +130,225 @@ pub fn egress(data: &[u8]) {
     let parsed = url::Url::parse(allowed.url()).expect("an allowed URL parses");
     assert_eq!(parsed.port_or_known_default(), Some(allowed.port()));
     assert!(parsed.username().is_empty() && parsed.password().is_none());
+}
+
+/// The streaming redactor. The first line is the secret (4 to 64 bytes), the second the
+/// positions where the stream is cut into chunks (bytes, each a chunk's length), the rest
+/// the response. The secret is put into the response as it is and in each encoding
+/// Warden promises to catch, after the response's first byte. However the stream is cut,
+/// the output is the same as redacting it whole, and no form of the secret is in it
+/// outside the placeholders.
+pub fn redact(data: &[u8]) {
+    use warden_host_api::secrets::{Redactor, SecretValue};
+    let mut parts = data.splitn(3, |&b| b == b'\n');
+    let (Some(secret), Some(cuts), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
+        return;
+    };
+    if !(4..=64).contains(&secret.len()) {
+        return;
+    }
+    let forms = encoded_forms(secret);
+    let mut stream = body.to_vec();
+    let at = usize::from(body.first().copied().unwrap_or(0)) % (body.len() + 1);
+    for form in forms.iter().rev() {
+        stream.splice(at..at, form.iter().copied().chain(*b" "));
+    }
+    let redactor = || Redactor::new([("s".to_owned(), SecretValue::new(secret.to_vec()))]);
+    let whole = redactor().redact(&stream).into_owned();
+    let mut streamed = Vec::new();
+    let mut r = redactor();
+    let mut rest = &stream[..];
+    for &cut in cuts.iter().cycle().take(stream.len() + 1) {
+        if rest.is_empty() {
+            break;
+        }
+        let (chunk, tail) = rest.split_at(usize::from(cut).min(rest.len()));
+        streamed.extend(r.push(chunk));
+        rest = tail;
+    }
+    streamed.extend(r.push(rest));
+    streamed.extend(r.finish());
+    assert!(streamed == whole, "the chunking changed the output");
+    let placeholder = b"[REDACTED:s]";
+    let mut shown = Vec::with_capacity(whole.len());
+    let mut i = 0;
+    while i < whole.len() {
+        if whole[i..].starts_with(placeholder) {
+            shown.push(0);
+            i += placeholder.len();
+        } else {
+            shown.push(whole[i]);
+            i += 1;
+        }
+    }
+    for form in &forms {
+        assert!(
+            !shown.windows(form.len()).any(|w| w == &form[..]),
+            "a form of the secret survived: {:?}",
+            String::from_utf8_lossy(form)
+        );
+    }
+}
+
+/// The secret as it is, percent-encoded (both cases), JSON-escaped (`\\u00XX`, for ASCII
+/// secrets), in hex (both cases) and in base64 (standard and URL-safe, padded or not).
+fn encoded_forms(secret: &[u8]) -> Vec<Vec<u8>> {
+    use base64::Engine;
+    use base64::engine::general_purpose as b64;
+    let hex = |upper: bool| -> Vec<u8> {
+        secret
+            .iter()
+            .map(|b| {
+                if upper {
+                    format!("{b:02X}")
+                } else {
+                    format!("{b:02x}")
+                }
+            })
+            .collect::<String>()
+            .into_bytes()
+    };
+    let percent = |upper: bool| -> Vec<u8> {
+        secret
+            .iter()
+            .map(|b| {
+                if upper {
+                    format!("%{b:02X}")
+                } else {
+                    format!("%{b:02x}")
+                }
+            })
+            .collect::<String>()
+            .into_bytes()
+    };
+    let mut forms = vec![
+        secret.to_vec(),
+        hex(false),
+        hex(true),
+        percent(false),
+        percent(true),
+        b64::STANDARD.encode(secret).into_bytes(),
+        b64::STANDARD_NO_PAD.encode(secret).into_bytes(),
+        b64::URL_SAFE.encode(secret).into_bytes(),
+        b64::URL_SAFE_NO_PAD.encode(secret).into_bytes(),
+    ];
+    if secret.is_ascii() {
+        forms.push(
+            secret
+                .iter()
+                .map(|b| format!("\\u{b:04x}"))
+                .collect::<String>()
+                .into_bytes(),
+        );
+    }
+    forms
+}
+
+/// JSON arguments to the functions of `guest-examples/records` (the first byte picks the
+/// function, the rest is the JSON). Arguments accepted are valid under the function's
+/// published input schema, and survive the trip back to JSON and in again unchanged.
+pub fn wit_json(data: &[u8]) {
+    let Some((&pick, json)) = data.split_first() else {
+        return;
+    };
+    let Ok(input) = serde_json::from_slice::<serde_json::Value>(json) else {
+        return;
+    };
+    let functions = records();
+    let f = &functions[usize::from(pick) % functions.len()];
+    let Ok(vals) = f.arguments(&input) else {
+        return;
+    };
+    let schema =
+        jsonschema::draft202012::new(&f.input_schema).expect("a published schema compiles");
+    assert!(
+        schema.is_valid(&input),
+        "{}: {input} was accepted but its schema refuses it",
+        f.name
+    );
+    let first: Vec<serde_json::Value> = f
+        .params
+        .iter()
+        .zip(&vals)
+        .map(|((_, ty), v)| warden::func::json::to_json(ty, v))
+        .collect();
+    let back = serde_json::Value::Object(
+        f.params
+            .iter()
+            .map(|(name, _)| name.clone())
+            .zip(first.iter().cloned())
+            .collect(),
+    );
+    let again = f
+        .arguments(&back)
+        .unwrap_or_else(|e| panic!("{}: {input} -> {back} is refused: {e:?}", f.name));
+    let twice: Vec<serde_json::Value> = f
+        .params
+        .iter()
+        .zip(&again)
+        .map(|((_, ty), v)| warden::func::json::to_json(ty, v))
+        .collect();
+    assert_eq!(first, twice, "{}: {input} changed on the way back", f.name);
+}
+
+/// The functions of `guest-examples/records`, built by the test run (or `tests/fuzz/run`)
+/// into `target/guests`.
+fn records() -> &'static [warden::func::FunctionInfo] {
+    static FUNCTIONS: OnceLock<Vec<warden::func::FunctionInfo>> = OnceLock::new();
+    FUNCTIONS.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .find(|p| p.join("guest-examples").is_dir())
+            .expect("inside the repository");
+        let wasm = root.join("target/guests/wasm32-wasip2/release/records.wasm");
+        let engine = wasmtime::Engine::default();
+        let component = wasmtime::component::Component::from_file(&engine, &wasm)
+            .unwrap_or_else(|e| panic!("{}: {e} (build the guests first)", wasm.display()));
+        warden::func::functions(&engine, &component)
+    })
+}
+
+/// A throwaway host key, committed so that the corpus can hold logs it signed.
+const AUDIT_KEY: &str =
+    "PRIVATE+KEY+vm/warden-audit+4cc84090+AYqfa6KgnvjULuPacq8EUILLTE0bMbFhzRaaMcLe6DGe";
+
+/// The audit log verifier: the input is a log, then a NUL, then its checkpoints file.
+/// Never panics. A log it accepts verifies the same again; and if a checkpoint covers
+/// records, changing any byte of them (the input's last byte picks which) is caught.
+pub fn audit(data: &[u8]) {
+    use warden::audit::checkpoint::HostKey;
+    use warden::audit::verify::verify_bytes;
+    static KEY: OnceLock<HostKey> = OnceLock::new();
+    let key = KEY.get_or_init(|| HostKey::parse(AUDIT_KEY).expect("the fuzz key parses"));
+    let key = key.verifier();
+    let (log, checkpoints) = match data.iter().position(|&b| b == 0) {
+        Some(at) => (&data[..at], &data[at + 1..]),
+        None => (data, &[][..]),
+    };
+    let Ok(report) = verify_bytes(log, checkpoints, key) else {
+        return;
+    };
+    let again = verify_bytes(log, checkpoints, key).expect("an accepted log verifies again");
+    assert_eq!(
+        (report.records, report.covered, report.last_hash),
+        (again.records, again.covered, again.last_hash)
+    );
+    if report.covered == 0 {
+        return;
+    }
+    // The bytes of the covered records: up to the end of record `covered - 1`.
+    let end = log
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(usize::try_from(report.covered - 1).unwrap())
+        .map(|(i, _)| i)
+        .expect("covered records are complete lines");
+    let at = usize::from(*data.last().unwrap()) * end / 255;
+    let mut changed = log.to_vec();
+    changed[at] ^= 0x01;
+    assert!(
+        verify_bytes(&changed, checkpoints, key).is_err(),
+        "byte {at} of a covered record changed and the log still verifies"
+    );
 }
