@@ -9,8 +9,11 @@ use std::sync::OnceLock;
 use warden_host_api::grant::Capabilities;
 use warden_host_api::http::{Egress, HttpRule};
 
+/// A target's body: any bytes in, a panic if a property fails.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name of its corpus directory.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("manifest", manifest),
     ("token", token),
     ("covers", covers),
