@@ -787,26 +787,11 @@ impl Manifest {
     /// This manifest with its sections replaced by `caps`, a grant's capabilities, which
     /// must be within [`ceiling`](Self::ceiling): the tool runs with no more than the grant.
     ///
-    /// A narrowed directory is a sub-directory of a manifest grant, found by name; it must
-    /// still be a real directory there, not a symlink that leads elsewhere.
-    ///
-    /// # Ambient Authority
-    ///
-    /// Canonicalizes each narrowed directory's host path, with the authority of the process.
+    /// A narrowed directory is a sub-directory of a manifest grant, found by name; nothing
+    /// is looked up on disk here. A task opens it through its manifest grant's directory
+    /// and refuses a symlink on the way ([`fs_roots`](Self::fs_roots)).
     pub fn narrowed(&self, caps: &Capabilities) -> Result<Manifest, String> {
         self.ceiling().covers(caps).map_err(|w| w.to_string())?;
-        for grant in caps.fs() {
-            let real = std::fs::canonicalize(&grant.host)
-                .map_err(|e| format!("fs grant {}: {}: {e}", grant.guest, grant.host.display()))?;
-            if real != grant.host {
-                return Err(format!(
-                    "fs grant {}: {} leads to {} through a symlink; a narrowed grant must be a real sub-directory of the manifest's",
-                    grant.guest,
-                    grant.host.display(),
-                    real.display()
-                ));
-            }
-        }
         let mut m = self.clone();
         m.fs = caps.fs().to_vec();
         m.http = caps.http().to_vec();
