@@ -630,6 +630,23 @@ impl Tool {
                 return Err(task::abandon(&audit, started, outcome, error));
             }
         };
+        // Before any secret is fetched: a task whose directories are not what its grant
+        // says does not start.
+        let fs_state = match task::directories(manifest) {
+            Ok(fs_state) => fs_state,
+            Err(error) => {
+                let error = TaskError::Directory {
+                    task: task.clone(),
+                    error,
+                };
+                return Err(task::abandon(
+                    &audit,
+                    started,
+                    "error:fs-grant".into(),
+                    error,
+                ));
+            }
+        };
         let secrets = match TaskSecrets::fetch(&manifest.secrets, &audit).await {
             Ok(secrets) => secrets,
             Err(error) => {
@@ -641,16 +658,17 @@ impl Tool {
                 return Err(task::abandon(&audit, started, outcome, error));
             }
         };
-        let (mut store, out, err, tripwire) = match task::store(&p, &req, audit.clone(), secrets) {
-            Ok(built) => built,
-            Err(message) => {
-                let error = TaskError::Host {
-                    task: task.clone(),
-                    message,
-                };
-                return Err(task::abandon(&audit, started, "trap".into(), error));
-            }
-        };
+        let (mut store, out, err, tripwire) =
+            match task::store(&p, &req, audit.clone(), secrets, fs_state) {
+                Ok(built) => built,
+                Err(message) => {
+                    let error = TaskError::Host {
+                        task: task.clone(),
+                        message,
+                    };
+                    return Err(task::abandon(&audit, started, "trap".into(), error));
+                }
+            };
         store.data_mut().host.grant = grant;
         // Epoch interruption stops guest code; this stops a task whose guest
         // is parked in a host call that never returns.

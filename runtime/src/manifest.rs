@@ -102,7 +102,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 use warden_host_api::approval::Gates;
 use warden_host_api::env::manifest::{EnvSection, RawEnvSection};
-use warden_host_api::fs::manifest::{FsGrant, RawFsGrant, resolve_grants};
+use warden_host_api::fs::manifest::{FsGrant, RawFsGrant, RootGrant, resolve_grants};
 use warden_host_api::grant::Capabilities;
 use warden_host_api::http::manifest::{HttpGrant, RawHttpRule, resolve_rules};
 use warden_host_api::limits::manifest::{Limits, RawLimits, format_duration};
@@ -148,6 +148,9 @@ pub struct Manifest {
     digest_line: usize,
     /// Line of each `fs[N].host`, for [`Manifest::check_exposure`].
     fs_lines: Vec<usize>,
+    /// The `[[fs]]` grants as resolved at load, with the directory each host path named:
+    /// what a task's directories are opened from, whatever grant it runs under.
+    fs_roots: Vec<RootGrant>,
 }
 
 /// The `[tool]` section: what to run.
@@ -624,8 +627,9 @@ impl Manifest {
             .limits
             .resolve()
             .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
-        let fs = resolve_grants(&raw.fs, base_dir, cap_std::ambient_authority())
+        let fs_roots = resolve_grants(&raw.fs, base_dir, cap_std::ambient_authority())
             .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
+        let fs: Vec<FsGrant> = fs_roots.iter().map(|r| r.grant.clone()).collect();
         let fs_lines = raw
             .fs
             .iter()
@@ -719,6 +723,7 @@ impl Manifest {
             fs_special,
             digest_line,
             fs_lines,
+            fs_roots,
         }
         .exposing_nothing(&Protected::defaults())
     }
@@ -776,6 +781,16 @@ impl Manifest {
         }
     }
 
+    /// The `[[fs]]` grants as resolved at load, each with the directory (device and inode)
+    /// its host path named then. A task's directories are opened from these, under the
+    /// manifest or a narrowed grant alike
+    /// ([`FsState::open`](warden_host_api::fs::FsState::open)): a manifest grant's
+    /// directory must still be the one resolved at load, and a narrowed one is reached from
+    /// it without following symlinks.
+    pub fn fs_roots(&self) -> &[RootGrant] {
+        &self.fs_roots
+    }
+
     /// The manifest's sections as its ceiling: everything a grant for this tool may hold.
     pub fn ceiling(&self) -> Capabilities {
         Capabilities::new(
@@ -791,26 +806,11 @@ impl Manifest {
     /// This manifest with its sections replaced by `caps`, a grant's capabilities, which
     /// must be within [`ceiling`](Self::ceiling): the tool runs with no more than the grant.
     ///
-    /// A narrowed directory is a sub-directory of a manifest grant, found by name; it must
-    /// still be a real directory there, not a symlink that leads elsewhere.
-    ///
-    /// # Ambient Authority
-    ///
-    /// Canonicalizes each narrowed directory's host path, with the authority of the process.
+    /// A narrowed directory is a sub-directory of a manifest grant, found by name; nothing
+    /// is looked up on disk here. A task opens it through its manifest grant's directory
+    /// and refuses a symlink on the way ([`fs_roots`](Self::fs_roots)).
     pub fn narrowed(&self, caps: &Capabilities) -> Result<Manifest, String> {
         self.ceiling().covers(caps).map_err(|w| w.to_string())?;
-        for grant in caps.fs() {
-            let real = std::fs::canonicalize(&grant.host)
-                .map_err(|e| format!("fs grant {}: {}: {e}", grant.guest, grant.host.display()))?;
-            if real != grant.host {
-                return Err(format!(
-                    "fs grant {}: {} leads to {} through a symlink; a narrowed grant must be a real sub-directory of the manifest's",
-                    grant.guest,
-                    grant.host.display(),
-                    real.display()
-                ));
-            }
-        }
         let mut m = self.clone();
         m.fs = caps.fs().to_vec();
         m.http = caps.http().to_vec();

@@ -11,6 +11,7 @@ use warden_host_api::approval::{Approvals, Approver};
 use warden_host_api::audit::{Audit, Event, EventSink, Level, McpIds, NullSink, TaskMeta};
 use warden_host_api::bindings::warden::tool::types::ToolError as WitToolError;
 use warden_host_api::fs::FsState;
+use warden_host_api::fs::dirs::DirError;
 use warden_host_api::grant::live::Ended;
 use warden_host_api::grant::{Capabilities, Grant};
 use warden_host_api::http::{HttpState, HttpTask};
@@ -430,6 +431,16 @@ pub enum TaskError {
         /// `records.make-user: argument age: expected u8 (0..=255), found -1`.
         message: String,
     },
+    /// A directory of the task's grant could not be opened as the grant says (a symlink or
+    /// a file on the way to a narrowed directory, a manifest directory replaced since the
+    /// manifest was loaded), so the tool was not started.
+    #[error("task {task} could not start: {error}")]
+    Directory {
+        /// The task's id.
+        task: String,
+        /// Which grant, which host path, and what is wrong with it.
+        error: DirError,
+    },
     /// The task could not be set up or recorded.
     #[error("task {task} could not run: {message}")]
     Host {
@@ -450,6 +461,7 @@ impl TaskError {
             | TaskError::Secret { task, .. }
             | TaskError::Grant { task, .. }
             | TaskError::Widened { task, .. }
+            | TaskError::Directory { task, .. }
             | TaskError::Host { task, .. } => Some(task),
             TaskError::Arguments { .. } => None,
         }
@@ -520,6 +532,21 @@ pub(crate) fn audit(p: &Prepared<'_>, req: &TaskRequest, task: &str) -> Audit {
     Audit::new(meta, req.sink.clone(), level).with_budget(m.audit.max_records)
 }
 
+/// Opens the directories of the task's grants (`m`'s `[[fs]]`, the manifest's or narrowed
+/// from them) from the manifest's grants as resolved at load, never by a host path below
+/// them. Ordinary grants' file I/O will run on the task's thread instead of hopping to
+/// tokio's blocking pool; `special` grants' runs off it.
+///
+/// # Ambient Authority
+///
+/// Opens each manifest grant's host directory by its path, and checks it is the one
+/// resolved at load.
+pub(crate) fn directories(m: &Manifest) -> Result<FsState, DirError> {
+    FsState::new(m.fs.clone())
+        .with_special(&m.fs_special)
+        .open(m.fs_roots(), cap_std::ambient_authority())
+}
+
 /// Builds the store of one task: only granted preopens and env, stdio pipes
 /// capped at the output limit, sockets and name lookup only as `[[tcp]]` allows,
 /// and the secrets fetched for it.
@@ -528,16 +555,16 @@ pub(crate) fn store(
     req: &TaskRequest,
     audit: Audit,
     secrets: TaskSecrets,
+    fs_state: FsState,
 ) -> Result<(Store<TaskData>, CappedPipe, CappedPipe, Tripwire), String> {
     let m = p.manifest;
     let tripwire = Tripwire::default();
     let stdout = CappedPipe::new("stdout", m.limits.output, tripwire.clone());
     let stderr = CappedPipe::new("stderr", m.limits.output, tripwire.clone());
+    // No preopens in the WasiCtx: the guest's directories are the ones
+    // `fs_state` opened (see `directories`), handed over by Warden's
+    // `get-directories`.
     let mut b = WasiCtxBuilder::new();
-    // Ordinary grants' file I/O runs on this thread instead of hopping to
-    // tokio's blocking pool; `special` grants' runs off it.
-    let fs_state = FsState::new(m.fs.clone()).with_special(&m.fs_special);
-    fs::preopen(&mut b, &fs_state).map_err(|e| format!("{e:#}"))?;
     env::configure(&mut b, &m.env);
     let sockets = sockets::SocketState::new(m.tcp.clone());
     sockets::configure(&mut b, &sockets);

@@ -341,10 +341,35 @@ fn a_narrowed_directory_cannot_be_a_symlink_out_of_the_grant() {
         r#"{"op":"read","path":"/ro/link/secret.txt"}"#,
     );
     assert_eq!(run.code, 1, "{run:#?}");
-    assert!(run.stderr.contains("through a symlink"), "{run:#?}");
+    assert!(
+        run.stderr.contains("fs grant /ro/link: ") && run.stderr.contains("link is a symlink"),
+        "{run:#?}"
+    );
     assert!(!run.stdout.contains("outside"), "{run:#?}");
     let end = run.end();
-    assert_eq!(end["outcome"], "error:grant-widened", "{run:#?}");
+    assert_eq!(end["outcome"], "error:fs-grant", "{run:#?}");
+
+    // A real directory when the token is issued, a symlink out when it is spent.
+    std::fs::create_dir(sb.path("root/ro/sub")).unwrap();
+    let t = token(
+        state.path(),
+        &["grant", "issue", m, "--narrow", "fs=/ro/sub:read"],
+    );
+    std::fs::rename(sb.path("root/ro/sub"), sb.path("root/ro/sub.real")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), sb.path("root/ro/sub")).unwrap();
+    let run = run_with(
+        state.path(),
+        &sb,
+        &t,
+        r#"{"op":"read","path":"/ro/sub/secret.txt"}"#,
+    );
+    assert_eq!(run.code, 1, "{run:#?}");
+    assert!(
+        run.stderr.contains("fs grant /ro/sub: ") && run.stderr.contains("sub is a symlink"),
+        "{run:#?}"
+    );
+    assert!(!run.stdout.contains("outside"), "{run:#?}");
+    assert_eq!(run.end()["outcome"], "error:fs-grant", "{run:#?}");
 }
 
 /// The attacks: a token issued for one tool spent on another, or on another build

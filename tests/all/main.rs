@@ -9,6 +9,7 @@ mod audit_log;
 mod cli;
 mod env;
 mod fs;
+mod fs_dirs;
 mod functions;
 mod fuzz;
 mod grant_cli;

@@ -714,7 +714,9 @@ passthrough! {
 impl preopens::Host for Guarded<'_, View<'_>> {
     fn get_directories(&mut self) -> wasmtime::Result<Vec<(Resource<Descriptor>, String)>> {
         let start = Instant::now();
-        let r = preopens::Host::get_directories(&mut self.inner);
+        // Warden's own preopens, opened through the grants' capabilities
+        // (`FsState::open`); the WasiCtx holds none.
+        let r = self.host.fs.push_preopens(self.inner.table);
         if let Ok(dirs) = &r {
             for (fd, guest) in dirs {
                 if let Some(grant) = self.host.fs.grants().iter().position(|g| &g.guest == guest) {

@@ -25,7 +25,12 @@
 //!
 //! Validation, done once at load time ([`resolve_grants`]):
 //! - `host` must exist and be a directory; it is canonicalized so that the grant names the
-//!   real directory, not a symlink that could be swapped later;
+//!   real directory, not a symlink that could be swapped later, and the directory it names
+//!   (device and inode) is kept, so that a task opening it can tell that it is still the
+//!   same one ([`super::dirs`]);
+//! - no two host directories may be the same or nested: a `read` or gated grant on
+//!   `ws/config` beside a `read-write` one on `ws` would be writable, ungated, through the
+//!   other, so neither would mean what it says;
 //! - `guest` must be absolute, must not contain `..` and must not be `/` (a mount at the
 //!   root would shadow every other mount);
 //! - no two guest paths may be equal or nested: which grant applies to `/data/sub/x` would
@@ -49,10 +54,10 @@
 //!     host = "."
 //!     guest = "/tmp/"
 //! "#).unwrap();
-//! let grants = resolve_grants(&doc.fs, &dir, cap_std::ambient_authority()).unwrap();
-//! assert_eq!(grants[0].guest, "/tmp");
-//! assert_eq!(grants[0].access, Access::Read);
-//! assert_eq!(grants[0].host, dir.canonicalize().unwrap());
+//! let roots = resolve_grants(&doc.fs, &dir, cap_std::ambient_authority()).unwrap();
+//! assert_eq!(roots[0].grant.guest, "/tmp");
+//! assert_eq!(roots[0].grant.access, Access::Read);
+//! assert_eq!(roots[0].grant.host, dir.canonicalize().unwrap());
 //! ```
 
 use std::fmt;
@@ -83,6 +88,49 @@ pub struct FsGrant {
     pub guest: String,
     /// What the guest may do there.
     pub access: Access,
+}
+
+/// Which directory a host path named when it was looked at: its device and inode.
+///
+/// A path can be made to name another directory (renamed, replaced by a symlink); the
+/// device and inode of what an open found cannot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DirId {
+    /// `st_dev`: the filesystem the directory is on.
+    pub dev: u64,
+    /// `st_ino`: the directory on that filesystem.
+    pub ino: u64,
+}
+
+impl DirId {
+    /// The identity `meta` describes.
+    pub fn of(meta: &std::fs::Metadata) -> DirId {
+        use std::os::unix::fs::MetadataExt;
+        DirId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+}
+
+impl fmt::Display for DirId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "device {} inode {}", self.dev, self.ino)
+    }
+}
+
+/// A manifest's `[[fs]]` grant as it was resolved at load: the grant, and the directory its
+/// canonical host path named then.
+///
+/// A task's directories are opened from these ([`super::dirs::open`]): a manifest grant's by
+/// its host path, refused unless it is still this directory; a narrowed grant's through
+/// its manifest grant's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootGrant {
+    /// The grant, as the manifest's ceiling holds it.
+    pub grant: FsGrant,
+    /// The directory `grant.host` named at load.
+    pub id: DirId,
 }
 
 /// What a guest may do inside a granted directory.
@@ -195,7 +243,8 @@ impl RawFsGrant {
 /// Validates `[[fs]]` entries and resolves their host paths against `base_dir` (the
 /// manifest's directory).
 ///
-/// Stops at the first invalid entry.
+/// Stops at the first invalid entry. Each grant comes with the directory its host path
+/// named ([`RootGrant`]).
 ///
 /// # Ambient Authority
 ///
@@ -206,10 +255,10 @@ pub fn resolve_grants(
     raw: &[RawFsGrant],
     base_dir: &Path,
     _ambient: AmbientAuthority,
-) -> Result<Vec<FsGrant>, FsError> {
-    let mut grants: Vec<FsGrant> = Vec::with_capacity(raw.len());
+) -> Result<Vec<RootGrant>, FsError> {
+    let mut grants: Vec<RootGrant> = Vec::with_capacity(raw.len());
     for (index, entry) in raw.iter().enumerate() {
-        let host =
+        let (host, id) =
             resolve_host(entry.host.get_ref(), base_dir).map_err(|reason| FsError::Host {
                 index,
                 span: entry.host.span(),
@@ -223,14 +272,30 @@ pub fn resolve_grants(
         if let Some((other_index, other)) = grants
             .iter()
             .enumerate()
-            .find(|(_, g)| guest_paths_overlap(&g.guest, &guest))
+            .find(|(_, g)| guest_paths_overlap(&g.grant.guest, &guest))
         {
             return Err(FsError::Overlap {
                 index,
                 span: entry.guest.span(),
                 guest,
                 other_index,
-                other_guest: other.guest.clone(),
+                other_guest: other.grant.guest.clone(),
+            });
+        }
+        // Checked after the guest paths, so that two mounts of one directory at nested
+        // guest paths are named for the guest paths first.
+        if let Some((other_index, other, nesting)) = grants
+            .iter()
+            .enumerate()
+            .find_map(|(i, g)| HostNesting::of(&host, id, &g.grant.host, g.id).map(|n| (i, g, n)))
+        {
+            return Err(FsError::HostOverlap {
+                index,
+                span: entry.host.span(),
+                host,
+                nesting,
+                other_index,
+                other_host: other.grant.host.clone(),
             });
         }
         let access = entry
@@ -247,13 +312,55 @@ pub fn resolve_grants(
                 span: approval.span(),
             });
         }
-        grants.push(FsGrant {
-            host,
-            guest,
-            access,
+        grants.push(RootGrant {
+            grant: FsGrant {
+                host,
+                guest,
+                access,
+            },
+            id,
         });
     }
     Ok(grants)
+}
+
+/// How one granted host directory relates to another that it overlaps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HostNesting {
+    /// The same directory: the same canonical path, or the same device and inode (a bind
+    /// mount).
+    Same,
+    /// Inside the other.
+    Inside,
+    /// Holds the other.
+    Holds,
+}
+
+impl HostNesting {
+    /// How the canonical `host` (directory `id`) relates to `other` (directory
+    /// `other_id`), if they overlap; paths are compared by whole components.
+    fn of(host: &Path, id: DirId, other: &Path, other_id: DirId) -> Option<HostNesting> {
+        if host == other || id == other_id {
+            Some(HostNesting::Same)
+        } else if host.starts_with(other) {
+            Some(HostNesting::Inside)
+        } else if other.starts_with(host) {
+            Some(HostNesting::Holds)
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for HostNesting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HostNesting::Same => "is the same directory as",
+            HostNesting::Inside => "lies inside",
+            HostNesting::Holds => "holds",
+        })
+    }
 }
 
 /// An `[[fs]]` entry that failed validation.
@@ -297,6 +404,29 @@ pub enum FsError {
         /// The earlier entry's guest path, normalized.
         other_guest: String,
     },
+    /// `fs[index].host` is, lies inside or holds an earlier entry's host directory. One
+    /// directory reachable through two grants has the access and gates of the wider one,
+    /// whatever the narrower one says, so overlapping grants are refused rather than
+    /// resolved.
+    #[error(
+        "{host:?} {nesting} fs[{other_index}].host {other_host:?}: a directory reachable \
+         through two grants has the access and approval of the wider one; grant disjoint \
+         directories (move one out of the other) or keep one grant"
+    )]
+    HostOverlap {
+        /// Position of the later entry among the `[[fs]]` entries.
+        index: usize,
+        /// Byte range of the later entry's host value in the manifest source.
+        span: Range<usize>,
+        /// The later entry's host directory, canonical.
+        host: PathBuf,
+        /// How it relates to the earlier one.
+        nesting: HostNesting,
+        /// Position of the earlier entry.
+        other_index: usize,
+        /// The earlier entry's host directory, canonical.
+        other_host: PathBuf,
+    },
     /// `fs[index].approval` is `"required"` on a `read` grant, where it would never apply.
     #[error(
         "\"required\" would never apply: the grant is access = \"read\" and reads never ask; \
@@ -314,7 +444,9 @@ impl FsError {
     /// The dotted manifest field the error is about, e.g. `fs[1].guest`.
     pub fn field(&self) -> String {
         match self {
-            FsError::Host { index, .. } => format!("fs[{index}].host"),
+            FsError::Host { index, .. } | FsError::HostOverlap { index, .. } => {
+                format!("fs[{index}].host")
+            }
             FsError::Guest { index, .. } | FsError::Overlap { index, .. } => {
                 format!("fs[{index}].guest")
             }
@@ -328,6 +460,7 @@ impl FsError {
             FsError::Host { span, .. }
             | FsError::Guest { span, .. }
             | FsError::Overlap { span, .. }
+            | FsError::HostOverlap { span, .. }
             | FsError::ApprovalOnRead { span, .. } => span.clone(),
         }
     }
@@ -354,12 +487,13 @@ pub enum HostPathError {
     },
 }
 
-/// Resolves `host` against `base_dir` and canonicalizes it; it must be a directory.
+/// Resolves `host` against `base_dir` and canonicalizes it; it must be a directory. Returns
+/// the canonical path and the directory it names.
 ///
 /// # Ambient Authority
 ///
 /// Looks the path up in the host filesystem with the authority of the process.
-fn resolve_host(host: &Path, base_dir: &Path) -> Result<PathBuf, HostPathError> {
+fn resolve_host(host: &Path, base_dir: &Path) -> Result<(PathBuf, DirId), HostPathError> {
     let joined = base_dir.join(host);
     // The absolute form, without following symlinks, is what errors show: it names the
     // place that was looked for even when canonicalization cannot succeed.
@@ -374,8 +508,10 @@ fn resolve_host(host: &Path, base_dir: &Path) -> Result<PathBuf, HostPathError> 
         }
         Err(error) => return Err(HostPathError::Io { path: shown, error }),
     };
-    match canonical.metadata() {
-        Ok(meta) if meta.is_dir() => Ok(canonical),
+    // Not following a symlink: the canonical path has none, unless one was swapped in
+    // since, and then this is not the directory that was resolved.
+    match canonical.symlink_metadata() {
+        Ok(meta) if meta.is_dir() => Ok((canonical, DirId::of(&meta))),
         Ok(_) => Err(HostPathError::NotADirectory(shown)),
         Err(error) => Err(HostPathError::Io { path: shown, error }),
     }
@@ -486,6 +622,65 @@ mod tests {
             normalize_guest("").unwrap_err(),
             GuestPathError::NotAbsolute("".into())
         );
+    }
+
+    fn resolve(dir: &Path, hosts: &[&str]) -> Result<Vec<RootGrant>, FsError> {
+        #[derive(Deserialize)]
+        struct Doc {
+            fs: Vec<RawFsGrant>,
+        }
+        let text: String = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| format!("[[fs]]\nhost = {h:?}\nguest = \"/g{i}\"\n"))
+            .collect();
+        let doc: Doc = toml::from_str(&text).unwrap();
+        resolve_grants(&doc.fs, dir, cap_std::ambient_authority())
+    }
+
+    #[test]
+    fn overlapping_host_directories_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir_all(base.join("ws/config")).unwrap();
+        std::fs::create_dir_all(base.join("wsx")).unwrap();
+        std::os::unix::fs::symlink(base.join("ws"), base.join("alias")).unwrap();
+        // Disjoint, and a name that only shares a prefix.
+        let roots = resolve(&base, &["ws", "wsx"]).unwrap();
+        assert_eq!(
+            roots[0].id,
+            DirId::of(&std::fs::metadata(base.join("ws")).unwrap())
+        );
+
+        let err = resolve(&base, &["ws", "wsx", "ws/config"]).unwrap_err();
+        assert_eq!(err.field(), "fs[2].host");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{:?} lies inside fs[0].host {:?}: a directory reachable through two grants has \
+                 the access and approval of the wider one; grant disjoint directories (move one \
+                 out of the other) or keep one grant",
+                base.join("ws/config"),
+                base.join("ws")
+            )
+        );
+        let err = resolve(&base, &["ws/config", "ws"]).unwrap_err();
+        assert!(err.to_string().contains("ws\" holds fs[0].host"), "{err}");
+        // By another name, through a symlink: the canonical paths are compared.
+        let err = resolve(&base, &["ws", "alias/."]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("is the same directory as fs[0].host"),
+            "{err}"
+        );
+        assert!(matches!(
+            err,
+            FsError::HostOverlap {
+                index: 1,
+                other_index: 0,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -20,6 +20,12 @@
 //! truncates and never waits, and what it opened must be what was looked at
 //! before it is truncated or handed to the guest.
 //!
+//! A task's directories are opened for it by [`dirs::open`]: a manifest
+//! grant's by its host path, refused unless it is still the directory the
+//! manifest named at load; a narrowed grant's through its manifest grant's
+//! directory, never following a symlink. No host path below a manifest
+//! grant is opened with the process's authority.
+//!
 //! Every call of an ordinary grant runs on the task's thread, which is the
 //! fast way for local files. A `special` grant's calls run on tokio's
 //! blocking pool instead, so that one that blocks (a device, a hung network
@@ -47,17 +53,20 @@
 //! special = false         # true: FIFOs, sockets and devices may be opened
 //! ```
 
+pub mod dirs;
 mod host;
 pub mod manifest;
 mod open;
 
 use crate::interpose::{Guarded, WardenView, guarded};
-use manifest::{Access, FsGrant};
+use cap_std::AmbientAuthority;
+use dirs::DirError;
+use manifest::{Access, FsGrant, RootGrant};
 use std::collections::HashMap;
-use wasmtime::component::{HasData, Linker};
-use wasmtime_wasi::filesystem::WasiFilesystemCtxView;
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wasmtime_wasi::filesystem::{self as wfs, WasiFilesystemCtxView};
 use wasmtime_wasi::p2::bindings::filesystem::{preopens, types};
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, OpenMode};
 
 /// The filesystem grants of one task and the descriptors opened under them.
 #[derive(Debug, Default)]
@@ -65,7 +74,20 @@ pub struct FsState {
     grants: Vec<FsGrant>,
     /// Per grant: it says `special = true`.
     special: Vec<bool>,
+    /// Per grant once [`FsState::open`] has run: its directory, what
+    /// `wasi:filesystem/preopens` hands the guest.
+    dirs: Preopens,
     handles: HashMap<u32, Handle>,
+}
+
+/// The task's preopened directories (wasmtime-wasi's `Dir` is not `Debug`).
+#[derive(Default)]
+struct Preopens(Vec<wfs::Dir>);
+
+impl std::fmt::Debug for Preopens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} preopened directories", self.0.len())
+    }
 }
 
 /// What Warden knows of an open descriptor.
@@ -130,6 +152,7 @@ impl FsState {
         FsState {
             special: vec![false; grants.len()],
             grants,
+            dirs: Preopens::default(),
             handles: HashMap::new(),
         }
     }
@@ -142,6 +165,56 @@ impl FsState {
             *flag = special.iter().any(|s| within(&grant.guest, s));
         }
         self
+    }
+
+    /// Opens the directory of each grant from `roots`, the manifest's grants as
+    /// resolved at load ([`dirs::open`]): these are the directories the guest gets
+    /// from `wasi:filesystem/preopens`, and nothing else is. Until this has run
+    /// the guest gets none.
+    ///
+    /// An ordinary grant's calls will run on the task's thread (the fast way for
+    /// local files), a `special` grant's on tokio's blocking pool: call
+    /// [`FsState::with_special`] first.
+    ///
+    /// # Ambient Authority
+    ///
+    /// Opens each manifest grant's host directory by its path (see [`dirs::open`]).
+    pub fn open(
+        mut self,
+        roots: &[RootGrant],
+        ambient: AmbientAuthority,
+    ) -> Result<Self, DirError> {
+        let opened = dirs::open(&self.grants, roots, ambient)?;
+        self.dirs = Preopens(
+            opened
+                .into_iter()
+                .zip(self.grants.iter().zip(&self.special))
+                .map(|(dir, (g, &special))| {
+                    let (perms, mode) = match g.access {
+                        Access::Read => (FsPerms::ReadOnly, OpenMode::READ),
+                        Access::ReadWrite => (FsPerms::ReadWrite, OpenMode::READ | OpenMode::WRITE),
+                    };
+                    wfs::Dir::new(dir, perms, mode, !special)
+                })
+                .collect(),
+        );
+        Ok(self)
+    }
+
+    /// Pushes a descriptor for each opened directory into `table`, with the
+    /// guest path it is mounted at, as wasmtime-wasi's `get-directories` does.
+    fn push_preopens(
+        &self,
+        table: &mut ResourceTable,
+    ) -> wasmtime::Result<Vec<(Resource<types::Descriptor>, String)>> {
+        let mut pushed = Vec::with_capacity(self.dirs.0.len());
+        for (dir, g) in self.dirs.0.iter().zip(&self.grants) {
+            let fd = table.push(wfs::Descriptor::Dir(dir.clone())).map_err(|e| {
+                wasmtime::Error::msg(format!("cannot hand over fs grant {}: {e}", g.guest))
+            })?;
+            pushed.push((fd, g.guest.clone()));
+        }
+        Ok(pushed)
     }
 
     /// The grants of this task.
@@ -285,34 +358,6 @@ pub(crate) fn normalize(path: &str) -> String {
         }
     }
     format!("/{}", parts.join("/"))
-}
-
-/// Preopens every grant of `fs` in `builder`: an ordinary grant's calls run on
-/// the task's thread, a `special` grant's on tokio's blocking pool.
-///
-/// # Ambient Authority
-///
-/// Opens each grant's host directory by its path. This is one of the few
-/// places where a task's capabilities are made from ambient authority.
-pub fn preopen(builder: &mut WasiCtxBuilder, fs: &FsState) -> wasmtime::Result<()> {
-    for (g, &special) in fs.grants.iter().zip(&fs.special) {
-        let perms = match g.access {
-            Access::Read => FsPerms::ReadOnly,
-            Access::ReadWrite => FsPerms::ReadWrite,
-        };
-        // Captured by the preopen, and by the descriptors Warden opens under it.
-        builder.allow_blocking_current_thread(!special);
-        builder
-            .preopened_dir(&g.host, &g.guest, perms)
-            .map_err(|e| {
-                e.context(format!(
-                    "cannot open fs grant {} for {}",
-                    g.host.display(),
-                    g.guest
-                ))
-            })?;
-    }
-    Ok(())
 }
 
 struct Fs;

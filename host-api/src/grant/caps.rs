@@ -97,9 +97,9 @@ impl Capabilities {
     ///
     /// In a derived set, a grant's `host` is the sub-directory of the parent's grant that
     /// its guest path names, joined by path only. Open it through the parent's directory
-    /// capability (cap-std `Dir::open_dir` with the relative path), never by its host path
-    /// with ambient authority: a symlink inside the parent's directory must not lead out
-    /// of it.
+    /// capability, never by its host path with ambient authority: a symlink inside the
+    /// parent's directory must not lead out of it. [`crate::fs::dirs::open`] does so,
+    /// one component at a time without following symlinks.
     pub fn fs(&self) -> &[FsGrant] {
         &self.fs
     }

@@ -40,9 +40,9 @@
 //! A child's directory is a sub-directory of its parent's, named by guest path:
 //! `fs=/workspace/src` under a parent grant of host `/srv/ws` at guest `/workspace` is host
 //! `/srv/ws/src`. The host path is derived by name, so whoever opens it must open it
-//! *through the parent's directory capability* (cap-std `Dir::open_dir("src")` on the
-//! parent's preopen, which refuses symlinks that lead out), never by its host path with
-//! ambient authority.
+//! *through the parent's directory capability*, never by its host path with ambient
+//! authority: [`crate::fs::dirs::open`] opens `src` relative to the manifest grant's open
+//! directory, refusing a symlink at every component.
 //!
 //! # The JSON form
 //!
