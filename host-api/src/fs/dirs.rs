@@ -385,7 +385,12 @@ mod tests {
 
         std::fs::remove_file(tmp.path().join("ws")).unwrap();
         std::fs::rename(tmp.path().join("ws.old"), tmp.path().join("ws")).unwrap();
-        open(std::slice::from_ref(&r.grant), roots, cap_std::ambient_authority()).unwrap();
+        open(
+            std::slice::from_ref(&r.grant),
+            roots,
+            cap_std::ambient_authority(),
+        )
+        .unwrap();
     }
 
     #[test]
