@@ -203,51 +203,21 @@ pub fn redact(data: &[u8]) {
 fn encoded_forms(secret: &[u8]) -> Vec<Vec<u8>> {
     use base64::Engine;
     use base64::engine::general_purpose as b64;
-    let hex = |upper: bool| -> Vec<u8> {
-        secret
-            .iter()
-            .map(|b| {
-                if upper {
-                    format!("{b:02X}")
-                } else {
-                    format!("{b:02x}")
-                }
-            })
-            .collect::<String>()
-            .into_bytes()
-    };
-    let percent = |upper: bool| -> Vec<u8> {
-        secret
-            .iter()
-            .map(|b| {
-                if upper {
-                    format!("%{b:02X}")
-                } else {
-                    format!("%{b:02x}")
-                }
-            })
-            .collect::<String>()
-            .into_bytes()
-    };
+    let each_byte =
+        |f: fn(&u8) -> String| -> Vec<u8> { secret.iter().map(f).collect::<String>().into_bytes() };
     let mut forms = vec![
         secret.to_vec(),
-        hex(false),
-        hex(true),
-        percent(false),
-        percent(true),
+        each_byte(|b| format!("{b:02x}")),
+        each_byte(|b| format!("{b:02X}")),
+        each_byte(|b| format!("%{b:02x}")),
+        each_byte(|b| format!("%{b:02X}")),
         b64::STANDARD.encode(secret).into_bytes(),
         b64::STANDARD_NO_PAD.encode(secret).into_bytes(),
         b64::URL_SAFE.encode(secret).into_bytes(),
         b64::URL_SAFE_NO_PAD.encode(secret).into_bytes(),
     ];
     if secret.is_ascii() {
-        forms.push(
-            secret
-                .iter()
-                .map(|b| format!("\\u{b:04x}"))
-                .collect::<String>()
-                .into_bytes(),
-        );
+        forms.push(each_byte(|b| format!("\\u{b:04x}")));
     }
     forms
 }

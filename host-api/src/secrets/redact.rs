@@ -507,6 +507,7 @@ mod tests {
     fn each_encoding_of_an_echo_is_redacted() {
         let token = b"ghp_Zx9-kq/Lm+8vT";
         let echo = [&b"Bearer "[..], token].concat();
+        let each_byte = |f: fn(&u8) -> String| echo.iter().map(f).collect::<String>().into_bytes();
         let bodies: Vec<Vec<u8>> = vec![
             STANDARD.encode(&echo).into_bytes(),
             STANDARD_NO_PAD.encode(&echo).into_bytes(),
@@ -518,34 +519,16 @@ mod tests {
             URL_SAFE_NO_PAD
                 .encode([&b"xyz!"[..], &echo, b"!"].concat())
                 .into_bytes(),
-            echo.iter()
-                .map(|b| format!("%{b:02X}"))
-                .collect::<String>()
-                .into_bytes(),
-            echo.iter()
-                .map(|b| format!("%{b:02x}"))
-                .collect::<String>()
-                .into_bytes(),
+            each_byte(|b| format!("%{b:02X}")),
+            each_byte(|b| format!("%{b:02x}")),
             b"Bearer%20ghp_Zx9-kq%2FLm%2B8vT".to_vec(),
             b"Bearer+ghp_Zx9-kq%2fLm%2b8vT".to_vec(),
-            echo.iter()
-                .map(|b| format!("\\u{b:04x}"))
-                .collect::<String>()
-                .into_bytes(),
-            echo.iter()
-                .map(|b| format!("\\u{b:04X}"))
-                .collect::<String>()
-                .into_bytes(),
+            each_byte(|b| format!("\\u{b:04x}")),
+            each_byte(|b| format!("\\u{b:04X}")),
             br#"{"auth":"Bearer ghp_Zx9-kq\/Lm+8vT"}"#.to_vec(),
             br#"{"auth":"Bearer \u0067hp_Zx9-kq\/Lm\u002b8vT"}"#.to_vec(),
-            echo.iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-                .into_bytes(),
-            echo.iter()
-                .map(|b| format!("{b:02X}"))
-                .collect::<String>()
-                .into_bytes(),
+            each_byte(|b| format!("{b:02x}")),
+            each_byte(|b| format!("{b:02X}")),
         ];
         for body in bodies {
             let out = check_redacted(&[("github", token)], &body, &[body.len() / 2]);

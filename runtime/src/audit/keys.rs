@@ -58,19 +58,25 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> KeyFileError + '_ {
     }
 }
 
-/// Creates `dir` (and what leads to it) with mode 0700, and refuses it if its group or others
-/// may do anything in it: Warden's own keys directory.
-pub fn private_dir(dir: &Path) -> Result<(), KeyFileError> {
+/// Creates `dir` and what leads to it, each with mode 0700 if missing, and returns the mode
+/// `dir` has (an existing one keeps its own).
+fn create_dir_0700(dir: &Path) -> Result<u32, KeyFileError> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .map_err(io(dir))?;
-    let mode = std::fs::metadata(dir)
+    Ok(std::fs::metadata(dir)
         .map_err(io(dir))?
         .permissions()
         .mode()
-        & 0o7777;
+        & 0o7777)
+}
+
+/// Creates `dir` (and what leads to it) with mode 0700, and refuses it if its group or others
+/// may do anything in it: Warden's own keys directory.
+pub fn private_dir(dir: &Path) -> Result<(), KeyFileError> {
+    let mode = create_dir_0700(dir)?;
     if mode & 0o077 != 0 {
         return Err(KeyFileError::OpenDir {
             path: dir.to_path_buf(),
@@ -92,16 +98,7 @@ fn key_parent(path: &Path) -> Result<(), KeyFileError> {
     let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
         return Ok(());
     };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io(dir))?;
-    let mode = std::fs::metadata(dir)
-        .map_err(io(dir))?
-        .permissions()
-        .mode()
-        & 0o7777;
+    let mode = create_dir_0700(dir)?;
     if mode & 0o022 != 0 && mode & 0o1000 == 0 {
         return Err(KeyFileError::OpenDir {
             path: dir.to_path_buf(),
