@@ -496,18 +496,20 @@ fn an_mcp_client_never_answers_in_place_of_the_operator() {
 /// The attack: a client sends `risk: 0` in `_meta` to pass a policy that allows writes of
 /// low risk. What the client claims reaches policies as `input.client`, never as the
 /// operator's `input.context`, so the write is refused whatever it claims.
+/// A call of `fs-tools.write-file` to `/rw/out.txt` whose `_meta` is `meta`.
+fn write(meta: Value) -> Value {
+    json!({
+        "call": "fs-tools.write-file",
+        "arguments": { "path": "/rw/out.txt", "contents": "x" },
+        "meta": meta,
+    })
+}
+
 #[test]
 fn a_clients_claims_are_not_policy_context() {
     let tools = Tools::new();
     let policy = root().join("guest-examples/policies/no-writes-unless-low-risk.rego");
     let policy = policy.display().to_string();
-    let write = |meta: Value| {
-        json!({
-            "call": "fs-tools.write-file",
-            "arguments": { "path": "/rw/out.txt", "contents": "x" },
-            "meta": meta,
-        })
-    };
     let out = client(json!({
         "server": tools.stdio(&["--policy", &policy]),
         "steps": [
@@ -538,13 +540,6 @@ fn a_policy_reads_client_claims_as_input_client() {
     )
     .unwrap();
     let policy = policy.display().to_string();
-    let write = |meta: Value| {
-        json!({
-            "call": "fs-tools.write-file",
-            "arguments": { "path": "/rw/out.txt", "contents": "x" },
-            "meta": meta,
-        })
-    };
     let out = client(json!({
         "server": tools.stdio(&["--policy", &policy]),
         "steps": [
