@@ -26,12 +26,49 @@ impl std::fmt::Display for Kind {
     }
 }
 
-/// Names of a component's top-level exports.
+/// Names of a component's top-level exports, but for those its toolchain made for itself
+/// ([`toolchain_internal`]).
 pub fn exports(engine: &Engine, c: &Component) -> Vec<String> {
     c.component_type()
         .exports(engine)
+        .filter(|(n, item)| toolchain_internal(engine, n, &item.ty).is_none())
         .map(|(n, _)| n.to_string())
         .collect()
+}
+
+/// An export the toolchain added for its own use, never for a caller: the toolchain's name
+/// if `name` is one, else `None`. Such an export is neither listed nor served; calling it
+/// would at best trap.
+///
+/// - componentize-py exports `exports` with one function, `init(app-name, symbols,
+///   stub-wasi)` (and the types of its parameters), which it calls while building the component to load the Python code into
+///   its snapshot.
+///
+/// An export is matched by its name and its functions' parameters, so that a tool's own
+/// interface that happens to share a name is still served.
+pub fn toolchain_internal(
+    engine: &Engine,
+    name: &str,
+    item: &ComponentItem,
+) -> Option<&'static str> {
+    const COMPONENTIZE_PY_INIT: [&str; 3] = ["app-name", "symbols", "stub-wasi"];
+    let ComponentItem::ComponentInstance(instance) = item else {
+        return None;
+    };
+    if name != "exports" {
+        return None;
+    }
+    // The instance exports its record and variant types too; only its functions tell.
+    let mut funcs = instance.exports(engine).filter_map(|(n, e)| match e.ty {
+        ComponentItem::ComponentFunc(f) => Some((n, f)),
+        _ => None,
+    });
+    match (funcs.next(), funcs.next()) {
+        (Some(("init", f)), None) if f.params().map(|(p, _)| p).eq(COMPONENTIZE_PY_INIT) => {
+            Some("componentize-py")
+        }
+        _ => None,
+    }
 }
 
 /// Names of a component's top-level imports.

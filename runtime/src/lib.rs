@@ -133,6 +133,23 @@ pub enum LoadError {
         /// What is wrong with it.
         message: String,
     },
+    /// The component needs more of something than a task slot holds
+    /// ([`EngineConfig::slot`]).
+    #[error(
+        "{}: needs {need} {} per task, more than the {holds} a task slot holds; raise it with \
+         `{} {need}` (or {}={need}; a library host sets EngineConfig::slot.{})",
+        path.display(), limit.what(), limit.flag(), limit.env(), limit.field()
+    )]
+    TooLarge {
+        /// The component path.
+        path: PathBuf,
+        /// Which number of the slot it exceeds.
+        limit: engine::SlotLimit,
+        /// How many the component needs.
+        need: u32,
+        /// How many a slot holds.
+        holds: u32,
+    },
     /// The manifest asks for fuel, but the runtime does not meter it.
     #[error("{}: limits.fuel is set, but this runtime was built without fuel metering", path.display())]
     FuelNotMetered {
@@ -150,6 +167,10 @@ pub struct Runtime {
     linker: Linker<TaskData>,
     /// Compiled components, authenticated ([`engine::cache`]); `None` compiles every time.
     cache: Option<engine::cache::CodeCache>,
+    /// What each task slot holds, for the error that says a component needs more.
+    slot: engine::TaskSlot,
+    /// Told of compiles that take more than a second.
+    compile_notices: Option<engine::slow::Notify>,
     settings: Settings,
 }
 
@@ -186,6 +207,8 @@ impl Runtime {
             engine,
             linker,
             cache,
+            slot: cfg.slot,
+            compile_notices: None,
             settings: Settings {
                 fuel: cfg.fuel,
                 revocations: Arc::new(Revocations::new(None)),
@@ -229,6 +252,17 @@ impl Runtime {
     /// of the tools loaded after this.
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.settings.clock = Some(clock);
+        self
+    }
+
+    /// Tells `notify` about every compile that takes more than a second ([`engine::slow`]):
+    /// the first load of a large component, such as a Python or JavaScript tool, compiles for
+    /// seconds before a task can start, and a user should know why nothing happens.
+    pub fn with_compile_notices(
+        mut self,
+        notify: impl Fn(&engine::slow::CompileNotice) + Send + Sync + 'static,
+    ) -> Self {
+        self.compile_notices = Some(Arc::new(notify));
         self
     }
 
@@ -316,21 +350,29 @@ impl Runtime {
             path: path.to_path_buf(),
             error,
         })?;
+        let watch = self
+            .compile_notices
+            .clone()
+            .map(|notify| engine::slow::Watch::start(notify, path, bytes.len() as u64));
         let component = match &self.cache {
             Some(cache) => cache.component(&self.engine, &bytes),
             None => Component::new(&self.engine, &bytes),
         };
+        drop(watch);
         let component = component.map_err(|e| {
             let text = format!("{e:#}");
-            // The pool's per-task budget, not the component's validity, refused it.
+            if let Some((limit, need)) = engine::SlotLimit::refusal(&text) {
+                return LoadError::TooLarge {
+                    path: path.to_path_buf(),
+                    limit,
+                    need,
+                    holds: limit.of(&self.slot),
+                };
+            }
+            // The pool's other bounds (a table's or a memory's initial size, the instance's
+            // state), not the component's validity, refused it.
             let message = if text.contains("pooling allocator") {
-                format!(
-                    "too large for a task slot: {text}; a task may hold {} core instances, \
-                     {} memories and {} tables (warden::engine)",
-                    engine::CORE_INSTANCES_PER_TASK,
-                    engine::MEMORIES_PER_TASK,
-                    engine::TABLES_PER_TASK
-                )
+                format!("too large for a task slot: {text}")
             } else {
                 format!("not a valid component: {e}")
             };

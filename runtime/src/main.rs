@@ -19,6 +19,8 @@ use warden::audit::checkpoint::{HostKey, VerifierKey};
 use warden::audit::log::{AuditLog, LogOptions};
 use warden::audit::proof::{InclusionProof, ProveError};
 use warden::audit::verify;
+use warden::engine::TaskSlot;
+use warden::engine::slow::CompileNotice;
 use warden::manifest::{Manifest, Protected};
 use warden::mcp::ClientApproval;
 use warden::{EngineConfig, Kind, LoadError, Outcome, Runtime, TaskError, TaskRequest};
@@ -36,7 +38,30 @@ use warden_host_api::policy::{Policy, parse_context_pair};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    slot: SlotArgs,
 }
+
+/// What each task slot holds, and so the most one component may need (warden::engine::TaskSlot).
+/// The defaults fit components from Rust, componentize-py and componentize-js.
+#[derive(clap::Args)]
+struct SlotArgs {
+    /// Core module instances one component may hold, nested components included.
+    #[arg(long = "slot-instances", value_name = "N", global = true, env = "WARDEN_SLOT_INSTANCES",
+          default_value_t = TaskSlot::DEFAULT.core_instances, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    instances: u32,
+    /// Linear memories one component may define; each reserves address space for 4 GiB.
+    #[arg(long = "slot-memories", value_name = "N", global = true, env = "WARDEN_SLOT_MEMORIES",
+          default_value_t = TaskSlot::DEFAULT.memories, value_parser = clap::value_parser!(u32).range(1..=100))]
+    memories: u32,
+    /// Tables one component may define.
+    #[arg(long = "slot-tables", value_name = "N", global = true, env = "WARDEN_SLOT_TABLES",
+          default_value_t = TaskSlot::DEFAULT.tables, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    tables: u32,
+}
+
+/// The task slot of this process's engines, from [`SlotArgs`]; set once in `main`.
+static SLOT: std::sync::OnceLock<TaskSlot> = std::sync::OnceLock::new();
 
 // Parsed once per process: the size of the largest variant costs nothing.
 #[allow(clippy::large_enum_variant)]
@@ -108,12 +133,24 @@ enum Command {
         #[arg(long)]
         manifest: Option<PathBuf>,
     },
-    /// Create a tool crate NAME that builds for wasm32-wasip2 and runs with
-    /// `warden run` as it is: source, WIT, manifest with a sample grant, README.
+    /// Compile components into this machine's cache ahead of their first task, which then
+    /// starts at once: worth it for large ones (a Python or JavaScript tool takes seconds).
+    Compile {
+        /// Manifests (their tool's component) or component files (.wasm).
+        #[arg(required = true, value_name = "MANIFEST|COMPONENT")]
+        paths: Vec<PathBuf>,
+    },
+    /// Create a tool NAME that builds into a wasm32-wasip2 component and runs
+    /// with `warden run` as it is: source, WIT, manifest with a sample grant,
+    /// README.
     New {
-        /// The tool's name, also its crate's: lowercase letters (a-z), digits,
-        /// '-' and '_', starting with a letter.
+        /// The tool's name, also its crate's or package's: lowercase letters
+        /// (a-z), digits, '-' and '_', starting with a letter.
         name: String,
+        /// The tool's language: rust (cargo), python (componentize-py) or js
+        /// (componentize-js).
+        #[arg(long, value_name = "LANG", default_value = "rust", value_parser = ["rust", "python", "js"])]
+        lang: String,
         /// Where to create it; default ./NAME. It must not exist, or be an
         /// empty directory.
         #[arg(long, value_name = "DIR")]
@@ -473,6 +510,11 @@ enum GrantCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = SLOT.set(TaskSlot {
+        core_instances: cli.slot.instances,
+        memories: cli.slot.memories,
+        tables: cli.slot.tables,
+    });
     // Keys an older Warden kept beside the default log move to keys/, and that log to audit/.
     match warden::audit::keys::migrate_legacy_layout() {
         Ok(moved) => moved.iter().for_each(|m| eprintln!("warden: {m}")),
@@ -540,7 +582,8 @@ fn main() -> ExitCode {
             narrow,
             agent,
         }) => grant_attenuate(&token, ttl.as_deref(), &narrow, agent),
-        Command::New { name, path } => new_tool(&name, path),
+        Command::Compile { paths } => compile(&paths),
+        Command::New { name, lang, path } => new_tool(&name, &lang, path),
         Command::Mcp {
             paths,
             log,
@@ -582,11 +625,40 @@ fn runtime(fuel: bool, max_tasks: u32) -> Result<Runtime, Failure> {
         max_tasks,
         ..cached_engine()?
     };
-    Ok(Runtime::new(&cfg)
-        .map_err(|e| usage(format!("cannot start the engine: {e:#}")))?
-        .with_revocations(Arc::new(Revocations::new(Some(
+    Ok(
+        engine(&cfg)?.with_revocations(Arc::new(Revocations::new(Some(
             warden::audit::default_revocation_path(),
-        )))))
+        )))),
+    )
+}
+
+/// A runtime on `cfg` that says so on stderr when a compile takes a while.
+fn engine(cfg: &EngineConfig) -> Result<Runtime, Failure> {
+    Ok(Runtime::new(cfg)
+        .map_err(|e| usage(format!("cannot start the engine: {e:#}")))?
+        .with_compile_notices(print_compile_notice))
+}
+
+fn print_compile_notice(notice: &CompileNotice) {
+    match notice {
+        CompileNotice::Slow {
+            path,
+            bytes,
+            elapsed,
+        } => eprintln!(
+            "warden: compiling {} ({:.1} MB) to machine code, {} s so far; \
+             later runs load it from the cache",
+            path.display(),
+            *bytes as f64 / 1e6,
+            elapsed.as_secs()
+        ),
+        CompileNotice::Done { path, elapsed } => eprintln!(
+            "warden: compiled {} in {:.1} s",
+            path.display(),
+            elapsed.as_secs_f64()
+        ),
+        _ => {}
+    }
 }
 
 /// Engine settings with the per-user compiled-component cache, authenticated by the secret in
@@ -600,6 +672,7 @@ fn cached_engine() -> Result<EngineConfig, Failure> {
     Ok(EngineConfig {
         cache_dir,
         cache_key,
+        slot: SLOT.get().copied().unwrap_or_default(),
         ..EngineConfig::default()
     })
 }
@@ -822,6 +895,11 @@ fn run(
     let out = out.map_err(|e| match e {
         // Nothing ran: the request itself was wrong.
         TaskError::Arguments { .. } => usage(e),
+        TaskError::Trap { ref stderr, .. } => {
+            // An interpreter's uncaught exception is there, and is what the user needs.
+            let _ = std::io::stderr().write_all(stderr);
+            Failure::Tool(e.to_string())
+        }
         e => Failure::Tool(e.to_string()),
     })?;
     let mut stdout = std::io::stdout().lock();
@@ -1239,12 +1317,39 @@ fn check(manifest: &Path) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn inspect(component: &Path, manifest: Option<PathBuf>) -> Result<ExitCode, Failure> {
-    let rt = Runtime::new(&EngineConfig {
+/// `warden compile`: each component compiled (or found in the cache), with the time it took.
+fn compile(paths: &[PathBuf]) -> Result<ExitCode, Failure> {
+    let rt = engine(&EngineConfig {
         max_tasks: 1,
         ..cached_engine()?
-    })
-    .map_err(|e| usage(format!("cannot start the engine: {e:#}")))?;
+    })?;
+    if rt.code_cache().is_none() {
+        return Err(usage(
+            "no cache directory (neither XDG_CACHE_HOME nor HOME is set): nothing to compile into",
+        ));
+    }
+    for path in paths {
+        let component = if path.extension().is_some_and(|e| e == "wasm") {
+            path.clone()
+        } else {
+            Manifest::load(path).map_err(usage)?.tool.component
+        };
+        let started = std::time::Instant::now();
+        rt.compile(&component).map_err(usage)?;
+        println!(
+            "{}: ready ({:.2} s)",
+            component.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect(component: &Path, manifest: Option<PathBuf>) -> Result<ExitCode, Failure> {
+    let rt = engine(&EngineConfig {
+        max_tasks: 1,
+        ..cached_engine()?
+    })?;
     let (c, bytes) = rt.compile(component).map_err(usage)?;
     let kind = warden::component::detect(rt.engine(), &c);
     println!("component: {}", component.display());
@@ -1336,26 +1441,39 @@ fn ungranted(import: &str, m: &Manifest) -> Option<String> {
     }
 }
 
-/// `warden new`: scaffolds the crate, then prints the commands that build
+/// `warden new`: scaffolds the tool, then prints the commands that build
 /// and run it.
-fn new_tool(name: &str, path: Option<PathBuf>) -> Result<ExitCode, Failure> {
+fn new_tool(name: &str, lang: &str, path: Option<PathBuf>) -> Result<ExitCode, Failure> {
+    let lang: scaffold::Lang = lang.parse().map_err(usage)?;
     let dest = path.unwrap_or_else(|| PathBuf::from(name));
-    scaffold::create(name, &dest).map_err(usage)?;
-    println!("Created tool {name:?} in {}", dest.display());
+    scaffold::create(name, lang, &dest).map_err(usage)?;
+    println!(
+        "Created {} tool {name:?} in {}",
+        lang.name(),
+        dest.display()
+    );
     println!();
     println!("Next steps:");
     if dest != Path::new(".") {
         println!("  cd {}", shell_word(&dest.display().to_string()));
     }
-    println!("  cargo build --release --target wasm32-wasip2");
+    let [setup, build] = lang.build_commands(name);
+    // A machine's toolchain is its owner's business; a tool's own packages are its step.
+    let per_machine = lang != scaffold::Lang::Js;
+    if !per_machine {
+        println!("  {setup}");
+    }
+    println!("  {build}");
     println!(
         "  warden run manifest.toml --input {}",
         shell_word(scaffold::SAMPLE_INPUT)
     );
     println!();
-    println!(
-        "The first build needs `rustup target add wasm32-wasip2`; README.md says how to add grants."
-    );
+    if per_machine {
+        println!("The first build needs `{setup}`; README.md says how to add grants.");
+    } else {
+        println!("README.md says how to add grants.");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,10 +1,12 @@
-//! `warden new <name>`: a tool crate that builds for `wasm32-wasip2` and
-//! runs with `warden run` as it is.
+//! `warden new <name> [--lang rust|python|js]`: a tool that builds into a
+//! `wasm32-wasip2` component with its language's public toolchain and runs
+//! with `warden run` as it is.
 //!
-//! The crate's files are templates under `runtime/templates/new/`, and its
-//! `wit/` is a copy of this repository's `wit/`, both compiled into the
-//! binary: the new crate never points back into a Warden checkout, and its
-//! world is always the one this `warden` runs.
+//! The tool's files are templates under `runtime/templates/new/` (one
+//! directory per language, plus the manifest and sample data they share),
+//! and its `wit/` is a copy of this repository's `wit/`, all compiled into
+//! the binary: the new tool never points back into a Warden checkout, and
+//! its world is always the one this `warden` runs.
 //!
 //! Nothing half-written is left behind: the files are written into a hidden
 //! staging directory on the same filesystem as the destination and moved
@@ -15,8 +17,95 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// One file of a new crate: its path in the crate, its text, and whether the
-/// text is a template (`{{name}}`, `{{crate_name}}`) or copied as it is.
+/// The language of a new tool, and so its toolchain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// A Rust crate built by `cargo` with `wit-bindgen`.
+    #[default]
+    Rust,
+    /// A Python module built by `componentize-py` (PyPI).
+    Python,
+    /// An ES module built by `componentize-js` (npm).
+    Js,
+}
+
+impl Lang {
+    /// Every language, in the order `--lang` lists them.
+    pub const ALL: [Lang; 3] = [Lang::Rust, Lang::Python, Lang::Js];
+
+    /// The name `--lang` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lang::Rust => "rust",
+            Lang::Python => "python",
+            Lang::Js => "js",
+        }
+    }
+
+    /// The commands that build the tool in its directory, as its README
+    /// gives them: the toolchain's setup (once per machine for Rust and
+    /// Python, once per tool for the packages of JavaScript), then the build.
+    pub fn build_commands(self, name: &str) -> [String; 2] {
+        match self {
+            Lang::Rust => [
+                "rustup target add wasm32-wasip2".into(),
+                "cargo build --release --target wasm32-wasip2".into(),
+            ],
+            Lang::Python => [
+                format!("pip install componentize-py=={COMPONENTIZE_PY}"),
+                format!("componentize-py -d wit -w tool componentize app -o {name}.wasm"),
+            ],
+            Lang::Js => ["npm install".into(), "npm run build".into()],
+        }
+    }
+
+    /// Where the build puts the component, relative to the tool's directory.
+    pub fn component(self, name: &str) -> String {
+        match self {
+            Lang::Rust => format!("target/wasm32-wasip2/release/{}.wasm", crate_name(name)),
+            Lang::Python | Lang::Js => format!("{name}.wasm"),
+        }
+    }
+
+    /// The manifest's `memory` limit: an interpreter's heap starts at tens
+    /// of MiB before the tool's own code runs.
+    fn memory(self) -> &'static str {
+        match self {
+            Lang::Rust => "32 MiB",
+            Lang::Python | Lang::Js => "64 MiB",
+        }
+    }
+
+    fn files(self) -> &'static [File] {
+        match self {
+            Lang::Rust => RUST,
+            Lang::Python => PYTHON,
+            Lang::Js => JS,
+        }
+    }
+}
+
+impl std::str::FromStr for Lang {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Lang, String> {
+        Lang::ALL
+            .into_iter()
+            .find(|l| l.name() == s)
+            .ok_or_else(|| format!("unknown language {s:?}; expected rust, python or js"))
+    }
+}
+
+/// The componentize-py release the Python template is written for and its
+/// README installs.
+pub const COMPONENTIZE_PY: &str = "0.25.1";
+
+/// The componentize-js release the JavaScript template pins in its
+/// `package.json`.
+pub const COMPONENTIZE_JS: &str = "0.23.0";
+
+/// One file of a new tool: its path in the tool, its text, and whether the
+/// text is a template (`{{name}}` and the like) or copied as it is.
 struct File {
     path: &'static str,
     text: &'static str,
@@ -43,16 +132,11 @@ macro_rules! wit {
     };
 }
 
-/// Every file of a new crate. The world includes `wasi:cli/imports` and
-/// `wasi:http/outgoing-handler`, so wit-bindgen needs every WASI package
-/// those reach.
-const FILES: &[File] = &[
-    template!("Cargo.toml", "Cargo.toml.tmpl"),
+/// The files every language's tool has: the manifest, its sample data, and
+/// the world with every WASI package its `include`s reach (the bindings
+/// generators need them all).
+const COMMON: &[File] = &[
     template!("manifest.toml", "manifest.toml"),
-    template!("README.md", "README.md"),
-    // Not `.gitignore` in the templates, where git would obey it.
-    template!(".gitignore", "gitignore"),
-    template!("src/lib.rs", "src/lib.rs"),
     template!("data/hello.txt", "data/hello.txt"),
     wit!("tool.wit"),
     wit!("deps/cli/cli.wit"),
@@ -62,6 +146,28 @@ const FILES: &[File] = &[
     wit!("deps/io/io.wit"),
     wit!("deps/random/random.wit"),
     wit!("deps/sockets/sockets.wit"),
+];
+
+const RUST: &[File] = &[
+    template!("Cargo.toml", "rust/Cargo.toml.tmpl"),
+    template!("README.md", "rust/README.md"),
+    // Not `.gitignore` in the templates, where git would obey it.
+    template!(".gitignore", "rust/gitignore"),
+    template!("src/lib.rs", "rust/src/lib.rs"),
+];
+
+const PYTHON: &[File] = &[
+    template!("app.py", "python/app.py"),
+    template!("README.md", "python/README.md"),
+    template!(".gitignore", "python/gitignore"),
+];
+
+const JS: &[File] = &[
+    template!("app.js", "js/app.js"),
+    template!("fs.js", "js/fs.js"),
+    template!("package.json", "js/package.json"),
+    template!("README.md", "js/README.md"),
+    template!(".gitignore", "js/gitignore"),
 ];
 
 /// The input the README and the next steps show for the sample tool.
@@ -118,10 +224,11 @@ fn io_error(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> NewE
     }
 }
 
-/// Checks that `name` works as a Cargo package name, a Rust crate name and a
-/// Warden tool name: lowercase ASCII letters, digits, `-` and `_`, starting
-/// with a letter, and not a name Cargo refuses.
-pub fn check_name(name: &str) -> Result<(), NewError> {
+/// Checks that `name` works as a Warden tool name and a file name, an npm
+/// package name, and for Rust a Cargo package and crate name: lowercase
+/// ASCII letters, digits, `-` and `_`, starting with a letter, and for Rust
+/// not a name Cargo refuses.
+pub fn check_name(name: &str, lang: Lang) -> Result<(), NewError> {
     let bad = |reason: String| NewError::Name {
         name: name.into(),
         reason,
@@ -143,6 +250,9 @@ pub fn check_name(name: &str) -> Result<(), NewError> {
             "{c:?} (character {}) is not allowed: use lowercase letters (a-z), digits, '-' and '_'",
             i + 1
         )));
+    }
+    if lang != Lang::Rust {
+        return Ok(());
     }
     // Cargo compares these with `-` read as `_`, as in the library's name.
     let crate_name = crate_name(name);
@@ -184,15 +294,22 @@ pub fn crate_name(name: &str) -> String {
     name.replace('-', "_")
 }
 
-/// The files of a new crate for the tool `name`: (path in the crate, text).
-fn files(name: &str) -> Vec<(&'static str, String)> {
-    FILES
+/// The files of a new `lang` tool `name`: (path in the tool, text).
+fn files(name: &str, lang: Lang) -> Vec<(&'static str, String)> {
+    let build = lang.build_commands(name);
+    COMMON
         .iter()
+        .chain(lang.files())
         .map(|f| {
             let text = if f.template {
                 f.text
                     .replace("{{name}}", name)
                     .replace("{{crate_name}}", &crate_name(name))
+                    .replace("{{build}}", &build[1])
+                    .replace("{{component}}", &lang.component(name))
+                    .replace("{{memory}}", lang.memory())
+                    .replace("{{componentize_py}}", COMPONENTIZE_PY)
+                    .replace("{{componentize_js}}", COMPONENTIZE_JS)
             } else {
                 f.text.to_owned()
             };
@@ -201,7 +318,7 @@ fn files(name: &str) -> Vec<(&'static str, String)> {
         .collect()
 }
 
-/// Creates the crate of tool `name` at `dest`, which must not exist or be an
+/// Creates the `lang` tool `name` at `dest`, which must not exist or be an
 /// empty directory, inside a directory that exists. On error nothing is left
 /// behind (an empty `dest` stays empty).
 ///
@@ -209,8 +326,8 @@ fn files(name: &str) -> Vec<(&'static str, String)> {
 ///
 /// Writes wherever `dest` names, with the user's own rights: this is the
 /// CLI, acting for its user.
-pub fn create(name: &str, dest: &Path) -> Result<(), NewError> {
-    check_name(name)?;
+pub fn create(name: &str, lang: Lang, dest: &Path) -> Result<(), NewError> {
+    check_name(name, lang)?;
     let existing = check_destination(dest)?;
     // Staged on the destination's filesystem, so that moving it in is a rename.
     let staging = if existing {
@@ -218,7 +335,7 @@ pub fn create(name: &str, dest: &Path) -> Result<(), NewError> {
     } else {
         Staging::create(parent(dest))?
     };
-    for (path, text) in files(name) {
+    for (path, text) in files(name, lang) {
         staging.write(path, &text)?;
     }
     if existing {
@@ -349,7 +466,7 @@ mod tests {
     use super::*;
 
     fn reason(name: &str) -> String {
-        match check_name(name) {
+        match check_name(name, Lang::Rust) {
             Err(NewError::Name { reason, .. }) => reason,
             other => panic!("{name:?}: expected a name error, got {other:?}"),
         }
@@ -358,7 +475,9 @@ mod tests {
     #[test]
     fn good_names_pass() {
         for name in ["demo", "demo-tool", "repo_search", "a1", "x-2_y"] {
-            check_name(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            for lang in Lang::ALL {
+                check_name(name, lang).unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
         }
     }
 
@@ -387,7 +506,7 @@ mod tests {
         assert!(reason("fn").contains("Rust keyword"));
         assert!(reason("std").contains("built-in crate"));
         assert!(reason("wit-bindgen").contains("dependency"));
-        let err = check_name("my tool").unwrap_err().to_string();
+        let err = check_name("my tool", Lang::Python).unwrap_err().to_string();
         assert!(
             err.starts_with("invalid name \"my tool\": ' ' (character 3)"),
             "{err}"
@@ -395,25 +514,72 @@ mod tests {
     }
 
     #[test]
+    fn rust_keywords_are_refused_only_for_rust() {
+        assert!(check_name("async", Lang::Rust).is_err());
+        check_name("async", Lang::Python).unwrap();
+        check_name("async", Lang::Js).unwrap();
+    }
+
+    fn get<'a>(files: &'a [(&str, String)], path: &str) -> &'a str {
+        &files
+            .iter()
+            .find(|(p, _)| *p == path)
+            .unwrap_or_else(|| panic!("{path} missing"))
+            .1
+    }
+
+    #[test]
     fn templates_are_filled_and_wit_is_copied_as_is() {
-        let files = files("demo-tool");
-        for (path, text) in &files {
-            assert!(!text.contains("{{"), "{path} has an unfilled placeholder");
+        for lang in Lang::ALL {
+            let files = files("demo-tool", lang);
+            for (path, text) in &files {
+                assert!(
+                    !text.contains("{{"),
+                    "{lang:?} {path} has an unfilled placeholder"
+                );
+            }
+            let component = format!("component = \"{}\"", lang.component("demo-tool"));
+            assert!(
+                get(&files, "manifest.toml").contains(&component),
+                "{lang:?}"
+            );
+            assert_eq!(
+                get(&files, "wit/tool.wit"),
+                include_str!("../../wit/tool.wit")
+            );
+            // The README gives the build, which the manifest names as what makes the component.
+            let readme = get(&files, "README.md");
+            for command in lang.build_commands("demo-tool") {
+                let given = readme
+                    .lines()
+                    .any(|l| l == command || l.starts_with(&format!("{command} ")));
+                assert!(given, "{lang:?}: {command}");
+            }
+            let [_, build] = lang.build_commands("demo-tool");
+            assert!(
+                get(&files, "manifest.toml").contains(&format!("`{build}`")),
+                "{lang:?}"
+            );
         }
-        let get = |p: &str| &files.iter().find(|(path, _)| *path == p).unwrap().1;
-        assert!(get("Cargo.toml").contains("name = \"demo-tool\""));
-        assert!(
-            get("manifest.toml")
-                .contains("component = \"target/wasm32-wasip2/release/demo_tool.wasm\"")
+        let rust = files("demo-tool", Lang::Rust);
+        assert!(get(&rust, "Cargo.toml").contains("name = \"demo-tool\""));
+        assert!(get(&rust, "src/lib.rs").contains("name: \"demo-tool\".into()"));
+        let python = files("demo-tool", Lang::Python);
+        assert!(get(&python, "app.py").contains("name=\"demo-tool\""));
+        let js = files("demo-tool", Lang::Js);
+        assert!(get(&js, "app.js").contains("name: 'demo-tool'"));
+        let package: serde_json::Value = serde_json::from_str(get(&js, "package.json")).unwrap();
+        assert_eq!(package["name"], "demo-tool");
+        assert_eq!(
+            package["devDependencies"]["@bytecodealliance/componentize-js"],
+            COMPONENTIZE_JS
         );
-        assert!(get("src/lib.rs").contains("name: \"demo-tool\".into()"));
-        assert_eq!(get("wit/tool.wit"), include_str!("../../wit/tool.wit"));
     }
 
     /// Every WASI package the world's `use`s and `include`s reach is there.
     #[test]
     fn wit_deps_cover_every_package_the_world_uses() {
-        let files = files("demo");
+        let files = files("demo", Lang::Rust);
         let wit: String = files
             .iter()
             .filter(|(p, _)| p.starts_with("wit/"))
@@ -437,19 +603,26 @@ mod tests {
     fn creates_the_crate() {
         let tmp = tempfile::tempdir().unwrap();
         let dest = tmp.path().join("demo-tool");
-        create("demo-tool", &dest).unwrap();
-        for f in FILES {
+        create("demo-tool", Lang::Rust, &dest).unwrap();
+        for f in COMMON.iter().chain(RUST) {
             assert!(dest.join(f.path).is_file(), "{} missing", f.path);
         }
         // Only the crate: no staging directory left beside it.
         let left: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
         assert_eq!(left.len(), 1);
+        for lang in [Lang::Python, Lang::Js] {
+            let dest = tmp.path().join(lang.name());
+            create("demo-tool", lang, &dest).unwrap();
+            for f in COMMON.iter().chain(lang.files()) {
+                assert!(dest.join(f.path).is_file(), "{lang:?}: {} missing", f.path);
+            }
+        }
     }
 
     #[test]
     fn fills_an_empty_directory_in_place() {
         let tmp = tempfile::tempdir().unwrap();
-        create("demo", tmp.path()).unwrap();
+        create("demo", Lang::Rust, tmp.path()).unwrap();
         assert!(tmp.path().join("Cargo.toml").is_file());
         let hidden: Vec<_> = fs::read_dir(tmp.path())
             .unwrap()
@@ -465,7 +638,7 @@ mod tests {
         let dest = tmp.path().join("demo");
         fs::create_dir(&dest).unwrap();
         fs::write(dest.join("notes.txt"), "mine").unwrap();
-        let err = create("demo", &dest).unwrap_err();
+        let err = create("demo", Lang::Rust, &dest).unwrap_err();
         assert!(matches!(err, NewError::Exists { not_dir: false, .. }));
         assert_eq!(
             err.to_string(),
@@ -487,7 +660,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dest = tmp.path().join("demo");
         fs::write(&dest, "mine").unwrap();
-        let err = create("demo", &dest).unwrap_err();
+        let err = create("demo", Lang::Rust, &dest).unwrap_err();
         assert!(
             err.to_string()
                 .contains("already exists and is not a directory"),
@@ -500,7 +673,7 @@ mod tests {
     fn refuses_a_missing_parent() {
         let tmp = tempfile::tempdir().unwrap();
         let dest = tmp.path().join("no/such/demo");
-        let err = create("demo", &dest).unwrap_err();
+        let err = create("demo", Lang::Rust, &dest).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
@@ -514,7 +687,7 @@ mod tests {
     #[test]
     fn a_bad_name_writes_nothing() {
         let tmp = tempfile::tempdir().unwrap();
-        assert!(create("Bad", &tmp.path().join("Bad")).is_err());
+        assert!(create("Bad", Lang::Rust, &tmp.path().join("Bad")).is_err());
         assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
     }
 

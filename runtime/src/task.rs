@@ -395,6 +395,9 @@ pub enum TaskError {
         task: String,
         /// What the trap said.
         message: String,
+        /// What the guest wrote to stderr before it trapped: where an interpreter (Python,
+        /// JavaScript) prints the uncaught exception that made it trap.
+        stderr: Vec<u8>,
     },
     /// A secret the manifest binds could not be fetched, so the tool was not started.
     #[error("task {task} could not start: {error}")]
@@ -823,7 +826,14 @@ pub(crate) fn finish(
             message: format!("{e:#}"),
         });
     }
-    let outcome = result?;
+    let outcome = result.map_err(|e| match e {
+        TaskError::Trap { task, message, .. } => TaskError::Trap {
+            task,
+            message,
+            stderr: pipes.1.contents(),
+        },
+        e => e,
+    })?;
     Ok(TaskOutput {
         task,
         outcome,
@@ -884,6 +894,7 @@ fn classify(e: wasmtime::Error, task: &str, m: &Manifest, tripwire: &Tripwire) -
     TaskError::Trap {
         task: task.into(),
         message: format!("{e:?}"),
+        stderr: Vec::new(),
     }
 }
 

@@ -242,6 +242,8 @@ pub fn functions(engine: &Engine, component: &Component) -> Vec<FunctionInfo> {
     for (name, item) in ty.exports(engine) {
         match item.ty {
             ComponentItem::ComponentFunc(f) => found.push(FunctionInfo::new(None, name, &f)),
+            ComponentItem::ComponentInstance(_)
+                if crate::component::toolchain_internal(engine, name, &item.ty).is_some() => {}
             ComponentItem::ComponentInstance(i) if !name.starts_with("wasi:") => {
                 for (func, item) in i.exports(engine) {
                     if let ComponentItem::ComponentFunc(f) = item.ty {
