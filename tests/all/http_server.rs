@@ -10,8 +10,9 @@
 //! - `/slow?ms=N`: answers after `N` ms;
 //! - `/chunks?size=N`: echoes the `authorization` header back in a chunked
 //!   body, `N` bytes per chunk, so a value is split across chunks;
-//! - `.../issues`: 200 with a list of issues if `authorization` is
-//!   `Bearer <token>` for the token the server was started with, else 401;
+//! - `.../issues`: if `authorization` is `Bearer <token>` for the token the
+//!   server was started with, 200 with a list of issues, or for a `POST` 201
+//!   with the new issue (number 3, and the `title` of the JSON body); else 401;
 //! - `/coded?as=FORM`: the `/echo` body, compressed or encoded as a server
 //!   might: see [`coded`].
 
@@ -358,7 +359,21 @@ fn respond(mut stream: TcpStream, req: &Received, token: &str) -> std::io::Resul
         stream.write_all(b"0\r\n\r\n")?;
         return stream.flush();
     } else if path.ends_with("/issues") {
-        if req.header("authorization") == Some(&format!("Bearer {token}")) {
+        let authorized = req.header("authorization") == Some(&format!("Bearer {token}"));
+        if authorized && req.method == "POST" {
+            let asked: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+            let body = json!({
+                "number": 3,
+                "title": asked["title"],
+                "html_url": format!("https://issues.test{path}/3"),
+            })
+            .to_string();
+            plain(
+                "201 Created",
+                &[("content-type".into(), "application/json".into())],
+                body.as_bytes(),
+            )
+        } else if authorized {
             let body = json!([
                 {"number": 1, "title": "first issue", "state": "open"},
                 {"number": 2, "title": "second issue", "state": "closed"},

@@ -2,9 +2,11 @@
 //! a limit ends alone.
 
 use crate::support::{Sandbox, read_records};
+use std::path::PathBuf;
 use std::sync::Arc;
 use warden::audit::checkpoint::HostKey;
 use warden::audit::log::{AuditLog, Fsync, LogOptions};
+use warden::engine::{SlotLimit, TaskSlot};
 use warden::manifest::Manifest;
 use warden::{EngineConfig, Outcome, Runtime, TaskError, TaskRequest};
 use warden_host_api::approval::{ApprovalRequest, CallbackApprover, Decision};
@@ -522,30 +524,61 @@ async fn the_agent_loop_example_runs() {
     }
 }
 
-/// Every example guest fits the pool's per-task budget, so `max_tasks` of any of them
-/// fit at once; a component over the budget is refused when loaded, naming it.
+/// Every example guest, in Rust, Python and JavaScript, fits the pool's per-task budget, so
+/// `max_tasks` of any of them fit at once; a component over the budget is refused when
+/// loaded, naming the limit, its need and the setting.
 #[test]
 fn every_guest_fits_one_task_slot() {
     let runtime = Runtime::new(&EngineConfig::default()).unwrap();
-    for entry in std::fs::read_dir(crate::support::guests()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "wasm") {
-            runtime
-                .compile(&path)
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        }
+    let mut guests: Vec<PathBuf> = std::fs::read_dir(crate::support::guests())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "wasm"))
+        .collect();
+    guests.extend([
+        crate::guests::python_guest("csv-query", "../../wit", "tool").to_path_buf(),
+        crate::guests::js_guest("issue-tracker").to_path_buf(),
+    ]);
+    for path in &guests {
+        runtime
+            .compile(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
-    // Nine core instances: a component that instantiates one module nine times.
-    let nine = format!(
+    // One core instance more than a slot holds: a component that instantiates one module
+    // that many times.
+    let need = TaskSlot::DEFAULT.core_instances + 1;
+    let over = format!(
         "(component (core module $m) {})",
-        (0..9)
+        (0..need)
             .map(|i| format!("(core instance $i{i} (instantiate $m))"))
             .collect::<String>()
     );
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("nine.wasm");
-    std::fs::write(&path, wat::parse_str(&nine).unwrap()).unwrap();
-    let err = runtime.compile(&path).unwrap_err().to_string();
-    assert!(err.contains("too large for a task slot"), "{err}");
-    assert!(err.contains("9 core module instances"), "{err}");
+    let path = dir.path().join("over.wasm");
+    std::fs::write(&path, wat::parse_str(&over).unwrap()).unwrap();
+    let err = runtime.compile(&path).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            warden::LoadError::TooLarge { limit: SlotLimit::CoreInstances, need: n, holds, .. }
+                if n == need && holds == TaskSlot::DEFAULT.core_instances
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("raise it with `--slot-instances {need}`")),
+        "{text}"
+    );
+
+    // The setting it names lets it in.
+    let roomier = Runtime::new(&EngineConfig {
+        slot: TaskSlot {
+            core_instances: need,
+            ..TaskSlot::DEFAULT
+        },
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    roomier.compile(&path).unwrap();
 }

@@ -18,6 +18,7 @@ mod guests;
 mod http;
 mod http_server;
 mod inject;
+mod langs;
 mod library;
 mod limits;
 mod manifest;

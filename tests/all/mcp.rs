@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The `warden` binary the tests run.
-fn warden_bin() -> &'static str {
+pub(crate) fn warden_bin() -> &'static str {
     env!("CARGO_BIN_EXE_warden")
 }
 
 /// Runs tests/mcp/client.py with `plan` and returns what it printed.
-fn client(plan: Value) -> Value {
+pub(crate) fn client(plan: Value) -> Value {
     let mut child = Command::new("python3")
         .arg(root().join("tests/mcp/client.py"))
         .stdin(Stdio::piped())
@@ -122,12 +122,12 @@ impl Tools {
     }
 }
 
-fn call(name: &str, arguments: Value) -> Value {
+pub(crate) fn call(name: &str, arguments: Value) -> Value {
     json!({ "call": name, "arguments": arguments })
 }
 
 /// The records of the task a result names.
-fn task_records<'a>(records: &'a [Value], result: &Value) -> Vec<&'a Value> {
+pub(crate) fn task_records<'a>(records: &'a [Value], result: &Value) -> Vec<&'a Value> {
     let task = &result["meta"]["dev.warden/task"];
     assert!(task.is_string(), "the result names its task: {result}");
     records.iter().filter(|r| &r["task"] == task).collect()

@@ -35,19 +35,23 @@ impl Scaffolded {
 
     /// `warden run demo-tool/manifest.toml --input INPUT`, with its own audit log.
     fn run(&self, input: &str, log: &str) -> Run {
-        let audit = self.dir.path().join(log);
-        let manifest = self.manifest();
-        let args = [
-            "run",
-            manifest.to_str().unwrap(),
-            "--input",
-            input,
-            "--audit",
-            audit.to_str().unwrap(),
-        ];
-        let out = output(warden_command(&args, &[]).current_dir(self.dir.path()));
-        Run::new(out, read_records(&audit))
+        run_in(self.dir.path(), &self.manifest(), input, log)
     }
+}
+
+/// `warden run MANIFEST --input INPUT` in `dir`, with the audit log `dir/log`.
+fn run_in(dir: &Path, manifest: &Path, input: &str, log: &str) -> Run {
+    let audit = dir.join(log);
+    let args = [
+        "run",
+        manifest.to_str().unwrap(),
+        "--input",
+        input,
+        "--audit",
+        audit.to_str().unwrap(),
+    ];
+    let out = output(warden_command(&args, &[]).current_dir(dir));
+    Run::new(out, read_records(&audit))
 }
 
 fn output(cmd: &mut Command) -> Output {
@@ -235,4 +239,156 @@ fn new_refuses_a_bad_name_and_an_occupied_directory() {
         std::fs::read_dir(dir.path().join("taken")).unwrap().count(),
         1
     );
+}
+
+/// A tool made by `warden new <name> --lang <lang>` for Python or JavaScript and built
+/// with the commands its README gives, once per test process.
+struct Interpreted {
+    dir: tempfile::TempDir,
+    name: &'static str,
+    /// What `warden new` printed.
+    stdout: String,
+}
+
+impl Interpreted {
+    fn tool(&self) -> PathBuf {
+        self.dir.path().join(self.name)
+    }
+
+    fn run(&self, input: &str, log: &str) -> Run {
+        run_in(&self.tool(), &self.tool().join("manifest.toml"), input, log)
+    }
+}
+
+/// The build commands the Python template's README gives, run as they are.
+const PYTHON_BUILD: &[&str] = &["componentize-py -d wit -w tool componentize app -o demo-py.wasm"];
+
+/// The JavaScript template's: `npm install` is the one step not run as it is; the tool's
+/// `node_modules` is the JavaScript guest example's, installed once by `npm ci` from the
+/// same pinned componentize-js, instead of 400 MB fetched again per test run.
+const JS_BUILD: &[&str] = &["npm install", "npm run build"];
+
+fn interpreted(lang: &'static str) -> &'static Interpreted {
+    static PYTHON: OnceLock<Interpreted> = OnceLock::new();
+    static JS: OnceLock<Interpreted> = OnceLock::new();
+    let (cell, name, build) = match lang {
+        "python" => (&PYTHON, "demo-py", PYTHON_BUILD),
+        _ => (&JS, "demo-js", JS_BUILD),
+    };
+    cell.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let new =
+            output(warden_command(&["new", name, "--lang", lang], &[]).current_dir(dir.path()));
+        let stdout = String::from_utf8_lossy(&new.stdout).into_owned();
+        assert!(
+            new.status.success(),
+            "warden new --lang {lang} failed: {}{stdout}",
+            String::from_utf8_lossy(&new.stderr)
+        );
+        let tool = dir.path().join(name);
+        let started = Instant::now();
+        for command in build {
+            if *command == "npm install" {
+                link_node_modules(&tool);
+                continue;
+            }
+            let out = output(Command::new("sh").args(["-c", command]).current_dir(&tool));
+            assert!(
+                out.status.success(),
+                "{command} in the new {lang} tool failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        eprintln!("scaffold: {name} built in {:.1?}", started.elapsed());
+        Interpreted { dir, name, stdout }
+    })
+}
+
+/// The JavaScript guest example's `node_modules`, for a tool whose `package.json` pins the
+/// same componentize-js.
+fn link_node_modules(tool: &Path) {
+    let example = root().join("guest-examples/issue-tracker");
+    let pinned = |dir: &Path| {
+        let text = std::fs::read_to_string(dir.join("package.json")).unwrap();
+        let package: serde_json::Value = serde_json::from_str(&text).unwrap();
+        package["devDependencies"].clone()
+    };
+    assert_eq!(
+        pinned(tool),
+        pinned(&example),
+        "the template and the example pin one componentize-js"
+    );
+    crate::guests::npm_ci(&example);
+    std::os::unix::fs::symlink(example.join("node_modules"), tool.join("node_modules"))
+        .expect("node_modules symlink");
+}
+
+#[test]
+fn new_python_and_js_tools_print_the_commands_their_readme_gives() {
+    for (lang, build) in [("python", PYTHON_BUILD), ("js", JS_BUILD)] {
+        let t = interpreted(lang);
+        let readme = std::fs::read_to_string(t.tool().join("README.md")).unwrap();
+        let run = format!("warden run manifest.toml --input '{RUN_INPUT}'");
+        for line in build.iter().copied().chain([run.as_str()]) {
+            let in_readme = readme
+                .lines()
+                .any(|l| l == line || l.starts_with(&format!("{line} ")));
+            assert!(in_readme, "{lang}: {line}: {readme}");
+        }
+        let printed = format!("cd {}", t.name);
+        assert!(t.stdout.contains(&format!("  {printed}\n")), "{}", t.stdout);
+        let last = build.last().unwrap();
+        assert!(t.stdout.contains(&format!("  {last}\n")), "{}", t.stdout);
+        assert!(t.stdout.contains(&format!("  {run}\n")), "{}", t.stdout);
+        assert!(
+            readme.contains(&format!("\n{}\n", expected_result())),
+            "{lang}: {readme}"
+        );
+    }
+}
+
+#[test]
+fn new_python_and_js_tools_run_under_their_grant_and_not_outside_it() {
+    for lang in ["python", "js"] {
+        let t = interpreted(lang);
+        let run = t.run(RUN_INPUT, "read.jsonl");
+        assert_eq!(run.code, 0, "{lang}: {run:#?}");
+        assert_eq!(run.json(), expected_result(), "{lang}");
+        run.assert_recorded();
+        assert_eq!(run.records[0]["tool"], t.name);
+        let open = run
+            .records
+            .iter()
+            .find(|r| r["call"] == "wasi:filesystem/types.[method]descriptor.open-at")
+            .unwrap_or_else(|| panic!("{lang}: open-at is recorded: {run:#?}"));
+        assert_eq!(open["resource"], "/data/hello.txt");
+        assert_eq!(open["rule"], "fs[0] /data read");
+        assert_eq!(run.events("log").len(), 1, "{lang}: {run:#?}");
+
+        let run = t.run(r#"{"path":"../manifest.toml"}"#, "escape.jsonl");
+        assert_eq!(run.code, 1, "{lang}: {run:#?}");
+        assert!(run.stdout.is_empty(), "{lang}: {run:#?}");
+        assert!(
+            run.stderr.contains(&format!("{} failed (denied)", t.name)),
+            "{lang}: {run:#?}"
+        );
+        assert_eq!(run.denial("open-at")["resource"], "/manifest.toml");
+        run.assert_recorded();
+
+        let run = t.run(r#"{"path":"missing.txt"}"#, "missing.jsonl");
+        assert_eq!(run.code, 1, "{lang}: {run:#?}");
+        assert!(
+            run.stderr.contains(&format!("{} failed (failed)", t.name)),
+            "{lang}: {run:#?}"
+        );
+        let run = t.run(r#"{"paths":"x"}"#, "invalid.jsonl");
+        assert!(
+            run.stderr.contains(&format!(
+                "{} failed (invalid-input): paths: unknown field",
+                t.name
+            )),
+            "{lang}: {run:#?}"
+        );
+    }
 }

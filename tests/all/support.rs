@@ -137,12 +137,18 @@ pub struct Sandbox {
 impl Sandbox {
     /// Copies `guest-examples/<example>` (manifest and data, not sources).
     pub fn new(example: &str, component: &str) -> Sandbox {
+        Sandbox::of(example, &wasm(component))
+    }
+
+    /// Like [`Sandbox::new`], for the component at `wasm`: one built by another toolchain.
+    pub fn of(example: &str, wasm: &Path) -> Sandbox {
         let dir = tempfile::tempdir().expect("temp dir");
         let src = root().join("guest-examples").join(example);
         for entry in std::fs::read_dir(&src).expect("example dir") {
             let entry = entry.unwrap();
             let name = entry.file_name();
-            if entry.file_type().unwrap().is_dir() && name != "src" {
+            let source = ["src", "wit", "node_modules", "__pycache__"].map(std::ffi::OsStr::new);
+            if entry.file_type().unwrap().is_dir() && !source.contains(&name.as_os_str()) {
                 copy_dir(&entry.path(), &dir.path().join(&name));
             }
         }
@@ -153,14 +159,18 @@ impl Sandbox {
             manifest,
             dir,
         };
-        sandbox.write_manifest(&text, component);
+        sandbox.write_manifest_for(&text, wasm);
         sandbox
     }
 
     /// Rewrites the manifest from `text`, pointing `component` at the built
     /// guest of that name.
     pub fn write_manifest(&self, text: &str, component: &str) {
-        let wasm = wasm(component);
+        self.write_manifest_for(text, &wasm(component));
+    }
+
+    /// Rewrites the manifest from `text`, pointing `component` at `wasm`.
+    pub fn write_manifest_for(&self, text: &str, wasm: &Path) {
         let text: String = text
             .lines()
             .map(|l| {
