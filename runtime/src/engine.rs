@@ -271,7 +271,7 @@ mod tests {
             },
             ..EngineConfig::default()
         };
-        let err = build(&cfg).err().expect("refused").to_string();
+        let err = build(&cfg).expect_err("refused").to_string();
         assert!(err.contains("at least one"), "{err}");
     }
 }
