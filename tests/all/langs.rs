@@ -394,3 +394,15 @@ fn a_component_larger_than_a_task_slot_is_refused_with_the_setting_that_fits_it(
         "{stderr}"
     );
 }
+
+/// A JavaScript bug (reading a field of `null`) is an uncaught exception: the task traps, and
+/// what the engine wrote to stderr reaches the user, who could not tell what happened without it.
+#[test]
+fn a_javascript_tool_s_uncaught_exception_is_shown_with_its_trap() {
+    let server = Server::start(TOKEN);
+    let sb = tracker(&server, r#"["GET"]"#);
+    let run = tracker_run(&sb, Value::Null);
+    fails(&run, 1, "TypeError");
+    assert!(run.stderr.contains("trapped"), "{run:#?}");
+    assert_eq!(run.end()["outcome"], "trap", "{run:#?}");
+}
