@@ -350,15 +350,19 @@ impl Runtime {
             path: path.to_path_buf(),
             error,
         })?;
-        let watch = self
-            .compile_notices
-            .clone()
-            .map(|notify| engine::slow::Watch::start(notify, path, bytes.len() as u64));
-        let component = match &self.cache {
-            Some(cache) => cache.component(&self.engine, &bytes),
-            None => Component::new(&self.engine, &bytes),
+        // Watched only when compiling: a cache hit starts no thread.
+        let watch = || {
+            self.compile_notices
+                .clone()
+                .map(|notify| engine::slow::Watch::start(notify, path, bytes.len() as u64))
         };
-        drop(watch);
+        let component = match &self.cache {
+            Some(cache) => cache.component_compiling(&self.engine, &bytes, watch),
+            None => {
+                let _watch = watch();
+                Component::new(&self.engine, &bytes)
+            }
+        };
         let component = component.map_err(|e| {
             let text = format!("{e:#}");
             if let Some((limit, need)) = engine::SlotLimit::refusal(&text) {

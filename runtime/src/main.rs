@@ -1459,7 +1459,7 @@ fn new_tool(name: &str, lang: &str, path: Option<PathBuf>) -> Result<ExitCode, F
     }
     let [setup, build] = lang.build_commands(name);
     // A machine's toolchain is its owner's business; a tool's own packages are its step.
-    let per_machine = lang != scaffold::Lang::Js;
+    let per_machine = lang.setup_per_machine();
     if !per_machine {
         println!("  {setup}");
     }

@@ -59,6 +59,12 @@ impl Lang {
         }
     }
 
+    /// Whether the first of [`build_commands`](Self::build_commands) is done once per
+    /// machine (a toolchain) rather than once per tool (JavaScript's `node_modules`).
+    pub fn setup_per_machine(self) -> bool {
+        self != Lang::Js
+    }
+
     /// Where the build puts the component, relative to the tool's directory.
     pub fn component(self, name: &str) -> String {
         match self {

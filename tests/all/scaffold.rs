@@ -131,35 +131,47 @@ fn expected_result() -> serde_json::Value {
 #[test]
 fn the_new_crate_builds_and_runs_under_its_grant() {
     let s = scaffolded();
-    let run = s.run(RUN_INPUT, "read.jsonl");
-    assert_eq!(run.code, 0, "{run:#?}");
-    assert_eq!(run.json(), expected_result());
+    assert_counted_the_sample(&s.run(RUN_INPUT, "read.jsonl"), "demo-tool");
+}
+
+/// The sample run of a new tool: the counts of `data/hello.txt`, read through the one grant
+/// and recorded, and one log line.
+fn assert_counted_the_sample(run: &Run, tool: &str) {
+    assert_eq!(run.code, 0, "{tool}: {run:#?}");
+    assert_eq!(run.json(), expected_result(), "{tool}");
     run.assert_recorded();
-    let start = &run.records[0];
-    assert_eq!(start["tool"], "demo-tool");
+    assert_eq!(run.records[0]["tool"], tool);
     let open = run
         .records
         .iter()
         .find(|r| r["call"] == "wasi:filesystem/types.[method]descriptor.open-at")
-        .unwrap_or_else(|| panic!("open-at is recorded: {run:#?}"));
+        .unwrap_or_else(|| panic!("{tool}: open-at is recorded: {run:#?}"));
     assert_eq!(open["resource"], "/data/hello.txt");
     assert_eq!(open["decision"], "allow");
     assert_eq!(open["rule"], "fs[0] /data read");
-    assert!(run.events("log").len() == 1, "{run:#?}");
+    assert_eq!(run.events("log").len(), 1, "{tool}: {run:#?}");
+}
+
+/// A new tool asked for `../manifest.toml`: refused by Warden, not by the tool, and recorded.
+fn assert_refused_outside(run: &Run, tool: &str) {
+    assert_eq!(run.code, 1, "{tool}: {run:#?}");
+    assert!(run.stdout.is_empty(), "{tool}: {run:#?}");
+    assert!(
+        run.stderr.contains(&format!("{tool} failed (denied)")),
+        "{run:#?}"
+    );
+    let d = run.denial("open-at");
+    assert_eq!(d["resource"], "/manifest.toml");
+    let rule = d["rule"].as_str().unwrap();
+    assert!(rule.contains("leaves fs[0] /data"), "{rule}");
+    run.assert_recorded();
 }
 
 #[test]
 fn the_new_tool_is_refused_outside_its_grant() {
     let s = scaffolded();
     let run = s.run(r#"{"path":"../manifest.toml"}"#, "escape.jsonl");
-    assert_eq!(run.code, 1, "{run:#?}");
-    assert!(run.stdout.is_empty(), "{run:#?}");
-    assert!(run.stderr.contains("demo-tool failed (denied)"), "{run:#?}");
-    let d = run.denial("open-at");
-    assert_eq!(d["resource"], "/manifest.toml");
-    let rule = d["rule"].as_str().unwrap();
-    assert!(rule.contains("leaves fs[0] /data"), "{rule}");
-    run.assert_recorded();
+    assert_refused_outside(&run, "demo-tool");
 }
 
 #[test]
@@ -352,29 +364,9 @@ fn new_python_and_js_tools_print_the_commands_their_readme_gives() {
 fn new_python_and_js_tools_run_under_their_grant_and_not_outside_it() {
     for lang in ["python", "js"] {
         let t = interpreted(lang);
-        let run = t.run(RUN_INPUT, "read.jsonl");
-        assert_eq!(run.code, 0, "{lang}: {run:#?}");
-        assert_eq!(run.json(), expected_result(), "{lang}");
-        run.assert_recorded();
-        assert_eq!(run.records[0]["tool"], t.name);
-        let open = run
-            .records
-            .iter()
-            .find(|r| r["call"] == "wasi:filesystem/types.[method]descriptor.open-at")
-            .unwrap_or_else(|| panic!("{lang}: open-at is recorded: {run:#?}"));
-        assert_eq!(open["resource"], "/data/hello.txt");
-        assert_eq!(open["rule"], "fs[0] /data read");
-        assert_eq!(run.events("log").len(), 1, "{lang}: {run:#?}");
-
+        assert_counted_the_sample(&t.run(RUN_INPUT, "read.jsonl"), t.name);
         let run = t.run(r#"{"path":"../manifest.toml"}"#, "escape.jsonl");
-        assert_eq!(run.code, 1, "{lang}: {run:#?}");
-        assert!(run.stdout.is_empty(), "{lang}: {run:#?}");
-        assert!(
-            run.stderr.contains(&format!("{} failed (denied)", t.name)),
-            "{lang}: {run:#?}"
-        );
-        assert_eq!(run.denial("open-at")["resource"], "/manifest.toml");
-        run.assert_recorded();
+        assert_refused_outside(&run, t.name);
 
         let run = t.run(r#"{"path":"missing.txt"}"#, "missing.jsonl");
         assert_eq!(run.code, 1, "{lang}: {run:#?}");

@@ -88,12 +88,27 @@ impl CodeCache {
     ///
     /// A cache that cannot be read or written only costs a compilation.
     pub fn component(&self, engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Component> {
+        self.component_compiling(engine, wasm, || ())
+    }
+
+    /// Like [`component`](Self::component), with `compiling` called when there is no valid
+    /// entry and the component must be compiled, and what it returns held until that ends:
+    /// how a host watches only the slow path ([`super::slow`]).
+    pub fn component_compiling<G>(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        compiling: impl FnOnce() -> G,
+    ) -> wasmtime::Result<Component> {
         let id = entry_id(engine, wasm);
         let path = self.path_of(&id);
         if let Some(component) = self.load(engine, &id, &path) {
             return Ok(component);
         }
-        let component = Component::new(engine, wasm)?;
+        let watch = compiling();
+        let component = Component::new(engine, wasm);
+        drop(watch);
+        let component = component?;
         if let Ok(artifact) = component.serialize() {
             // Best effort: the next run compiles again if this fails.
             let _ = self.store(&id, &path, &artifact);
