@@ -189,6 +189,72 @@ impl VerifierKey {
     }
 }
 
+/// Why `--key` named no verifier key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifierKeyArgError {
+    /// No key was given and this host has none: verifying never creates one.
+    #[error("no --key given and no host key at {}", .0.display())]
+    NoHostKey(std::path::PathBuf),
+    /// This host's key does not load.
+    #[error(transparent)]
+    HostKey(CheckpointError),
+    /// A file that holds no key, or a host key that does not load.
+    #[error("--key {}: {error}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        error: String,
+    },
+    /// Neither a key nor a file.
+    #[error("--key {text:?} is neither a verifier key nor a file holding one: {error}")]
+    Neither {
+        /// What was given.
+        text: String,
+        /// Why it does not parse as a key.
+        error: CheckpointError,
+    },
+}
+
+impl VerifierKey {
+    /// The key a verifier names with `--key`: a key, or a file holding one (or a host key,
+    /// whose public half is used); without one, the public half of the host key at
+    /// `host_key`, which is never created just to verify.
+    pub fn from_arg(arg: Option<&str>, host_key: &Path) -> Result<Self, VerifierKeyArgError> {
+        let file = |path: &Path, error: &dyn fmt::Display| VerifierKeyArgError::File {
+            path: path.to_path_buf(),
+            error: error.to_string(),
+        };
+        let Some(text) = arg else {
+            if !host_key.exists() {
+                return Err(VerifierKeyArgError::NoHostKey(host_key.to_path_buf()));
+            }
+            let host = HostKey::load_or_create(host_key, &super::key_name())
+                .map_err(VerifierKeyArgError::HostKey)?;
+            return Ok(host.verifier().clone());
+        };
+        let parsed = VerifierKey::parse(text);
+        if let Ok(key) = parsed {
+            return Ok(key);
+        }
+        let path = Path::new(text);
+        if path.is_file() {
+            let contents = std::fs::read_to_string(path).map_err(|e| file(path, &e))?;
+            if contents.trim_start().starts_with("PRIVATE+KEY+") {
+                return HostKey::parse(&contents)
+                    .map(|k| k.verifier().clone())
+                    .map_err(|e| file(path, &e));
+            }
+            return VerifierKey::parse(&contents).map_err(|e| file(path, &e));
+        }
+        Err(VerifierKeyArgError::Neither {
+            text: text.to_owned(),
+            error: parsed.unwrap_err(),
+        })
+    }
+}
+
 impl fmt::Display for VerifierKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut raw = vec![ED25519];

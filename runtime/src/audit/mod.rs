@@ -1,85 +1,17 @@
-//! The audit log as JSON Lines: one record per line, appended.
-//!
-//! This is the sink the CLI uses until the tamper-evident log lands; it
-//! implements [`EventSink`], so capability modules do not know it exists.
+//! The tamper-evident audit log ([`log`]), its checkpoints and keys, and what reads it:
+//! [`verify`], [`proof`], [`show`]. Capability modules write records to an
+//! [`EventSink`](warden_host_api::audit::EventSink) and do not know the log exists.
 
 pub mod checkpoint;
 pub mod keys;
 pub mod log;
-
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use warden_host_api::audit::{EventSink, Record};
-
 pub mod merkle;
 pub mod proof;
+pub mod show;
 pub mod stream;
 pub mod verify;
 
-/// Appends records to a file, numbering them from where the file ends.
-#[derive(Debug)]
-pub struct JsonlSink {
-    path: PathBuf,
-    inner: Mutex<(File, u64)>,
-}
-
-#[derive(serde::Serialize)]
-struct Line<'a> {
-    v: u8,
-    seq: u64,
-    time: String,
-    #[serde(flatten)]
-    record: &'a Record<'a>,
-}
-
-impl JsonlSink {
-    /// Opens (or creates) the log at `path`, creating its directory.
-    pub fn open(path: &Path) -> std::io::Result<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(path)?;
-        // Continue the numbering of an existing log; a device or pipe has
-        // no records to count.
-        let seq = if file.metadata()?.is_file() {
-            BufReader::new(File::open(path)?).lines().count() as u64
-        } else {
-            0
-        };
-        Ok(JsonlSink {
-            path: path.to_path_buf(),
-            inner: Mutex::new((file, seq)),
-        })
-    }
-
-    /// Where the log is.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl EventSink for JsonlSink {
-    fn emit(&self, record: &Record<'_>) -> anyhow::Result<()> {
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let (file, seq) = &mut *guard;
-        let mut line = serde_json::to_vec(&Line {
-            v: 1,
-            seq: *seq,
-            time: rfc3339(record.time),
-            record,
-        })?;
-        line.push(b'\n');
-        file.write_all(&line)?;
-        *seq += 1;
-        Ok(())
-    }
-}
+use std::path::PathBuf;
 
 /// Warden's state directory: `$XDG_STATE_HOME/warden`, or
 /// `~/.local/state/warden`. It holds, each apart from the others:

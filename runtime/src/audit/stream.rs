@@ -1,8 +1,8 @@
 //! Watching audit records as they happen: a sink that passes every record on to the
 //! real log and then to whoever subscribed.
 //!
-//! An agent host wraps its log (an [`AuditLog`](super::log::AuditLog), a
-//! [`JsonlSink`](super::JsonlSink), any [`EventSink`]) in an [`AuditStream`], gives the
+//! An agent host wraps its log (an [`AuditLog`](super::log::AuditLog), or any
+//! [`EventSink`]) in an [`AuditStream`], gives the
 //! stream to its tasks as their sink, and [subscribes](AuditStream::subscribe) wherever it
 //! wants to watch: a UI, a monitor that revokes a grant on the first denial, a test.
 //!

@@ -122,7 +122,7 @@ macro_rules! template {
     ($path:literal, $source:literal) => {
         File {
             path: $path,
-            text: include_str!(concat!("../templates/new/", $source)),
+            text: include_str!(concat!("../../../templates/new/", $source)),
             template: true,
         }
     };
@@ -132,7 +132,7 @@ macro_rules! wit {
     ($path:literal) => {
         File {
             path: concat!("wit/", $path),
-            text: include_str!(concat!("../../wit/", $path)),
+            text: include_str!(concat!("../../../../wit/", $path)),
             template: false,
         }
     };
@@ -551,7 +551,7 @@ mod tests {
             );
             assert_eq!(
                 get(&files, "wit/tool.wit"),
-                include_str!("../../wit/tool.wit")
+                include_str!("../../../../wit/tool.wit")
             );
             // The README gives the build, which the manifest names as what makes the component.
             let readme = get(&files, "README.md");

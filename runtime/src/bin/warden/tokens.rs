@@ -5,7 +5,7 @@
 //! here they are decoded (which re-validates them as strictly as a
 //! manifest) and every link is checked with [`Capabilities::covers`].
 
-use crate::Failure;
+use crate::{Failure, usage};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -14,10 +14,6 @@ use warden::manifest::Manifest;
 use warden::token::{self, GrantRecord, IssuerKey, IssuerPublicKey, ToolId};
 use warden_host_api::grant::{Capabilities, Grant, Narrowing};
 use warden_host_api::limits::manifest::parse_duration;
-
-fn usage(e: impl std::fmt::Display) -> Failure {
-    Failure::Usage(e.to_string())
-}
 
 fn caps(v: &Value) -> Result<Capabilities, String> {
     serde_json::from_value(v.clone()).map_err(|e| format!("capabilities do not decode: {e}"))
@@ -69,7 +65,7 @@ pub(crate) fn issue(
     let grant = Grant::root(caps, ttl(ttl_text)?, agent);
     let path = match grant_key {
         Some(path) => path,
-        None => crate::default_key_file(warden::audit::default_grant_key_path())?,
+        None => crate::host::default_key_file(warden::audit::default_grant_key_path())?,
     };
     let key = IssuerKey::load_or_create(&path).map_err(usage)?;
     let mut root = record(&grant, 0)?;
@@ -151,7 +147,7 @@ pub(crate) fn verify(
     let issuer = match issuer {
         Some(text) => IssuerPublicKey::parse(text).map_err(usage)?,
         None => {
-            let path = crate::default_key_file(warden::audit::default_grant_key_path())?;
+            let path = crate::host::default_key_file(warden::audit::default_grant_key_path())?;
             let key = IssuerKey::load_or_create(&path).map_err(usage)?;
             *key.public()
         }

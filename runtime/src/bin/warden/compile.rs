@@ -1,0 +1,43 @@
+//! `warden compile`: components compiled into this machine's cache before their first task.
+
+use crate::host::{EngineArgs, engine};
+use crate::{Failure, usage};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use warden::EngineConfig;
+use warden::manifest::Manifest;
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Manifests (their tool's component) or component files (.wasm).
+    #[arg(required = true, value_name = "MANIFEST|COMPONENT")]
+    paths: Vec<PathBuf>,
+}
+
+/// `warden compile`: each component compiled (or found in the cache), with the time it took.
+pub(crate) fn compile(args: Args, engine_args: &EngineArgs) -> Result<ExitCode, Failure> {
+    let rt = engine(&EngineConfig {
+        max_tasks: 1,
+        ..engine_args.cached()?
+    })?;
+    if rt.code_cache().is_none() {
+        return Err(usage(
+            "no cache directory (neither XDG_CACHE_HOME nor HOME is set): nothing to compile into",
+        ));
+    }
+    for path in &args.paths {
+        let component = if path.extension().is_some_and(|e| e == "wasm") {
+            path.clone()
+        } else {
+            Manifest::load(path).map_err(usage)?.tool.component
+        };
+        let started = std::time::Instant::now();
+        rt.compile(&component).map_err(usage)?;
+        println!(
+            "{}: ready ({:.2} s)",
+            component.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

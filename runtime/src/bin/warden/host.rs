@@ -1,0 +1,190 @@
+//! How every subcommand sets up what it runs on: the engine and its task slot, the
+//! compiled-component cache, Warden's keys, the audit log, and what no grant may expose.
+
+use crate::{Failure, usage};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use warden::audit::checkpoint::HostKey;
+use warden::audit::log::{AuditLog, LogOptions};
+use warden::engine::TaskSlot;
+use warden::engine::slow::CompileNotice;
+use warden::manifest::{Manifest, Protected};
+use warden::{EngineConfig, LoadError, Runtime};
+use warden_host_api::grant::live::Revocations;
+
+/// What each task slot holds, and so the most one component may need (warden::engine::TaskSlot).
+/// The defaults fit components from Rust, componentize-py and componentize-js.
+#[derive(clap::Args)]
+pub(crate) struct EngineArgs {
+    /// Core module instances one component may hold, nested components included.
+    #[arg(long = "slot-instances", value_name = "N", global = true, env = "WARDEN_SLOT_INSTANCES",
+          default_value_t = TaskSlot::DEFAULT.core_instances, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    instances: u32,
+    /// Linear memories one component may define; each reserves address space for 4 GiB.
+    #[arg(long = "slot-memories", value_name = "N", global = true, env = "WARDEN_SLOT_MEMORIES",
+          default_value_t = TaskSlot::DEFAULT.memories, value_parser = clap::value_parser!(u32).range(1..=100))]
+    memories: u32,
+    /// Tables one component may define.
+    #[arg(long = "slot-tables", value_name = "N", global = true, env = "WARDEN_SLOT_TABLES",
+          default_value_t = TaskSlot::DEFAULT.tables, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    tables: u32,
+}
+
+impl EngineArgs {
+    /// Engine settings with these slots and the per-user compiled-component cache,
+    /// authenticated by the secret in the keys directory.
+    pub(crate) fn cached(&self) -> Result<EngineConfig, Failure> {
+        let cache_dir = warden::engine::default_cache_dir();
+        let cache_key = match cache_dir {
+            Some(_) => Some(default_key_file(warden::audit::default_cache_key_path())?),
+            None => None,
+        };
+        Ok(EngineConfig {
+            cache_dir,
+            cache_key,
+            slot: TaskSlot {
+                core_instances: self.instances,
+                memories: self.memories,
+                tables: self.tables,
+            },
+            ..EngineConfig::default()
+        })
+    }
+
+    /// A runtime as the CLI runs tools: compiled components cached per machine, and the
+    /// revocation list under the state directory.
+    pub(crate) fn runtime(&self, fuel: bool, max_tasks: u32) -> Result<Runtime, Failure> {
+        let cfg = EngineConfig {
+            fuel,
+            max_tasks,
+            ..self.cached()?
+        };
+        Ok(
+            engine(&cfg)?.with_revocations(Arc::new(Revocations::new(Some(
+                warden::audit::default_revocation_path(),
+            )))),
+        )
+    }
+
+    /// The tool of `manifest` loaded on a runtime set up by `configure`, with no grant
+    /// overlapping `protected`.
+    pub(crate) fn load(
+        &self,
+        manifest: &Path,
+        protected: &Protected,
+        configure: impl FnOnce(Runtime) -> Result<Runtime, Failure>,
+    ) -> Result<(Runtime, warden::Tool), Failure> {
+        let m = Manifest::load(manifest).map_err(usage)?;
+        m.check_exposure(protected).map_err(usage)?;
+        let rt = configure(self.runtime(m.limits.fuel.is_some(), 4)?)?;
+        let tool = rt.load(m).map_err(|e: LoadError| usage(e))?;
+        Ok((rt, tool))
+    }
+}
+
+/// A runtime on `cfg` that says so on stderr when a compile takes a while.
+pub(crate) fn engine(cfg: &EngineConfig) -> Result<Runtime, Failure> {
+    Ok(Runtime::new(cfg)
+        .map_err(|e| usage(format!("cannot start the engine: {e:#}")))?
+        .with_compile_notices(print_compile_notice))
+}
+
+fn print_compile_notice(notice: &CompileNotice) {
+    match notice {
+        CompileNotice::Slow {
+            path,
+            bytes,
+            elapsed,
+        } => eprintln!(
+            "warden: compiling {} ({:.1} MB) to machine code, {} s so far; \
+             later runs load it from the cache",
+            path.display(),
+            *bytes as f64 / 1e6,
+            elapsed.as_secs()
+        ),
+        CompileNotice::Done { path, elapsed } => eprintln!(
+            "warden: compiled {} in {:.1} s",
+            path.display(),
+            elapsed.as_secs_f64()
+        ),
+        _ => {}
+    }
+}
+
+/// Where a task's audit records go.
+#[derive(clap::Args)]
+pub(crate) struct LogArgs {
+    /// Audit log (JSON Lines); default under the XDG state directory.
+    #[arg(long, env = "WARDEN_AUDIT")]
+    audit: Option<PathBuf>,
+    /// The host key that signs checkpoints; default keys/host.key under the
+    /// XDG state directory, created on first use. Keep it out of the log's
+    /// directory: whoever can write there could delete it.
+    #[arg(long, env = "WARDEN_KEY")]
+    key: Option<PathBuf>,
+    /// When audit records reach the disk: always (a call proceeds only
+    /// once its record is synced), batch (synced in groups) or none.
+    #[arg(long, env = "WARDEN_FSYNC", default_value = "always")]
+    fsync: warden::audit::log::Fsync,
+}
+
+impl LogArgs {
+    /// The audit log of `--audit`, `--key` and `--fsync`, opened.
+    pub(crate) fn open(self) -> Result<AuditLog, Failure> {
+        let audit_path = self.audit.unwrap_or_else(warden::audit::default_path);
+        let key = host_key(self.key)?;
+        let options = LogOptions {
+            fsync: self.fsync,
+            ..LogOptions::default()
+        };
+        AuditLog::open(&audit_path, key, options).map_err(usage)
+    }
+}
+
+/// `path`, a key file in Warden's keys directory, after making sure that directory is
+/// private (mode 0700).
+pub(crate) fn default_key_file(path: PathBuf) -> Result<PathBuf, Failure> {
+    warden::audit::keys::private_dir(&warden::audit::keys_dir()).map_err(usage)?;
+    Ok(path)
+}
+
+/// The host key of `--key`, or this host's, created on first use.
+pub(crate) fn host_key(path: Option<PathBuf>) -> Result<HostKey, Failure> {
+    let path = match path {
+        Some(path) => path,
+        None => default_key_file(warden::audit::default_key_path())?,
+    };
+    HostKey::load_or_create(&path, &warden::audit::key_name()).map_err(usage)
+}
+
+/// `$var` if it is set and not empty.
+pub(crate) fn env_path(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// What no `[[fs]]` grant may overlap in this process: Warden's defaults, the log and key
+/// files named by `log` (or their defaults), and the issuer key.
+pub(crate) fn protected(log: Option<&LogArgs>) -> Protected {
+    let named = |flag: Option<&PathBuf>, var: &str| flag.cloned().or_else(|| env_path(var));
+    let audit = named(log.and_then(|l| l.audit.as_ref()), "WARDEN_AUDIT")
+        .unwrap_or_else(warden::audit::default_path);
+    let key = named(log.and_then(|l| l.key.as_ref()), "WARDEN_KEY")
+        .unwrap_or_else(warden::audit::default_key_path);
+    let grant_key =
+        named(None, "WARDEN_GRANT_KEY").unwrap_or_else(warden::audit::default_grant_key_path);
+    Protected::defaults()
+        .audit_log(&audit)
+        .with(key, "the host key")
+        .with(grant_key, "the grant issuer key")
+}
+
+/// One thread: Wasm tasks are CPU-bound and yield at every epoch tick, and two threads
+/// in one process give less throughput than one (DESIGN.md).
+pub(crate) fn tokio_runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| usage(format!("cannot start tokio: {e}")))
+}

@@ -1,0 +1,220 @@
+//! Reading a manifest: the file as written, each section resolved by its capability, every
+//! path made absolute.
+
+use std::path::{Path, PathBuf};
+
+use super::error::Context;
+use super::*;
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::DeTable;
+use warden_host_api::approval::Gates;
+use warden_host_api::env::manifest::RawEnvSection;
+use warden_host_api::fs::manifest::{FsGrant, RawFsGrant, resolve_grants};
+use warden_host_api::http::manifest::{RawHttpRule, resolve_rules};
+use warden_host_api::limits::manifest::RawLimits;
+use warden_host_api::policy::manifest::RawPolicySection;
+use warden_host_api::secrets::manifest::{RawSecret, Source, resolve_secrets};
+use warden_host_api::sockets::manifest::{RawTcpRule, resolve_rules as resolve_tcp_rules};
+/// The whole file as written. Sections that belong to a capability are defined in
+/// `warden_host_api`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    tool: Option<RawTool>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    fs: Vec<RawFsGrant>,
+    #[serde(default)]
+    env: RawEnvSection,
+    #[serde(default)]
+    http: Vec<RawHttpRule>,
+    #[serde(default)]
+    tcp: Vec<RawTcpRule>,
+    #[serde(default)]
+    secrets: Vec<RawSecret>,
+    #[serde(default)]
+    policy: Option<RawPolicySection>,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTool {
+    name: Spanned<String>,
+    component: Spanned<PathBuf>,
+    #[serde(default)]
+    digest: Option<Spanned<Digest>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    #[serde(default)]
+    level: AuditLevel,
+    #[serde(default, rename = "max-records")]
+    max_records: Option<Spanned<u64>>,
+}
+
+impl Manifest {
+    /// Reads and validates the manifest at `path`.
+    ///
+    /// Relative paths inside it are resolved against its directory.
+    ///
+    /// # Ambient Authority
+    ///
+    /// Reads the manifest and the `[policy]` file, and checks each `[[fs]]` host directory
+    /// by path, with the authority of the process.
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let src = std::fs::read_to_string(path).map_err(|error| ManifestError::Read {
+            path: path.to_owned(),
+            error,
+        })?;
+        Manifest::parse(&src, path)
+    }
+
+    /// Validates the manifest text `src` as if it had been read from `path`.
+    ///
+    /// `path` prefixes every error, and relative paths in the manifest are resolved against
+    /// its directory (against the current directory if it has none).
+    ///
+    /// # Ambient Authority
+    ///
+    /// Reads and compiles the `[policy]` file and checks each `[[fs]]` host directory by
+    /// path, with the authority of the process.
+    pub fn parse(src: &str, path: &Path) -> Result<Manifest, ManifestError> {
+        let cx = Context { src, path };
+        let doc = DeTable::parse(src).map_err(|e| cx.syntax(&e))?;
+        let raw: RawManifest = toml::from_str(src).map_err(|e| cx.serde(&e, doc.get_ref()))?;
+
+        let base_dir = path.parent().unwrap_or(Path::new(""));
+        let tool = raw
+            .tool
+            .ok_or_else(|| cx.invalid(0, "tool", "missing required section"))?;
+        if tool.name.get_ref().trim().is_empty() {
+            return Err(cx.invalid(tool.name.span().start, "tool.name", "must not be empty"));
+        }
+        if tool.component.get_ref().as_os_str().is_empty() {
+            return Err(cx.invalid(
+                tool.component.span().start,
+                "tool.component",
+                "must not be empty",
+            ));
+        }
+        let component = base_dir.join(tool.component.get_ref());
+        let component = std::path::absolute(&component).unwrap_or(component);
+        let digest_line = tool.digest.as_ref().map_or(0, |d| cx.line(d.span().start));
+
+        let limits = raw
+            .limits
+            .resolve()
+            .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
+        let fs_roots = resolve_grants(&raw.fs, base_dir, cap_std::ambient_authority())
+            .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
+        let fs: Vec<FsGrant> = fs_roots.iter().map(|r| r.grant.clone()).collect();
+        let fs_lines = raw
+            .fs
+            .iter()
+            .map(|r| cx.line(r.host.span().start))
+            .collect();
+        let env = raw
+            .env
+            .resolve()
+            .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
+        let http =
+            resolve_rules(&raw.http).map_err(|e| cx.invalid(e.span().start, e.field(), &e))?;
+        let tcp =
+            resolve_tcp_rules(&raw.tcp).map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
+        let secrets = resolve_secrets(&raw.secrets, base_dir)
+            .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
+        // A variable a secret is read from is the secret: passing it to the tool would hand
+        // the tool the value that `[[secrets]]` keeps on the host.
+        for (i, name) in raw.env.pass.iter().enumerate() {
+            let source = secrets
+                .iter()
+                .find(|s| matches!(&s.source, Source::Env { var } if var == name.get_ref()));
+            if let Some(s) = source {
+                return Err(cx.invalid(
+                    name.span().start,
+                    format!("env.pass[{i}]"),
+                    format_args!(
+                        "{:?} is where {} is read from (source = \"env:{}\"); passing it would give the tool the secret's value: remove it from env.pass",
+                        name.get_ref(),
+                        s.label(),
+                        name.get_ref()
+                    ),
+                ));
+            }
+        }
+        let policy = raw
+            .policy
+            .as_ref()
+            .map(|p| p.resolve(base_dir, cap_std::ambient_authority()))
+            .transpose()
+            .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
+        // Each entry resolved to one of the same index, in order.
+        let approval = Gates {
+            fs: (raw.fs.iter().zip(&fs))
+                .filter(|(r, _)| r.approval().is_required())
+                .map(|(_, g)| g.guest.clone())
+                .collect(),
+            http: (raw.http.iter().zip(&http))
+                .filter(|(r, _)| r.approval().is_required())
+                .map(|(_, g)| g.rule.clone())
+                .collect(),
+            secrets: (raw.secrets.iter().zip(&secrets))
+                .filter(|(r, _)| r.approval().is_required())
+                .map(|(_, s)| s.name.clone())
+                .collect(),
+        };
+
+        let fs_special = (raw.fs.iter().zip(&fs))
+            .filter(|(r, _)| r.special())
+            .map(|(_, g)| g.guest.clone())
+            .collect();
+
+        Manifest {
+            path: path.to_owned(),
+            tool: ToolSection {
+                name: tool.name.into_inner(),
+                component,
+                digest: tool.digest.map(Spanned::into_inner),
+            },
+            limits,
+            fs,
+            env,
+            http,
+            tcp,
+            secrets,
+            policy,
+            audit: AuditSection {
+                level: raw.audit.level,
+                max_records: match &raw.audit.max_records {
+                    Some(n) if *n.get_ref() == 0 => {
+                        return Err(cx.invalid(
+                            n.span().start,
+                            "audit.max-records",
+                            "must be at least 1: every task writes records",
+                        ));
+                    }
+                    Some(n) => *n.get_ref(),
+                    None => AuditSection::default().max_records,
+                },
+            },
+            approval,
+            fs_special,
+            digest_line,
+            fs_lines,
+            fs_roots,
+        }
+        .exposing_nothing(&Protected::defaults())
+    }
+
+    /// This manifest, if none of its `[[fs]]` grants overlaps what `protected` names.
+    fn exposing_nothing(self, protected: &Protected) -> Result<Manifest, ManifestError> {
+        self.check_exposure(protected)?;
+        Ok(self)
+    }
+}

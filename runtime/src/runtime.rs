@@ -1,0 +1,340 @@
+//! [`Runtime`]: one engine, its task slots and the deciders every tool it loads shares.
+
+use crate::tool::Entry;
+use crate::*;
+use manifest::{Manifest, ManifestError};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use task::TaskData;
+use tokio::sync::Semaphore;
+use warden_host_api::approval::{self, Approver, Deny};
+use warden_host_api::bindings::ToolPre;
+use warden_host_api::grant::live::Revocations;
+use warden_host_api::policy::{Clock, Policy};
+use wasmtime::Engine;
+use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime_wasi::p2::bindings::CommandPre;
+
+/// Why a tool could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The manifest is invalid or its digest pin does not match.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The component file could not be read.
+    #[error("{}: cannot read component: {error}", path.display())]
+    Read {
+        /// The component path.
+        path: PathBuf,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// The file is not a component Warden can run.
+    #[error("{}: {message}", path.display())]
+    Rejected {
+        /// The component path.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The component needs more of something than a task slot holds
+    /// ([`EngineConfig::slot`]).
+    #[error(
+        "{}: needs {need} {} per task, more than the {holds} a task slot holds; raise it with \
+         `{} {need}` (or {}={need}; a library host sets EngineConfig::slot.{})",
+        path.display(), limit.what(), limit.flag(), limit.env(), limit.field()
+    )]
+    TooLarge {
+        /// The component path.
+        path: PathBuf,
+        /// Which number of the slot it exceeds.
+        limit: engine::SlotLimit,
+        /// How many the component needs.
+        need: u32,
+        /// How many a slot holds.
+        holds: u32,
+    },
+    /// The manifest asks for fuel, but the runtime does not meter it.
+    #[error("{}: limits.fuel is set, but this runtime was built without fuel metering", path.display())]
+    FuelNotMetered {
+        /// The manifest path.
+        path: PathBuf,
+    },
+}
+
+/// How often a runtime reads a shared revocation list for running tasks.
+pub const REVOCATION_POLL: Duration = Duration::from_millis(500);
+
+/// The engine and linker shared by all tools and tasks.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<TaskData>,
+    /// Compiled components, authenticated ([`engine::cache`]); `None` compiles every time.
+    cache: Option<engine::cache::CodeCache>,
+    /// What each task slot holds, for the error that says a component needs more.
+    slot: engine::TaskSlot,
+    /// Told of compiles that take more than a second.
+    compile_notices: Option<engine::slow::Notify>,
+    settings: Settings,
+}
+
+/// What a runtime decides for every task, whichever tool runs it: each loaded tool
+/// takes a copy (cheap: `Arc`s), so a setting changed later applies to tools loaded later.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub(crate) fuel: bool,
+    pub(crate) revocations: Arc<Revocations>,
+    pub(crate) approver: Arc<dyn Approver>,
+    pub(crate) approval_timeout: Duration,
+    pub(crate) policy: Option<Policy>,
+    pub(crate) clock: Option<Clock>,
+    /// One permit per task slot of the engine's pool, shared by every tool.
+    pub(crate) slots: Arc<Semaphore>,
+}
+
+impl Runtime {
+    /// A runtime with the given engine settings.
+    pub fn new(cfg: &EngineConfig) -> wasmtime::Result<Self> {
+        let engine = engine::build(cfg)?;
+        let cache = match (&cfg.cache_dir, &cfg.cache_key) {
+            (None, _) => None,
+            (Some(dir), Some(key)) => Some(engine::cache::CodeCache::open(dir, key)?),
+            (Some(dir), None) => wasmtime::bail!(
+                "cache_dir {} is set without cache_key: cached machine code is only loaded \
+                 once a secret shows this host wrote it",
+                dir.display()
+            ),
+        };
+        let mut linker = Linker::new(&engine);
+        warden_host_api::add_to_linker(&mut linker)?;
+        Ok(Runtime {
+            engine,
+            linker,
+            cache,
+            slot: cfg.slot,
+            compile_notices: None,
+            settings: Settings {
+                fuel: cfg.fuel,
+                revocations: Arc::new(Revocations::new(None)),
+                approver: Arc::new(Deny::default()),
+                approval_timeout: approval::DEFAULT_TIMEOUT,
+                policy: None,
+                clock: None,
+                slots: Arc::new(Semaphore::new(cfg.max_tasks as usize)),
+            },
+        })
+    }
+
+    /// Asks `policy` about every capability-relevant call of every task of the tools
+    /// loaded after this, as well as any `[policy]` a tool's manifest names: each must
+    /// allow a call, and a denial from either refuses it. This is where an agent host puts
+    /// the rules that hold for every tool it runs.
+    ///
+    /// ```
+    /// # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use warden::Runtime;
+    /// use warden_host_api::policy::Policy;
+    ///
+    /// let policy = Policy::from_source("host.rego", r#"
+    ///     package warden
+    ///     deny contains "sub-agents may not write" if {
+    ///         input.call.kind == "fs.write"
+    ///         input.grant.depth > 0
+    ///     }
+    ///     cacheable := true
+    /// "#)?;
+    /// let runtime = Runtime::new(&Default::default())?.with_policy(policy);
+    /// # Ok(()) }
+    /// # demo().unwrap();
+    /// ```
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.settings.policy = Some(policy);
+        self
+    }
+
+    /// Policies read `input.time` from `clock` instead of the system clock, in the tasks
+    /// of the tools loaded after this.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.settings.clock = Some(clock);
+        self
+    }
+
+    /// Tells `notify` about every compile that takes more than a second ([`engine::slow`]):
+    /// the first load of a large component, such as a Python or JavaScript tool, compiles for
+    /// seconds before a task can start, and a user should know why nothing happens.
+    pub fn with_compile_notices(
+        mut self,
+        notify: impl Fn(&engine::slow::CompileNotice) + Send + Sync + 'static,
+    ) -> Self {
+        self.compile_notices = Some(Arc::new(notify));
+        self
+    }
+
+    /// Asks `approver` about every call an `approval = "required"` gate of a
+    /// tool's manifest covers, in every task of the tools loaded after this.
+    /// Without one, gated calls are refused ([`Deny`]).
+    ///
+    /// ```no_run
+    /// # fn demo() -> wasmtime::Result<()> {
+    /// use std::sync::Arc;
+    /// use warden::Runtime;
+    /// use warden_host_api::approval::{ApprovalRequest, CallbackApprover, Decision};
+    ///
+    /// let approver = CallbackApprover::new("ui", |req: ApprovalRequest| async move {
+    ///     // Ask someone; here, allow nothing outside /workspace/out.
+    ///     if req.resource.starts_with("/workspace/out/") {
+    ///         Decision::approve("ui", "output directory")
+    ///     } else {
+    ///         Decision::refuse("ui", "only /workspace/out may change")
+    ///     }
+    /// });
+    /// let runtime = Runtime::new(&Default::default())?.with_approver(Arc::new(approver));
+    /// # Ok(()) }
+    /// ```
+    pub fn with_approver(mut self, approver: Arc<dyn Approver>) -> Self {
+        self.settings.approver = approver;
+        self
+    }
+
+    /// How long an approver may take before its silence refuses the call
+    /// ([`approval::DEFAULT_TIMEOUT`], 60 s, unless set). A task's own
+    /// `limits.timeout` still cuts a wait short.
+    pub fn with_approval_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.approval_timeout = timeout;
+        self
+    }
+
+    /// Uses `revocations` for every task's grant: a revocation there ends
+    /// the running tasks it reaches. Shared with a file, it reaches other
+    /// processes too.
+    ///
+    /// With a file, a thread reads it every [`REVOCATION_POLL`] for as long as the list
+    /// lives, so that a revocation written by another process (`warden grant revoke`) also
+    /// stops tasks that are already running here.
+    pub fn with_revocations(mut self, revocations: Arc<Revocations>) -> Self {
+        if revocations.file().is_some() {
+            let list = Arc::downgrade(&revocations);
+            let spawned = std::thread::Builder::new()
+                .name("warden-revocations".into())
+                .spawn(move || {
+                    while let Some(list) = list.upgrade() {
+                        // A list that cannot be read now is read again next
+                        // time; tasks starting meanwhile refuse to run.
+                        let _ = list.refresh();
+                        drop(list);
+                        std::thread::sleep(REVOCATION_POLL);
+                    }
+                });
+            // Without the thread, revocations still reach every task start.
+            drop(spawned);
+        }
+        self.settings.revocations = revocations;
+        self
+    }
+
+    /// The revocation list tasks are checked against.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.settings.revocations
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The compiled-component cache, if [`EngineConfig::cache_dir`] named one.
+    pub fn code_cache(&self) -> Option<&engine::cache::CodeCache> {
+        self.cache.as_ref()
+    }
+
+    /// Compiles a component file, checking nothing but that it is one; from the runtime's
+    /// cache when it holds an authenticated artifact of it ([`EngineConfig::cache_dir`]).
+    pub fn compile(&self, path: &std::path::Path) -> Result<(Component, Vec<u8>), LoadError> {
+        let bytes = std::fs::read(path).map_err(|error| LoadError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        // Watched only when compiling: a cache hit starts no thread.
+        let watch = || {
+            self.compile_notices
+                .clone()
+                .map(|notify| engine::slow::Watch::start(notify, path, bytes.len() as u64))
+        };
+        let component = match &self.cache {
+            Some(cache) => cache.component_compiling(&self.engine, &bytes, watch),
+            None => {
+                let _watch = watch();
+                Component::new(&self.engine, &bytes)
+            }
+        };
+        let component = component.map_err(|e| {
+            let text = format!("{e:#}");
+            if let Some((limit, need)) = engine::SlotLimit::refusal(&text) {
+                return LoadError::TooLarge {
+                    path: path.to_path_buf(),
+                    limit,
+                    need,
+                    holds: limit.of(&self.slot),
+                };
+            }
+            // The pool's other bounds (a table's or a memory's initial size, the instance's
+            // state), not the component's validity, refused it.
+            let message = if text.contains("pooling allocator") {
+                format!("too large for a task slot: {text}")
+            } else {
+                format!("not a valid component: {e}")
+            };
+            LoadError::Rejected {
+                path: path.to_path_buf(),
+                message,
+            }
+        })?;
+        Ok((component, bytes))
+    }
+
+    /// Loads the tool of `manifest`: reads and pins its component, detects
+    /// its kind and links it against Warden's interposers.
+    pub fn load(&self, manifest: Manifest) -> Result<Tool, LoadError> {
+        if manifest.limits.fuel.is_some() && !self.settings.fuel {
+            return Err(LoadError::FuelNotMetered {
+                path: manifest.path.clone(),
+            });
+        }
+        let path = manifest.tool.component.clone();
+        let (component, bytes) = self.compile(&path)?;
+        manifest.verify_digest(&bytes)?;
+        let digest = format!("blake3:{}", blake3::hash(&bytes).to_hex());
+        let rejected = |message: String| LoadError::Rejected {
+            path: path.clone(),
+            message,
+        };
+        let kind = component::detect(&self.engine, &component).map_err(rejected)?;
+        let pre: InstancePre<TaskData> = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| rejected(format!("cannot be linked: {e:#}")))?;
+        let mut functions = Vec::new();
+        let entry = match kind {
+            Kind::Tool => Entry::Tool(ToolPre::new(pre).map_err(|e| rejected(format!("{e:#}")))?),
+            Kind::Command => {
+                Entry::Command(CommandPre::new(pre).map_err(|e| rejected(format!("{e:#}")))?)
+            }
+            Kind::Functions => {
+                functions = func::functions(&self.engine, &component);
+                let exports = func::export_indexes(&component, &functions).map_err(rejected)?;
+                Entry::Functions { pre, exports }
+            }
+        };
+        Ok(Tool {
+            engine: self.engine.clone(),
+            manifest: Arc::new(manifest),
+            kind,
+            digest,
+            entry,
+            functions,
+            settings: self.settings.clone(),
+        })
+    }
+}
