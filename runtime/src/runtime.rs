@@ -329,6 +329,7 @@ impl Runtime {
         };
         Ok(Tool {
             engine: self.engine.clone(),
+            ceiling: manifest.ceiling(),
             manifest: Arc::new(manifest),
             kind,
             digest,

@@ -15,6 +15,7 @@ use warden_host_api::fs::dirs::DirError;
 use warden_host_api::grant::live::Ended;
 use warden_host_api::grant::{Capabilities, Grant};
 use warden_host_api::http::{HttpState, HttpTask};
+use warden_host_api::limits::manifest::Limits;
 use warden_host_api::limits::{CappedPipe, LimitHit, Limiter, Tripwire};
 use warden_host_api::policy::{Clock, GrantInfo, Policy, TaskPolicy};
 use warden_host_api::secrets::{SecretError, TaskSecrets};
@@ -504,7 +505,11 @@ pub(crate) fn hostname() -> String {
 /// Everything a task needs from its loaded tool.
 pub(crate) struct Prepared<'a> {
     pub engine: &'a wasmtime::Engine,
+    /// What the tool is, whatever grant it runs under: its name, `[audit]`, `[policy]`,
+    /// approval gates, the secrets' specs and the `[[fs]]` roots resolved at load.
     pub manifest: &'a Manifest,
+    /// What this task holds: the manifest's ceiling, or a grant within it.
+    pub caps: &'a Capabilities,
     pub digest: &'a str,
     pub fuel_metered: bool,
     /// Who answers the manifest's approval gates, and how long they may take.
@@ -535,17 +540,16 @@ pub(crate) fn audit(p: &Prepared<'_>, req: &TaskRequest, task: &str) -> Audit {
     Audit::new(meta, req.sink.clone(), level).with_budget(m.audit.max_records)
 }
 
-/// Opens the directories of the task's grants (`m`'s `[[fs]]`, the manifest's or narrowed
-/// from them) from the manifest's grants as resolved at load, never by a host path below
-/// them. Ordinary grants' file I/O will run on the task's thread instead of hopping to
+/// Opens the directories of `caps` (the manifest's `[[fs]]`, or narrowed from them) from
+/// the manifest's grants as resolved at load, never by a host path below them. Ordinary grants' file I/O will run on the task's thread instead of hopping to
 /// tokio's blocking pool; `special` grants' runs off it.
 ///
 /// # Ambient Authority
 ///
 /// Opens each manifest grant's host directory by its path, and checks it is the one
 /// resolved at load.
-pub(crate) fn directories(m: &Manifest) -> Result<FsState, DirError> {
-    FsState::new(m.fs.clone())
+pub(crate) fn directories(m: &Manifest, caps: &Capabilities) -> Result<FsState, DirError> {
+    FsState::new(caps.fs().to_vec())
         .with_special(&m.fs_special)
         .open(m.fs_roots(), cap_std::ambient_authority())
 }
@@ -560,16 +564,17 @@ pub(crate) fn store(
     secrets: TaskSecrets,
     fs_state: FsState,
 ) -> Result<(Store<TaskData>, CappedPipe, CappedPipe, Tripwire), String> {
-    let m = p.manifest;
+    let (m, caps) = (p.manifest, p.caps);
+    let limits = caps.limits();
     let tripwire = Tripwire::default();
-    let stdout = CappedPipe::new("stdout", m.limits.output, tripwire.clone());
-    let stderr = CappedPipe::new("stderr", m.limits.output, tripwire.clone());
+    let stdout = CappedPipe::new("stdout", limits.output, tripwire.clone());
+    let stderr = CappedPipe::new("stderr", limits.output, tripwire.clone());
     // No preopens in the WasiCtx: the guest's directories are the ones
     // `fs_state` opened (see `directories`), handed over by Warden's
     // `get-directories`.
     let mut b = WasiCtxBuilder::new();
-    env::configure(&mut b, &m.env);
-    let sockets = sockets::SocketState::new(m.tcp.clone());
+    env::configure(&mut b, caps.env());
+    let sockets = sockets::SocketState::new(caps.tcp().to_vec());
     sockets::configure(&mut b, &sockets);
     b.stdin(MemoryInputPipe::new(req.stdin.clone()))
         .stdout(stdout.clone())
@@ -577,10 +582,10 @@ pub(crate) fn store(
     let mut argv = vec![m.tool.name.clone()];
     argv.extend(req.args.iter().cloned());
     b.args(&argv);
-    let deadline = Instant::now() + m.limits.timeout;
+    let deadline = Instant::now() + limits.timeout;
     let mut host = HostState::new(audit.clone(), fs_state);
-    if !m.http.is_empty() {
-        host.http = HttpState::new(m.http.clone(), secrets.clone(), audit, deadline);
+    if !caps.http().is_empty() {
+        host.http = HttpState::new(caps.http().to_vec(), secrets.clone(), audit, deadline);
     }
     host.sockets = sockets;
     host.secrets = secrets;
@@ -598,7 +603,7 @@ pub(crate) fn store(
         table: ResourceTable::new(),
         http: HttpTask::new(&host.http),
         host,
-        limiter: Limiter::new(m.limits.memory, tripwire.clone()),
+        limiter: Limiter::new(limits.memory, tripwire.clone()),
         transitions: 0,
         epoch_callbacks: 0,
     };
@@ -633,7 +638,7 @@ pub(crate) fn store(
         })
     });
     if p.fuel_metered {
-        let fuel = m.limits.fuel.unwrap_or(u64::MAX);
+        let fuel = limits.fuel.unwrap_or(u64::MAX);
         store.set_fuel(fuel).map_err(|e| e.to_string())?;
     }
     Ok((store, stdout, stderr, tripwire))
@@ -667,22 +672,28 @@ fn task_policy(p: &Prepared<'_>, req: &TaskRequest, meta: &TaskMeta) -> TaskPoli
 /// Records the start of a task, before anything is fetched or built for it.
 pub(crate) fn start(
     audit: &Audit,
-    m: &Manifest,
+    p: &Prepared<'_>,
     kind: Kind,
     req: &TaskRequest,
     function: Option<&str>,
 ) -> anyhow::Result<()> {
-    let grants: Vec<String> =
-        m.fs.iter()
-            .map(|g| {
-                let special = m.fs_special.iter().any(|s| fs::within(&g.guest, s));
-                let special = if special { " special" } else { "" };
-                format!("{} {}{special}", g.guest, g.access)
-            })
-            .collect();
-    let secrets: Vec<&str> = m.secrets.iter().map(|s| s.name.as_str()).collect();
-    let http: Vec<String> = m.http.iter().map(|g| g.rule.to_string()).collect();
-    let tcp: Vec<String> = m.tcp.iter().map(|r| r.to_string()).collect();
+    let (m, caps) = (p.manifest, p.caps);
+    let grants: Vec<String> = caps
+        .fs()
+        .iter()
+        .map(|g| {
+            let special = m.fs_special.iter().any(|s| fs::within(&g.guest, s));
+            let special = if special { " special" } else { "" };
+            format!("{} {}{special}", g.guest, g.access)
+        })
+        .collect();
+    // In manifest order, whatever order a grant names them in.
+    let secrets: Vec<&str> = (m.secrets.iter())
+        .filter(|s| caps.secret(&s.name).is_some())
+        .map(|s| s.name.as_str())
+        .collect();
+    let http: Vec<String> = caps.http().iter().map(|g| g.rule.to_string()).collect();
+    let tcp: Vec<String> = caps.tcp().iter().map(|r| r.to_string()).collect();
     let mut ev = Event::new("task.start").args(json!({
         "kind": match kind {
             Kind::Tool => "tool",
@@ -753,30 +764,30 @@ pub(crate) fn finish(
     pipes: (CappedPipe, CappedPipe),
     tripwire: Tripwire,
 ) -> Result<TaskOutput, TaskError> {
-    let m = p.manifest;
+    let limits = p.caps.limits();
     let duration = started.elapsed();
     let fuel = if p.fuel_metered {
         store
             .get_fuel()
             .ok()
-            .map(|left| m.limits.fuel.unwrap_or(u64::MAX) - left)
+            .map(|left| limits.fuel.unwrap_or(u64::MAX) - left)
     } else {
         None
     };
     let result: Result<Outcome, TaskError> = match raw {
         Err(_) => Err(TaskError::Limit {
             task: task.clone(),
-            hit: LimitHit::Timeout(m.limits.timeout),
+            hit: LimitHit::Timeout(limits.timeout),
         }),
-        Ok(Ok(Outcome::Result(s))) if s.len() as u64 > m.limits.output => Err(TaskError::Limit {
+        Ok(Ok(Outcome::Result(s))) if s.len() as u64 > limits.output => Err(TaskError::Limit {
             task: task.clone(),
             hit: LimitHit::Output {
-                limit: m.limits.output,
+                limit: limits.output,
                 stream: "result",
             },
         }),
         Ok(Ok(o)) => Ok(o),
-        Ok(Err(e)) => Err(classify(e, &task, m, &tripwire)),
+        Ok(Err(e)) => Err(classify(e, &task, limits, &tripwire)),
     };
     let data = store.data();
     let transitions = data
@@ -863,7 +874,7 @@ fn truncate(s: &str, max: usize) -> &str {
 }
 
 /// Names the limit behind a trap, if one was hit.
-fn classify(e: wasmtime::Error, task: &str, m: &Manifest, tripwire: &Tripwire) -> TaskError {
+fn classify(e: wasmtime::Error, task: &str, limits: &Limits, tripwire: &Tripwire) -> TaskError {
     if let Some(GrantEnded(ended)) = e.downcast_ref::<GrantEnded>() {
         return TaskError::Grant {
             task: task.into(),
@@ -880,13 +891,13 @@ fn classify(e: wasmtime::Error, task: &str, m: &Manifest, tripwire: &Tripwire) -
         Some(Trap::Interrupt) => {
             return TaskError::Limit {
                 task: task.into(),
-                hit: LimitHit::Timeout(m.limits.timeout),
+                hit: LimitHit::Timeout(limits.timeout),
             };
         }
         Some(Trap::OutOfFuel) => {
             return TaskError::Limit {
                 task: task.into(),
-                hit: LimitHit::Fuel(m.limits.fuel.unwrap_or(0)),
+                hit: LimitHit::Fuel(limits.fuel.unwrap_or(0)),
             };
         }
         _ => {}

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use task::{Prepared, TaskData};
 use warden_host_api::audit::EventSink;
 use warden_host_api::bindings::ToolPre;
-use warden_host_api::grant::Grant;
 use warden_host_api::grant::live::{Ended, Liveness};
+use warden_host_api::grant::{Capabilities, Grant};
 use warden_host_api::secrets::TaskSecrets;
 use wasmtime::component::{ComponentExportIndex, InstancePre, Val};
 use wasmtime::{Engine, Store};
@@ -57,6 +57,9 @@ struct Call<'a> {
 pub struct Tool {
     pub(crate) engine: Engine,
     pub(crate) manifest: Arc<Manifest>,
+    /// The manifest's sections as a capability set: what a task holds without a grant, and
+    /// what every grant must be within.
+    pub(crate) ceiling: Capabilities,
     pub(crate) kind: Kind,
     pub(crate) digest: String,
     pub(crate) entry: Entry,
@@ -85,7 +88,7 @@ impl Tool {
     /// grant an agent host narrows with [`Grant::attenuate`] for each sub-step, and runs
     /// tasks under with [`TaskGrant::from_lineage`]. See the [crate docs](crate#grants).
     pub fn root_grant(&self, ttl: Duration, agent: Option<String>) -> Grant {
-        Grant::root(self.manifest.ceiling(), ttl, agent)
+        Grant::root(self.ceiling.clone(), ttl, agent)
     }
 
     /// The functions of a [`Kind::Functions`] component, each a tool that
@@ -206,19 +209,19 @@ impl Tool {
                 task: task.clone(),
                 message: "the runtime's task slots were closed".into(),
             })?;
-        // A grant narrower than the manifest replaces its sections for this task.
-        let narrowed = req
-            .grant
-            .as_ref()
-            .and_then(|g| g.caps.as_ref())
-            .map(|caps| self.manifest.narrowed(caps));
-        let manifest: &Manifest = match &narrowed {
-            Some(Ok(m)) => m,
-            _ => &self.manifest,
+        // A grant's capabilities, checked within the manifest's, are what the task holds;
+        // one that widens anything ends the task once its start is recorded.
+        let granted = req.grant.as_ref().and_then(|g| g.caps.as_ref());
+        let widened = granted.and_then(|caps| self.ceiling.covers(caps).err());
+        let caps = match granted {
+            Some(caps) if widened.is_none() => caps,
+            _ => &self.ceiling,
         };
+        let manifest = &*self.manifest;
         let p = Prepared {
             engine: &self.engine,
             manifest,
+            caps,
             digest: &self.digest,
             fuel_metered: self.settings.fuel,
             approver: &self.settings.approver,
@@ -231,15 +234,15 @@ impl Tool {
             Invoke::Describe => Some("describe"),
             Invoke::Run => call.as_ref().map(|c| c.info.full_name.as_str()),
         };
-        task::start(&audit, manifest, self.kind, &req, function).map_err(|e| TaskError::Host {
+        task::start(&audit, &p, self.kind, &req, function).map_err(|e| TaskError::Host {
             task: task.clone(),
             message: format!("{e:#}"),
         })?;
         let started = Instant::now();
-        if let Some(Err(why)) = narrowed {
+        if let Some(widening) = widened {
             let error = TaskError::Widened {
                 task: task.clone(),
-                message: why,
+                message: widening.to_string(),
             };
             return Err(task::abandon(
                 &audit,
@@ -261,7 +264,7 @@ impl Tool {
         };
         // Before any secret is fetched: a task whose directories are not what its grant
         // says does not start.
-        let fs_state = match task::directories(manifest) {
+        let fs_state = match task::directories(manifest, caps) {
             Ok(fs_state) => fs_state,
             Err(error) => {
                 let error = TaskError::Directory {
@@ -276,7 +279,8 @@ impl Tool {
                 ));
             }
         };
-        let secrets = match TaskSecrets::fetch(&manifest.secrets, &audit).await {
+        let secrets = match TaskSecrets::fetch(&caps.secret_specs(&manifest.secrets), &audit).await
+        {
             Ok(secrets) => secrets,
             Err(error) => {
                 let outcome = format!("error:secret:{}", error.code());
@@ -301,7 +305,7 @@ impl Tool {
         store.data_mut().host.grant = grant;
         // Epoch interruption stops guest code; this stops a task whose guest
         // is parked in a host call that never returns.
-        let backstop = manifest.limits.timeout + Duration::from_secs(1);
+        let backstop = caps.limits().timeout + Duration::from_secs(1);
         let raw = tokio::time::timeout(backstop, self.call(&mut store, &req, call, invoke)).await;
         task::finish(store, &p, task, started, raw, (out, err), tripwire)
     }

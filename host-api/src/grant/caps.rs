@@ -125,6 +125,24 @@ impl Capabilities {
         self.secrets.iter().find(|s| s.name == name)
     }
 
+    /// Of the manifest's `[[secrets]]` `specs`, those this set holds, in manifest order, each
+    /// with only the uses it holds: what a task under this set may fetch and use.
+    pub fn secret_specs(&self, specs: &[SecretSpec]) -> Vec<SecretSpec> {
+        specs
+            .iter()
+            .filter_map(|spec| {
+                let held = self.secret(&spec.name)?;
+                let mut spec = spec.clone();
+                spec.reveal = spec.reveal && held.reveal;
+                spec.hmac = spec.hmac && held.hmac;
+                if !held.inject {
+                    spec.inject = None;
+                }
+                Some(spec)
+            })
+            .collect()
+    }
+
     /// The environment: literal variables and names passed from the host.
     pub fn env(&self) -> &EnvSection {
         &self.env

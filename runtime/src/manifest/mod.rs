@@ -358,35 +358,4 @@ impl Manifest {
             self.limits,
         )
     }
-
-    /// This manifest with its sections replaced by `caps`, a grant's capabilities, which
-    /// must be within [`ceiling`](Self::ceiling): the tool runs with no more than the grant.
-    ///
-    /// A narrowed directory is a sub-directory of a manifest grant, found by name; nothing
-    /// is looked up on disk here. A task opens it through its manifest grant's directory
-    /// and refuses a symlink on the way ([`fs_roots`](Self::fs_roots)).
-    pub fn narrowed(&self, caps: &Capabilities) -> Result<Manifest, String> {
-        self.ceiling().covers(caps).map_err(|w| w.to_string())?;
-        let mut m = self.clone();
-        m.fs = caps.fs().to_vec();
-        m.http = caps.http().to_vec();
-        m.tcp = caps.tcp().to_vec();
-        m.env = caps.env().clone();
-        m.limits = *caps.limits();
-        m.secrets = self
-            .secrets
-            .iter()
-            .filter_map(|spec| {
-                let held = caps.secret(&spec.name)?;
-                let mut spec = spec.clone();
-                spec.reveal = spec.reveal && held.reveal;
-                spec.hmac = spec.hmac && held.hmac;
-                if !held.inject {
-                    spec.inject = None;
-                }
-                Some(spec)
-            })
-            .collect();
-        Ok(m)
-    }
 }
