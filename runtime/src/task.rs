@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use warden_host_api::approval::{Approvals, Approver};
 use warden_host_api::audit::{Audit, Event, EventSink, Level, McpIds, NullSink, TaskMeta};
 use warden_host_api::bindings::warden::tool::types::ToolError as WitToolError;
+use warden_host_api::capability::Capability;
 use warden_host_api::fs::FsState;
 use warden_host_api::fs::dirs::DirError;
 use warden_host_api::grant::live::Ended;
@@ -19,6 +20,7 @@ use warden_host_api::limits::manifest::Limits;
 use warden_host_api::limits::{CappedPipe, LimitHit, Limiter, Tripwire};
 use warden_host_api::policy::{Clock, GrantInfo, Policy, TaskPolicy};
 use warden_host_api::secrets::{SecretError, TaskSecrets};
+use warden_host_api::sockets::Tcp;
 use warden_host_api::{HostState, WardenView, env, fs, sockets};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
@@ -693,7 +695,6 @@ pub(crate) fn start(
         .map(|s| s.name.as_str())
         .collect();
     let http: Vec<String> = caps.http().iter().map(|g| g.rule.to_string()).collect();
-    let tcp: Vec<String> = caps.tcp().iter().map(|r| r.to_string()).collect();
     let mut ev = Event::new("task.start").args(json!({
         "kind": match kind {
             Kind::Tool => "tool",
@@ -705,7 +706,7 @@ pub(crate) fn start(
         "stdin_bytes": req.stdin.len(),
         "fs": grants,
         "http": http,
-        "tcp": tcp,
+        (Tcp::KEY): Tcp::summary(Tcp::held(caps)),
         "secrets": secrets,
     }));
     if let Some(function) = function {

@@ -24,7 +24,7 @@ use crate::sockets::manifest::TcpRule;
 pub struct Capabilities {
     pub(super) fs: Vec<FsGrant>,
     pub(super) http: Vec<HttpGrant>,
-    pub(super) tcp: Vec<TcpRule>,
+    pub(crate) tcp: Vec<TcpRule>,
     pub(super) secrets: Vec<SecretGrant>,
     pub(super) env: EnvSection,
     pub(super) limits: Limits,

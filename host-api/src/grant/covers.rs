@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use super::caps::SecretGrant;
 use super::widening::HttpLimitWidening;
 use super::{Capabilities, Widening};
+use crate::capability::Capability;
 use crate::env::manifest::EnvSection;
 use crate::fs::manifest::{Access, FsGrant, normalize_guest};
 use crate::http::manifest::{HttpGrant, RequestLimits};
 use crate::http::{HostPattern, HttpRule};
 use crate::limits::manifest::{Limits, format_duration, format_size};
-use crate::sockets::manifest::TcpRule;
+use crate::sockets::Tcp;
 
 impl Capabilities {
     /// Checks that everything `child` allows, `self` allows too; the first thing it does
@@ -58,7 +59,7 @@ impl Capabilities {
     pub fn covers(&self, child: &Capabilities) -> Result<(), Widening> {
         covers_fs(&self.fs, &child.fs)?;
         covers_http(&self.http, &child.http)?;
-        covers_tcp(&self.tcp, &child.tcp)?;
+        Tcp::covers(&self.tcp, &child.tcp)?;
         covers_secrets(&self.secrets, &child.secrets)?;
         covers_env(&self.env, &child.env)?;
         covers_limits(&self.limits, &child.limits)
@@ -292,24 +293,6 @@ impl<'a> Region<'a> {
 fn methods(rule: &HttpRule) -> Option<BTreeSet<&str>> {
     rule.methods()
         .map(|ms| ms.iter().map(String::as_str).collect())
-}
-
-fn covers_tcp(parent: &[TcpRule], child: &[TcpRule]) -> Result<(), Widening> {
-    for (index, c) in child.iter().enumerate() {
-        if !parent.iter().any(|p| tcp_within(c, p)) {
-            return Err(Widening::Tcp {
-                index,
-                child: c.connect().to_owned(),
-                parent: parent.iter().map(|p| p.connect().to_owned()).collect(),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Whether every connection `child` allows, `parent` allows.
-pub(super) fn tcp_within(child: &TcpRule, parent: &TcpRule) -> bool {
-    child.port() == parent.port() && child.host().is_within(parent.host())
 }
 
 fn covers_secrets(parent: &[SecretGrant], child: &[SecretGrant]) -> Result<(), Widening> {

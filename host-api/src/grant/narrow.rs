@@ -13,6 +13,7 @@ use super::covers::{
     secret_label,
 };
 use super::{Capabilities, Widening};
+use crate::capability::Capability;
 use crate::env::manifest::{EnvSection, VarNameError, check_var_name};
 use crate::fs::manifest::{Access, FsGrant, GuestPathError, guest_paths_overlap, normalize_guest};
 use crate::http::manifest::HttpGrant;
@@ -22,7 +23,8 @@ use crate::limits::manifest::{
     parse_duration, parse_size,
 };
 use crate::secrets::manifest::is_secret_name;
-use crate::sockets::manifest::{ConnectError, TcpRule};
+use crate::sockets::Tcp;
+use crate::sockets::manifest::ConnectError;
 
 /// The keys a narrowing may have, in the order [`Narrowing::to_args`] writes them.
 const KEYS: &str = "fs, http, tcp, secrets, env, memory, timeout, fuel, output";
@@ -76,7 +78,7 @@ const KEYS: &str = "fs, http, tcp, secrets, env, memory, timeout, fuel, output";
 pub struct Narrowing {
     fs: Option<Vec<FsNarrowing>>,
     http: Option<Vec<HttpNarrowing>>,
-    tcp: Option<Vec<TcpRule>>,
+    tcp: Option<<Tcp as Capability>::Narrowing>,
     secrets: Option<Vec<SecretNarrowing>>,
     env: Option<Vec<String>>,
     memory: Option<u64>,
@@ -202,12 +204,7 @@ impl Narrowing {
                     .collect()
             }),
         );
-        list(
-            "tcp",
-            self.tcp
-                .as_ref()
-                .map(|tcp| tcp.iter().map(|t| t.connect().to_owned()).collect()),
-        );
+        list(Tcp::KEY, self.tcp.as_ref().map(Tcp::narrowing_values));
         list(
             "secrets",
             self.secrets
@@ -256,11 +253,11 @@ impl Narrowing {
                 let entry = (!value.is_empty()).then(|| parse_http(value)).transpose()?;
                 self.http.get_or_insert_with(Vec::new).extend(entry);
             }
-            "tcp" => {
-                let entry = (!value.is_empty())
-                    .then(|| TcpRule::parse(value).map_err(NarrowingReason::Tcp))
-                    .transpose()?;
-                self.tcp.get_or_insert_with(Vec::new).extend(entry);
+            Tcp::KEY => {
+                // Set only once the value is taken: a refused one must not leave `tcp=`.
+                let mut tcp = self.tcp.clone().unwrap_or_default();
+                Tcp::push_narrowing(&mut tcp, value)?;
+                self.tcp = Some(tcp);
             }
             "secrets" => {
                 let mut secrets = self.secrets.clone().unwrap_or_default();
@@ -608,7 +605,10 @@ impl Capabilities {
         let child = Capabilities {
             fs,
             http,
-            tcp: narrowing.tcp.clone().unwrap_or_else(|| self.tcp.clone()),
+            tcp: match &narrowing.tcp {
+                None => self.tcp.clone(),
+                Some(n) => Tcp::narrow(&self.tcp, n)?,
+            },
             secrets: match &narrowing.secrets {
                 None => self.secrets.clone(),
                 Some(asked) => asked.iter().map(|s| s.grant(&self.secrets)).collect(),

@@ -16,6 +16,7 @@ use toml::Spanned;
 use super::caps::SecretGrant;
 use super::issue::is_id;
 use super::{Capabilities, Grant, time};
+use crate::capability::Capability;
 use crate::env::manifest::{EnvSection, RawEnvSection};
 use crate::fs::manifest::{Access, FsGrant, guest_paths_overlap, normalize_guest};
 use crate::http::HttpRule;
@@ -24,7 +25,7 @@ use crate::limits::manifest::{
     HumanDuration, Limits, RawLimits, Size, format_duration, parse_duration,
 };
 use crate::secrets::manifest::is_secret_name;
-use crate::sockets::manifest::TcpRule;
+use crate::sockets::Tcp;
 
 /// The version of the grant form this code writes and reads.
 const VERSION: u32 = 1;
@@ -136,7 +137,7 @@ impl Serialize for Capabilities {
                     response_body: g.limits.response_body,
                 })
                 .collect(),
-            tcp: self.tcp.iter().map(|t| t.connect().to_owned()).collect(),
+            tcp: Tcp::to_wire(&self.tcp),
             secrets: self
                 .secrets
                 .iter()
@@ -168,12 +169,7 @@ impl<'de> Deserialize<'de> for Capabilities {
         Ok(Capabilities {
             fs: decode_fs(wire.fs)?,
             http: decode_http(wire.http)?,
-            tcp: wire
-                .tcp
-                .iter()
-                .enumerate()
-                .map(|(i, c)| TcpRule::parse(c).map_err(|e| invalid(format!("tcp[{i}]"), e)))
-                .collect::<Result<_, _>>()?,
+            tcp: Tcp::from_wire(wire.tcp).map_err(de::Error::custom)?,
             secrets: decode_secrets(wire.secrets)?,
             env: decode_env(wire.env)?,
             limits: decode_limits(wire.limits)?,

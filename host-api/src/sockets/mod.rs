@@ -59,10 +59,12 @@
 //!
 //! [`AddrClass`]: crate::http::AddrClass
 
+mod grant;
 mod host;
 pub mod manifest;
 mod policy;
 
+pub use grant::Tcp;
 pub use policy::{Allowed, Denied, Resolved, TcpPolicy};
 
 use crate::interpose::{Guarded, WardenView, guarded};

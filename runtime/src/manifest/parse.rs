@@ -9,13 +9,14 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeTable;
 use warden_host_api::approval::Gates;
+use warden_host_api::capability::Capability;
 use warden_host_api::env::manifest::RawEnvSection;
 use warden_host_api::fs::manifest::{FsGrant, RawFsGrant, resolve_grants};
 use warden_host_api::http::manifest::{RawHttpRule, resolve_rules};
 use warden_host_api::limits::manifest::RawLimits;
 use warden_host_api::policy::manifest::RawPolicySection;
 use warden_host_api::secrets::manifest::{RawSecret, Source, resolve_secrets};
-use warden_host_api::sockets::manifest::{RawTcpRule, resolve_rules as resolve_tcp_rules};
+use warden_host_api::sockets::Tcp;
 /// The whole file as written. Sections that belong to a capability are defined in
 /// `warden_host_api`.
 #[derive(Deserialize)]
@@ -31,7 +32,7 @@ struct RawManifest {
     #[serde(default)]
     http: Vec<RawHttpRule>,
     #[serde(default)]
-    tcp: Vec<RawTcpRule>,
+    tcp: <Tcp as Capability>::Section,
     #[serde(default)]
     secrets: Vec<RawSecret>,
     #[serde(default)]
@@ -125,8 +126,7 @@ impl Manifest {
             .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
         let http =
             resolve_rules(&raw.http).map_err(|e| cx.invalid(e.span().start, e.field(), &e))?;
-        let tcp =
-            resolve_tcp_rules(&raw.tcp).map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
+        let tcp = Tcp::resolve(&raw.tcp).map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
         let secrets = resolve_secrets(&raw.secrets, base_dir)
             .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
         // A variable a secret is read from is the secret: passing it to the tool would hand

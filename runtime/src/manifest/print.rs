@@ -2,6 +2,8 @@
 
 use super::*;
 use std::fmt::{self, Write as _};
+use warden_host_api::capability::Capability;
+use warden_host_api::sockets::Tcp;
 
 use warden_host_api::limits::manifest::format_duration;
 impl Manifest {
@@ -86,7 +88,7 @@ impl Manifest {
                 writeln!(out, "  http[{i}] {} ({}){asks}", grant.rule, grant.limits)?;
             }
         }
-        self.write_tcp(out)?;
+        Tcp::describe(&self.tcp, out)?;
         self.write_secrets(out)?;
         self.write_policy(out)?;
         self.write_approval(out)?;
@@ -113,22 +115,6 @@ impl Manifest {
             out,
             "everything else is denied: no other files, {network}, {sockets}, no host environment"
         )
-    }
-
-    fn write_tcp(&self, out: &mut String) -> fmt::Result {
-        if self.tcp.is_empty() {
-            return writeln!(out, "tcp: none (no sockets, no DNS)");
-        }
-        writeln!(out, "tcp:")?;
-        for (index, rule) in self.tcp.iter().enumerate() {
-            let how = if rule.names_hosts() {
-                "by name; loopback, private and metadata addresses only if a rule names them"
-            } else {
-                "by address"
-            };
-            writeln!(out, "  tcp[{index}] connect to {} ({how})", rule.connect())?;
-        }
-        Ok(())
     }
 }
 

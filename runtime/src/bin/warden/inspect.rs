@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use warden::manifest::Manifest;
 use warden::{EngineConfig, Kind};
+use warden_host_api::capability::Capability;
+use warden_host_api::sockets::Tcp;
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -92,13 +94,10 @@ fn print_functions(functions: &[warden::func::FunctionInfo]) {
 /// Why no grant of `m` would let calls through `import` succeed, if none.
 fn ungranted(import: &str, m: &Manifest) -> Option<String> {
     let iface = import.split('@').next().unwrap_or(import);
+    if let Some(why) = Tcp::ungranted(&m.tcp, iface) {
+        return Some(why);
+    }
     match iface {
-        "wasi:sockets/tcp-create-socket" | "wasi:sockets/ip-name-lookup" if m.tcp.is_empty() => {
-            Some("no grant allows sockets or name lookup: add a [[tcp]] entry".into())
-        }
-        "wasi:sockets/udp-create-socket" => {
-            Some("no grant allows UDP: every UDP socket is refused".into())
-        }
         "wasi:filesystem/preopens" | "wasi:filesystem/types" if m.fs.is_empty() => {
             Some("no [[fs]] grant: the tool sees no directories".into())
         }

@@ -1,0 +1,106 @@
+//! The one interface every capability implements, so that a capability lives in one folder.
+//!
+//! A capability (`[[fs]]`, `[env]`, `[[http]]`, `[[tcp]]`, `[[secrets]]`, `[limits]`) is a
+//! manifest section, what a grant holds of it, how a child grant narrows it, how a token
+//! carries it, and how `warden check`, the `task.start` record and `warden inspect` describe
+//! it. Each implements [`Capability`] in its own module; what is common (the
+//! [`Capabilities`](crate::grant::Capabilities) set, [`Grant`](crate::grant::Grant) lineage,
+//! liveness) calls each capability's functions in a fixed order, by static dispatch: a new
+//! capability is a new module and a line in that order, not edits across the tree.
+//!
+//! In the spirit of Spin's factors, but smaller: there is no runtime registry and no derive
+//! macro, only this trait and the fixed list.
+
+use crate::grant::{Capabilities, NarrowingReason, Widening};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::ops::Range;
+
+/// One kind of capability a manifest grants and a task holds.
+pub trait Capability {
+    /// The manifest section's key, which is also its `--narrow` key and its field in a
+    /// grant's JSON form: `tcp` for `[[tcp]]`, `tcp=` and `"tcp": [...]`.
+    const KEY: &'static str;
+
+    /// The section as a manifest writes it, with the spans its errors point at.
+    type Section: DeserializeOwned + Default;
+    /// What a grant holds of it: the section resolved and checked. The default holds
+    /// nothing (deny by default).
+    type Grant: Clone + fmt::Debug + PartialEq + Eq + Default;
+    /// What `--narrow KEY=VALUE` strings ask of it, gathered in order.
+    type Narrowing: Clone + fmt::Debug + PartialEq + Eq + Default;
+    /// The grant's JSON form, as a grant token carries it.
+    type Wire: Serialize + DeserializeOwned;
+    /// Why a section does not resolve.
+    type Error: FieldError;
+
+    /// What `caps` holds of this capability.
+    fn held(caps: &Capabilities) -> &Self::Grant;
+
+    /// The manifest section, checked, as the grant a task holds without a narrower one.
+    fn resolve(section: &Self::Section) -> Result<Self::Grant, Self::Error>;
+
+    /// Whether everything `child` allows, `parent` allows; if not, a [`Widening`] naming the
+    /// child's entry and what the parent holds.
+    fn covers(parent: &Self::Grant, child: &Self::Grant) -> Result<(), Widening>;
+
+    /// Adds one `--narrow KEY=VALUE`'s value to `narrowing`, checking it whole first: a
+    /// refused value leaves `narrowing` as it was.
+    fn push_narrowing(narrowing: &mut Self::Narrowing, value: &str) -> Result<(), NarrowingReason>;
+
+    /// `narrowing` as the values of `KEY=VALUE` strings that
+    /// [`push_narrowing`](Self::push_narrowing) reads back as an equal narrowing; an
+    /// empty list is written `KEY=`.
+    fn narrowing_values(narrowing: &Self::Narrowing) -> Vec<String>;
+
+    /// The child grant `narrowing` asks of `parent`. It replaces the parent's; building it is
+    /// not checking it: the caller checks the result with [`covers`](Self::covers).
+    fn narrow(parent: &Self::Grant, narrowing: &Self::Narrowing) -> Result<Self::Grant, Widening>;
+
+    /// The grant's JSON form.
+    fn to_wire(grant: &Self::Grant) -> Self::Wire;
+
+    /// A grant from its JSON form, checked as strictly as a manifest section.
+    fn from_wire(wire: Self::Wire) -> Result<Self::Grant, WireError>;
+
+    /// What the `task.start` record says the task holds of it.
+    fn summary(grant: &Self::Grant) -> serde_json::Value;
+
+    /// What `warden check` prints of it: lines for people, ending in a newline.
+    fn describe(grant: &Self::Grant, out: &mut dyn fmt::Write) -> fmt::Result;
+
+    /// Why a component's `import` (an interface name without its version, e.g.
+    /// `wasi:sockets/tcp-create-socket`) gets nothing under `grant`, if this capability
+    /// serves that import and the grant allows it nothing.
+    fn ungranted(grant: &Self::Grant, import: &str) -> Option<String>;
+}
+
+/// A manifest section's error: where it is and what is wrong, for the manifest's
+/// `FILE:LINE: FIELD: MESSAGE`.
+pub trait FieldError: fmt::Display {
+    /// The dotted field, e.g. `tcp[1].connect`.
+    fn field(&self) -> String;
+    /// The byte range of the offending value in the manifest source.
+    fn span(&self) -> Range<usize>;
+}
+
+/// A grant's JSON form that fails a check: which field (`tcp[0]`) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct WireError {
+    /// The field at fault, e.g. `tcp[0]`.
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl WireError {
+    /// `field` is wrong because `reason`.
+    pub fn new(field: impl fmt::Display, reason: impl fmt::Display) -> WireError {
+        WireError {
+            field: field.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! `[[tcp]]` as a [`Capability`]: resolved from the manifest, narrowed, carried in tokens,
+//! and described.
+
+use super::manifest::{RawTcpRule, TcpError, TcpRule, resolve_rules};
+use crate::capability::{Capability, FieldError, WireError};
+use crate::grant::{Capabilities, NarrowingReason, Widening};
+use std::fmt;
+use std::ops::Range;
+
+/// Outgoing TCP connections: a grant holds `[[tcp]]` rules, none meaning no sockets and no
+/// name lookup.
+#[derive(Debug, Clone, Copy)]
+pub struct Tcp;
+
+impl Capability for Tcp {
+    const KEY: &'static str = "tcp";
+    type Section = Vec<RawTcpRule>;
+    type Grant = Vec<TcpRule>;
+    /// `tcp=HOST:PORT` strings; `tcp=` alone asks for none.
+    type Narrowing = Vec<TcpRule>;
+    /// Each rule's `connect` as written.
+    type Wire = Vec<String>;
+    type Error = TcpError;
+
+    fn held(caps: &Capabilities) -> &Self::Grant {
+        &caps.tcp
+    }
+
+    fn resolve(section: &Self::Section) -> Result<Self::Grant, TcpError> {
+        resolve_rules(section)
+    }
+
+    fn covers(parent: &Self::Grant, child: &Self::Grant) -> Result<(), Widening> {
+        for (index, c) in child.iter().enumerate() {
+            if !parent.iter().any(|p| within(c, p)) {
+                return Err(Widening::Tcp {
+                    index,
+                    child: c.connect().to_owned(),
+                    parent: parent.iter().map(|p| p.connect().to_owned()).collect(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn push_narrowing(narrowing: &mut Self::Narrowing, value: &str) -> Result<(), NarrowingReason> {
+        if !value.is_empty() {
+            narrowing.push(TcpRule::parse(value).map_err(NarrowingReason::Tcp)?);
+        }
+        Ok(())
+    }
+
+    fn narrowing_values(narrowing: &Self::Narrowing) -> Vec<String> {
+        narrowing.iter().map(|t| t.connect().to_owned()).collect()
+    }
+
+    fn narrow(_parent: &Self::Grant, narrowing: &Self::Narrowing) -> Result<Self::Grant, Widening> {
+        Ok(narrowing.clone())
+    }
+
+    fn to_wire(grant: &Self::Grant) -> Self::Wire {
+        grant.iter().map(|t| t.connect().to_owned()).collect()
+    }
+
+    fn from_wire(wire: Self::Wire) -> Result<Self::Grant, WireError> {
+        (wire.iter().enumerate())
+            .map(|(i, c)| {
+                TcpRule::parse(c).map_err(|e| WireError::new(format_args!("tcp[{i}]"), e))
+            })
+            .collect()
+    }
+
+    fn summary(grant: &Self::Grant) -> serde_json::Value {
+        grant.iter().map(|r| r.to_string()).collect()
+    }
+
+    fn describe(grant: &Self::Grant, out: &mut dyn fmt::Write) -> fmt::Result {
+        if grant.is_empty() {
+            return writeln!(out, "tcp: none (no sockets, no DNS)");
+        }
+        writeln!(out, "tcp:")?;
+        for (index, rule) in grant.iter().enumerate() {
+            let how = if rule.names_hosts() {
+                "by name; loopback, private and metadata addresses only if a rule names them"
+            } else {
+                "by address"
+            };
+            writeln!(out, "  tcp[{index}] connect to {} ({how})", rule.connect())?;
+        }
+        Ok(())
+    }
+
+    fn ungranted(grant: &Self::Grant, import: &str) -> Option<String> {
+        match import {
+            "wasi:sockets/tcp-create-socket" | "wasi:sockets/ip-name-lookup"
+                if grant.is_empty() =>
+            {
+                Some("no grant allows sockets or name lookup: add a [[tcp]] entry".into())
+            }
+            "wasi:sockets/udp-create-socket" => {
+                Some("no grant allows UDP: every UDP socket is refused".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Whether every connection `child` allows, `parent` allows.
+fn within(child: &TcpRule, parent: &TcpRule) -> bool {
+    child.port() == parent.port() && child.host().is_within(parent.host())
+}
+
+impl FieldError for TcpError {
+    fn field(&self) -> String {
+        TcpError::field(self)
+    }
+
+    fn span(&self) -> Range<usize> {
+        TcpError::span(self)
+    }
+}
