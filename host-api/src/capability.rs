@@ -64,8 +64,9 @@ pub trait Capability {
     /// A grant from its JSON form, checked as strictly as a manifest section.
     fn from_wire(wire: Self::Wire) -> Result<Self::Grant, WireError>;
 
-    /// What the `task.start` record says the task holds of it.
-    fn summary(grant: &Self::Grant) -> serde_json::Value;
+    /// What the `task.start` record says the task holds of it, under [`KEY`](Self::KEY);
+    /// `None` for a capability that record does not list.
+    fn summary(grant: &Self::Grant) -> Option<serde_json::Value>;
 
     /// What `warden check` prints of it: lines for people, ending in a newline.
     fn describe(grant: &Self::Grant, out: &mut dyn fmt::Write) -> fmt::Result;

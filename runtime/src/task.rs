@@ -706,7 +706,7 @@ pub(crate) fn start(
         "stdin_bytes": req.stdin.len(),
         "fs": grants,
         "http": http,
-        (Tcp::KEY): Tcp::summary(Tcp::held(caps)),
+        (Tcp::KEY): Tcp::summary(Tcp::held(caps)).unwrap_or_default(),
         "secrets": secrets,
     }));
     if let Some(function) = function {

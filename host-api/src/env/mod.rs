@@ -10,7 +10,10 @@
 //! pass = ["TZ"]
 //! ```
 
+mod grant;
 pub mod manifest;
+
+pub use grant::{Env, EnvWire};
 
 use crate::audit::Event;
 use crate::interpose::{Guarded, Ret, WardenView};

@@ -26,7 +26,7 @@ pub struct Capabilities {
     pub(super) http: Vec<HttpGrant>,
     pub(crate) tcp: Vec<TcpRule>,
     pub(super) secrets: Vec<SecretGrant>,
-    pub(super) env: EnvSection,
+    pub(crate) env: EnvSection,
     pub(super) limits: Limits,
 }
 

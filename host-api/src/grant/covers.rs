@@ -8,7 +8,7 @@ use super::caps::SecretGrant;
 use super::widening::HttpLimitWidening;
 use super::{Capabilities, Widening};
 use crate::capability::Capability;
-use crate::env::manifest::EnvSection;
+use crate::env::Env;
 use crate::fs::manifest::{Access, FsGrant, normalize_guest};
 use crate::http::manifest::{HttpGrant, RequestLimits};
 use crate::http::{HostPattern, HttpRule};
@@ -61,7 +61,7 @@ impl Capabilities {
         covers_http(&self.http, &child.http)?;
         Tcp::covers(&self.tcp, &child.tcp)?;
         covers_secrets(&self.secrets, &child.secrets)?;
-        covers_env(&self.env, &child.env)?;
+        Env::covers(&self.env, &child.env)?;
         covers_limits(&self.limits, &child.limits)
     }
 }
@@ -319,45 +319,6 @@ fn covers_secrets(parent: &[SecretGrant], child: &[SecretGrant]) -> Result<(), W
 pub(super) fn secret_label(secret: &SecretGrant) -> String {
     let uses: Vec<&str> = secret.uses().collect();
     format!("{}:{}", secret.name, uses.join("+"))
-}
-
-fn covers_env(parent: &EnvSection, child: &EnvSection) -> Result<(), Widening> {
-    for (name, value) in &child.vars {
-        match parent.vars.get(name) {
-            Some(v) if v == value => {}
-            Some(v) => {
-                return Err(Widening::EnvValue {
-                    name: name.clone(),
-                    child: value.clone(),
-                    parent: v.clone(),
-                });
-            }
-            None => {
-                return Err(Widening::Env {
-                    child: format!("{name} = {value:?}"),
-                    parent: env_labels(parent),
-                });
-            }
-        }
-    }
-    for name in &child.pass {
-        if !parent.pass.contains(name) {
-            return Err(Widening::Env {
-                child: format!("{name} from the host"),
-                parent: env_labels(parent),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// `LANG = "C.UTF-8"` for each literal, `TZ from the host` for each passed name.
-pub(super) fn env_labels(env: &EnvSection) -> Vec<String> {
-    env.vars
-        .iter()
-        .map(|(name, value)| format!("{name} = {value:?}"))
-        .chain(env.pass.iter().map(|name| format!("{name} from the host")))
-        .collect()
 }
 
 fn covers_limits(parent: &Limits, child: &Limits) -> Result<(), Widening> {

@@ -129,5 +129,6 @@ mod tests;
 
 pub use caps::{Capabilities, SecretGrant};
 pub use issue::Grant;
+pub(crate) use narrow::names;
 pub use narrow::{Narrowing, NarrowingError, NarrowingReason};
 pub use widening::{HttpLimitWidening, Widening};

@@ -1,7 +1,6 @@
 //! [`Narrowing`]: what a caller asks for when deriving a child grant, written as
 //! `KEY=VALUE` strings, and [`Capabilities::narrow`], which builds the child from it.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -9,12 +8,12 @@ use toml::Spanned;
 
 use super::caps::SecretGrant;
 use super::covers::{
-    deciding_rules, env_labels, fs_label, guest_below, host_below, min_limits, rule_within,
-    secret_label,
+    deciding_rules, fs_label, guest_below, host_below, min_limits, rule_within, secret_label,
 };
 use super::{Capabilities, Widening};
 use crate::capability::Capability;
-use crate::env::manifest::{EnvSection, VarNameError, check_var_name};
+use crate::env::Env;
+use crate::env::manifest::VarNameError;
 use crate::fs::manifest::{Access, FsGrant, GuestPathError, guest_paths_overlap, normalize_guest};
 use crate::http::manifest::HttpGrant;
 use crate::http::{HttpRule, RuleError};
@@ -80,7 +79,7 @@ pub struct Narrowing {
     http: Option<Vec<HttpNarrowing>>,
     tcp: Option<<Tcp as Capability>::Narrowing>,
     secrets: Option<Vec<SecretNarrowing>>,
-    env: Option<Vec<String>>,
+    env: Option<<Env as Capability>::Narrowing>,
     memory: Option<u64>,
     timeout: Option<Duration>,
     fuel: Option<u64>,
@@ -211,7 +210,7 @@ impl Narrowing {
                 .as_ref()
                 .map(|s| s.iter().map(SecretNarrowing::label).collect()),
         );
-        list("env", self.env.clone());
+        list(Env::KEY, self.env.as_ref().map(Env::narrowing_values));
         if let Some(memory) = self.memory {
             args.push(format!("memory={}", format_size(memory)));
         }
@@ -270,15 +269,9 @@ impl Narrowing {
                 }
                 self.secrets = Some(secrets);
             }
-            "env" => {
+            Env::KEY => {
                 let mut env = self.env.clone().unwrap_or_default();
-                for name in names(value) {
-                    check_var_name(name).map_err(NarrowingReason::EnvName)?;
-                    if env.iter().any(|n| n == name) {
-                        return Err(NarrowingReason::Duplicate(name.to_owned()));
-                    }
-                    env.push(name.to_owned());
-                }
+                Env::push_narrowing(&mut env, value)?;
                 self.env = Some(env);
             }
             "memory" => {
@@ -323,7 +316,7 @@ impl fmt::Display for Narrowing {
 
 /// `""` is no names at all; otherwise comma-separated names, each non-empty (an empty one
 /// is left for the name check to refuse).
-fn names(value: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn names(value: &str) -> impl Iterator<Item = &str> {
     (!value.is_empty())
         .then(|| value.split(','))
         .into_iter()
@@ -599,7 +592,7 @@ impl Capabilities {
         };
         let env = match &narrowing.env {
             None => self.env.clone(),
-            Some(names) => self.narrow_env(names)?,
+            Some(names) => Env::narrow(&self.env, names)?,
         };
         let limits = &self.limits;
         let child = Capabilities {
@@ -683,23 +676,5 @@ impl Capabilities {
         )
         .unwrap_or(self.http[covering].limits);
         Ok(HttpGrant { rule, limits })
-    }
-
-    fn narrow_env(&self, names: &[String]) -> Result<EnvSection, Widening> {
-        let mut vars = BTreeMap::new();
-        let mut pass = Vec::new();
-        for name in names {
-            if let Some(value) = self.env.vars.get(name) {
-                vars.insert(name.clone(), value.clone());
-            } else if self.env.pass.contains(name) {
-                pass.push(name.clone());
-            } else {
-                return Err(Widening::Env {
-                    child: name.clone(),
-                    parent: env_labels(&self.env),
-                });
-            }
-        }
-        Ok(EnvSection { vars, pass })
     }
 }

@@ -7,7 +7,6 @@
 //! written) and sizes in bytes. Reading refuses unknown fields, and every value goes
 //! through the same parser or check as its manifest key.
 
-use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de, ser};
@@ -17,7 +16,7 @@ use super::caps::SecretGrant;
 use super::issue::is_id;
 use super::{Capabilities, Grant, time};
 use crate::capability::Capability;
-use crate::env::manifest::{EnvSection, RawEnvSection};
+use crate::env::{Env, EnvWire};
 use crate::fs::manifest::{Access, FsGrant, guest_paths_overlap, normalize_guest};
 use crate::http::HttpRule;
 use crate::http::manifest::{HttpGrant, RequestLimits};
@@ -67,13 +66,6 @@ struct SecretWire {
     inject: bool,
     hmac: bool,
     reveal: bool,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EnvWire {
-    vars: BTreeMap<String, String>,
-    pass: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -148,10 +140,7 @@ impl Serialize for Capabilities {
                     reveal: s.reveal,
                 })
                 .collect(),
-            env: EnvWire {
-                vars: self.env.vars.clone(),
-                pass: self.env.pass.clone(),
-            },
+            env: Env::to_wire(&self.env),
             limits: LimitsWire {
                 memory: self.limits.memory,
                 timeout: format_duration(self.limits.timeout),
@@ -171,7 +160,7 @@ impl<'de> Deserialize<'de> for Capabilities {
             http: decode_http(wire.http)?,
             tcp: Tcp::from_wire(wire.tcp).map_err(de::Error::custom)?,
             secrets: decode_secrets(wire.secrets)?,
-            env: decode_env(wire.env)?,
+            env: Env::from_wire(wire.env).map_err(de::Error::custom)?,
             limits: decode_limits(wire.limits)?,
         })
     }
@@ -279,23 +268,6 @@ fn decode_secrets<E: de::Error>(wire: Vec<SecretWire>) -> Result<Vec<SecretGrant
         });
     }
     Ok(secrets)
-}
-
-fn decode_env<E: de::Error>(wire: EnvWire) -> Result<EnvSection, E> {
-    // The manifest's own `[env]` check, so that both accept the same.
-    let raw = RawEnvSection {
-        vars: wire
-            .vars
-            .into_iter()
-            .map(|(k, v)| (Spanned::new(0..0, k), Spanned::new(0..0, v)))
-            .collect(),
-        pass: wire
-            .pass
-            .into_iter()
-            .map(|p| Spanned::new(0..0, p))
-            .collect(),
-    };
-    raw.resolve().map_err(|e| invalid(e.field(), e))
 }
 
 fn decode_limits<E: de::Error>(wire: LimitsWire) -> Result<Limits, E> {

@@ -70,8 +70,8 @@ impl Capability for Tcp {
             .collect()
     }
 
-    fn summary(grant: &Self::Grant) -> serde_json::Value {
-        grant.iter().map(|r| r.to_string()).collect()
+    fn summary(grant: &Self::Grant) -> Option<serde_json::Value> {
+        Some(grant.iter().map(|r| r.to_string()).collect())
     }
 
     fn describe(grant: &Self::Grant, out: &mut dyn fmt::Write) -> fmt::Result {

@@ -10,7 +10,7 @@ use toml::Spanned;
 use toml::de::DeTable;
 use warden_host_api::approval::Gates;
 use warden_host_api::capability::Capability;
-use warden_host_api::env::manifest::RawEnvSection;
+use warden_host_api::env::Env;
 use warden_host_api::fs::manifest::{FsGrant, RawFsGrant, resolve_grants};
 use warden_host_api::http::manifest::{RawHttpRule, resolve_rules};
 use warden_host_api::limits::manifest::RawLimits;
@@ -28,7 +28,7 @@ struct RawManifest {
     #[serde(default)]
     fs: Vec<RawFsGrant>,
     #[serde(default)]
-    env: RawEnvSection,
+    env: <Env as Capability>::Section,
     #[serde(default)]
     http: Vec<RawHttpRule>,
     #[serde(default)]
@@ -120,10 +120,7 @@ impl Manifest {
             .iter()
             .map(|r| cx.line(r.host.span().start))
             .collect();
-        let env = raw
-            .env
-            .resolve()
-            .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
+        let env = Env::resolve(&raw.env).map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
         let http =
             resolve_rules(&raw.http).map_err(|e| cx.invalid(e.span().start, e.field(), &e))?;
         let tcp = Tcp::resolve(&raw.tcp).map_err(|e| cx.invalid(e.span().start, e.field(), e))?;

@@ -3,6 +3,7 @@
 use super::*;
 use std::fmt::{self, Write as _};
 use warden_host_api::capability::Capability;
+use warden_host_api::env::Env;
 use warden_host_api::sockets::Tcp;
 
 use warden_host_api::limits::manifest::format_duration;
@@ -59,22 +60,7 @@ impl Manifest {
                 )?;
             }
         }
-        if self.env.vars.is_empty() && self.env.pass.is_empty() {
-            writeln!(out, "env: none")?;
-        } else {
-            writeln!(out, "env:")?;
-            for (name, value) in &self.env.vars {
-                writeln!(out, "  {name} = {value:?}")?;
-            }
-            for name in &self.env.pass {
-                let state = if std::env::var_os(name).is_some() {
-                    "set here"
-                } else {
-                    "not set here, so the tool would not see it"
-                };
-                writeln!(out, "  {name} passed from the host environment ({state})")?;
-            }
-        }
+        Env::describe(&self.env, out)?;
         if self.http.is_empty() {
             writeln!(out, "http: none")?;
         } else {

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use warden::manifest::Manifest;
 use warden::{EngineConfig, Kind};
 use warden_host_api::capability::Capability;
+use warden_host_api::env::Env;
 use warden_host_api::sockets::Tcp;
 
 #[derive(clap::Args)]
@@ -94,15 +95,12 @@ fn print_functions(functions: &[warden::func::FunctionInfo]) {
 /// Why no grant of `m` would let calls through `import` succeed, if none.
 fn ungranted(import: &str, m: &Manifest) -> Option<String> {
     let iface = import.split('@').next().unwrap_or(import);
-    if let Some(why) = Tcp::ungranted(&m.tcp, iface) {
+    if let Some(why) = Tcp::ungranted(&m.tcp, iface).or_else(|| Env::ungranted(&m.env, iface)) {
         return Some(why);
     }
     match iface {
         "wasi:filesystem/preopens" | "wasi:filesystem/types" if m.fs.is_empty() => {
             Some("no [[fs]] grant: the tool sees no directories".into())
-        }
-        "wasi:cli/environment" if m.env.vars.is_empty() && m.env.pass.is_empty() => {
-            Some("no [env] grant: the tool sees an empty environment".into())
         }
         "wasi:http/outgoing-handler" if m.http.is_empty() => {
             Some("no [[http]] rules: every request is refused; add an [[http]] entry".into())
