@@ -180,14 +180,14 @@ impl Runtime {
     /// # fn demo() -> wasmtime::Result<()> {
     /// use std::sync::Arc;
     /// use warden::Runtime;
-    /// use warden_host_api::approval::{ApprovalRequest, CallbackApprover, Decision};
+    /// use warden_host_api::approval::{ApprovalRequest, CallbackApprover, Answer};
     ///
     /// let approver = CallbackApprover::new("ui", |req: ApprovalRequest| async move {
     ///     // Ask someone; here, allow nothing outside /workspace/out.
     ///     if req.resource.starts_with("/workspace/out/") {
-    ///         Decision::approve("ui", "output directory")
+    ///         Answer::approve("ui", "output directory")
     ///     } else {
-    ///         Decision::refuse("ui", "only /workspace/out may change")
+    ///         Answer::refuse("ui", "only /workspace/out may change")
     ///     }
     /// });
     /// let runtime = Runtime::new(&Default::default())?.with_approver(Arc::new(approver));

@@ -2,13 +2,13 @@
 //! the records that say what happened.
 
 use crate::component::Kind;
-use crate::manifest::{AuditLevel, Manifest};
+use crate::manifest::Manifest;
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use warden_host_api::approval::{Approvals, Approver};
-use warden_host_api::audit::{Audit, Event, EventSink, Level, McpIds, NullSink, TaskMeta};
+use warden_host_api::audit::{Audit, Event, EventSink, McpIds, NullSink, TaskMeta};
 use warden_host_api::bindings::warden::tool::types::ToolError as WitToolError;
 use warden_host_api::capability::Capability;
 use warden_host_api::fs::FsState;
@@ -535,11 +535,7 @@ pub(crate) fn audit(p: &Prepared<'_>, req: &TaskRequest, task: &str) -> Audit {
         component: p.digest.to_string(),
         mcp: req.mcp.clone(),
     };
-    let level = match m.audit.level {
-        AuditLevel::Calls => Level::Calls,
-        AuditLevel::Full => Level::Full,
-    };
-    Audit::new(meta, req.sink.clone(), level).with_budget(m.audit.max_records)
+    Audit::new(meta, req.sink.clone(), m.audit.level).with_budget(m.audit.max_records)
 }
 
 /// Opens the directories of `caps` (the manifest's `[[fs]]`, or narrowed from them) from

@@ -758,7 +758,7 @@ fn at_terminal(sb: &Sandbox, input: &str, answer: &str) -> String {
 async fn a_library_callback_decides_each_change() {
     use warden::manifest::Manifest;
     use warden::{EngineConfig, Outcome, Runtime, TaskRequest};
-    use warden_host_api::approval::{ApprovalKind, ApprovalRequest, CallbackApprover, Decision};
+    use warden_host_api::approval::{Answer, ApprovalKind, ApprovalRequest, CallbackApprover};
 
     let sb = gated_probe();
     let asked = Arc::new(Mutex::new(Vec::<ApprovalRequest>::new()));
@@ -768,11 +768,11 @@ async fn a_library_callback_decides_each_change() {
             asked.lock().unwrap().push(req.clone());
             async move {
                 if req.resource.starts_with("/rw/ok") {
-                    Decision::approve("alice", "fine by me")
+                    Answer::approve("alice", "fine by me")
                 } else if req.resource.starts_with("/rw/slow") {
-                    std::future::pending::<Decision>().await
+                    std::future::pending::<Answer>().await
                 } else {
-                    Decision::refuse("alice", format!("not {}", req.resource))
+                    Answer::refuse("alice", format!("not {}", req.resource))
                 }
             }
         }

@@ -9,7 +9,7 @@ use warden::audit::log::{AuditLog, Fsync, LogOptions};
 use warden::engine::{SlotLimit, TaskSlot};
 use warden::manifest::Manifest;
 use warden::{EngineConfig, Outcome, Runtime, TaskError, TaskRequest};
-use warden_host_api::approval::{ApprovalRequest, CallbackApprover, Decision};
+use warden_host_api::approval::{Answer, ApprovalRequest, CallbackApprover};
 
 // One thread: the spinning guest must yield for the others to finish.
 #[tokio::test(flavor = "current_thread")]
@@ -243,7 +243,7 @@ fn thousand_tasks() {
                     open.send_replace(true);
                 }
                 let _ = rx.wait_for(|open| *open).await;
-                Decision::approve("gate", "every slot was taken")
+                Answer::approve("gate", "every slot was taken")
             }
         }
     });
@@ -355,7 +355,7 @@ fn thousand_tasks() {
 /// one more in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runtime_admits_max_tasks_at_once_and_queues_the_rest() {
-    type Ask = (String, tokio::sync::oneshot::Sender<Decision>);
+    type Ask = (String, tokio::sync::oneshot::Sender<Answer>);
     let (asks, mut asked) = tokio::sync::mpsc::unbounded_channel::<Ask>();
     let approver = CallbackApprover::new("test", move |req: ApprovalRequest| {
         let (answer, decision) = tokio::sync::oneshot::channel();
@@ -363,7 +363,7 @@ async fn a_runtime_admits_max_tasks_at_once_and_queues_the_rest() {
         async move {
             match (sent, decision.await) {
                 (Ok(()), Ok(decision)) => decision,
-                _ => Decision::refuse("test", "the test went away"),
+                _ => Answer::refuse("test", "the test went away"),
             }
         }
     });
@@ -401,7 +401,7 @@ async fn a_runtime_admits_max_tasks_at_once_and_queues_the_rest() {
     let mut answered = 0;
     while answered < 10 {
         let (_, answer) = waiting.remove(0);
-        answer.send(Decision::approve("test", "go")).unwrap();
+        answer.send(Answer::approve("test", "go")).unwrap();
         answered += 1;
         if answered <= 6 {
             // The answered task ends, and only then does the next start and ask.

@@ -1,6 +1,6 @@
 //! `warden run --approve-cmd CMD`: a shell command decides each gated call.
 
-use super::{ApprovalRequest, Approver, Decision, async_trait};
+use super::{Answer, ApprovalRequest, Approver, async_trait};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -51,7 +51,7 @@ impl Approver for CommandApprover {
         format!("command:{shown}")
     }
 
-    async fn approve(&self, request: &ApprovalRequest) -> Decision {
+    async fn approve(&self, request: &ApprovalRequest) -> Answer {
         let name = self.name();
         let mut json = serde_json::to_vec(request).unwrap_or_default();
         json.push(b'\n');
@@ -66,7 +66,7 @@ impl Approver for CommandApprover {
             .spawn()
         {
             Ok(child) => child,
-            Err(e) => return Decision::refuse(name, format!("cannot start /bin/sh: {e}")),
+            Err(e) => return Answer::refuse(name, format!("cannot start /bin/sh: {e}")),
         };
         // Dropped on every way out, a timeout included: the command's whole
         // group goes with it.
@@ -94,12 +94,12 @@ impl Approver for CommandApprover {
                     reason = format!("{reason}: {said}");
                 }
                 if status.success() {
-                    Decision::approve(name, reason)
+                    Answer::approve(name, reason)
                 } else {
-                    Decision::refuse(name, reason)
+                    Answer::refuse(name, reason)
                 }
             }
-            Err(e) => Decision::refuse(name, format!("cannot wait for the command: {e}")),
+            Err(e) => Answer::refuse(name, format!("cannot wait for the command: {e}")),
         }
     }
 }

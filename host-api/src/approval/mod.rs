@@ -11,7 +11,7 @@
 //!
 //! Before such a call proceeds, the task's [`Approver`] gets an
 //! [`ApprovalRequest`] (agent, tool, task, grant, call, resource, the rule that
-//! allowed it and a one-line summary) and answers with a [`Decision`]. The
+//! allowed it and a one-line summary) and answers with an [`Answer`]. The
 //! answer is an `approval` audit record (approver, answer, latency, summary);
 //! a refusal fails the call as that capability's denials do (`access` for a
 //! file, `HTTP-request-denied` for a request, `denied` for a secret) with a
@@ -46,14 +46,14 @@
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::sync::Arc;
-//! use warden_host_api::approval::{Approver, ApprovalRequest, CallbackApprover, Decision};
+//! use warden_host_api::approval::{Approver, ApprovalRequest, CallbackApprover, Answer};
 //!
 //! // Approve writes under /workspace/out, refuse everything else.
 //! let approver = CallbackApprover::new("out-only", |req: ApprovalRequest| async move {
 //!     if req.resource.starts_with("/workspace/out/") {
-//!         Decision::approve("out-only", "inside the output directory")
+//!         Answer::approve("out-only", "inside the output directory")
 //!     } else {
-//!         Decision::refuse("out-only", format!("{} is outside /workspace/out", req.resource))
+//!         Answer::refuse("out-only", format!("{} is outside /workspace/out", req.resource))
 //!     }
 //! });
 //! let approver: Arc<dyn Approver> = Arc::new(approver);
@@ -164,7 +164,7 @@ impl fmt::Display for ApprovalKind {
 
 /// An approver's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Decision {
+pub struct Answer {
     /// Whether the call may proceed.
     pub approved: bool,
     /// Who answered, as the audit record names them: `tty`,
@@ -175,10 +175,10 @@ pub struct Decision {
     pub reason: String,
 }
 
-impl Decision {
+impl Answer {
     /// The call may proceed.
-    pub fn approve(approver: impl Into<String>, reason: impl Into<String>) -> Decision {
-        Decision {
+    pub fn approve(approver: impl Into<String>, reason: impl Into<String>) -> Answer {
+        Answer {
             approved: true,
             approver: approver.into(),
             reason: reason.into(),
@@ -186,8 +186,8 @@ impl Decision {
     }
 
     /// The call is refused.
-    pub fn refuse(approver: impl Into<String>, reason: impl Into<String>) -> Decision {
-        Decision {
+    pub fn refuse(approver: impl Into<String>, reason: impl Into<String>) -> Answer {
+        Answer {
             approved: false,
             approver: approver.into(),
             reason: reason.into(),
@@ -206,7 +206,7 @@ impl Decision {
 /// Implement it with [`async_trait`](macro@async_trait) (re-exported here):
 ///
 /// ```
-/// use warden_host_api::approval::{async_trait, Approver, ApprovalRequest, Decision};
+/// use warden_host_api::approval::{async_trait, Approver, ApprovalRequest, Answer};
 ///
 /// /// Approves whatever a named agent asks.
 /// struct TrustAgent(String);
@@ -217,11 +217,11 @@ impl Decision {
 ///         format!("trust-agent:{}", self.0)
 ///     }
 ///
-///     async fn approve(&self, request: &ApprovalRequest) -> Decision {
+///     async fn approve(&self, request: &ApprovalRequest) -> Answer {
 ///         if request.agent.as_deref() == Some(self.0.as_str()) {
-///             Decision::approve(self.name(), "trusted agent")
+///             Answer::approve(self.name(), "trusted agent")
 ///         } else {
-///             Decision::refuse(self.name(), "not the trusted agent")
+///             Answer::refuse(self.name(), "not the trusted agent")
 ///         }
 ///     }
 /// }
@@ -233,7 +233,7 @@ pub trait Approver: Send + Sync {
     fn name(&self) -> String;
 
     /// Decides one request.
-    async fn approve(&self, request: &ApprovalRequest) -> Decision;
+    async fn approve(&self, request: &ApprovalRequest) -> Answer;
 }
 
 /// Refuses every gated call: what a task gets when nobody configured an
@@ -269,8 +269,8 @@ impl Approver for Deny {
         "deny".into()
     }
 
-    async fn approve(&self, _request: &ApprovalRequest) -> Decision {
-        Decision::refuse("deny", self.reason.clone())
+    async fn approve(&self, _request: &ApprovalRequest) -> Answer {
+        Answer::refuse("deny", self.reason.clone())
     }
 }
 
@@ -305,7 +305,7 @@ impl Approver for Unanimous {
         names.join("+")
     }
 
-    async fn approve(&self, request: &ApprovalRequest) -> Decision {
+    async fn approve(&self, request: &ApprovalRequest) -> Answer {
         let mut who = Vec::new();
         let mut why = Vec::new();
         for approver in &self.approvers {
@@ -313,18 +313,18 @@ impl Approver for Unanimous {
             who.push(d.approver);
             why.push(d.reason);
             if !d.approved {
-                return Decision::refuse(who.join("+"), why.join("; "));
+                return Answer::refuse(who.join("+"), why.join("; "));
             }
         }
         if who.is_empty() {
-            return Decision::refuse("unanimous", "no approver was given");
+            return Answer::refuse("unanimous", "no approver was given");
         }
-        Decision::approve(who.join("+"), why.join("; "))
+        Answer::approve(who.join("+"), why.join("; "))
     }
 }
 
 /// An approver written as a closure, for embedders: the closure gets the
-/// request and returns a future of the [`Decision`], so it may ask a UI, a
+/// request and returns a future of the [`Answer`], so it may ask a UI, a
 /// chat or a ticket system and wait for the answer.
 ///
 /// See the [module example](self).
@@ -333,15 +333,15 @@ pub struct CallbackApprover {
     callback: Box<dyn Fn(ApprovalRequest) -> BoxDecision + Send + Sync>,
 }
 
-type BoxDecision = std::pin::Pin<Box<dyn Future<Output = Decision> + Send>>;
+type BoxDecision = std::pin::Pin<Box<dyn Future<Output = Answer> + Send>>;
 
 impl CallbackApprover {
     /// An approver named `name` in records (on a timeout; otherwise the
-    /// [`Decision`] names who answered) that asks `callback`.
+    /// [`Answer`] names who answered) that asks `callback`.
     pub fn new<F, Fut>(name: impl Into<String>, callback: F) -> CallbackApprover
     where
         F: Fn(ApprovalRequest) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Decision> + Send + 'static,
+        Fut: Future<Output = Answer> + Send + 'static,
     {
         CallbackApprover {
             name: name.into(),
@@ -364,7 +364,7 @@ impl Approver for CallbackApprover {
         self.name.clone()
     }
 
-    async fn approve(&self, request: &ApprovalRequest) -> Decision {
+    async fn approve(&self, request: &ApprovalRequest) -> Answer {
         (self.callback)(request.clone()).await
     }
 }
@@ -409,11 +409,11 @@ mod tests {
     #[tokio::test]
     async fn a_callback_sees_the_request() {
         let a = CallbackApprover::new("ui", |r: ApprovalRequest| async move {
-            Decision::approve("alice", format!("ok for {}", r.resource))
+            Answer::approve("alice", format!("ok for {}", r.resource))
         });
         assert_eq!(a.name(), "ui");
         let d = a.approve(&request()).await;
-        assert_eq!(d, Decision::approve("alice", "ok for /rw/a.txt"));
+        assert_eq!(d, Answer::approve("alice", "ok for /rw/a.txt"));
     }
 
     #[tokio::test]
@@ -427,9 +427,9 @@ mod tests {
                 asked.fetch_add(1, Ordering::SeqCst);
                 async move {
                     if yes {
-                        Decision::approve(name, "yes")
+                        Answer::approve(name, "yes")
                     } else {
-                        Decision::refuse(name, "no")
+                        Answer::refuse(name, "no")
                     }
                 }
             })) as Arc<dyn Approver>
@@ -437,13 +437,13 @@ mod tests {
         let both = Unanimous::new(vec![counting("op", true), counting("client", true)]);
         assert_eq!(
             both.approve(&request()).await,
-            Decision::approve("op+client", "yes; yes")
+            Answer::approve("op+client", "yes; yes")
         );
         assert_eq!(asked.swap(0, Ordering::SeqCst), 2);
 
         let op_says_no = Unanimous::new(vec![counting("op", false), counting("client", true)]);
         let d = op_says_no.approve(&request()).await;
-        assert_eq!(d, Decision::refuse("op", "no"));
+        assert_eq!(d, Answer::refuse("op", "no"));
         assert_eq!(
             asked.swap(0, Ordering::SeqCst),
             1,

@@ -1,7 +1,7 @@
 //! The approvals of one task: which calls are gated, who answers, how long
 //! they may take, and the `approval` record each answer becomes.
 
-use super::{ApprovalKind, ApprovalRequest, Approver, Decision, Gates};
+use super::{Answer, ApprovalKind, ApprovalRequest, Approver, Gates};
 use crate::audit::{Event, TaskMeta};
 use crate::http::Egress;
 use crate::limits::manifest::format_duration;
@@ -263,11 +263,11 @@ impl Approvals {
 
 /// The approver's answer; a refusal if it panics, since an embedder's bug
 /// must not unwind through the tool's host call.
-async fn answer(approver: &dyn Approver, request: &ApprovalRequest) -> Decision {
+async fn answer(approver: &dyn Approver, request: &ApprovalRequest) -> Answer {
     let mut deciding = approver.approve(request);
     std::future::poll_fn(|cx| {
         std::panic::catch_unwind(AssertUnwindSafe(|| deciding.as_mut().poll(cx))).unwrap_or_else(
-            |_| Poll::Ready(Decision::refuse(approver.name(), "the approver panicked")),
+            |_| Poll::Ready(Answer::refuse(approver.name(), "the approver panicked")),
         )
     })
     .await
@@ -354,7 +354,7 @@ mod tests {
             assert_eq!(r.summary, "probe wants to open /rw/a for writing");
             assert_eq!(r.agent.as_deref(), Some("planner"));
             assert_eq!(r.grant.as_deref(), Some("g1"));
-            Decision::approve("alice", "looks fine")
+            Answer::approve("alice", "looks fine")
         });
         let a = Approvals::new(gates(), Arc::new(approver), Duration::from_secs(5), &meta())
             .grant(Some("g1".into()));
@@ -410,7 +410,7 @@ mod tests {
 
     #[tokio::test]
     async fn silence_is_a_refusal_and_the_task_deadline_cuts_it_short() {
-        let never = CallbackApprover::new("slow", |_| std::future::pending::<Decision>());
+        let never = CallbackApprover::new("slow", |_| std::future::pending::<Answer>());
         let never: Arc<dyn Approver> = Arc::new(never);
         let a = Approvals::new(gates(), never.clone(), Duration::from_millis(30), &meta());
         let asked = a.ask(question()).await;

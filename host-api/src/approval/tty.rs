@@ -1,6 +1,6 @@
 //! `warden run --approve tty`: the person at the terminal decides.
 
-use super::{ApprovalRequest, Approver, Decision, async_trait};
+use super::{Answer, ApprovalRequest, Approver, async_trait};
 use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::io::{self, Read};
@@ -69,13 +69,13 @@ impl Approver for TtyApprover {
         }
     }
 
-    async fn approve(&self, request: &ApprovalRequest) -> Decision {
+    async fn approve(&self, request: &ApprovalRequest) -> Answer {
         let _turn = self.turn.lock().await;
         let name = self.name();
         let tty = match Tty::open(&self.path) {
             Ok(tty) => tty,
             Err(e) => {
-                return Decision::refuse(
+                return Answer::refuse(
                     name,
                     format!(
                         "cannot open {}: {e}; --approve tty needs a terminal, use --approve-cmd CMD without one",
@@ -85,7 +85,7 @@ impl Approver for TtyApprover {
             }
         };
         if let Err(e) = tty.write_all(prompt(request).as_bytes()).await {
-            return Decision::refuse(name, format!("cannot write to the terminal: {e}"));
+            return Answer::refuse(name, format!("cannot write to the terminal: {e}"));
         }
         let mut unanswered = Unanswered(Some(&tty));
         let line = tty.read_line().await;
@@ -102,7 +102,7 @@ impl Approver for TtyApprover {
             b"refused\n"
         };
         let _ = tty.write_all(said).await;
-        Decision {
+        Answer {
             approved,
             approver: name,
             reason,

@@ -44,16 +44,55 @@ pub enum Decision {
     Deny,
 }
 
-/// How much detail the audit trail keeps for high-frequency calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+/// How much detail the audit trail keeps for high-frequency calls: a manifest's `[audit]
+/// level`, `"calls"` or `"full"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
-    /// One record per capability-relevant call; stream reads and writes,
-    /// polls, clocks and random are summed per handle or interface.
+    /// One record per capability-relevant call (path operations, opens, env, HTTP, secrets
+    /// ...); stream reads and writes, polls, clocks and random are summed per handle or
+    /// interface.
     #[default]
     Calls,
-    /// One record for every host call.
+    /// One record for every host call, stream reads and polls included.
     Full,
+}
+
+impl Level {
+    /// The manifest spelling: `"calls"` or `"full"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Calls => "calls",
+            Level::Full => "full",
+        }
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Level {
+    type Err = String;
+
+    /// Fails with a message naming the value, e.g. `expected "calls" or "full", found "all"`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "calls" => Ok(Level::Calls),
+            "full" => Ok(Level::Full),
+            other => Err(format!("expected \"calls\" or \"full\", found {other:?}")),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Level {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// Who, where and what: the fields that every record of one task shares.

@@ -8,7 +8,7 @@
 //! rule that allowed it or the reason it was refused. Header values are
 //! checked as they are set, so a CR or LF never gets into a request.
 
-use super::{Denied, check_header};
+use super::{EgressDenied, check_header};
 use crate::audit::Event;
 use crate::interpose::{
     ErrorName, Guarded, HostState, Mode, Outcome, Ret, Size, WardenView, args, no_size, passthrough,
@@ -488,7 +488,7 @@ impl outgoing_handler::Host for Guarded<'_, View<'_>> {
             summary
                 .check_policy(CALL, &self.host.policy)
                 .map(|()| plan)
-                .map_err(Denied::Policy)
+                .map_err(EgressDenied::Policy)
         });
         let mut plan = match decision {
             Ok(plan) => plan,

@@ -148,7 +148,7 @@ impl fmt::Display for Allowed {
 /// on: where a manifest line would allow it, the message says which.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum Denied {
+pub enum EgressDenied {
     /// The request URL does not parse.
     #[error("request url {url:?} is malformed: {reason}")]
     BadUrl {
@@ -288,9 +288,9 @@ impl Egress {
 
     /// Checks a request before DNS: which rule allows `method` to `url`,
     /// or why none does.
-    pub fn check(&self, method: &str, url: &str) -> Result<Allowed, Denied> {
+    pub fn check(&self, method: &str, url: &str) -> Result<Allowed, EgressDenied> {
         if !is_token(method) {
-            return Err(Denied::BadMethod {
+            return Err(EgressDenied::BadMethod {
                 method: method.to_owned(),
             });
         }
@@ -301,18 +301,18 @@ impl Egress {
             .bytes()
             .any(|b| b.is_ascii_control() || b == b' ' || b == b'\\')
         {
-            return Err(Denied::BadUrl {
+            return Err(EgressDenied::BadUrl {
                 url: without_userinfo(url).escape_debug().to_string(),
                 reason: "it contains a space, backslash or control character".to_owned(),
             });
         }
-        let parsed = Url::parse(url).map_err(|e| Denied::BadUrl {
+        let parsed = Url::parse(url).map_err(|e| EgressDenied::BadUrl {
             url: without_userinfo(url),
             reason: e.to_string(),
         })?;
         let scheme = parsed.scheme();
         if scheme != "http" && scheme != "https" {
-            return Err(Denied::Scheme {
+            return Err(EgressDenied::Scheme {
                 scheme: scheme.to_owned(),
             });
         }
@@ -320,26 +320,26 @@ impl Egress {
             let mut shown = parsed.clone();
             let _ = shown.set_username("");
             let _ = shown.set_password(None);
-            return Err(Denied::Userinfo {
+            return Err(EgressDenied::Userinfo {
                 url: shown.to_string(),
             });
         }
         let host = parsed
             .host()
             .and_then(RequestHost::from_url)
-            .ok_or_else(|| Denied::BadUrl {
+            .ok_or_else(|| EgressDenied::BadUrl {
                 url: without_userinfo(url),
                 reason: "empty host".to_owned(),
             })?;
         let port = parsed
             .port_or_known_default()
-            .ok_or_else(|| Denied::BadUrl {
+            .ok_or_else(|| EgressDenied::BadUrl {
                 url: without_userinfo(url),
                 reason: "no port".to_owned(),
             })?;
         let segments = path_segments(&parsed);
         if segments.iter().any(|s| hides_dot_segment(s)) {
-            return Err(Denied::PathTraversal {
+            return Err(EgressDenied::PathTraversal {
                 path: parsed.path().to_owned(),
             });
         }
@@ -401,7 +401,7 @@ impl Egress {
         let mut shown = parsed.clone();
         shown.set_query(None);
         shown.set_fragment(None);
-        Err(Denied::NotAllowed {
+        Err(EgressDenied::NotAllowed {
             method: method.to_owned(),
             url: shown.to_string(),
             reason,
@@ -418,17 +418,20 @@ impl Egress {
     /// Special addresses ([`AddrClass`]) are refused unless the rule names
     /// that IP or a network containing it; a rule that names an IP or a
     /// network allows no other address.
-    pub fn check_addr(&self, allowed: &Allowed, addr: IpAddr) -> Result<(), Denied> {
-        let rule = self.rules.get(allowed.index).ok_or(Denied::UnknownRule {
-            index: allowed.index,
-        })?;
+    pub fn check_addr(&self, allowed: &Allowed, addr: IpAddr) -> Result<(), EgressDenied> {
+        let rule = self
+            .rules
+            .get(allowed.index)
+            .ok_or(EgressDenied::UnknownRule {
+                index: allowed.index,
+            })?;
         let canonical = rules::canonical_ip(addr);
         let names_ip = matches!(rule.host(), HostPattern::Ip(_) | HostPattern::Cidr(_));
         if names_ip {
             return if rule.host().names_addr(canonical) {
                 Ok(())
             } else {
-                Err(Denied::AddressOutsideRule {
+                Err(EgressDenied::AddressOutsideRule {
                     addr,
                     rule: allowed.to_string(),
                 })
@@ -436,7 +439,7 @@ impl Egress {
         }
         match addr::classify(addr) {
             None => Ok(()),
-            Some(class) => Err(Denied::Address {
+            Some(class) => Err(EgressDenied::Address {
                 addr,
                 class,
                 rule: allowed.to_string(),
@@ -474,8 +477,8 @@ fn without_userinfo(url: &str) -> String {
 /// Checks one request header: its name must be an HTTP token, and neither
 /// name nor value may hold CR, LF or NUL, which would end the header early
 /// and let the guest write a header or request of its own.
-pub fn check_header(name: &str, value: &[u8]) -> Result<(), Denied> {
-    let denied = |reason| Denied::Header {
+pub fn check_header(name: &str, value: &[u8]) -> Result<(), EgressDenied> {
+    let denied = |reason| EgressDenied::Header {
         name: name.to_owned(),
         reason,
     };

@@ -19,7 +19,7 @@
 //! ([`super::coding`]): it asks for the codings it decodes, decodes the body
 //! before the redactor reads it, and refuses any other coding.
 
-use super::Denied;
+use super::EgressDenied;
 use super::coding::{self, Decoder};
 use super::state::{Exchange, HttpState, Plan, Shared, lock};
 use crate::approval::{ApprovalKind, Question};
@@ -100,7 +100,7 @@ impl WasiHttpHooks for Hooks {
 /// Why an exchange failed before its response head arrived.
 struct Failure {
     error: Error,
-    denied: Option<Denied>,
+    denied: Option<EgressDenied>,
 }
 
 impl From<Error> for Failure {
@@ -190,7 +190,7 @@ async fn approve(shared: &Shared, plan: &Plan) -> Result<Approved, Failure> {
         if !asked.approved {
             return Err(Failure {
                 error: Error::HttpRequestDenied,
-                denied: Some(Denied::NotApproved { rule: asked.rule }),
+                denied: Some(EgressDenied::NotApproved { rule: asked.rule }),
             });
         }
     }
@@ -222,7 +222,7 @@ async fn approve(shared: &Shared, plan: &Plan) -> Result<Approved, Failure> {
             shared.emit(&ev).map_err(audit_failed)?;
             return Err(Failure {
                 error: Error::HttpRequestDenied,
-                denied: Some(Denied::NotApproved { rule: asked.rule }),
+                denied: Some(EgressDenied::NotApproved { rule: asked.rule }),
             });
         }
         approved.secrets.push((index, asked.rule));
@@ -412,7 +412,7 @@ fn decoder_for(
         };
         Box::new(Failure {
             error,
-            denied: Some(Denied::Coding {
+            denied: Some(EgressDenied::Coding {
                 header: header.to_owned(),
                 value,
                 secrets,
@@ -884,7 +884,7 @@ impl Exchange {
     pub(crate) fn deny(
         &self,
         shared: &Shared,
-        denied: &Denied,
+        denied: &EgressDenied,
         outcome: &str,
     ) -> anyhow::Result<()> {
         let mut st = lock(&self.state);

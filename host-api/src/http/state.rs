@@ -2,7 +2,7 @@
 //! requests in flight, whose records the task's end must not lose.
 
 use super::manifest::{HttpGrant, RequestLimits};
-use super::{Allowed, Denied, Egress, check_header};
+use super::{Allowed, Egress, EgressDenied, check_header};
 use crate::approval::Approvals;
 use crate::audit::{Audit, Event};
 use crate::secrets::TaskSecrets;
@@ -117,7 +117,7 @@ impl HttpState {
         let Some(shared) = &self.shared else {
             return Decision {
                 summary,
-                result: Err(Denied::NotAllowed {
+                result: Err(EgressDenied::NotAllowed {
                     method: method.clone(),
                     url: url.clone(),
                     reason: "the manifest has no [[http]] rules".into(),
@@ -128,7 +128,7 @@ impl HttpState {
         if !path.starts_with('/') {
             return Decision {
                 summary,
-                result: Err(Denied::BadUrl {
+                result: Err(EgressDenied::BadUrl {
                     url,
                     reason: "the path must start with `/`".into(),
                 }),
@@ -164,7 +164,7 @@ impl HttpState {
             if req.headers.contains_key(header) {
                 return Decision {
                     summary,
-                    result: Err(Denied::SecretHeader {
+                    result: Err(EgressDenied::SecretHeader {
                         header: header.to_owned(),
                         secret: spec.name.clone(),
                         label: format!("secrets[{index}]"),
@@ -311,11 +311,11 @@ impl Summary {
 /// What `decide` made of a request.
 pub(crate) struct Decision {
     summary: Summary,
-    result: Result<Plan, Denied>,
+    result: Result<Plan, EgressDenied>,
 }
 
 impl Decision {
-    pub(crate) fn into_parts(self) -> (Summary, Result<Plan, Denied>) {
+    pub(crate) fn into_parts(self) -> (Summary, Result<Plan, EgressDenied>) {
         (self.summary, self.result)
     }
 }

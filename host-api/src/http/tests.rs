@@ -24,7 +24,7 @@ fn allows(e: &Egress, method: &str, url: &str) -> Allowed {
 }
 
 #[track_caller]
-fn denies(e: &Egress, method: &str, url: &str) -> Denied {
+fn denies(e: &Egress, method: &str, url: &str) -> EgressDenied {
     match e.check(method, url) {
         Ok(a) => panic!("{method} {url} allowed by {a}"),
         Err(d) => d,
@@ -200,7 +200,7 @@ fn http_ip_literals_in_any_notation_need_an_ip_rule() {
         "http://0/",
     ] {
         let d = denies(&e, "GET", url);
-        assert!(matches!(d, Denied::NotAllowed { .. }), "{url}: {d}");
+        assert!(matches!(d, EgressDenied::NotAllowed { .. }), "{url}: {d}");
     }
 }
 
@@ -269,7 +269,7 @@ fn http_urls_that_parsers_read_differently_are_refused() {
         "https://api.github.com/\r\nHost: evil.net",
     ] {
         let d = denies(&e, "GET", url);
-        assert!(matches!(d, Denied::BadUrl { .. }), "{url:?}: {d}");
+        assert!(matches!(d, EgressDenied::BadUrl { .. }), "{url:?}: {d}");
     }
 }
 
@@ -298,7 +298,7 @@ fn http_a_name_is_not_its_address() {
     assert!(
         matches!(
             d,
-            Denied::Address {
+            EgressDenied::Address {
                 class: AddrClass::Loopback,
                 ..
             }
@@ -320,7 +320,7 @@ fn http_userinfo_in_the_request_is_refused() {
         "https://api.github.com:443@evil.net/",
     ] {
         let d = denies(&e, "GET", url);
-        assert!(matches!(d, Denied::Userinfo { .. }), "{url}: {d}");
+        assert!(matches!(d, EgressDenied::Userinfo { .. }), "{url}: {d}");
         assert!(!d.to_string().contains("hunter2"), "{d}");
     }
 }
@@ -336,12 +336,12 @@ fn http_only_http_and_https() {
         "javascript:alert(1)",
     ] {
         let d = denies(&e, "GET", url);
-        assert!(matches!(d, Denied::Scheme { .. }), "{url}: {d}");
+        assert!(matches!(d, EgressDenied::Scheme { .. }), "{url}: {d}");
     }
     denies(&e, "GET", "http://api.github.com/");
     denies(&e, "GET", "not a url");
     let d = denies(&e, "GET", "https://user:hunter2@/x");
-    assert!(matches!(d, Denied::BadUrl { .. }), "{d}");
+    assert!(matches!(d, EgressDenied::BadUrl { .. }), "{d}");
     assert!(!d.to_string().contains("hunter2"), "{d}");
     denies(&e, "GET", "/relative");
 }
@@ -439,7 +439,7 @@ fn http_methods_are_matched_exactly() {
     denies(&e, "DELETE", "https://api.github.com/repos/x");
     for bad in ["", "GET /admin HTTP/1.1\r\nHost: evil", "G ET", "GET\0"] {
         let d = denies(&e, bad, "https://api.github.com/repos/x");
-        assert!(matches!(d, Denied::BadMethod { .. }), "{bad:?}: {d}");
+        assert!(matches!(d, EgressDenied::BadMethod { .. }), "{bad:?}: {d}");
     }
 }
 
@@ -522,7 +522,7 @@ fn http_name_resolving_to_a_special_address_is_denied() {
     ];
     for (addr, class) in cases {
         match e.check_addr(&a, ip(addr)) {
-            Err(Denied::Address { class: c, .. }) => assert_eq!(c, class, "{addr}"),
+            Err(EgressDenied::Address { class: c, .. }) => assert_eq!(c, class, "{addr}"),
             other => panic!("{addr}: {other:?}"),
         }
     }
@@ -555,7 +555,7 @@ fn http_explicit_loopback_rule_allows_loopback_on_that_port_only() {
     e.check_addr(&a, ip("::ffff:127.0.0.1")).unwrap();
     // The rule names 127.0.0.1, not any other address.
     let d = e.check_addr(&a, ip("127.0.0.2")).unwrap_err();
-    assert!(matches!(d, Denied::AddressOutsideRule { .. }), "{d}");
+    assert!(matches!(d, EgressDenied::AddressOutsideRule { .. }), "{d}");
     e.check_addr(&a, ip("8.8.8.8")).unwrap_err();
     denies(&e, "GET", "http://127.0.0.1:8081/");
     denies(&e, "GET", "http://127.0.0.1/");
@@ -583,7 +583,7 @@ fn http_check_addr_rejects_a_foreign_allowed() {
     let a = allows(&big, "GET", "https://b.com/");
     assert!(matches!(
         small.check_addr(&a, ip("8.8.8.8")),
-        Err(Denied::UnknownRule { index: 1 })
+        Err(EgressDenied::UnknownRule { index: 1 })
     ));
 }
 
@@ -608,6 +608,6 @@ fn http_header_crlf_and_nul_are_refused() {
         ("Höst", b"v"),
     ] {
         let d = check_header(name, value).unwrap_err();
-        assert!(matches!(d, Denied::Header { .. }), "{name:?}: {d}");
+        assert!(matches!(d, EgressDenied::Header { .. }), "{name:?}: {d}");
     }
 }

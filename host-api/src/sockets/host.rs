@@ -2,7 +2,7 @@
 //! against the task's `[[tcp]]` rules, bind, listen and UDP refused, the rest passed
 //! through to wasmtime-wasi; every call recorded.
 
-use super::Denied;
+use super::SocketDenied;
 use crate::audit::Event;
 use crate::interpose::{ArgValue, Guarded, Mode, Ret, Size, args, debug_arg, no_size, passthrough};
 use crate::policy::CallKind;
@@ -132,7 +132,7 @@ impl tcp_create_socket::Host for Guarded<'_, View<'_>> {
         let resource = format!("tcp {}", family(address_family));
         let rules = self.host.sockets.policy().rules().len();
         if rules == 0 {
-            return Err(self.refuse(CREATE_TCP, start, args, resource, &Denied::NoRules));
+            return Err(self.refuse(CREATE_TCP, start, args, resource, &SocketDenied::NoRules));
         }
         let r = tcp_create_socket::Host::create_tcp_socket(&mut self.inner, address_family);
         if let Ok(socket) = &r {
@@ -154,7 +154,7 @@ impl udp_create_socket::Host for Guarded<'_, View<'_>> {
         let start = Instant::now();
         let args = json!({ "family": family(address_family) });
         let resource = format!("udp {}", family(address_family));
-        Err(self.refuse(CREATE_UDP, start, args, resource, &Denied::Udp))
+        Err(self.refuse(CREATE_UDP, start, args, resource, &SocketDenied::Udp))
     }
 }
 
@@ -227,7 +227,7 @@ passthrough! {
             let _ = network;
             let addr = SocketAddr::from(local_address);
             let args = json!({ "socket": self.host.name_of(this.rep()), "local_address": addr.to_string() });
-            Err(self.refuse(START_BIND, start, args, addr.to_string(), &Denied::Inbound("bind")))
+            Err(self.refuse(START_BIND, start, args, addr.to_string(), &SocketDenied::Inbound("bind")))
         }
         ["wasi:sockets/tcp.[method]tcp-socket.finish-bind" Each]
         fn finish_bind(&mut self, this: Resource<TcpSocket>) -> SocketResult<()>;
@@ -277,7 +277,7 @@ passthrough! {
             let start = Instant::now();
             let socket = self.host.name_of(this.rep());
             let args = json!({ "socket": socket });
-            Err(self.refuse(START_LISTEN, start, args, socket, &Denied::Inbound("listen")))
+            Err(self.refuse(START_LISTEN, start, args, socket, &SocketDenied::Inbound("listen")))
         }
         ["wasi:sockets/tcp.[method]tcp-socket.finish-listen" Each]
         fn finish_listen(&mut self, this: Resource<TcpSocket>) -> SocketResult<()>;

@@ -65,7 +65,7 @@ pub mod manifest;
 mod policy;
 
 pub use grant::Tcp;
-pub use policy::{Allowed, Denied, Resolved, TcpPolicy};
+pub use policy::{Allowed, Resolved, SocketDenied, TcpPolicy};
 
 use crate::interpose::{Guarded, WardenView, guarded};
 use manifest::TcpRule;

@@ -51,7 +51,7 @@ impl fmt::Display for Allowed {
 /// would allow it, the message says which.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum Denied {
+pub enum SocketDenied {
     /// The manifest has no `[[tcp]]` entry: no sockets, no lookups.
     #[error(
         "no [[tcp]] rules: sockets and name lookup are off; to allow a connection, add a [[tcp]] entry with connect = \"host:port\""
@@ -120,15 +120,15 @@ impl TcpPolicy {
 
     /// Whether `ip-name-lookup.resolve-addresses` of `name` is allowed: some rule must
     /// name it (exactly, by suffix, or, for an IP literal, by address or network).
-    pub fn check_lookup(&self, name: &str) -> Result<Allowed, Denied> {
+    pub fn check_lookup(&self, name: &str) -> Result<Allowed, SocketDenied> {
         if self.is_empty() {
-            return Err(Denied::NoRules);
+            return Err(SocketDenied::NoRules);
         }
         self.rules
             .iter()
             .position(|r| r.host().matches_name(name))
             .map(|index| self.allowed(index, None))
-            .ok_or_else(|| Denied::Lookup {
+            .ok_or_else(|| SocketDenied::Lookup {
                 name: name.to_owned(),
             })
     }
@@ -139,9 +139,13 @@ impl TcpPolicy {
     /// names a host that this task looked up and got the address for, unless the address
     /// is special ([`AddrClass`]: loopback, private, metadata ...): a name alone never
     /// reaches those, as with `[[http]]`.
-    pub fn check_connect(&self, addr: SocketAddr, resolved: &Resolved) -> Result<Allowed, Denied> {
+    pub fn check_connect(
+        &self,
+        addr: SocketAddr,
+        resolved: &Resolved,
+    ) -> Result<Allowed, SocketDenied> {
         if self.is_empty() {
-            return Err(Denied::NoRules);
+            return Err(SocketDenied::NoRules);
         }
         let ip = addr.ip().to_canonical();
         let port = addr.port();
@@ -176,7 +180,7 @@ impl TcpPolicy {
                     None => return Ok(self.allowed(index, Some(name))),
                     // A later rule may still name the address itself.
                     Some(class) => {
-                        special.get_or_insert(Denied::Special {
+                        special.get_or_insert(SocketDenied::Special {
                             addr: SocketAddr::new(ip, port),
                             class,
                             name,
@@ -192,7 +196,7 @@ impl TcpPolicy {
         let reason = miss.unwrap_or_else(|| {
             format!("no [[tcp]] rule names {ip}, and no name this task looked up resolved to it")
         });
-        Err(Denied::Connect {
+        Err(SocketDenied::Connect {
             addr: SocketAddr::new(ip, port),
             written: if ip == addr.ip() {
                 String::new()
@@ -253,10 +257,10 @@ mod tests {
     #[test]
     fn nothing_without_rules() {
         let p = TcpPolicy::default();
-        assert_eq!(p.check_lookup("localhost"), Err(Denied::NoRules));
+        assert_eq!(p.check_lookup("localhost"), Err(SocketDenied::NoRules));
         assert_eq!(
             p.check_connect(addr("1.1.1.1:53"), &Resolved::default()),
-            Err(Denied::NoRules)
+            Err(SocketDenied::NoRules)
         );
     }
 
@@ -288,7 +292,7 @@ mod tests {
             let denied = p.check_lookup(name).unwrap_err();
             assert_eq!(
                 denied,
-                Denied::Lookup {
+                SocketDenied::Lookup {
                     name: name.to_owned()
                 },
                 "{name}"
@@ -359,7 +363,10 @@ mod tests {
             "0.0.0.0:80",
         ] {
             assert!(
-                matches!(p.check_connect(addr(a), &none), Err(Denied::Connect { .. })),
+                matches!(
+                    p.check_connect(addr(a), &none),
+                    Err(SocketDenied::Connect { .. })
+                ),
                 "{a}"
             );
         }
@@ -413,14 +420,14 @@ mod tests {
         );
         assert!(matches!(
             p.check_connect(addr("169.254.169.254:5432"), &r),
-            Err(Denied::Special {
+            Err(SocketDenied::Special {
                 class: AddrClass::Metadata,
                 ..
             })
         ));
         assert!(matches!(
             p.check_connect(addr("10.1.1.1:5432"), &r),
-            Err(Denied::Special {
+            Err(SocketDenied::Special {
                 class: AddrClass::Private,
                 ..
             })

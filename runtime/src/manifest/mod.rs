@@ -201,53 +201,9 @@ impl Default for AuditSection {
     }
 }
 
-/// How much the audit log records for a tool: `level = "calls"` or `level = "full"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum AuditLevel {
-    /// One record per capability-relevant call (path operations, opens, env, HTTP, secrets
-    /// ...); high-frequency stream reads, writes and polls are summed per handle.
-    #[default]
-    Calls,
-    /// One record for every host call, stream reads and polls included.
-    Full,
-}
-
-impl AuditLevel {
-    /// The manifest spelling: `"calls"` or `"full"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditLevel::Calls => "calls",
-            AuditLevel::Full => "full",
-        }
-    }
-}
-
-impl fmt::Display for AuditLevel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for AuditLevel {
-    type Err = String;
-
-    /// Fails with a message naming the value, e.g. `expected "calls" or "full", found "all"`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "calls" => Ok(AuditLevel::Calls),
-            "full" => Ok(AuditLevel::Full),
-            other => Err(format!("expected \"calls\" or \"full\", found {other:?}")),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for AuditLevel {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
+/// How much the audit log records for a tool: `level = "calls"` or `level = "full"`; the
+/// audit trail's own [`Level`](warden_host_api::audit::Level).
+pub use warden_host_api::audit::Level as AuditLevel;
 
 /// A BLAKE3 digest of a component's bytes, written `blake3:` and 64 lowercase hex digits.
 ///

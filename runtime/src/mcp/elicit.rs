@@ -8,7 +8,7 @@ use rmcp::model::{
 use rmcp::service::{ElicitationMode, Peer, RequestContext, RoleServer};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
-use warden_host_api::approval::{ApprovalRequest, Approver, Decision};
+use warden_host_api::approval::{Answer, ApprovalRequest, Approver};
 
 /// Asks the person behind an MCP client about each gated call of the task that answers
 /// the client's request: a form with one yes/no field, `approve`.
@@ -43,13 +43,13 @@ impl Approver for Elicitation {
         APPROVER.into()
     }
 
-    async fn approve(&self, request: &ApprovalRequest) -> Decision {
+    async fn approve(&self, request: &ApprovalRequest) -> Answer {
         let Some(params) = question(request) else {
-            return Decision::refuse(APPROVER, "could not build the question");
+            return Answer::refuse(APPROVER, "could not build the question");
         };
         match self.peer.create_elicitation(params).await {
             Ok(answer) => decision(&answer),
-            Err(e) => Decision::refuse(APPROVER, format!("the client did not answer: {e}")),
+            Err(e) => Answer::refuse(APPROVER, format!("the client did not answer: {e}")),
         }
     }
 }
@@ -82,7 +82,7 @@ pub(crate) fn question(request: &ApprovalRequest) -> Option<ElicitRequestParams>
 }
 
 /// What the client's answer to [`question`] decides.
-pub(crate) fn decision(answer: &ElicitResult) -> Decision {
+pub(crate) fn decision(answer: &ElicitResult) -> Answer {
     let yes = answer
         .content
         .as_ref()
@@ -90,14 +90,12 @@ pub(crate) fn decision(answer: &ElicitResult) -> Decision {
         .and_then(|v| v.as_bool());
     match (&answer.action, yes) {
         (ElicitationAction::Accept, Some(true)) => {
-            Decision::approve(APPROVER, "the client's user approved")
+            Answer::approve(APPROVER, "the client's user approved")
         }
-        (ElicitationAction::Accept, _) => {
-            Decision::refuse(APPROVER, "the client's user answered no")
-        }
-        (ElicitationAction::Decline, _) => Decision::refuse(APPROVER, "the client's user declined"),
-        (ElicitationAction::Cancel, _) => Decision::refuse(APPROVER, "the client's user cancelled"),
-        _ => Decision::refuse(APPROVER, "the client gave an answer Warden does not know"),
+        (ElicitationAction::Accept, _) => Answer::refuse(APPROVER, "the client's user answered no"),
+        (ElicitationAction::Decline, _) => Answer::refuse(APPROVER, "the client's user declined"),
+        (ElicitationAction::Cancel, _) => Answer::refuse(APPROVER, "the client's user cancelled"),
+        _ => Answer::refuse(APPROVER, "the client gave an answer Warden does not know"),
     }
 }
 
@@ -106,7 +104,7 @@ pub(crate) fn decision(answer: &ElicitResult) -> Decision {
 /// the request handler, which returns it to the client as an input request and passes the
 /// answer back when the client retries.
 pub(crate) struct Relay {
-    pub(crate) asks: mpsc::Sender<(ApprovalRequest, oneshot::Sender<Decision>)>,
+    pub(crate) asks: mpsc::Sender<(ApprovalRequest, oneshot::Sender<Answer>)>,
 }
 
 #[async_trait]
@@ -115,13 +113,13 @@ impl Approver for Relay {
         APPROVER.into()
     }
 
-    async fn approve(&self, request: &ApprovalRequest) -> Decision {
+    async fn approve(&self, request: &ApprovalRequest) -> Answer {
         let (tx, rx) = oneshot::channel();
         if self.asks.send((request.clone(), tx)).await.is_err() {
-            return Decision::refuse(APPROVER, "the MCP request was abandoned");
+            return Answer::refuse(APPROVER, "the MCP request was abandoned");
         }
         rx.await.unwrap_or_else(|_| {
-            Decision::refuse(APPROVER, "the client did not come back with an answer")
+            Answer::refuse(APPROVER, "the client did not come back with an answer")
         })
     }
 }

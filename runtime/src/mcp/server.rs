@@ -16,7 +16,7 @@ use rmcp::model::{
 };
 use rmcp::service::{RequestContext, RoleServer};
 use serde_json::{Map, Value, json};
-use warden_host_api::approval::{ApprovalRequest, Approver, Decision as Answer, Deny, Unanimous};
+use warden_host_api::approval::{Answer, ApprovalRequest, Approver, Deny, Unanimous};
 use warden_host_api::audit::{Decision as Verdict, EventSink, McpIds, Record};
 
 use super::catalog::{Catalog, Target};
