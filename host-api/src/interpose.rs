@@ -254,7 +254,7 @@ impl<V> Guarded<'_, V> {
         mode: Mode,
         start: Instant,
         args: Vec<(&'static str, ArgValue)>,
-        outcome: Outcome,
+        outcome: CallOutcome,
     ) -> wasmtime::Result<()> {
         let dur = start.elapsed();
         self.host.calls += 1;
@@ -370,7 +370,7 @@ pub(crate) use debug_arg;
 
 /// What came of a call, for its record.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct CallOutcome {
     /// `ok`, `error:<code>` or `trap:<message>`.
     pub text: String,
     /// Whether the call succeeded.
@@ -379,10 +379,10 @@ pub struct Outcome {
     pub bytes: u64,
 }
 
-impl Outcome {
+impl CallOutcome {
     /// A successful call that returned `bytes` bytes.
     pub fn ok(bytes: u64) -> Self {
-        Outcome {
+        CallOutcome {
             text: "ok".into(),
             ok: true,
             bytes,
@@ -391,7 +391,7 @@ impl Outcome {
 
     /// A failed call.
     pub fn err(text: String) -> Self {
-        Outcome {
+        CallOutcome {
             text,
             ok: false,
             bytes: 0,
@@ -400,7 +400,7 @@ impl Outcome {
 
     /// A call that trapped the guest.
     pub fn trap(e: &wasmtime::Error) -> Self {
-        Outcome::err(format!("trap:{e}"))
+        CallOutcome::err(format!("trap:{e}"))
     }
 }
 
@@ -408,7 +408,7 @@ impl Outcome {
 /// an audit failure becomes a trap of that type.
 pub trait Ret: Sized {
     /// The outcome of the call.
-    fn outcome(&self) -> Outcome;
+    fn outcome(&self) -> CallOutcome;
     /// A trap in this result type.
     fn trap(e: wasmtime::Error) -> Self;
 }
@@ -453,10 +453,10 @@ impl Size for (Vec<u8>, bool) {
 }
 
 impl<T: Size> Ret for wasmtime::Result<T> {
-    fn outcome(&self) -> Outcome {
+    fn outcome(&self) -> CallOutcome {
         match self {
-            Ok(v) => Outcome::ok(v.size()),
-            Err(e) => Outcome::trap(e),
+            Ok(v) => CallOutcome::ok(v.size()),
+            Err(e) => CallOutcome::trap(e),
         }
     }
     fn trap(e: wasmtime::Error) -> Self {
@@ -471,12 +471,12 @@ pub trait ErrorName: std::error::Error + Send + Sync + 'static {
 }
 
 impl<T: Size, E: ErrorName> Ret for Result<T, wasmtime_wasi::TrappableError<E>> {
-    fn outcome(&self) -> Outcome {
+    fn outcome(&self) -> CallOutcome {
         match self {
-            Ok(v) => Outcome::ok(v.size()),
+            Ok(v) => CallOutcome::ok(v.size()),
             Err(e) => match e.downcast_ref() {
-                Some(code) => Outcome::err(format!("error:{}", code.error_name())),
-                None => Outcome::err(format!("trap:{e}")),
+                Some(code) => CallOutcome::err(format!("error:{}", code.error_name())),
+                None => CallOutcome::err(format!("trap:{e}")),
             },
         }
     }

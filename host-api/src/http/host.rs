@@ -11,7 +11,8 @@
 use super::{EgressDenied, check_header};
 use crate::audit::Event;
 use crate::interpose::{
-    ErrorName, Guarded, HostState, Mode, Outcome, Ret, Size, WardenView, args, no_size, passthrough,
+    CallOutcome, ErrorName, Guarded, HostState, Mode, Ret, Size, WardenView, args, no_size,
+    passthrough,
 };
 use serde_json::json;
 use std::time::Instant;
@@ -111,12 +112,12 @@ fn header_error_name(e: &types::HeaderError) -> &'static str {
 }
 
 impl<T: Size> Ret for HttpResult<T> {
-    fn outcome(&self) -> Outcome {
+    fn outcome(&self) -> CallOutcome {
         match self {
-            Ok(v) => Outcome::ok(v.size()),
+            Ok(v) => CallOutcome::ok(v.size()),
             Err(e) => match e.downcast_ref() {
-                Some(code) => Outcome::err(format!("error:{}", error_name(code))),
-                None => Outcome::err(format!("trap:{e}")),
+                Some(code) => CallOutcome::err(format!("error:{}", error_name(code))),
+                None => CallOutcome::err(format!("trap:{e}")),
             },
         }
     }
@@ -126,12 +127,12 @@ impl<T: Size> Ret for HttpResult<T> {
 }
 
 impl<T: Size> Ret for HeaderResult<T> {
-    fn outcome(&self) -> Outcome {
+    fn outcome(&self) -> CallOutcome {
         match self {
-            Ok(v) => Outcome::ok(v.size()),
+            Ok(v) => CallOutcome::ok(v.size()),
             Err(e) => match e.downcast_ref() {
-                Some(code) => Outcome::err(format!("error:{}", header_error_name(code))),
-                None => Outcome::err(format!("trap:{e}")),
+                Some(code) => CallOutcome::err(format!("error:{}", header_error_name(code))),
+                None => CallOutcome::err(format!("trap:{e}")),
             },
         }
     }
@@ -419,7 +420,7 @@ passthrough! {
                 self.host.name(response.rep(), name);
             }
             let outcome = match &r {
-                Ok(Some(Ok(Err(code)))) => Outcome::err(format!("error:{}", error_name(code))),
+                Ok(Some(Ok(Err(code)))) => CallOutcome::err(format!("error:{}", error_name(code))),
                 other => other.outcome(),
             };
             self.finish("wasi:http/types.[method]future-incoming-response.get", Mode::Interface, start, a, outcome)?;

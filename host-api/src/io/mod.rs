@@ -7,7 +7,7 @@
 //! named by the capability that opened them (`read /workspace/a.txt`,
 //! `stdout`), so a summary says what was read or written.
 
-use crate::interpose::{Guarded, Outcome, Ret, Size, WardenView, guarded, passthrough};
+use crate::interpose::{CallOutcome, Guarded, Ret, Size, WardenView, guarded, passthrough};
 use wasmtime::Result;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wasmtime_wasi_io::bindings::wasi::io::{error, poll, streams};
@@ -15,14 +15,14 @@ use wasmtime_wasi_io::poll::DynPollable;
 use wasmtime_wasi_io::streams::{DynInputStream, DynOutputStream, StreamError, StreamResult};
 
 impl<T: Size> Ret for StreamResult<T> {
-    fn outcome(&self) -> Outcome {
+    fn outcome(&self) -> CallOutcome {
         match self {
-            Ok(v) => Outcome::ok(v.size()),
-            Err(StreamError::Closed) => Outcome::err("error:closed".into()),
+            Ok(v) => CallOutcome::ok(v.size()),
+            Err(StreamError::Closed) => CallOutcome::err("error:closed".into()),
             Err(StreamError::LastOperationFailed(e)) => {
-                Outcome::err(format!("error:last-operation-failed:{e}"))
+                CallOutcome::err(format!("error:last-operation-failed:{e}"))
             }
-            Err(StreamError::Trap(e)) => Outcome::trap(e),
+            Err(StreamError::Trap(e)) => CallOutcome::trap(e),
         }
     }
     fn trap(e: wasmtime::Error) -> Self {
