@@ -109,7 +109,7 @@ fn main() {
         b.iter(|| rt.block_on(probe.raw_task(&engine, &raw_pre, &input)))
     });
     for (name, sink) in &sinks {
-        let request = TaskRequest::new(input.clone()).sink(sink.clone());
+        let request = TaskRequest::new(input.clone(), sink.clone());
         group.bench_function(*name, |b| {
             b.iter(|| {
                 let out = rt.block_on(tool.run(request.clone())).unwrap();

@@ -230,7 +230,7 @@ fn main() {
         )
         .unwrap();
         let tool = runtime.load(Manifest::load(&manifest).unwrap()).unwrap();
-        let mut request = TaskRequest::new(fetch_input(addr)).sink(count.clone());
+        let mut request = TaskRequest::new(fetch_input(addr), count.clone());
         // Once, before measuring: which records one such task writes.
         if records.is_none() {
             rt.block_on(tool.run(request.clone())).unwrap();

@@ -120,7 +120,9 @@ fn main() {
         b.iter(|| rt.block_on(probe.raw_task(&engine, &raw_pre, &input)))
     });
     for (name, tool) in &tools {
-        let mut request = TaskRequest::new(input.clone()).agent("agent");
+        let mut request = TaskRequest::dangerous(input.clone())
+            .discard_audit()
+            .agent("agent");
         request.context = context.clone();
         group.bench_function(*name, |b| {
             b.iter(|| {

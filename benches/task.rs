@@ -35,7 +35,7 @@ fn main() {
     let runtime = Runtime::new(&EngineConfig::default()).unwrap();
     let tool = runtime.load(Manifest::load(&manifest).unwrap()).unwrap();
     let sink = Arc::new(NullSink);
-    let request = TaskRequest::new(INPUT).sink(sink);
+    let request = TaskRequest::new(INPUT, sink);
 
     let engine = runtime.engine().clone();
     let echo = floor::Echo::new(&engine);

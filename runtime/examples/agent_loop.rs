@@ -64,9 +64,7 @@ pub async fn run(
     let stream = Arc::new(AuditStream::new(audit.clone()));
     let mut watch = stream.subscribe();
     let request = |input: Value, agent: &str| {
-        TaskRequest::new(input.to_string())
-            .agent(agent)
-            .sink(stream.clone())
+        TaskRequest::new(input.to_string(), stream.clone()).agent(agent)
     };
 
     // The planner holds everything the manifest allows, for five minutes.

@@ -43,9 +43,8 @@
 //!
 //! let out = search
 //!     .run(
-//!         TaskRequest::new(r#"{"query":"needle","root":"/workspace/notes"}"#)
+//!         TaskRequest::new(r#"{"query":"needle","root":"/workspace/notes"}"#, stream.clone())
 //!             .agent("sub")
-//!             .sink(stream.clone())
 //!             .grant(TaskGrant::from_lineage([&root, &child])?),
 //!     )
 //!     .await?;
@@ -93,5 +92,8 @@ mod tool;
 pub use component::Kind;
 pub use engine::EngineConfig;
 pub use runtime::{LoadError, REVOCATION_POLL, Runtime};
-pub use task::{LineageError, Outcome, TaskError, TaskGrant, TaskOutput, TaskRequest, new_task_id};
+pub use task::{
+    DangerousTaskRequest, LineageError, Outcome, TaskError, TaskGrant, TaskOutput, TaskRequest,
+    new_task_id,
+};
 pub use tool::{Tool, ToolInfo};

@@ -65,8 +65,23 @@ impl WardenView for TaskData {
     }
 }
 
-/// What the caller passes to one task.
+/// What the caller passes to one task: made by [`TaskRequest::new`] and its builder
+/// methods, which is how new fields arrive without breaking callers.
+///
+/// No request without an audit sink: there is no `Default`, and no struct literal outside
+/// Warden.
+///
+/// ```compile_fail
+/// let req = warden::TaskRequest::default();
+/// ```
+///
+/// ```compile_fail
+/// # use std::sync::Arc;
+/// # let sink: Arc<dyn warden_host_api::audit::EventSink> = Arc::new(warden_host_api::audit::NullSink);
+/// let req = warden::TaskRequest { input: String::new(), ..warden::TaskRequest::new("", sink) };
+/// ```
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct TaskRequest {
     /// JSON input for a tool's `invoke`, or the arguments object of a function's [`call`].
     ///
@@ -104,27 +119,50 @@ pub struct TaskRequest {
 }
 
 impl TaskRequest {
-    /// A request with `input` (a tool's JSON input, or a function's arguments object) and
-    /// nothing else: no arguments, empty stdin, no agent, records to a [`NullSink`], no
+    /// A request with `input` (a tool's JSON input, or a function's arguments object) whose
+    /// records go to `sink`, and nothing else: no arguments, empty stdin, no agent, no
     /// grant (the manifest's ceiling), no policy context and no function. The methods
     /// below set the rest.
+    ///
+    /// Every task has an audit trail: a task whose records go nowhere is only made with
+    /// [`TaskRequest::dangerous`], which says so.
     ///
     /// ```
     /// use std::sync::Arc;
     /// use warden::TaskRequest;
-    /// use warden_host_api::audit::NullSink;
+    /// use warden::audit::log::{AuditLog, LogOptions};
     ///
-    /// let req = TaskRequest::new(r#"{"query":"needle"}"#)
+    /// # let dir = tempfile::tempdir()?;
+    /// # let key = warden::audit::checkpoint::HostKey::generate("example/warden-audit")?;
+    /// let log = Arc::new(AuditLog::open(&dir.path().join("audit.jsonl"), key, LogOptions::default())?);
+    /// let req = TaskRequest::new(r#"{"query":"needle"}"#, log)
     ///     .agent("planner")
-    ///     .sink(Arc::new(NullSink))
     ///     .context("risk", 0.2);
     /// assert_eq!(req.agent.as_deref(), Some("planner"));
     /// assert_eq!(req.context["risk"], 0.2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn new(input: impl Into<String>) -> Self {
+    pub fn new(input: impl Into<String>, sink: Arc<dyn EventSink>) -> Self {
         TaskRequest {
             input: input.into(),
-            ..TaskRequest::default()
+            args: Vec::new(),
+            stdin: Vec::new(),
+            agent: None,
+            sink,
+            grant: None,
+            context: serde_json::Map::new(),
+            client: serde_json::Map::new(),
+            call: None,
+            approver: None,
+            mcp: None,
+        }
+    }
+
+    /// A request that gives up one of Warden's guarantees, each named where it is given
+    /// up, as rustls names its dangerous options.
+    pub fn dangerous(input: impl Into<String>) -> DangerousTaskRequest {
+        DangerousTaskRequest {
+            input: input.into(),
         }
     }
 
@@ -183,22 +221,17 @@ impl TaskRequest {
     }
 }
 
-impl Default for TaskRequest {
-    /// An empty input and nothing else; see [`TaskRequest::new`].
-    fn default() -> Self {
-        TaskRequest {
-            input: String::new(),
-            args: Vec::new(),
-            stdin: Vec::new(),
-            agent: None,
-            sink: Arc::new(NullSink),
-            grant: None,
-            context: serde_json::Map::new(),
-            client: serde_json::Map::new(),
-            call: None,
-            approver: None,
-            mcp: None,
-        }
+/// A [`TaskRequest`] that gives up a guarantee; see [`TaskRequest::dangerous`].
+#[derive(Debug)]
+pub struct DangerousTaskRequest {
+    input: String,
+}
+
+impl DangerousTaskRequest {
+    /// A task with no audit trail: its records are discarded, and nothing shows later what
+    /// it did. For tests and benchmarks of Warden itself, not for running tools.
+    pub fn discard_audit(self) -> TaskRequest {
+        TaskRequest::new(self.input, Arc::new(NullSink))
     }
 }
 

@@ -172,7 +172,7 @@ impl Tool {
     /// An error for components of other kinds (their functions describe themselves:
     /// [`Tool::functions`]) and for a schema that is not JSON.
     pub async fn describe(&self, sink: Arc<dyn EventSink>) -> Result<ToolInfo, TaskError> {
-        let req = TaskRequest::default().sink(sink);
+        let req = TaskRequest::new("", sink);
         let name = &self.manifest.tool.name;
         if self.kind != Kind::Tool {
             return Err(TaskError::Arguments {

@@ -783,11 +783,7 @@ async fn a_library_callback_decides_each_change() {
         .with_approval_timeout(Duration::from_millis(200));
     let tool = runtime.load(Manifest::load(&sb.manifest).unwrap()).unwrap();
     let sink = Arc::new(crate::support::Capture::default());
-    let task = |input: String| {
-        TaskRequest::new(input)
-            .agent("library-test")
-            .sink(sink.clone())
-    };
+    let task = |input: String| TaskRequest::new(input, sink.clone()).agent("library-test");
     let result = |out: warden::TaskOutput| match out.outcome {
         Outcome::Result(json) => serde_json::from_str::<Value>(&json).unwrap(),
         other => panic!("{other:?}"),

@@ -81,7 +81,7 @@ async fn a_narrowed_directory_swapped_for_a_symlink_as_the_task_starts_is_refuse
             records: Capture::default(),
             swap: Mutex::new(swap),
         });
-        let mut req = TaskRequest::new(input).sink(sink.clone());
+        let mut req = TaskRequest::new(input, sink.clone());
         req.grant = Some(TaskGrant {
             chain: vec!["narrowed".into()],
             expires: None,
@@ -147,7 +147,7 @@ async fn a_manifest_directory_replaced_after_load_is_refused() {
     let ro = sb.path("root/ro").canonicalize().unwrap();
     let read = || {
         let sink = Arc::new(Capture::default());
-        let req = TaskRequest::new(r#"{"op":"read","path":"/ro/hello.txt"}"#).sink(sink.clone());
+        let req = TaskRequest::new(r#"{"op":"read","path":"/ro/hello.txt"}"#, sink.clone());
         let tool = &tool;
         async move { (tool.run(req).await, sink.records()) }
     };

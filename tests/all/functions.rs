@@ -545,9 +545,8 @@ async fn the_library_lists_functions_and_runs_them_with_outputs_their_schemas_ac
     assert!(tool.functions().iter().all(|f| f.callable.is_ok()));
     let sink = Arc::new(Capture::default());
     let request = |call: &str, input: Value| {
-        TaskRequest::new(input.to_string())
+        TaskRequest::new(input.to_string(), sink.clone())
             .agent("library-test")
-            .sink(sink.clone())
             .call(call)
     };
     let calls = [

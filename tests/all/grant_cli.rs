@@ -106,9 +106,8 @@ async fn a_revocation_from_the_cli_refuses_tasks_under_it() {
     let sb = Sandbox::new("probe", "probe");
     let tool = runtime.load(Manifest::load(&sb.manifest).unwrap()).unwrap();
     let request = |chain: &[&str]| {
-        TaskRequest::new(r#"{"op":"time"}"#)
+        TaskRequest::new(r#"{"op":"time"}"#, Arc::new(NullSink))
             .agent("grant-cli-test")
-            .sink(Arc::new(NullSink))
             .grant(TaskGrant {
                 chain: chain.iter().map(|s| s.to_string()).collect(),
                 expires: None,

@@ -22,7 +22,7 @@ fn probe(runtime: &Runtime) -> (Sandbox, Arc<Tool>) {
 }
 
 fn request(input: &str, sink: Arc<Capture>, grant: Option<TaskGrant>) -> TaskRequest {
-    let mut req = TaskRequest::new(input).agent("grant-test").sink(sink);
+    let mut req = TaskRequest::new(input, sink).agent("grant-test");
     req.grant = grant;
     req
 }

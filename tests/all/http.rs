@@ -465,7 +465,7 @@ async fn a_response_whose_end_cannot_be_recorded_stops_the_task() {
     // the guest goes on making calls (it drops the body and the response, and returns).
     let url = format!("{}/echo/x", server.base());
     let err = tool
-        .run(TaskRequest::new(input(json!({ "url": url }))).sink(sink.clone()))
+        .run(TaskRequest::new(input(json!({ "url": url })), sink.clone()))
         .await
         .expect_err("a task with an unrecorded request must not end ok");
     // The guest's next host call traps, or, if the body ended after its last one, the

@@ -24,11 +24,7 @@ async fn a_runaway_task_does_not_stop_the_others() {
         ..LogOptions::default()
     };
     let sink = Arc::new(AuditLog::open(&sb.audit, key, options).unwrap());
-    let request = |input: &str| {
-        TaskRequest::new(input)
-            .agent("library-test")
-            .sink(sink.clone())
-    };
+    let request = |input: &str| TaskRequest::new(input, sink.clone()).agent("library-test");
 
     let spin = tokio::spawn({
         let tool = tool.clone();
@@ -105,7 +101,7 @@ async fn a_change_that_cannot_be_recorded_first_is_not_made() {
     let runtime = Runtime::new(&EngineConfig::default()).unwrap();
     let tool = runtime.load(Manifest::load(&sb.manifest).unwrap()).unwrap();
     let sink = Arc::new(RefuseIntents::default());
-    let run = |input: &str| TaskRequest::new(input).sink(sink.clone());
+    let run = |input: &str| TaskRequest::new(input, sink.clone());
     // Reads need no intent and go through.
     let out = tool
         .run(run(r#"{"op":"read","path":"/ro/hello.txt"}"#))
@@ -258,12 +254,12 @@ fn thousand_tasks() {
     // One task of each first, so that what is made once per process (the epoch thread,
     // tokio's workers, wasmtime's lazily built state) is in the baseline.
     rt.block_on(async {
-        echo.run(TaskRequest::new("{}").sink(sink.clone()))
+        echo.run(TaskRequest::new("{}", sink.clone()))
             .await
             .unwrap();
         let read = r#"{"op":"read","path":"/ro/hello.txt"}"#;
         probe
-            .run(TaskRequest::new(read).sink(sink.clone()))
+            .run(TaskRequest::new(read, sink.clone()))
             .await
             .unwrap();
     });
@@ -275,7 +271,7 @@ fn thousand_tasks() {
     let echoes = rt.block_on(async {
         let handles: Vec<_> = (0..TASKS)
             .map(|n| {
-                let req = TaskRequest::new(format!(r#"{{"n":{n}}}"#)).sink(sink.clone());
+                let req = TaskRequest::new(format!(r#"{{"n":{n}}}"#), sink.clone());
                 let echo = echo.clone();
                 tokio::spawn(async move { echo.run(req).await })
             })
@@ -295,7 +291,7 @@ fn thousand_tasks() {
     let writes = rt.block_on(async {
         let handles: Vec<_> = (0..TASKS)
             .map(|n| {
-                let req = TaskRequest::new(write_input(n)).sink(sink.clone());
+                let req = TaskRequest::new(write_input(n), sink.clone());
                 let probe = probe.clone();
                 tokio::spawn(async move { probe.run(req).await })
             })
@@ -379,7 +375,7 @@ async fn a_runtime_admits_max_tasks_at_once_and_queues_the_rest() {
     let sink = Arc::new(Overlap::default());
     let tasks: Vec<_> = (0..10)
         .map(|n| {
-            let req = TaskRequest::new(write_input(n)).sink(sink.clone());
+            let req = TaskRequest::new(write_input(n), sink.clone());
             let tool = tool.clone();
             tokio::spawn(async move { tool.run(req).await })
         })
@@ -446,9 +442,7 @@ async fn the_audit_stream_shows_each_task_from_start_to_end() {
             } else {
                 slow_stream.clone()
             };
-            let req = TaskRequest::new(r#"{"query":"needle"}"#)
-                .agent(format!("agent-{n}"))
-                .sink(sink);
+            let req = TaskRequest::new(r#"{"query":"needle"}"#, sink).agent(format!("agent-{n}"));
             let tool = tool.clone();
             tokio::spawn(async move { tool.run(req).await })
         })

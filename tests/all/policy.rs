@@ -198,7 +198,7 @@ async fn business_hours_follow_the_clock() {
             let tool = runtime.load(Manifest::load(&sb.manifest).unwrap()).unwrap();
             let sink = Arc::new(Capture::default());
             let out = tool
-                .run(TaskRequest::new(READ).sink(sink.clone()))
+                .run(TaskRequest::new(READ, sink.clone()))
                 .await
                 .unwrap();
             let Outcome::Result(json) = out.outcome else {

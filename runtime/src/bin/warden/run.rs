@@ -100,19 +100,14 @@ pub(crate) fn run(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> 
     }
     let sink = log.open()?;
     let rt = tokio_runtime()?;
-    let out = rt.block_on(tool.run(TaskRequest {
-        input,
-        args,
-        stdin,
-        agent,
-        sink: Arc::new(sink),
-        grant,
-        context: context.into_iter().collect(),
-        client: serde_json::Map::new(),
-        call,
-        approver: None,
-        mcp: None,
-    }));
+    let mut req = TaskRequest::new(input, Arc::new(sink))
+        .args(args)
+        .stdin(stdin);
+    req.agent = agent;
+    req.grant = grant;
+    req.call = call;
+    req.context = context.into_iter().collect();
+    let out = rt.block_on(tool.run(req));
     let out = out.map_err(|e| match e {
         // Nothing ran: the request itself was wrong.
         TaskError::Arguments { .. } => usage(e),
