@@ -23,6 +23,9 @@ pub trait Capability {
     /// grant's JSON form: `tcp` for `[[tcp]]`, `tcp=` and `"tcp": [...]`.
     const KEY: &'static str;
 
+    /// The `--narrow` keys it reads: its [`KEY`](Self::KEY) alone, unless it says more.
+    const NARROWING_KEYS: &'static [&'static str] = &[Self::KEY];
+
     /// The section as a manifest writes it, with the spans its errors point at.
     type Section: DeserializeOwned + Default;
     /// What a grant holds of it: the section resolved and checked. The default holds
@@ -45,14 +48,17 @@ pub trait Capability {
     /// child's entry and what the parent holds.
     fn covers(parent: &Self::Grant, child: &Self::Grant) -> Result<(), Widening>;
 
-    /// Adds one `--narrow KEY=VALUE`'s value to `narrowing`, checking it whole first: a
-    /// refused value leaves `narrowing` as it was.
-    fn push_narrowing(narrowing: &mut Self::Narrowing, value: &str) -> Result<(), NarrowingReason>;
+    /// Adds one `--narrow KEY=VALUE` (`key` one of [`NARROWING_KEYS`](Self::NARROWING_KEYS))
+    /// to `narrowing`. The caller keeps the narrowing it had if this fails.
+    fn push_narrowing(
+        narrowing: &mut Self::Narrowing,
+        key: &str,
+        value: &str,
+    ) -> Result<(), NarrowingReason>;
 
-    /// `narrowing` as the values of `KEY=VALUE` strings that
-    /// [`push_narrowing`](Self::push_narrowing) reads back as an equal narrowing; an
-    /// empty list is written `KEY=`.
-    fn narrowing_values(narrowing: &Self::Narrowing) -> Vec<String>;
+    /// `narrowing` as `KEY=VALUE` strings that [`push_narrowing`](Self::push_narrowing)
+    /// reads back as an equal narrowing; an empty list is written `KEY=`.
+    fn narrowing_args(narrowing: &Self::Narrowing) -> Vec<String>;
 
     /// The child grant `narrowing` asks of `parent`. It replaces the parent's; building it is
     /// not checking it: the caller checks the result with [`covers`](Self::covers).

@@ -69,7 +69,11 @@ impl Capability for Env {
         Ok(())
     }
 
-    fn push_narrowing(narrowing: &mut Self::Narrowing, value: &str) -> Result<(), NarrowingReason> {
+    fn push_narrowing(
+        narrowing: &mut Self::Narrowing,
+        _key: &str,
+        value: &str,
+    ) -> Result<(), NarrowingReason> {
         let mut env = narrowing.clone();
         for name in names(value) {
             check_var_name(name).map_err(NarrowingReason::EnvName)?;
@@ -82,8 +86,11 @@ impl Capability for Env {
         Ok(())
     }
 
-    fn narrowing_values(narrowing: &Self::Narrowing) -> Vec<String> {
-        narrowing.clone()
+    fn narrowing_args(narrowing: &Self::Narrowing) -> Vec<String> {
+        if narrowing.is_empty() {
+            return vec!["env=".into()];
+        }
+        narrowing.iter().map(|name| format!("env={name}")).collect()
     }
 
     /// Each name takes the parent's value, or is passed from the host if the parent

@@ -27,7 +27,7 @@ pub struct Capabilities {
     pub(crate) tcp: Vec<TcpRule>,
     pub(super) secrets: Vec<SecretGrant>,
     pub(crate) env: EnvSection,
-    pub(super) limits: Limits,
+    pub(crate) limits: Limits,
 }
 
 /// A secret a task may use, by name; the [`SecretSpec`] (source, purpose, injection) stays

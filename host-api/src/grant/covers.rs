@@ -12,7 +12,8 @@ use crate::env::Env;
 use crate::fs::manifest::{Access, FsGrant, normalize_guest};
 use crate::http::manifest::{HttpGrant, RequestLimits};
 use crate::http::{HostPattern, HttpRule};
-use crate::limits::manifest::{Limits, format_duration, format_size};
+use crate::limits::TaskLimits;
+use crate::limits::manifest::{format_duration, format_size};
 use crate::sockets::Tcp;
 
 impl Capabilities {
@@ -62,7 +63,7 @@ impl Capabilities {
         Tcp::covers(&self.tcp, &child.tcp)?;
         covers_secrets(&self.secrets, &child.secrets)?;
         Env::covers(&self.env, &child.env)?;
-        covers_limits(&self.limits, &child.limits)
+        TaskLimits::covers(&self.limits, &child.limits)
     }
 }
 
@@ -319,42 +320,4 @@ fn covers_secrets(parent: &[SecretGrant], child: &[SecretGrant]) -> Result<(), W
 pub(super) fn secret_label(secret: &SecretGrant) -> String {
     let uses: Vec<&str> = secret.uses().collect();
     format!("{}:{}", secret.name, uses.join("+"))
-}
-
-fn covers_limits(parent: &Limits, child: &Limits) -> Result<(), Widening> {
-    let limit = |limit, child, parent| {
-        Err(Widening::Limit {
-            limit,
-            child,
-            parent,
-        })
-    };
-    if child.memory > parent.memory {
-        return limit(
-            "memory",
-            format_size(child.memory),
-            format_size(parent.memory),
-        );
-    }
-    if child.timeout > parent.timeout {
-        return limit(
-            "timeout",
-            format_duration(child.timeout),
-            format_duration(parent.timeout),
-        );
-    }
-    if let Some(max) = parent.fuel
-        && child.fuel.is_none_or(|fuel| fuel > max)
-    {
-        let shown = child.fuel.map_or("unmetered".to_owned(), |f| f.to_string());
-        return limit("fuel", shown, max.to_string());
-    }
-    if child.output > parent.output {
-        return limit(
-            "output",
-            format_size(child.output),
-            format_size(parent.output),
-        );
-    }
-    Ok(())
 }

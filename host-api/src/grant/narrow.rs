@@ -2,9 +2,6 @@
 //! `KEY=VALUE` strings, and [`Capabilities::narrow`], which builds the child from it.
 
 use std::fmt;
-use std::time::Duration;
-
-use toml::Spanned;
 
 use super::caps::SecretGrant;
 use super::covers::{
@@ -17,10 +14,8 @@ use crate::env::manifest::VarNameError;
 use crate::fs::manifest::{Access, FsGrant, GuestPathError, guest_paths_overlap, normalize_guest};
 use crate::http::manifest::HttpGrant;
 use crate::http::{HttpRule, RuleError};
-use crate::limits::manifest::{
-    DurationError, HumanDuration, Limits, RawLimits, Size, SizeError, format_duration, format_size,
-    parse_duration, parse_size,
-};
+use crate::limits::TaskLimits;
+use crate::limits::manifest::{DurationError, SizeError};
 use crate::secrets::manifest::is_secret_name;
 use crate::sockets::Tcp;
 use crate::sockets::manifest::ConnectError;
@@ -80,10 +75,7 @@ pub struct Narrowing {
     tcp: Option<<Tcp as Capability>::Narrowing>,
     secrets: Option<Vec<SecretNarrowing>>,
     env: Option<<Env as Capability>::Narrowing>,
-    memory: Option<u64>,
-    timeout: Option<Duration>,
-    fuel: Option<u64>,
-    output: Option<u64>,
+    limits: Option<<TaskLimits as Capability>::Narrowing>,
 }
 
 /// `secrets=NAME[:USES]`: a secret, with the uses asked for, or `None` for the parent's but
@@ -172,12 +164,13 @@ impl Narrowing {
     /// entry on its own, sizes and durations as a manifest writes them.
     pub fn to_args(&self) -> Vec<String> {
         let mut args = Vec::new();
-        let mut list = |key: &str, values: Option<Vec<String>>| match values {
+        let list = |args: &mut Vec<String>, key: &str, values: Option<Vec<String>>| match values {
             Some(values) if values.is_empty() => args.push(format!("{key}=")),
             Some(values) => args.extend(values.into_iter().map(|v| format!("{key}={v}"))),
             None => {}
         };
         list(
+            &mut args,
             "fs",
             self.fs.as_ref().map(|fs| {
                 fs.iter()
@@ -191,6 +184,7 @@ impl Narrowing {
             }),
         );
         list(
+            &mut args,
             "http",
             self.http.as_ref().map(|http| {
                 http.iter()
@@ -203,26 +197,16 @@ impl Narrowing {
                     .collect()
             }),
         );
-        list(Tcp::KEY, self.tcp.as_ref().map(Tcp::narrowing_values));
+        args.extend(self.tcp.iter().flat_map(Tcp::narrowing_args));
         list(
+            &mut args,
             "secrets",
             self.secrets
                 .as_ref()
                 .map(|s| s.iter().map(SecretNarrowing::label).collect()),
         );
-        list(Env::KEY, self.env.as_ref().map(Env::narrowing_values));
-        if let Some(memory) = self.memory {
-            args.push(format!("memory={}", format_size(memory)));
-        }
-        if let Some(timeout) = self.timeout {
-            args.push(format!("timeout={}", format_duration(timeout)));
-        }
-        if let Some(fuel) = self.fuel {
-            args.push(format!("fuel={fuel}"));
-        }
-        if let Some(output) = self.output {
-            args.push(format!("output={}", format_size(output)));
-        }
+        args.extend(self.env.iter().flat_map(Env::narrowing_args));
+        args.extend(self.limits.iter().flat_map(TaskLimits::narrowing_args));
         args
     }
 
@@ -255,7 +239,7 @@ impl Narrowing {
             Tcp::KEY => {
                 // Set only once the value is taken: a refused one must not leave `tcp=`.
                 let mut tcp = self.tcp.clone().unwrap_or_default();
-                Tcp::push_narrowing(&mut tcp, value)?;
+                Tcp::push_narrowing(&mut tcp, key, value)?;
                 self.tcp = Some(tcp);
             }
             "secrets" => {
@@ -271,24 +255,13 @@ impl Narrowing {
             }
             Env::KEY => {
                 let mut env = self.env.clone().unwrap_or_default();
-                Env::push_narrowing(&mut env, value)?;
+                Env::push_narrowing(&mut env, key, value)?;
                 self.env = Some(env);
             }
-            "memory" => {
-                let memory = parse_limit_size(key, value)?;
-                set_once(&mut self.memory, key, memory)?;
-            }
-            "output" => {
-                let output = parse_limit_size(key, value)?;
-                set_once(&mut self.output, key, output)?;
-            }
-            "timeout" => {
-                let timeout = parse_timeout(value)?;
-                set_once(&mut self.timeout, key, timeout)?;
-            }
-            "fuel" => {
-                let fuel = parse_fuel(value)?;
-                set_once(&mut self.fuel, key, fuel)?;
+            key if TaskLimits::NARROWING_KEYS.contains(&key) => {
+                let mut limits = self.limits.unwrap_or_default();
+                TaskLimits::push_narrowing(&mut limits, key, value)?;
+                self.limits = Some(limits);
             }
             other => return Err(NarrowingReason::UnknownKey(other.to_owned())),
         }
@@ -392,61 +365,6 @@ fn parse_secret(item: &str) -> Result<SecretNarrowing, NarrowingReason> {
         name: name.to_owned(),
         uses,
     })
-}
-
-fn set_once<T>(slot: &mut Option<T>, key: &str, value: T) -> Result<(), NarrowingReason> {
-    if slot.is_some() {
-        return Err(NarrowingReason::Repeated(key.to_owned()));
-    }
-    *slot = Some(value);
-    Ok(())
-}
-
-/// A size within the bounds a manifest's `limits.memory` or `limits.output` has; the
-/// manifest's own check decides, so that both say the same.
-fn parse_limit_size(key: &str, value: &str) -> Result<u64, NarrowingReason> {
-    let bytes = parse_size(value).map_err(NarrowingReason::Size)?;
-    let size = Some(Spanned::new(0..0, Size(bytes)));
-    let raw = match key {
-        "memory" => RawLimits {
-            memory: size,
-            ..RawLimits::default()
-        },
-        _ => RawLimits {
-            output: size,
-            ..RawLimits::default()
-        },
-    };
-    raw.resolve()
-        .map_err(|e| NarrowingReason::OutOfRange(e.to_string()))?;
-    Ok(bytes)
-}
-
-fn parse_timeout(value: &str) -> Result<Duration, NarrowingReason> {
-    let timeout = parse_duration(value).map_err(NarrowingReason::Duration)?;
-    RawLimits {
-        timeout: Some(Spanned::new(0..0, HumanDuration(timeout))),
-        ..RawLimits::default()
-    }
-    .resolve()
-    .map_err(|e| NarrowingReason::OutOfRange(e.to_string()))?;
-    Ok(timeout)
-}
-
-fn parse_fuel(value: &str) -> Result<u64, NarrowingReason> {
-    let bad = || NarrowingReason::Fuel(value.to_owned());
-    let well_formed = !value.is_empty()
-        && value.bytes().all(|b| b.is_ascii_digit() || b == b'_')
-        && !value.starts_with('_')
-        && !value.ends_with('_');
-    if !well_formed {
-        return Err(bad());
-    }
-    // At most i64::MAX, as a manifest's `fuel` (a TOML integer) can be.
-    match value.replace('_', "").parse::<i64>() {
-        Ok(fuel @ 1..) => Ok(fuel.unsigned_abs()),
-        _ => Err(bad()),
-    }
 }
 
 /// A narrowing string that is not valid on its own, whatever the parent grants.
@@ -594,7 +512,6 @@ impl Capabilities {
             None => self.env.clone(),
             Some(names) => Env::narrow(&self.env, names)?,
         };
-        let limits = &self.limits;
         let child = Capabilities {
             fs,
             http,
@@ -607,11 +524,9 @@ impl Capabilities {
                 Some(asked) => asked.iter().map(|s| s.grant(&self.secrets)).collect(),
             },
             env,
-            limits: Limits {
-                memory: narrowing.memory.unwrap_or(limits.memory),
-                timeout: narrowing.timeout.unwrap_or(limits.timeout),
-                fuel: narrowing.fuel.or(limits.fuel),
-                output: narrowing.output.unwrap_or(limits.output),
+            limits: match &narrowing.limits {
+                None => self.limits,
+                Some(n) => TaskLimits::narrow(&self.limits, n)?,
             },
         };
         // Built to fit, and still checked: `covers` is the one definition of "within".

@@ -10,7 +10,6 @@
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de, ser};
-use toml::Spanned;
 
 use super::caps::SecretGrant;
 use super::issue::is_id;
@@ -20,9 +19,8 @@ use crate::env::{Env, EnvWire};
 use crate::fs::manifest::{Access, FsGrant, guest_paths_overlap, normalize_guest};
 use crate::http::HttpRule;
 use crate::http::manifest::{HttpGrant, RequestLimits};
-use crate::limits::manifest::{
-    HumanDuration, Limits, RawLimits, Size, format_duration, parse_duration,
-};
+use crate::limits::manifest::{format_duration, parse_duration};
+use crate::limits::{LimitsWire, TaskLimits};
 use crate::secrets::manifest::is_secret_name;
 use crate::sockets::Tcp;
 
@@ -66,16 +64,6 @@ struct SecretWire {
     inject: bool,
     hmac: bool,
     reveal: bool,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LimitsWire {
-    memory: u64,
-    timeout: String,
-    /// `null`: unmetered.
-    fuel: Option<u64>,
-    output: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -141,12 +129,7 @@ impl Serialize for Capabilities {
                 })
                 .collect(),
             env: Env::to_wire(&self.env),
-            limits: LimitsWire {
-                memory: self.limits.memory,
-                timeout: format_duration(self.limits.timeout),
-                fuel: self.limits.fuel,
-                output: self.limits.output,
-            },
+            limits: TaskLimits::to_wire(&self.limits),
         }
         .serialize(serializer)
     }
@@ -161,7 +144,7 @@ impl<'de> Deserialize<'de> for Capabilities {
             tcp: Tcp::from_wire(wire.tcp).map_err(de::Error::custom)?,
             secrets: decode_secrets(wire.secrets)?,
             env: Env::from_wire(wire.env).map_err(de::Error::custom)?,
-            limits: decode_limits(wire.limits)?,
+            limits: TaskLimits::from_wire(wire.limits).map_err(de::Error::custom)?,
         })
     }
 }
@@ -268,26 +251,6 @@ fn decode_secrets<E: de::Error>(wire: Vec<SecretWire>) -> Result<Vec<SecretGrant
         });
     }
     Ok(secrets)
-}
-
-fn decode_limits<E: de::Error>(wire: LimitsWire) -> Result<Limits, E> {
-    let timeout = parse_duration(&wire.timeout).map_err(|e| invalid("limits.timeout", e))?;
-    let fuel = match wire.fuel {
-        None => None,
-        Some(fuel) => Some(
-            i64::try_from(fuel)
-                .map_err(|_| invalid::<E>("limits.fuel", format_args!("{fuel} is too large")))?,
-        ),
-    };
-    // The manifest's own `[limits]` check: the same bounds, the same words.
-    RawLimits {
-        memory: Some(Spanned::new(0..0, Size(wire.memory))),
-        timeout: Some(Spanned::new(0..0, HumanDuration(timeout))),
-        fuel: fuel.map(|f| Spanned::new(0..0, f)),
-        output: Some(Spanned::new(0..0, Size(wire.output))),
-    }
-    .resolve()
-    .map_err(|e| invalid(e.field(), e))
 }
 
 impl Serialize for Grant {

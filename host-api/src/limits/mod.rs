@@ -14,7 +14,10 @@
 //! output = "1 MiB"
 //! ```
 
+mod grant;
 pub mod manifest;
+
+pub use grant::{LimitsNarrowing, LimitsWire, TaskLimits};
 
 use bytes::Bytes;
 use std::pin::Pin;

@@ -43,15 +43,24 @@ impl Capability for Tcp {
         Ok(())
     }
 
-    fn push_narrowing(narrowing: &mut Self::Narrowing, value: &str) -> Result<(), NarrowingReason> {
+    fn push_narrowing(
+        narrowing: &mut Self::Narrowing,
+        _key: &str,
+        value: &str,
+    ) -> Result<(), NarrowingReason> {
         if !value.is_empty() {
             narrowing.push(TcpRule::parse(value).map_err(NarrowingReason::Tcp)?);
         }
         Ok(())
     }
 
-    fn narrowing_values(narrowing: &Self::Narrowing) -> Vec<String> {
-        narrowing.iter().map(|t| t.connect().to_owned()).collect()
+    fn narrowing_args(narrowing: &Self::Narrowing) -> Vec<String> {
+        if narrowing.is_empty() {
+            return vec!["tcp=".into()];
+        }
+        (narrowing.iter())
+            .map(|t| format!("tcp={}", t.connect()))
+            .collect()
     }
 
     fn narrow(_parent: &Self::Grant, narrowing: &Self::Narrowing) -> Result<Self::Grant, Widening> {

@@ -13,7 +13,7 @@ use warden_host_api::capability::Capability;
 use warden_host_api::env::Env;
 use warden_host_api::fs::manifest::{FsGrant, RawFsGrant, resolve_grants};
 use warden_host_api::http::manifest::{RawHttpRule, resolve_rules};
-use warden_host_api::limits::manifest::RawLimits;
+use warden_host_api::limits::TaskLimits;
 use warden_host_api::policy::manifest::RawPolicySection;
 use warden_host_api::secrets::manifest::{RawSecret, Source, resolve_secrets};
 use warden_host_api::sockets::Tcp;
@@ -24,7 +24,7 @@ use warden_host_api::sockets::Tcp;
 struct RawManifest {
     tool: Option<RawTool>,
     #[serde(default)]
-    limits: RawLimits,
+    limits: <TaskLimits as Capability>::Section,
     #[serde(default)]
     fs: Vec<RawFsGrant>,
     #[serde(default)]
@@ -108,9 +108,7 @@ impl Manifest {
         let component = std::path::absolute(&component).unwrap_or(component);
         let digest_line = tool.digest.as_ref().map_or(0, |d| cx.line(d.span().start));
 
-        let limits = raw
-            .limits
-            .resolve()
+        let limits = TaskLimits::resolve(&raw.limits)
             .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
         let fs_roots = resolve_grants(&raw.fs, base_dir, cap_std::ambient_authority())
             .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;

@@ -4,6 +4,7 @@ use super::*;
 use std::fmt::{self, Write as _};
 use warden_host_api::capability::Capability;
 use warden_host_api::env::Env;
+use warden_host_api::limits::TaskLimits;
 use warden_host_api::sockets::Tcp;
 
 use warden_host_api::limits::manifest::format_duration;
@@ -35,7 +36,7 @@ impl Manifest {
             Some(digest) => writeln!(out, "digest: {digest} (the component must match)")?,
             None => writeln!(out, "digest: none (the component is not pinned)")?,
         }
-        writeln!(out, "limits: {}", self.limits)?;
+        TaskLimits::describe(&self.limits, out)?;
         if self.fs.is_empty() {
             writeln!(out, "fs: none")?;
         } else {
