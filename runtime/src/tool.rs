@@ -4,6 +4,7 @@ use crate::runtime::Settings;
 use crate::*;
 use func::FunctionInfo;
 use manifest::Manifest;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use task::{Prepared, TaskData};
@@ -279,8 +280,12 @@ impl Tool {
                 ));
             }
         };
-        let secrets = match TaskSecrets::fetch(&caps.secret_specs(&manifest.secrets), &audit).await
-        {
+        // Without a grant the manifest's specs are the task's: nothing to copy per task.
+        let specs = match granted {
+            Some(_) => Cow::Owned(caps.secret_specs(&manifest.secrets)),
+            None => Cow::Borrowed(&manifest.secrets[..]),
+        };
+        let secrets = match TaskSecrets::fetch(&specs, &audit).await {
             Ok(secrets) => secrets,
             Err(error) => {
                 let outcome = format!("error:secret:{}", error.code());

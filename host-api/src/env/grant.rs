@@ -74,15 +74,13 @@ impl Capability for Env {
         _key: &str,
         value: &str,
     ) -> Result<(), NarrowingReason> {
-        let mut env = narrowing.clone();
         for name in names(value) {
             check_var_name(name).map_err(NarrowingReason::EnvName)?;
-            if env.iter().any(|n| n == name) {
+            if narrowing.iter().any(|n| n == name) {
                 return Err(NarrowingReason::Duplicate(name.to_owned()));
             }
-            env.push(name.to_owned());
+            narrowing.push(name.to_owned());
         }
-        *narrowing = env;
         Ok(())
     }
 

@@ -236,12 +236,7 @@ impl Narrowing {
                 let entry = (!value.is_empty()).then(|| parse_http(value)).transpose()?;
                 self.http.get_or_insert_with(Vec::new).extend(entry);
             }
-            Tcp::KEY => {
-                // Set only once the value is taken: a refused one must not leave `tcp=`.
-                let mut tcp = self.tcp.clone().unwrap_or_default();
-                Tcp::push_narrowing(&mut tcp, key, value)?;
-                self.tcp = Some(tcp);
-            }
+            Tcp::KEY => push::<Tcp>(&mut self.tcp, key, value)?,
             "secrets" => {
                 let mut secrets = self.secrets.clone().unwrap_or_default();
                 for item in names(value) {
@@ -253,20 +248,27 @@ impl Narrowing {
                 }
                 self.secrets = Some(secrets);
             }
-            Env::KEY => {
-                let mut env = self.env.clone().unwrap_or_default();
-                Env::push_narrowing(&mut env, key, value)?;
-                self.env = Some(env);
-            }
+            Env::KEY => push::<Env>(&mut self.env, key, value)?,
             key if TaskLimits::NARROWING_KEYS.contains(&key) => {
-                let mut limits = self.limits.unwrap_or_default();
-                TaskLimits::push_narrowing(&mut limits, key, value)?;
-                self.limits = Some(limits);
+                push::<TaskLimits>(&mut self.limits, key, value)?
             }
             other => return Err(NarrowingReason::UnknownKey(other.to_owned())),
         }
         Ok(())
     }
+}
+
+/// Adds `key=value` to a capability's narrowing, which is set only once the value is
+/// taken: a refused one must not leave `tcp=` (no rules) where nothing was asked.
+fn push<C: Capability>(
+    slot: &mut Option<C::Narrowing>,
+    key: &str,
+    value: &str,
+) -> Result<(), NarrowingReason> {
+    let mut narrowing = slot.clone().unwrap_or_default();
+    C::push_narrowing(&mut narrowing, key, value)?;
+    *slot = Some(narrowing);
+    Ok(())
 }
 
 impl fmt::Display for Narrowing {
