@@ -297,7 +297,7 @@ impl Runtime {
     /// Loads the tool of `manifest`: reads and pins its component, detects
     /// its kind and links it against Warden's interposers.
     pub fn load(&self, manifest: Manifest) -> Result<Tool, LoadError> {
-        if manifest.limits.fuel.is_some() && !self.settings.fuel {
+        if manifest.declared.limits.fuel.is_some() && !self.settings.fuel {
             return Err(LoadError::FuelNotMetered {
                 path: manifest.path.clone(),
             });

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant, SystemTime};
 use warden_host_api::approval::{Approvals, Approver};
 use warden_host_api::audit::{Audit, Event, EventSink, McpIds, NullSink, TaskMeta};
 use warden_host_api::bindings::warden::tool::types::ToolError as WitToolError;
-use warden_host_api::capability::Capability;
 use warden_host_api::fs::FsState;
 use warden_host_api::fs::dirs::DirError;
 use warden_host_api::grant::live::Ended;
@@ -20,8 +19,7 @@ use warden_host_api::limits::manifest::Limits;
 use warden_host_api::limits::{CappedPipe, LimitHit, Limiter, Tripwire};
 use warden_host_api::policy::{Clock, GrantInfo, Policy, TaskPolicy};
 use warden_host_api::secrets::{SecretError, TaskSecrets};
-use warden_host_api::sockets::Tcp;
-use warden_host_api::{HostState, WardenView, env, fs, sockets};
+use warden_host_api::{HostState, WardenView, env, sockets};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
@@ -283,7 +281,7 @@ impl TaskGrant {
     /// use warden_host_api::grant::{Capabilities, Grant, Narrowing};
     ///
     /// // Nothing but the default limits; a real host starts from a tool's manifest.
-    /// let ceiling = Capabilities::new(vec![], vec![], vec![], &[], Default::default(), Default::default());
+    /// let ceiling = Capabilities::default();
     /// let root = Grant::root(ceiling, Duration::from_secs(300), None);
     /// let child = root.attenuate(&Narrowing::parse(["memory=8MiB"])?, None, Some("sub".into()))?;
     /// let grant = TaskGrant::from_lineage([&root, &child])?;
@@ -581,7 +579,7 @@ pub(crate) fn audit(p: &Prepared<'_>, req: &TaskRequest, task: &str) -> Audit {
 /// resolved at load.
 pub(crate) fn directories(m: &Manifest, caps: &Capabilities) -> Result<FsState, DirError> {
     FsState::new(caps.fs().to_vec())
-        .with_special(&m.fs_special)
+        .with_special(&m.declared.fs.special)
         .open(m.fs_roots(), cap_std::ambient_authority())
 }
 
@@ -621,7 +619,7 @@ pub(crate) fn store(
     host.sockets = sockets;
     host.secrets = secrets;
     host.approvals = Approvals::new(
-        m.approval.clone(),
+        m.approval(),
         req.approver.as_ref().unwrap_or(p.approver).clone(),
         p.approval_timeout,
         host.audit.meta(),
@@ -708,22 +706,6 @@ pub(crate) fn start(
     req: &TaskRequest,
     function: Option<&str>,
 ) -> anyhow::Result<()> {
-    let (m, caps) = (p.manifest, p.caps);
-    let grants: Vec<String> = caps
-        .fs()
-        .iter()
-        .map(|g| {
-            let special = m.fs_special.iter().any(|s| fs::within(&g.guest, s));
-            let special = if special { " special" } else { "" };
-            format!("{} {}{special}", g.guest, g.access)
-        })
-        .collect();
-    // In manifest order, whatever order a grant names them in.
-    let secrets: Vec<&str> = (m.secrets.iter())
-        .filter(|s| caps.secret(&s.name).is_some())
-        .map(|s| s.name.as_str())
-        .collect();
-    let http: Vec<String> = caps.http().iter().map(|g| g.rule.to_string()).collect();
     let mut ev = Event::new("task.start").args(json!({
         "kind": match kind {
             Kind::Tool => "tool",
@@ -733,11 +715,13 @@ pub(crate) fn start(
         "input_bytes": req.input.len(),
         "args": req.args.len(),
         "stdin_bytes": req.stdin.len(),
-        "fs": grants,
-        "http": http,
-        (Tcp::KEY): Tcp::summary(Tcp::held(caps)).unwrap_or_default(),
-        "secrets": secrets,
     }));
+    let m = p.manifest;
+    let held = m.declared.summary(p.caps);
+    ev.args
+        .as_object_mut()
+        .expect("args is an object")
+        .extend(held);
     if let Some(function) = function {
         ev.args["function"] = json!(function);
         ev = ev.resource(function);
@@ -749,7 +733,7 @@ pub(crate) fn start(
             "expires": grant.expires.map(crate::audit::rfc3339),
         });
     }
-    let gates = &m.approval;
+    let gates = m.approval();
     if !gates.is_empty() {
         let http: Vec<String> = gates.http.iter().map(|r| r.to_string()).collect();
         ev.args["approval"] = json!({ "fs": gates.fs, "http": http, "secrets": gates.secrets });

@@ -282,8 +282,8 @@ impl Tool {
         };
         // Without a grant the manifest's specs are the task's: nothing to copy per task.
         let specs = match granted {
-            Some(_) => Cow::Owned(caps.secret_specs(&manifest.secrets)),
-            None => Cow::Borrowed(&manifest.secrets[..]),
+            Some(_) => Cow::Owned(caps.secret_specs(&manifest.declared.secrets.specs)),
+            None => Cow::Borrowed(&manifest.declared.secrets.specs[..]),
         };
         let secrets = match TaskSecrets::fetch(&specs, &audit).await {
             Ok(secrets) => secrets,

@@ -131,14 +131,14 @@ fn minimal_manifest_gets_defaults() {
     assert_eq!(m.tool.name, "hello");
     assert_eq!(m.tool.component, dir.path().join("hello.wasm"));
     assert_eq!(m.tool.digest, None);
-    assert_eq!(m.limits, Limits::default());
-    assert_eq!(m.limits.memory, 64 << 20);
-    assert_eq!(m.limits.timeout, Duration::from_secs(10));
-    assert_eq!(m.limits.fuel, None);
-    assert_eq!(m.limits.output, 1 << 20);
-    assert!(m.fs.is_empty());
-    assert!(m.env.vars.is_empty() && m.env.pass.is_empty());
-    assert!(m.tcp.is_empty(), "no sockets unless granted");
+    assert_eq!(m.declared.limits, Limits::default());
+    assert_eq!(m.declared.limits.memory, 64 << 20);
+    assert_eq!(m.declared.limits.timeout, Duration::from_secs(10));
+    assert_eq!(m.declared.limits.fuel, None);
+    assert_eq!(m.declared.limits.output, 1 << 20);
+    assert!(m.ceiling().fs().is_empty());
+    assert!(m.declared.env.vars.is_empty() && m.declared.env.pass.is_empty());
+    assert!(m.declared.tcp.is_empty(), "no sockets unless granted");
     assert!(m.policy.is_none(), "no policy unless named");
     assert_eq!(m.audit.level, AuditLevel::Calls);
 }
@@ -219,7 +219,7 @@ level = "full"
         dir.path().join("tools/../bin/repo_search.wasm")
     );
     assert_eq!(
-        m.limits,
+        m.declared.limits,
         Limits {
             memory: 256 << 20,
             timeout: Duration::from_millis(1500),
@@ -227,15 +227,15 @@ level = "full"
             output: 65536,
         }
     );
-    assert_eq!(m.fs.len(), 2);
-    assert_eq!(m.fs[0].host, dir.path().join("tools/workspace"));
-    assert_eq!(m.fs[0].guest, "/workspace");
-    assert_eq!(m.fs[0].access, Access::Read);
-    assert_eq!(m.fs[1].host, cache);
-    assert_eq!(m.fs[1].guest, "/cache");
-    assert_eq!(m.fs[1].access, Access::ReadWrite);
-    assert_eq!(m.env.vars["LANG"], "C.UTF-8");
-    assert_eq!(m.env.pass, ["TZ"]);
+    assert_eq!(m.ceiling().fs().len(), 2);
+    assert_eq!(m.ceiling().fs()[0].host, dir.path().join("tools/workspace"));
+    assert_eq!(m.ceiling().fs()[0].guest, "/workspace");
+    assert_eq!(m.ceiling().fs()[0].access, Access::Read);
+    assert_eq!(m.ceiling().fs()[1].host, cache);
+    assert_eq!(m.ceiling().fs()[1].guest, "/cache");
+    assert_eq!(m.ceiling().fs()[1].access, Access::ReadWrite);
+    assert_eq!(m.declared.env.vars["LANG"], "C.UTF-8");
+    assert_eq!(m.declared.env.pass, ["TZ"]);
     assert_eq!(m.audit.level, AuditLevel::Full);
 }
 
@@ -252,7 +252,7 @@ fn host_symlink_is_resolved_to_its_target() {
         "[tool]\nname = \"t\"\ncomponent = \"t.wasm\"\n[[fs]]\nhost = \"link\"\nguest = \"/w\"\n",
     );
     let m = Manifest::load(&path).unwrap();
-    assert_eq!(m.fs[0].host, dir.path().join("real"));
+    assert_eq!(m.ceiling().fs()[0].host, dir.path().join("real"));
 }
 
 #[test]
@@ -260,6 +260,7 @@ fn relative_manifest_path_resolves_against_current_dir() {
     let m = Manifest::parse(
         "[tool]\nname = \"t\"\ncomponent = \"t.wasm\"\n",
         Path::new("warden.toml"),
+        cap_std::ambient_authority(),
     )
     .unwrap();
     assert_eq!(m.path, Path::new("warden.toml"));
@@ -276,7 +277,7 @@ fn digest_verification() {
     let digest = Digest::of(component);
     let src =
         format!("# pinned\n[tool]\nname = \"t\"\ndigest = \"{digest}\"\ncomponent = \"t.wasm\"\n");
-    let m = Manifest::parse(&src, Path::new("pinned.toml")).unwrap();
+    let m = Manifest::parse(&src, Path::new("pinned.toml"), cap_std::ambient_authority()).unwrap();
     assert_eq!(m.tool.digest, Some(digest));
     m.verify_digest(component).unwrap();
 
@@ -298,6 +299,7 @@ fn digest_verification() {
     let m = Manifest::parse(
         &format!("[tool]\nname = \"t\"\ncomponent = \"t.wasm\"\ndigest = \"{upper}\"\n"),
         Path::new("upper.toml"),
+        cap_std::ambient_authority(),
     )
     .unwrap();
     assert_eq!(m.tool.digest, Some(digest));
@@ -306,6 +308,7 @@ fn digest_verification() {
     let m = Manifest::parse(
         "[tool]\nname = \"t\"\ncomponent = \"t.wasm\"\n",
         Path::new("unpinned.toml"),
+        cap_std::ambient_authority(),
     )
     .unwrap();
     m.verify_digest(other).unwrap();
@@ -328,6 +331,7 @@ fn error_accessors() {
     let err = Manifest::parse(
         "[tool]\nname = \"t\"\ncomponent = \"t.wasm\"\n[audit]\nlevel = \"all\"\n",
         Path::new("a.toml"),
+        cap_std::ambient_authority(),
     )
     .unwrap_err();
     assert_eq!(err.path(), Path::new("a.toml"));
@@ -377,7 +381,7 @@ pass = ["PATH", "WARDEN_TEST_SURELY_UNSET_VARIABLE"]
         "  PATH passed from the host environment (set here)".to_owned(),
         "  WARDEN_TEST_SURELY_UNSET_VARIABLE passed from the host environment (not set here".to_owned(),
         "audit: calls, at most 100000 records per task".to_owned(),
-        "everything else is denied: no other files, no network, no sockets, no DNS, no host environment".to_owned(),
+        "everything else is denied: no other files, no http, no sockets, no DNS, no host environment".to_owned(),
     ];
     for line in &expected {
         assert!(text.contains(line.as_str()), "missing {line:?} in:\n{text}");
@@ -406,13 +410,16 @@ connect = "127.0.0.1:6379"
 "#,
     );
     let m = Manifest::load(&path).unwrap();
-    assert_eq!(m.tcp.len(), 2);
+    assert_eq!(m.declared.tcp.len(), 2);
     assert_eq!(
-        m.tcp[0].host(),
+        m.declared.tcp[0].host(),
         &HostPattern::Exact("db.example.com".to_owned())
     );
-    assert_eq!(m.tcp[0].port(), 5432);
-    assert_eq!(m.tcp[1].host(), &HostPattern::Ip([127, 0, 0, 1].into()));
+    assert_eq!(m.declared.tcp[0].port(), 5432);
+    assert_eq!(
+        m.declared.tcp[1].host(),
+        &HostPattern::Ip([127, 0, 0, 1].into())
+    );
     let text = m.effective_grants();
     for line in [
         "tcp[0] connect to DB.Example.com:5432 (by name; loopback, private and metadata addresses only if a rule names them)",

@@ -30,7 +30,7 @@ pub fn manifest(data: &[u8]) {
         return;
     };
     let path = Path::new("/nonexistent-warden-fuzz/warden.toml");
-    if let Ok(m) = warden::manifest::Manifest::parse(text, path) {
+    if let Ok(m) = warden::manifest::Manifest::parse(text, path, cap_std::ambient_authority()) {
         let _ = m.effective_grants();
         // What a manifest allows, it allows its own grants.
         let ceiling = m.ceiling();

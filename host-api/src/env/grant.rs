@@ -2,8 +2,8 @@
 //! tokens, and described.
 
 use super::manifest::{EnvError, EnvSection, RawEnvSection, check_var_name};
-use crate::capability::{Capability, FieldError, WireError};
-use crate::grant::{Capabilities, NarrowingReason, Widening, names};
+use crate::capability::{Capability, FieldError, ResolveCx, WireError};
+use crate::grant::{Capabilities, NarrowingReason, Widening, Wider, names};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
@@ -25,45 +25,40 @@ pub struct EnvWire {
 impl Capability for Env {
     const KEY: &'static str = "env";
     type Section = RawEnvSection;
+    type Declared = Self::Grant;
     type Grant = EnvSection;
     /// `env=NAME[,...]`: variables the parent sets, as the parent has them.
     type Narrowing = Vec<String>;
     type Wire = EnvWire;
     type Error = EnvError;
 
-    fn held(caps: &Capabilities) -> &Self::Grant {
-        &caps.env
-    }
-
-    fn resolve(section: &Self::Section) -> Result<Self::Grant, EnvError> {
+    fn resolve(section: &Self::Section, _cx: &ResolveCx<'_>) -> Result<Self::Grant, EnvError> {
         section.resolve()
     }
 
+    fn ceiling(declared: &Self::Grant) -> Self::Grant {
+        declared.clone()
+    }
+
+    /// Each literal variable is the parent's with the same value; each passed name is
+    /// passed by the parent.
     fn covers(parent: &Self::Grant, child: &Self::Grant) -> Result<(), Widening> {
         for (name, value) in &child.vars {
             match parent.vars.get(name) {
                 Some(v) if v == value => {}
                 Some(v) => {
-                    return Err(Widening::EnvValue {
-                        name: name.clone(),
-                        child: value.clone(),
-                        parent: v.clone(),
-                    });
+                    let reason =
+                        format!("{name} = {value:?} differs from the parent's {name} = {v:?}");
+                    return Err(Wider::new("env", reason).into());
                 }
                 None => {
-                    return Err(Widening::Env {
-                        child: format!("{name} = {value:?}"),
-                        parent: labels(parent),
-                    });
+                    return Err(not_granted(format_args!("{name} = {value:?}"), parent));
                 }
             }
         }
         for name in &child.pass {
             if !parent.pass.contains(name) {
-                return Err(Widening::Env {
-                    child: format!("{name} from the host"),
-                    parent: labels(parent),
-                });
+                return Err(not_granted(format_args!("{name} from the host"), parent));
             }
         }
         Ok(())
@@ -75,7 +70,7 @@ impl Capability for Env {
         value: &str,
     ) -> Result<(), NarrowingReason> {
         for name in names(value) {
-            check_var_name(name).map_err(NarrowingReason::EnvName)?;
+            check_var_name(name).map_err(NarrowingReason::invalid)?;
             if narrowing.iter().any(|n| n == name) {
                 return Err(NarrowingReason::Duplicate(name.to_owned()));
             }
@@ -102,20 +97,17 @@ impl Capability for Env {
             } else if parent.pass.contains(name) {
                 pass.push(name.clone());
             } else {
-                return Err(Widening::Env {
-                    child: name.clone(),
-                    parent: labels(parent),
-                });
+                return Err(not_granted(name, parent));
             }
         }
         Ok(EnvSection { vars, pass })
     }
 
-    fn to_wire(grant: &Self::Grant) -> Self::Wire {
-        EnvWire {
+    fn to_wire(grant: &Self::Grant) -> Result<Self::Wire, WireError> {
+        Ok(EnvWire {
             vars: grant.vars.clone(),
             pass: grant.pass.clone(),
-        }
+        })
     }
 
     fn from_wire(wire: Self::Wire) -> Result<Self::Grant, WireError> {
@@ -132,7 +124,7 @@ impl Capability for Env {
     }
 
     /// `task.start` does not list the environment.
-    fn summary(_grant: &Self::Grant) -> Option<serde_json::Value> {
+    fn summary(_declared: &Self::Grant, _grant: &Self::Grant) -> Option<serde_json::Value> {
         None
     }
 
@@ -161,6 +153,10 @@ impl Capability for Env {
         Ok(())
     }
 
+    fn denied(_grant: &Self::Grant) -> Option<&'static str> {
+        Some("no host environment")
+    }
+
     fn ungranted(grant: &Self::Grant, import: &str) -> Option<String> {
         (import == "wasi:cli/environment" && grant.vars.is_empty() && grant.pass.is_empty())
             .then(|| "no [env] grant: the tool sees an empty environment".into())
@@ -174,6 +170,23 @@ fn labels(env: &EnvSection) -> Vec<String> {
         .map(|(name, value)| format!("{name} = {value:?}"))
         .chain(env.pass.iter().map(|name| format!("{name} from the host")))
         .collect()
+}
+
+/// `child` (a variable as `LANG = "C.UTF-8"` or `TZ from the host`) is not the parent's.
+fn not_granted(child: impl fmt::Display, parent: &EnvSection) -> Widening {
+    let parent = crate::grant::widening_list(&labels(parent));
+    Wider::new(
+        "env",
+        format_args!("{child} is not granted by the parent (parent: {parent})"),
+    )
+    .into()
+}
+
+impl Capabilities {
+    /// The environment: literal variables and names passed from the host.
+    pub fn env(&self) -> &EnvSection {
+        &self.env
+    }
 }
 
 impl FieldError for EnvError {

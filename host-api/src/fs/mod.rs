@@ -54,9 +54,12 @@
 //! ```
 
 pub mod dirs;
+mod grant;
 mod host;
 pub mod manifest;
 mod open;
+
+pub use grant::{DeclaredFs, Fs, FsNarrowing, FsWire};
 
 use crate::interpose::{Guarded, WardenView, guarded};
 use cap_std::AmbientAuthority;
@@ -360,9 +363,9 @@ pub(crate) fn normalize(path: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-struct Fs;
+struct FsData;
 
-impl HasData for Fs {
+impl HasData for FsData {
     type Data<'a> = Guarded<'a, WasiFilesystemCtxView<'a>>;
 }
 
@@ -376,8 +379,8 @@ fn view<T: WardenView>(t: &mut T) -> Guarded<'_, WasiFilesystemCtxView<'_>> {
 /// Adds `wasi:filesystem/types` and `wasi:filesystem/preopens` to `linker`,
 /// guarded by the task's grants.
 pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    types::add_to_linker::<T, Fs>(linker, view::<T>)?;
-    preopens::add_to_linker::<T, Fs>(linker, view::<T>)?;
+    types::add_to_linker::<T, FsData>(linker, view::<T>)?;
+    preopens::add_to_linker::<T, FsData>(linker, view::<T>)?;
     Ok(())
 }
 

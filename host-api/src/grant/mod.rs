@@ -7,7 +7,7 @@
 //! grant it was derived from.
 //!
 //! ```text
-//! manifest ──Capabilities::new──▶ ceiling ──Grant::root──▶ grant ──attenuate(Narrowing)──▶ child ──▶ …
+//! manifest ──Declared::ceiling──▶ ceiling ──Grant::root──▶ grant ──attenuate(Narrowing)──▶ child ──▶ …
 //! ```
 //!
 //! # Deny by default
@@ -68,21 +68,20 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use warden_host_api::fs::manifest::{Access, FsGrant};
+//! use warden_host_api::fs::{Fs, manifest::{Access, FsGrant}};
 //! use warden_host_api::grant::{Capabilities, Grant, Narrowing};
-//! use warden_host_api::http::{HttpRule, manifest::{HttpGrant, RequestLimits}};
+//! use warden_host_api::http::{Http, HttpRule, manifest::{HttpGrant, RequestLimits}};
 //!
-//! let ceiling = Capabilities::new(
-//!     vec![FsGrant { host: "/srv/ws".into(), guest: "/workspace".into(), access: Access::ReadWrite }],
-//!     vec![HttpGrant {
+//! let ceiling = Capabilities::default()
+//!     .with::<Fs>(vec![FsGrant {
+//!         host: "/srv/ws".into(),
+//!         guest: "/workspace".into(),
+//!         access: Access::ReadWrite,
+//!     }])
+//!     .with::<Http>(vec![HttpGrant {
 //!         rule: HttpRule::parse("https://api.github.com/repos/", Some(vec!["GET".into()]))?,
 //!         limits: RequestLimits::default(),
-//!     }],
-//!     vec![],
-//!     &[],
-//!     Default::default(),
-//!     Default::default(),
-//! );
+//!     }]);
 //! let root = Grant::root(ceiling, Duration::from_secs(300), Some("planner".into()));
 //!
 //! // A sub-agent gets read-only sources and one organisation's repositories, for a minute.
@@ -127,8 +126,11 @@ mod proptests;
 #[cfg(test)]
 mod tests;
 
-pub use caps::{Capabilities, SecretGrant};
+pub use crate::secrets::SecretGrant;
+pub use caps::Capabilities;
 pub use issue::Grant;
 pub(crate) use narrow::names;
 pub use narrow::{Narrowing, NarrowingError, NarrowingReason};
-pub use widening::{HttpLimitWidening, Widening};
+pub use widening::Widening;
+pub use widening::Wider;
+pub(crate) use widening::list as widening_list;

@@ -1179,10 +1179,35 @@ fn the_generators_make_children_and_refusals_of_every_kind() {
     }
 }
 
-/// The variant's name: `HttpLimit` for `HttpLimit(..)`.
+/// The kind of refusal: the variant's name (`Ttl`), or for a capability's, its key and
+/// which of its checks refused (`HttpLimit` for a limit of an `[[http]]` rule).
 fn kind_of(e: &Widening) -> String {
-    let debug = format!("{e:?}");
-    debug[..debug.find([' ', '(']).unwrap_or(debug.len())].to_owned()
+    let Widening::Capability(wider) = e else {
+        let debug = format!("{e:?}");
+        return debug[..debug.find([' ', '(']).unwrap_or(debug.len())].to_owned();
+    };
+    let key = wider.field.split(['[', '.']).next().unwrap_or_default();
+    let reason = wider.reason.as_str();
+    let check = [
+        ("maps to host", "Host"),
+        ("allows only read there", "Access"),
+        ("allows a ", "Limit"),
+        ("which does not allow", "Use"),
+        ("differs from", "Value"),
+    ]
+    .into_iter()
+    .find_map(|(phrase, check)| reason.contains(phrase).then_some(check))
+    .unwrap_or_default();
+    let key = match key {
+        "fs" => "Fs",
+        "http" => "Http",
+        "tcp" => "Tcp",
+        "secrets" => "Secret",
+        "env" => "Env",
+        "limits" => "Limit",
+        other => other,
+    };
+    format!("{key}{check}")
 }
 
 /// Lifetimes: a child never outlives its parent, at any moment and for any ttl.
@@ -1190,14 +1215,7 @@ fn kind_of(e: &Widening) -> String {
 fn a_child_never_outlives_its_parent() {
     let start = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     let root = Grant::root_at(
-        Capabilities::new(
-            vec![],
-            vec![],
-            vec![],
-            &[],
-            EnvSection::default(),
-            Limits::default(),
-        ),
+        Capabilities::default(),
         start,
         Duration::from_secs(100),
         None,

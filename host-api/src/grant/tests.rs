@@ -17,14 +17,7 @@ use crate::sockets::manifest::TcpRule;
 const MIB: u64 = 1 << 20;
 
 fn empty() -> Capabilities {
-    Capabilities::new(
-        vec![],
-        vec![],
-        vec![],
-        &[],
-        EnvSection::default(),
-        Limits::default(),
-    )
+    Capabilities::default()
 }
 
 fn fs(guest: &str, host: &str, access: Access) -> FsGrant {
@@ -941,13 +934,7 @@ mod narrowing_strings {
             err.to_string(),
             r#"invalid narrowing "fs=/workspace/src": "/workspace/src" overlaps the earlier fs=/workspace: give each directory once"#
         );
-        assert_eq!(
-            err.reason,
-            NarrowingReason::FsOverlap {
-                guest: "/workspace/src".into(),
-                earlier: "/workspace".into(),
-            }
-        );
+        assert!(matches!(err.reason, NarrowingReason::Invalid(_)));
     }
 
     #[test]

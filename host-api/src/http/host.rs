@@ -34,9 +34,9 @@ use wasmtime_wasi_http::{FieldMap, RequestOptions, WasiHttpCtxView};
 type View<'a> = WasiHttpCtxView<'a>;
 type TrailersResult = Option<Result<Result<Option<Resource<Trailers>>, ErrorCode>, ()>>;
 
-struct Http;
+struct HttpData;
 
-impl HasData for Http {
+impl HasData for HttpData {
     type Data<'a> = Guarded<'a, WasiHttpCtxView<'a>>;
 }
 
@@ -47,8 +47,8 @@ fn view<T: WardenView>(t: &mut T) -> Guarded<'_, WasiHttpCtxView<'_>> {
 
 /// Adds `wasi:http/types` and `wasi:http/outgoing-handler` to `linker`.
 pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    outgoing_handler::add_to_linker::<T, Http>(linker, view::<T>)?;
-    types::add_to_linker::<T, Http>(linker, &Default::default(), view::<T>)?;
+    outgoing_handler::add_to_linker::<T, HttpData>(linker, view::<T>)?;
+    types::add_to_linker::<T, HttpData>(linker, &Default::default(), view::<T>)?;
     Ok(())
 }
 

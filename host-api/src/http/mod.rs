@@ -76,6 +76,7 @@
 
 mod addr;
 mod coding;
+mod grant;
 mod host;
 pub mod manifest;
 mod rules;
@@ -85,6 +86,7 @@ mod state;
 mod tests;
 
 pub use addr::AddrClass;
+pub use grant::{DeclaredHttp, Http, HttpNarrowing, HttpWire};
 pub use host::add_to_linker;
 pub use rules::{HostPattern, HttpRule, RuleError};
 pub use send::{Hooks, HttpTask};

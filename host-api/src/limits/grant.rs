@@ -5,8 +5,8 @@ use super::manifest::{
     HumanDuration, Limits, LimitsError, RawLimits, Size, format_duration, format_size,
     parse_duration, parse_size,
 };
-use crate::capability::{Capability, FieldError, WireError};
-use crate::grant::{Capabilities, NarrowingReason, Widening};
+use crate::capability::{Capability, FieldError, ResolveCx, WireError};
+use crate::grant::{Capabilities, NarrowingReason, Widening, Wider};
 use std::fmt;
 use std::ops::Range;
 use std::time::Duration;
@@ -41,26 +41,29 @@ impl Capability for TaskLimits {
     const KEY: &'static str = "limits";
     const NARROWING_KEYS: &'static [&'static str] = &["memory", "timeout", "fuel", "output"];
     type Section = RawLimits;
+    type Declared = Self::Grant;
     type Grant = Limits;
     type Narrowing = LimitsNarrowing;
     type Wire = LimitsWire;
     type Error = LimitsError;
 
-    fn held(caps: &Capabilities) -> &Self::Grant {
-        &caps.limits
-    }
-
-    fn resolve(section: &Self::Section) -> Result<Self::Grant, LimitsError> {
+    fn resolve(section: &Self::Section, _cx: &ResolveCx<'_>) -> Result<Self::Grant, LimitsError> {
         section.resolve()
     }
 
+    fn ceiling(declared: &Self::Grant) -> Self::Grant {
+        *declared
+    }
+
+    /// Memory, timeout and output at most the parent's; fuel metered at most as high,
+    /// where no fuel limit (unmetered) is the widest.
     fn covers(parent: &Self::Grant, child: &Self::Grant) -> Result<(), Widening> {
         let limit = |limit, child, parent| {
-            Err(Widening::Limit {
-                limit,
-                child,
-                parent,
-            })
+            Err(Wider::new(
+                format_args!("limits.{limit}"),
+                format_args!("{child} is more than the parent's {parent}"),
+            )
+            .into())
         };
         if child.memory > parent.memory {
             return limit(
@@ -126,13 +129,13 @@ impl Capability for TaskLimits {
         })
     }
 
-    fn to_wire(grant: &Self::Grant) -> Self::Wire {
-        LimitsWire {
+    fn to_wire(grant: &Self::Grant) -> Result<Self::Wire, WireError> {
+        Ok(LimitsWire {
             memory: grant.memory,
             timeout: format_duration(grant.timeout),
             fuel: grant.fuel,
             output: grant.output,
-        }
+        })
     }
 
     fn from_wire(wire: Self::Wire) -> Result<Self::Grant, WireError> {
@@ -157,12 +160,16 @@ impl Capability for TaskLimits {
     }
 
     /// `task.start` does not list the limits.
-    fn summary(_grant: &Self::Grant) -> Option<serde_json::Value> {
+    fn summary(_declared: &Self::Grant, _grant: &Self::Grant) -> Option<serde_json::Value> {
         None
     }
 
     fn describe(grant: &Self::Grant, out: &mut dyn fmt::Write) -> fmt::Result {
         writeln!(out, "limits: {grant}")
+    }
+
+    fn denied(_grant: &Self::Grant) -> Option<&'static str> {
+        None
     }
 
     fn ungranted(_grant: &Self::Grant, _import: &str) -> Option<String> {
@@ -181,7 +188,7 @@ fn set_once<T>(slot: &mut Option<T>, key: &str, value: T) -> Result<(), Narrowin
 /// A size within the bounds a manifest's `limits.memory` or `limits.output` has; the
 /// manifest's own check decides, so that both say the same.
 fn limit_size(key: &str, value: &str) -> Result<u64, NarrowingReason> {
-    let bytes = parse_size(value).map_err(NarrowingReason::Size)?;
+    let bytes = parse_size(value).map_err(NarrowingReason::invalid)?;
     let size = Some(Spanned::new(0..0, Size(bytes)));
     let raw = match key {
         "memory" => RawLimits {
@@ -199,7 +206,7 @@ fn limit_size(key: &str, value: &str) -> Result<u64, NarrowingReason> {
 }
 
 fn timeout(value: &str) -> Result<Duration, NarrowingReason> {
-    let timeout = parse_duration(value).map_err(NarrowingReason::Duration)?;
+    let timeout = parse_duration(value).map_err(NarrowingReason::invalid)?;
     RawLimits {
         timeout: Some(Spanned::new(0..0, HumanDuration(timeout))),
         ..RawLimits::default()
@@ -210,7 +217,11 @@ fn timeout(value: &str) -> Result<Duration, NarrowingReason> {
 }
 
 fn fuel(value: &str) -> Result<u64, NarrowingReason> {
-    let bad = || NarrowingReason::Fuel(value.to_owned());
+    let bad = || {
+        NarrowingReason::invalid(format_args!(
+            "expected a positive whole number of instructions such as 1000000, found {value:?}"
+        ))
+    };
     let well_formed = !value.is_empty()
         && value.bytes().all(|b| b.is_ascii_digit() || b == b'_')
         && !value.starts_with('_')
@@ -222,6 +233,13 @@ fn fuel(value: &str) -> Result<u64, NarrowingReason> {
     match value.replace('_', "").parse::<i64>() {
         Ok(fuel @ 1..) => Ok(fuel.unsigned_abs()),
         _ => Err(bad()),
+    }
+}
+
+impl Capabilities {
+    /// Memory, time, fuel and output limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 }
 

@@ -41,9 +41,9 @@ const DROP: &str = "warden:tool/secrets.[resource-drop]secret";
 /// manifest could bind.
 const MAX_NAME: usize = 256;
 
-struct Secrets;
+struct SecretsData;
 
-impl HasData for Secrets {
+impl HasData for SecretsData {
     type Data<'a> = SecretsView<'a>;
 }
 
@@ -56,7 +56,7 @@ struct SecretsView<'a> {
 
 /// Adds `warden:tool/secrets` to `linker`.
 pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    secrets::add_to_linker::<T, Secrets>(linker, |t| {
+    secrets::add_to_linker::<T, SecretsData>(linker, |t| {
         let (wasi, host) = t.split();
         SecretsView {
             table: wasi.table,

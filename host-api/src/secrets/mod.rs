@@ -52,12 +52,14 @@
 //! ```
 
 pub mod encodings;
+mod grant;
 mod host;
 pub mod manifest;
 pub mod provider;
 mod redact;
 mod value;
 
+pub use grant::{DeclaredSecrets, SecretGrant, SecretNarrowing, SecretWire, Secrets};
 pub use host::add_to_linker;
 pub use manifest::{Inject, SecretSpec, Source};
 pub use provider::FetchError;

@@ -1,9 +1,10 @@
 //! `[[tcp]]` as a [`Capability`]: resolved from the manifest, narrowed, carried in tokens,
 //! and described.
 
+use super::TcpPolicy;
 use super::manifest::{RawTcpRule, TcpError, TcpRule, resolve_rules};
-use crate::capability::{Capability, FieldError, WireError};
-use crate::grant::{Capabilities, NarrowingReason, Widening};
+use crate::capability::{Capability, FieldError, ResolveCx, WireError};
+use crate::grant::{Capabilities, NarrowingReason, Widening, Wider};
 use std::fmt;
 use std::ops::Range;
 
@@ -15,6 +16,7 @@ pub struct Tcp;
 impl Capability for Tcp {
     const KEY: &'static str = "tcp";
     type Section = Vec<RawTcpRule>;
+    type Declared = Self::Grant;
     type Grant = Vec<TcpRule>;
     /// `tcp=HOST:PORT` strings; `tcp=` alone asks for none.
     type Narrowing = Vec<TcpRule>;
@@ -22,22 +24,22 @@ impl Capability for Tcp {
     type Wire = Vec<String>;
     type Error = TcpError;
 
-    fn held(caps: &Capabilities) -> &Self::Grant {
-        &caps.tcp
-    }
-
-    fn resolve(section: &Self::Section) -> Result<Self::Grant, TcpError> {
+    fn resolve(section: &Self::Section, _cx: &ResolveCx<'_>) -> Result<Self::Grant, TcpError> {
         resolve_rules(section)
     }
 
+    fn ceiling(declared: &Self::Grant) -> Self::Grant {
+        declared.clone()
+    }
+
+    /// Each child rule has a parent rule with the same port and a host it is within.
     fn covers(parent: &Self::Grant, child: &Self::Grant) -> Result<(), Widening> {
         for (index, c) in child.iter().enumerate() {
             if !parent.iter().any(|p| within(c, p)) {
-                return Err(Widening::Tcp {
-                    index,
-                    child: c.connect().to_owned(),
-                    parent: parent.iter().map(|p| p.connect().to_owned()).collect(),
-                });
+                let parent = parent.iter().map(TcpRule::connect);
+                return Err(
+                    Wider::within_none(format_args!("tcp[{index}]"), c.connect(), parent).into(),
+                );
             }
         }
         Ok(())
@@ -49,7 +51,7 @@ impl Capability for Tcp {
         value: &str,
     ) -> Result<(), NarrowingReason> {
         if !value.is_empty() {
-            narrowing.push(TcpRule::parse(value).map_err(NarrowingReason::Tcp)?);
+            narrowing.push(TcpRule::parse(value).map_err(NarrowingReason::invalid)?);
         }
         Ok(())
     }
@@ -67,8 +69,8 @@ impl Capability for Tcp {
         Ok(narrowing.clone())
     }
 
-    fn to_wire(grant: &Self::Grant) -> Self::Wire {
-        grant.iter().map(|t| t.connect().to_owned()).collect()
+    fn to_wire(grant: &Self::Grant) -> Result<Self::Wire, WireError> {
+        Ok(grant.iter().map(|t| t.connect().to_owned()).collect())
     }
 
     fn from_wire(wire: Self::Wire) -> Result<Self::Grant, WireError> {
@@ -79,7 +81,7 @@ impl Capability for Tcp {
             .collect()
     }
 
-    fn summary(grant: &Self::Grant) -> Option<serde_json::Value> {
+    fn summary(_declared: &Self::Grant, grant: &Self::Grant) -> Option<serde_json::Value> {
         Some(grant.iter().map(|r| r.to_string()).collect())
     }
 
@@ -97,6 +99,14 @@ impl Capability for Tcp {
             writeln!(out, "  tcp[{index}] connect to {} ({how})", rule.connect())?;
         }
         Ok(())
+    }
+
+    fn denied(grant: &Self::Grant) -> Option<&'static str> {
+        Some(if grant.is_empty() {
+            "no sockets, no DNS"
+        } else {
+            "no other tcp connections (no UDP, no bind or listen, DNS for the tcp names above only)"
+        })
     }
 
     fn ungranted(grant: &Self::Grant, import: &str) -> Option<String> {
@@ -117,6 +127,18 @@ impl Capability for Tcp {
 /// Whether every connection `child` allows, `parent` allows.
 fn within(child: &TcpRule, parent: &TcpRule) -> bool {
     child.port() == parent.port() && child.host().is_within(parent.host())
+}
+
+impl Capabilities {
+    /// The `[[tcp]]` rules.
+    pub fn tcp(&self) -> &[TcpRule] {
+        &self.tcp
+    }
+
+    /// The `[[tcp]]` policy for these rules.
+    pub fn tcp_policy(&self) -> TcpPolicy {
+        TcpPolicy::new(self.tcp.clone())
+    }
 }
 
 impl FieldError for TcpError {

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 /// let dir = tempfile::tempdir()?;
 /// std::fs::create_dir(dir.path().join("logs"))?;
 /// let text = "[tool]\nname = \"t\"\ncomponent = \"t.wasm\"\n\n[[fs]]\nhost = \"logs\"\nguest = \"/logs\"\n";
-/// let m = Manifest::parse(text, &dir.path().join("t.toml"))?;
+/// let m = Manifest::parse(text, &dir.path().join("t.toml"), cap_std::ambient_authority())?;
 /// let log = Protected::new().audit_log(&dir.path().join("logs/audit.jsonl"));
 /// let err = m.check_exposure(&log).unwrap_err().to_string();
 /// assert!(err.contains("t.toml:6: fs[0].host: "), "{err}");
@@ -153,7 +153,8 @@ impl Manifest {
     ///
     /// Canonicalizes the protected paths (or their nearest existing ancestors) by path.
     pub fn check_exposure(&self, protected: &Protected) -> Result<(), ManifestError> {
-        for (index, grant) in self.fs.iter().enumerate() {
+        for (index, root) in self.fs_roots().iter().enumerate() {
+            let grant = &root.grant;
             let Some(message) = protected.exposed_by(&grant.host) else {
                 continue;
             };

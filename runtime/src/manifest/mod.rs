@@ -81,13 +81,16 @@
 //!     component = "hello.wasm"
 //!     "#,
 //!     Path::new("/etc/warden/hello.toml"),
+//!     cap_std::ambient_authority(),
 //! )
 //! .unwrap();
 //! assert_eq!(manifest.tool.component, Path::new("/etc/warden/hello.wasm"));
-//! assert!(manifest.fs.is_empty());
+//! assert!(manifest.declared.fs.roots.is_empty());
 //! assert_eq!(manifest.audit.level, AuditLevel::Calls);
 //!
-//! let err = Manifest::parse("[tool]\nname = \"hello\"\n", Path::new("hello.toml")).unwrap_err();
+//! let text = "[tool]\nname = \"hello\"\n";
+//! let err = Manifest::parse(text, Path::new("hello.toml"), cap_std::ambient_authority());
+//! let err = err.unwrap_err();
 //! assert_eq!(err.to_string(), "hello.toml:1: tool.component: missing required field");
 //! ```
 
@@ -105,14 +108,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer};
 use warden_host_api::approval::Gates;
-use warden_host_api::env::manifest::EnvSection;
-use warden_host_api::fs::manifest::{FsGrant, RootGrant};
+use warden_host_api::capability::Declared;
+use warden_host_api::fs::manifest::RootGrant;
 use warden_host_api::grant::Capabilities;
-use warden_host_api::http::manifest::HttpGrant;
-use warden_host_api::limits::manifest::Limits;
 use warden_host_api::policy::manifest::PolicySection;
-use warden_host_api::secrets::manifest::SecretSpec;
-use warden_host_api::sockets::manifest::TcpRule;
 
 /// A loaded and validated tool manifest.
 ///
@@ -124,37 +123,18 @@ pub struct Manifest {
     pub path: PathBuf,
     /// `[tool]`: what to run.
     pub tool: ToolSection,
-    /// `[limits]`, with defaults for whatever the manifest leaves out.
-    pub limits: Limits,
-    /// `[[fs]]`: the directories the tool sees, in manifest order.
-    pub fs: Vec<FsGrant>,
-    /// `[env]`: the environment the tool sees.
-    pub env: EnvSection,
-    /// `[[http]]`: the URLs the tool may request, in manifest order.
-    pub http: Vec<HttpGrant>,
-    /// `[[tcp]]`: where the tool may open TCP connections, in manifest order; none means
-    /// no sockets and no name lookup.
-    pub tcp: Vec<TcpRule>,
-    /// `[[secrets]]`: the credentials the host holds for the tool, in manifest order.
-    pub secrets: Vec<SecretSpec>,
+    /// Every capability as the manifest declares it (`[[fs]]`, `[[http]]`, `[limits]`,
+    /// ...), each with defaults for whatever the manifest leaves out: the ceiling of every
+    /// grant for this tool.
+    pub declared: Declared,
     /// `[policy]`: the Rego policy, compiled, if the manifest names one.
     pub policy: Option<PolicySection>,
     /// `[audit]`: how much the audit log records.
     pub audit: AuditSection,
-    /// Every `approval = "required"` of `[[fs]]`, `[[http]]` and `[[secrets]]`: where calls
-    /// wait for an approver. Empty unless the manifest says so.
-    pub approval: Gates,
-    /// Guest paths of the `[[fs]]` grants with `special = true`: FIFOs, sockets and devices
-    /// at or below one may be opened, and its calls run off the task's thread. Kept by
-    /// guest path, like the approval gates, so it holds for grants narrowed from them.
-    pub fs_special: Vec<String>,
     /// Line of `tool.digest`, for the mismatch error of [`Manifest::verify_digest`].
     digest_line: usize,
     /// Line of each `fs[N].host`, for [`Manifest::check_exposure`].
     fs_lines: Vec<usize>,
-    /// The `[[fs]]` grants as resolved at load, with the directory each host path named:
-    /// what a task's directories are opened from, whatever grant it runs under.
-    fs_roots: Vec<RootGrant>,
 }
 
 /// The `[tool]` section: what to run.
@@ -300,18 +280,22 @@ impl Manifest {
     /// directory must still be the one resolved at load, and a narrowed one is reached from
     /// it without following symlinks.
     pub fn fs_roots(&self) -> &[RootGrant] {
-        &self.fs_roots
+        &self.declared.fs.roots
     }
 
     /// The manifest's sections as its ceiling: everything a grant for this tool may hold.
     pub fn ceiling(&self) -> Capabilities {
-        Capabilities::new(
-            self.fs.clone(),
-            self.http.clone(),
-            self.tcp.clone(),
-            &self.secrets,
-            self.env.clone(),
-            self.limits,
-        )
+        self.declared.ceiling()
+    }
+
+    /// Every `approval = "required"` of `[[fs]]`, `[[http]]` and `[[secrets]]`: where calls
+    /// wait for an approver. Empty unless the manifest says so.
+    pub fn approval(&self) -> Gates {
+        let d = &self.declared;
+        Gates {
+            fs: d.fs.approval.clone(),
+            http: d.http.approval.clone(),
+            secrets: d.secrets.approval.clone(),
+        }
     }
 }

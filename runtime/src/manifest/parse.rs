@@ -5,41 +5,43 @@ use std::path::{Path, PathBuf};
 
 use super::error::Context;
 use super::*;
+use cap_std::AmbientAuthority;
 use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeTable;
-use warden_host_api::approval::Gates;
-use warden_host_api::capability::Capability;
-use warden_host_api::env::Env;
-use warden_host_api::fs::manifest::{FsGrant, RawFsGrant, resolve_grants};
-use warden_host_api::http::manifest::{RawHttpRule, resolve_rules};
-use warden_host_api::limits::TaskLimits;
-use warden_host_api::policy::manifest::RawPolicySection;
-use warden_host_api::secrets::manifest::{RawSecret, Source, resolve_secrets};
-use warden_host_api::sockets::Tcp;
-/// The whole file as written. Sections that belong to a capability are defined in
-/// `warden_host_api`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawManifest {
-    tool: Option<RawTool>,
-    #[serde(default)]
-    limits: <TaskLimits as Capability>::Section,
-    #[serde(default)]
-    fs: Vec<RawFsGrant>,
-    #[serde(default)]
-    env: <Env as Capability>::Section,
-    #[serde(default)]
-    http: Vec<RawHttpRule>,
-    #[serde(default)]
-    tcp: <Tcp as Capability>::Section,
-    #[serde(default)]
-    secrets: Vec<RawSecret>,
-    #[serde(default)]
-    policy: Option<RawPolicySection>,
-    #[serde(default)]
-    audit: RawAudit,
+use warden_host_api::capability::{Capability, ResolveCx, Sections};
+use warden_host_api::secrets::Source;
+
+macro_rules! raw_manifest {
+    ($($key:ident: $cap:ty,)*) => {
+        /// The whole file as written: `[tool]`, `[policy]`, `[audit]`, and each capability's
+        /// section under its key, as defined in `warden_host_api`.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct RawManifest {
+            tool: Option<RawTool>,
+            $(
+                #[serde(default)]
+                $key: <$cap as Capability>::Section,
+            )*
+            #[serde(default)]
+            policy: Option<RawPolicySection>,
+            #[serde(default)]
+            audit: RawAudit,
+        }
+
+        impl RawManifest {
+            /// The capabilities' sections, and the rest.
+            fn split(self) -> (Sections, Option<RawTool>, Option<RawPolicySection>, RawAudit) {
+                (Sections { $($key: self.$key,)* }, self.tool, self.policy, self.audit)
+            }
+        }
+    };
 }
+
+warden_host_api::for_each_capability!(raw_manifest);
+
+use warden_host_api::policy::manifest::RawPolicySection;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,7 +75,7 @@ impl Manifest {
             path: path.to_owned(),
             error,
         })?;
-        Manifest::parse(&src, path)
+        Manifest::parse(&src, path, cap_std::ambient_authority())
     }
 
     /// Validates the manifest text `src` as if it had been read from `path`.
@@ -84,16 +86,19 @@ impl Manifest {
     /// # Ambient Authority
     ///
     /// Reads and compiles the `[policy]` file and checks each `[[fs]]` host directory by
-    /// path, with the authority of the process.
-    pub fn parse(src: &str, path: &Path) -> Result<Manifest, ManifestError> {
+    /// path, with the authority of the process, which `ambient` stands for.
+    pub fn parse(
+        src: &str,
+        path: &Path,
+        ambient: AmbientAuthority,
+    ) -> Result<Manifest, ManifestError> {
         let cx = Context { src, path };
         let doc = DeTable::parse(src).map_err(|e| cx.syntax(&e))?;
         let raw: RawManifest = toml::from_str(src).map_err(|e| cx.serde(&e, doc.get_ref()))?;
+        let (sections, tool, policy, audit) = raw.split();
 
         let base_dir = path.parent().unwrap_or(Path::new(""));
-        let tool = raw
-            .tool
-            .ok_or_else(|| cx.invalid(0, "tool", "missing required section"))?;
+        let tool = tool.ok_or_else(|| cx.invalid(0, "tool", "missing required section"))?;
         if tool.name.get_ref().trim().is_empty() {
             return Err(cx.invalid(tool.name.span().start, "tool.name", "must not be empty"));
         }
@@ -108,27 +113,16 @@ impl Manifest {
         let component = std::path::absolute(&component).unwrap_or(component);
         let digest_line = tool.digest.as_ref().map_or(0, |d| cx.line(d.span().start));
 
-        let limits = TaskLimits::resolve(&raw.limits)
-            .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
-        let fs_roots = resolve_grants(&raw.fs, base_dir, cap_std::ambient_authority())
-            .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
-        let fs: Vec<FsGrant> = fs_roots.iter().map(|r| r.grant.clone()).collect();
-        let fs_lines = raw
-            .fs
-            .iter()
+        let resolve = ResolveCx { base_dir, ambient };
+        let declared = (sections.resolve(&resolve))
+            .map_err(|e| cx.invalid(e.span.start, e.field, e.message))?;
+        let fs_lines = (sections.fs.iter())
             .map(|r| cx.line(r.host.span().start))
             .collect();
-        let env = Env::resolve(&raw.env).map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
-        let http =
-            resolve_rules(&raw.http).map_err(|e| cx.invalid(e.span().start, e.field(), &e))?;
-        let tcp = Tcp::resolve(&raw.tcp).map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
-        let secrets = resolve_secrets(&raw.secrets, base_dir)
-            .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
         // A variable a secret is read from is the secret: passing it to the tool would hand
         // the tool the value that `[[secrets]]` keeps on the host.
-        for (i, name) in raw.env.pass.iter().enumerate() {
-            let source = secrets
-                .iter()
+        for (i, name) in sections.env.pass.iter().enumerate() {
+            let source = (declared.secrets.specs.iter())
                 .find(|s| matches!(&s.source, Source::Env { var } if var == name.get_ref()));
             if let Some(s) = source {
                 return Err(cx.invalid(
@@ -143,32 +137,11 @@ impl Manifest {
                 ));
             }
         }
-        let policy = raw
-            .policy
+        let policy = policy
             .as_ref()
-            .map(|p| p.resolve(base_dir, cap_std::ambient_authority()))
+            .map(|p| p.resolve(base_dir, ambient))
             .transpose()
             .map_err(|e| cx.invalid(e.span().start, e.field(), e))?;
-        // Each entry resolved to one of the same index, in order.
-        let approval = Gates {
-            fs: (raw.fs.iter().zip(&fs))
-                .filter(|(r, _)| r.approval().is_required())
-                .map(|(_, g)| g.guest.clone())
-                .collect(),
-            http: (raw.http.iter().zip(&http))
-                .filter(|(r, _)| r.approval().is_required())
-                .map(|(_, g)| g.rule.clone())
-                .collect(),
-            secrets: (raw.secrets.iter().zip(&secrets))
-                .filter(|(r, _)| r.approval().is_required())
-                .map(|(_, s)| s.name.clone())
-                .collect(),
-        };
-
-        let fs_special = (raw.fs.iter().zip(&fs))
-            .filter(|(r, _)| r.special())
-            .map(|(_, g)| g.guest.clone())
-            .collect();
 
         Manifest {
             path: path.to_owned(),
@@ -177,16 +150,11 @@ impl Manifest {
                 component,
                 digest: tool.digest.map(Spanned::into_inner),
             },
-            limits,
-            fs,
-            env,
-            http,
-            tcp,
-            secrets,
+            declared,
             policy,
             audit: AuditSection {
-                level: raw.audit.level,
-                max_records: match &raw.audit.max_records {
+                level: audit.level,
+                max_records: match &audit.max_records {
                     Some(n) if *n.get_ref() == 0 => {
                         return Err(cx.invalid(
                             n.span().start,
@@ -198,11 +166,8 @@ impl Manifest {
                     None => AuditSection::default().max_records,
                 },
             },
-            approval,
-            fs_special,
             digest_line,
             fs_lines,
-            fs_roots,
         }
         .exposing_nothing(&Protected::defaults())
     }

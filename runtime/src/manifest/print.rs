@@ -2,12 +2,8 @@
 
 use super::*;
 use std::fmt::{self, Write as _};
-use warden_host_api::capability::Capability;
-use warden_host_api::env::Env;
-use warden_host_api::limits::TaskLimits;
-use warden_host_api::sockets::Tcp;
-
 use warden_host_api::limits::manifest::format_duration;
+
 impl Manifest {
     /// A human-readable summary of everything the manifest grants, for `warden check`.
     ///
@@ -36,47 +32,7 @@ impl Manifest {
             Some(digest) => writeln!(out, "digest: {digest} (the component must match)")?,
             None => writeln!(out, "digest: none (the component is not pinned)")?,
         }
-        TaskLimits::describe(&self.limits, out)?;
-        if self.fs.is_empty() {
-            writeln!(out, "fs: none")?;
-        } else {
-            writeln!(out, "fs:")?;
-            for grant in &self.fs {
-                let asks = if self.approval.fs.contains(&grant.guest) {
-                    ", each change asks an approver"
-                } else {
-                    ""
-                };
-                let special = if self.fs_special.contains(&grant.guest) {
-                    ", FIFOs, sockets and devices may be opened"
-                } else {
-                    ""
-                };
-                writeln!(
-                    out,
-                    "  guest {} = host {} ({}{asks}{special})",
-                    grant.guest,
-                    grant.host.display(),
-                    grant.access
-                )?;
-            }
-        }
-        Env::describe(&self.env, out)?;
-        if self.http.is_empty() {
-            writeln!(out, "http: none")?;
-        } else {
-            writeln!(out, "http:")?;
-            for (i, grant) in self.http.iter().enumerate() {
-                let asks = if self.approval.http.contains(&grant.rule) {
-                    "; requests other than GET, HEAD and OPTIONS ask an approver"
-                } else {
-                    ""
-                };
-                writeln!(out, "  http[{i}] {} ({}){asks}", grant.rule, grant.limits)?;
-            }
-        }
-        Tcp::describe(&self.tcp, out)?;
-        self.write_secrets(out)?;
+        self.declared.describe(out)?;
         self.write_policy(out)?;
         self.write_approval(out)?;
         writeln!(
@@ -88,19 +44,10 @@ impl Manifest {
             out,
             "always allowed: clocks, random numbers, stdio the runtime passes"
         )?;
-        let network = match (self.http.is_empty(), self.tcp.is_empty()) {
-            (true, true) => "no network",
-            (true, false) => "no http",
-            (false, _) => "no other urls",
-        };
-        let sockets = if self.tcp.is_empty() {
-            "no sockets, no DNS"
-        } else {
-            "no other tcp connections (no UDP, no bind or listen, DNS for the tcp names above only)"
-        };
         writeln!(
             out,
-            "everything else is denied: no other files, {network}, {sockets}, no host environment"
+            "everything else is denied: {}",
+            self.declared.denied().join(", ")
         )
     }
 }
@@ -130,59 +77,11 @@ impl Manifest {
             )
         }
     }
-
-    fn write_secrets(&self, out: &mut String) -> fmt::Result {
-        if self.secrets.is_empty() {
-            return writeln!(out, "secrets: none");
-        }
-        writeln!(out, "secrets (fetched for each task, never shown):")?;
-        for s in &self.secrets {
-            writeln!(
-                out,
-                "  {} from {} (provider {})",
-                s.name,
-                s.source,
-                s.source.provider()
-            )?;
-            writeln!(out, "    purpose: {}", s.purpose)?;
-            match &s.inject {
-                Some(i) => writeln!(
-                    out,
-                    "    inject: header {} = {:?} into requests matching {}",
-                    i.header, i.format, i.url
-                )?,
-                None => writeln!(out, "    inject: none")?,
-            }
-            match s.ttl {
-                Some(ttl) => {
-                    writeln!(out, "    ttl: {}, then fetched again", format_duration(ttl))?
-                }
-                None => writeln!(
-                    out,
-                    "    ttl: none (kept for the task, unless a vault lease is shorter)"
-                )?,
-            }
-            if self.approval.secrets.contains(&s.name) {
-                writeln!(out, "    approval: required, each use asks an approver")?;
-            }
-            if s.hmac {
-                writeln!(out, "    hmac: yes, the tool may sign with it")?;
-            } else {
-                writeln!(out, "    hmac: no")?;
-            }
-            if s.reveal {
-                writeln!(out, "    reveal: yes, the tool may read the value itself")?;
-            } else {
-                writeln!(out, "    reveal: no, the tool never sees the value")?;
-            }
-        }
-        Ok(())
-    }
 }
 
 impl Manifest {
     fn write_approval(&self, out: &mut String) -> fmt::Result {
-        let gates = &self.approval;
+        let gates = &self.approval();
         if gates.is_empty() {
             return writeln!(out, "approval: none (no call waits for an approver)");
         }
@@ -206,7 +105,7 @@ impl Manifest {
             "  asked of the approver warden run is given (--approve tty, --approve-cmd CMD); \
              without one, or without an answer in time, the call is refused; \
              waiting counts toward limits.timeout ({})",
-            format_duration(self.limits.timeout)
+            format_duration(self.declared.limits.timeout)
         )
     }
 }

@@ -76,7 +76,7 @@ impl EngineArgs {
     ) -> Result<(Runtime, warden::Tool), Failure> {
         let m = Manifest::load(manifest).map_err(usage)?;
         m.check_exposure(protected).map_err(usage)?;
-        let rt = configure(self.runtime(m.limits.fuel.is_some(), 4)?)?;
+        let rt = configure(self.runtime(m.declared.limits.fuel.is_some(), 4)?)?;
         let tool = rt.load(m).map_err(|e: LoadError| usage(e))?;
         Ok((rt, tool))
     }

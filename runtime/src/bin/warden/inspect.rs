@@ -7,9 +7,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use warden::manifest::Manifest;
 use warden::{EngineConfig, Kind};
-use warden_host_api::capability::Capability;
-use warden_host_api::env::Env;
-use warden_host_api::sockets::Tcp;
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -95,22 +92,9 @@ fn print_functions(functions: &[warden::func::FunctionInfo]) {
 /// Why no grant of `m` would let calls through `import` succeed, if none.
 fn ungranted(import: &str, m: &Manifest) -> Option<String> {
     let iface = import.split('@').next().unwrap_or(import);
-    if let Some(why) = Tcp::ungranted(&m.tcp, iface).or_else(|| Env::ungranted(&m.env, iface)) {
+    if let Some(why) = m.declared.ungranted(iface) {
         return Some(why);
     }
-    match iface {
-        "wasi:filesystem/preopens" | "wasi:filesystem/types" if m.fs.is_empty() => {
-            Some("no [[fs]] grant: the tool sees no directories".into())
-        }
-        "wasi:http/outgoing-handler" if m.http.is_empty() => {
-            Some("no [[http]] rules: every request is refused; add an [[http]] entry".into())
-        }
-        "warden:tool/secrets" if m.secrets.is_empty() => {
-            Some("no [[secrets]]: every secret the tool opens is unknown".into())
-        }
-        i if !i.starts_with("wasi:") && !i.starts_with("warden:tool/") => {
-            Some("not provided by warden: the component cannot be linked".into())
-        }
-        _ => None,
-    }
+    (!iface.starts_with("wasi:") && !iface.starts_with("warden:tool/"))
+        .then(|| "not provided by warden: the component cannot be linked".into())
 }

@@ -105,7 +105,9 @@ pub(crate) fn mcp(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> 
         }
         None => None,
     };
-    let fuel = manifests.iter().any(|(_, m)| m.limits.fuel.is_some());
+    let fuel = manifests
+        .iter()
+        .any(|(_, m)| m.declared.limits.fuel.is_some());
     let max_tasks = EngineConfig::default().max_tasks;
     let runtime = deciders.apply(engine.runtime(fuel, max_tasks)?)?;
     let sink: Arc<dyn EventSink> = Arc::new(audit.open()?);

@@ -5,17 +5,24 @@
 //! carries it, and how `warden check`, the `task.start` record and `warden inspect` describe
 //! it. Each implements [`Capability`] in its own module; what is common (the
 //! [`Capabilities`](crate::grant::Capabilities) set, [`Grant`](crate::grant::Grant) lineage,
-//! liveness) calls each capability's functions in a fixed order, by static dispatch: a new
-//! capability is a new module and a line in that order, not edits across the tree.
+//! liveness) calls each capability's functions in the order of one list,
+//! [`for_each_capability!`](crate::for_each_capability), by static dispatch: a new
+//! capability is a new module and a line in that list, not edits across the tree.
 //!
 //! In the spirit of Spin's factors, but smaller: there is no runtime registry and no derive
 //! macro, only this trait and the fixed list.
 
-use crate::grant::{Capabilities, NarrowingReason, Widening};
+mod list;
+
+pub use list::{Declared, Held, SectionError, Sections};
+
+use crate::grant::{NarrowingReason, Widening};
+use cap_std::AmbientAuthority;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::ops::Range;
+use std::path::Path;
 
 /// One kind of capability a manifest grants and a task holds.
 pub trait Capability {
@@ -28,8 +35,11 @@ pub trait Capability {
 
     /// The section as a manifest writes it, with the spans its errors point at.
     type Section: DeserializeOwned + Default;
-    /// What a grant holds of it: the section resolved and checked. The default holds
-    /// nothing (deny by default).
+    /// What a manifest declares of it: the section resolved and checked, with what only
+    /// the manifest knows (a secret's source, the directory a host path named at load,
+    /// which entries ask an approver). The ceiling of every grant for the tool.
+    type Declared: Clone + fmt::Debug;
+    /// What a grant holds of it. The default holds nothing (deny by default).
     type Grant: Clone + fmt::Debug + PartialEq + Eq + Default;
     /// What `--narrow KEY=VALUE` strings ask of it, gathered in order.
     type Narrowing: Clone + fmt::Debug + PartialEq + Eq + Default;
@@ -38,11 +48,11 @@ pub trait Capability {
     /// Why a section does not resolve.
     type Error: FieldError;
 
-    /// What `caps` holds of this capability.
-    fn held(caps: &Capabilities) -> &Self::Grant;
+    /// The manifest section, checked.
+    fn resolve(section: &Self::Section, cx: &ResolveCx<'_>) -> Result<Self::Declared, Self::Error>;
 
-    /// The manifest section, checked, as the grant a task holds without a narrower one.
-    fn resolve(section: &Self::Section) -> Result<Self::Grant, Self::Error>;
+    /// What the manifest grants: the grant a task holds without a narrower one.
+    fn ceiling(declared: &Self::Declared) -> Self::Grant;
 
     /// Whether everything `child` allows, `parent` allows; if not, a [`Widening`] naming the
     /// child's entry and what the parent holds.
@@ -64,23 +74,40 @@ pub trait Capability {
     /// not checking it: the caller checks the result with [`covers`](Self::covers).
     fn narrow(parent: &Self::Grant, narrowing: &Self::Narrowing) -> Result<Self::Grant, Widening>;
 
-    /// The grant's JSON form.
-    fn to_wire(grant: &Self::Grant) -> Self::Wire;
+    /// The grant's JSON form, unless it holds what JSON cannot carry (a host path that is
+    /// not UTF-8).
+    fn to_wire(grant: &Self::Grant) -> Result<Self::Wire, WireError>;
 
     /// A grant from its JSON form, checked as strictly as a manifest section.
     fn from_wire(wire: Self::Wire) -> Result<Self::Grant, WireError>;
 
-    /// What the `task.start` record says the task holds of it, under [`KEY`](Self::KEY);
-    /// `None` for a capability that record does not list.
-    fn summary(grant: &Self::Grant) -> Option<serde_json::Value>;
+    /// What the `task.start` record says a task holds of it (`grant`, under the manifest's
+    /// `declared`), under [`KEY`](Self::KEY); `None` for a capability that record does
+    /// not list.
+    fn summary(declared: &Self::Declared, grant: &Self::Grant) -> Option<serde_json::Value>;
 
-    /// What `warden check` prints of it: lines for people, ending in a newline.
-    fn describe(grant: &Self::Grant, out: &mut dyn fmt::Write) -> fmt::Result;
+    /// What `warden check` prints of what the manifest declares: lines for people, each
+    /// ending in a newline.
+    fn describe(declared: &Self::Declared, out: &mut dyn fmt::Write) -> fmt::Result;
+
+    /// What `warden check`'s last line says is denied of it beyond what it declares
+    /// (`no other files`), if anything.
+    fn denied(declared: &Self::Declared) -> Option<&'static str>;
 
     /// Why a component's `import` (an interface name without its version, e.g.
-    /// `wasi:sockets/tcp-create-socket`) gets nothing under `grant`, if this capability
-    /// serves that import and the grant allows it nothing.
-    fn ungranted(grant: &Self::Grant, import: &str) -> Option<String>;
+    /// `wasi:sockets/tcp-create-socket`) gets nothing under what the manifest declares, if
+    /// this capability serves that import and the manifest allows it nothing.
+    fn ungranted(declared: &Self::Declared, import: &str) -> Option<String>;
+}
+
+/// What resolving a manifest section may use besides the section.
+#[derive(Clone, Copy)]
+pub struct ResolveCx<'a> {
+    /// The manifest's directory: relative paths in it are relative to this.
+    pub base_dir: &'a Path,
+    /// Resolving looks at the host (an `[[fs]]` host directory, a `file:` secret's path)
+    /// by path, with the authority of the process.
+    pub ambient: AmbientAuthority,
 }
 
 /// A manifest section's error: where it is and what is wrong, for the manifest's
