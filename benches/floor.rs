@@ -1,8 +1,8 @@
 //! What every bench shares: the raw-wasmtime store the floor runs on, and
 //! the means criterion wrote, for the ratios printed at the end.
 
-use warden_host_api::bindings::ToolPre;
-use warden_host_api::bindings::warden::tool::log as wlog;
+use warden_host_api::wit::ToolPre;
+use warden_host_api::wit::log as wlog;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, ResourceType};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -23,12 +23,8 @@ impl WasiView for Raw {
     }
 }
 
-impl warden_host_api::bindings::warden::tool::log::Host for Raw {
-    fn log(
-        &mut self,
-        _: warden_host_api::bindings::warden::tool::log::Level,
-        _: String,
-    ) -> wasmtime::Result<()> {
+impl warden_host_api::wit::log::Host for Raw {
+    fn log(&mut self, _: warden_host_api::wit::log::Level, _: String) -> wasmtime::Result<()> {
         Ok(())
     }
 }

@@ -11,12 +11,11 @@
 //! that decide something (a path inside a grant, an env var) are written by
 //! hand in their capability's module.
 
-use crate::approval::Approvals;
-use crate::audit::{Audit, Event, Level};
+use crate::audit::{Event, Level};
+use crate::cx::TaskCx;
 use crate::fs::FsState;
-use crate::grant::live::{Ended, Liveness};
+use crate::grant::live::Ended;
 use crate::http::HttpState;
-use crate::policy::TaskPolicy;
 use crate::secrets::TaskSecrets;
 use crate::sockets::SocketState;
 use serde_json::{Value, json};
@@ -28,47 +27,54 @@ use wasmtime_wasi::WasiCtxView;
 use wasmtime_wasi_http::WasiHttpCtxView;
 
 /// Per-task state of every capability, kept in the store next to the WASI
-/// context.
+/// context, and the task they serve ([`TaskCx`]). Built once, by [`HostState::new`].
 #[derive(Debug)]
 pub struct HostState {
-    /// Where this task's records go.
-    pub audit: Audit,
-    /// Whether the task's grant still holds; `None` for a task run on the
-    /// manifest alone, which holds for the task's life.
-    pub grant: Option<Arc<Liveness>>,
+    /// The task: its records, deadline, grant, policy and approvers.
+    pub(crate) cx: Arc<TaskCx>,
     /// Filesystem grants and open descriptors.
-    pub fs: FsState,
+    pub(crate) fs: FsState,
     /// `[[http]]` grants and the requests in flight.
-    pub http: HttpState,
-    /// `[[tcp]]` rules and what the task's lookups returned; none unless set after
-    /// [`HostState::new`].
-    pub sockets: SocketState,
+    pub(crate) http: HttpState,
+    /// `[[tcp]]` rules and what the task's lookups returned.
+    pub(crate) sockets: SocketState,
+    /// The task's `[[secrets]]` and their values.
+    pub(crate) secrets: TaskSecrets,
     /// What each live resource is, in the guest's terms, keyed by its handle.
-    pub names: HashMap<u32, String>,
+    pub(crate) names: HashMap<u32, String>,
     /// Summed calls per handle or interface, flushed on drop or at task end.
-    pub tallies: BTreeMap<TallyKey, Tally>,
-    /// Host calls that went through an interposer.
-    pub calls: u64,
-    /// Lines the tool logged through `warden:tool/log`.
-    pub log_lines: u64,
-    /// The end of the grant has been recorded.
-    pub grant_end_recorded: bool,
+    tallies: BTreeMap<TallyKey, Tally>,
+    /// Host calls that went through an interposer; only [`HostState::call`] counts.
+    calls: u64,
     /// Resource drops among `calls`. wasmtime counts each twice as a host
     /// transition (the `resource.drop` builtin, then the destructor).
-    pub drops: u64,
-    /// The task's `[[secrets]]` and their values; none unless the runtime sets them.
-    pub secrets: TaskSecrets,
-    /// Which calls wait for an approver, and who answers; none are gated
-    /// unless the runtime sets them.
-    pub approvals: Approvals,
-    /// The policies every capability-relevant call asks; none unless the
-    /// runtime sets them.
-    pub policy: TaskPolicy,
+    drops: u64,
+    /// Lines the tool logged through `warden:tool/log`.
+    pub(crate) log_lines: u64,
+    /// The end of the grant has been recorded.
+    grant_end_recorded: bool,
+}
+
+/// How a host call is recorded, once it is counted.
+pub(crate) enum Recorded {
+    /// As a record of its own.
+    Event(Event),
+    /// Summed into the tally of `call` on `handle`, recorded when the handle is dropped
+    /// or the task ends.
+    Tally {
+        call: &'static str,
+        handle: Option<u32>,
+        bytes: u64,
+        ok: bool,
+        dur: Duration,
+    },
+    /// Not at all: past a cap the tool was told of (log lines).
+    Capped,
 }
 
 /// What a tally sums: one call name on one handle (or on no handle).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct TallyKey {
+pub(crate) struct TallyKey {
     /// WIT name of the call.
     pub call: &'static str,
     /// The handle, or `None` for interface-level functions.
@@ -77,7 +83,7 @@ pub struct TallyKey {
 
 /// Summed calls on one key.
 #[derive(Debug, Default, Clone)]
-pub struct Tally {
+pub(crate) struct Tally {
     /// Number of calls.
     pub calls: u64,
     /// Bytes moved.
@@ -91,31 +97,76 @@ pub struct Tally {
 }
 
 impl HostState {
-    /// State for a task whose records go to `audit` and whose filesystem
-    /// grants are `fs`.
-    pub fn new(audit: Audit, fs: FsState) -> Self {
+    /// The state of the task `cx` with each capability's own: its directories, its HTTP
+    /// rules and requests, its sockets and its secrets.
+    pub fn new(
+        cx: Arc<TaskCx>,
+        fs: FsState,
+        http: HttpState,
+        sockets: SocketState,
+        secrets: TaskSecrets,
+    ) -> Self {
         HostState {
-            audit,
-            grant: None,
+            cx,
             fs,
-            http: HttpState::default(),
-            sockets: SocketState::default(),
+            http,
+            sockets,
+            secrets,
             names: HashMap::new(),
             tallies: BTreeMap::new(),
             calls: 0,
-            log_lines: 0,
             drops: 0,
+            log_lines: 0,
             grant_end_recorded: false,
-            secrets: TaskSecrets::default(),
-            approvals: Approvals::default(),
-            policy: TaskPolicy::default(),
+        }
+    }
+
+    /// The task.
+    pub fn cx(&self) -> &TaskCx {
+        &self.cx
+    }
+
+    /// The task's HTTP state: its requests in flight, which its end closes.
+    pub fn http(&self) -> &HttpState {
+        &self.http
+    }
+
+    /// Host calls that went through an interposer so far, and how many of them were
+    /// resource drops (which wasmtime counts twice as host transitions).
+    pub fn calls(&self) -> (u64, u64) {
+        (self.calls, self.drops)
+    }
+
+    /// Counts one host call and records it as `recorded` says: the one place a call is
+    /// counted, so that the count in `task.end` and the records agree.
+    pub(crate) fn call(&mut self, recorded: Recorded) -> wasmtime::Result<()> {
+        self.calls += 1;
+        let call = match &recorded {
+            Recorded::Event(event) => event.call,
+            Recorded::Tally { call, .. } => Some(*call),
+            Recorded::Capped => None,
+        };
+        self.drops += u64::from(call.is_some_and(|c| c.contains("[resource-drop]")));
+        match recorded {
+            Recorded::Event(event) => self.record(event),
+            Recorded::Tally {
+                call,
+                handle,
+                bytes,
+                ok,
+                dur,
+            } => {
+                self.tally(call, handle, bytes, ok, dur);
+                Ok(())
+            }
+            Recorded::Capped => Ok(()),
         }
     }
 
     /// Records one event; an event that cannot be recorded traps the guest,
     /// because a call that cannot be audited must not go on.
     pub fn record(&mut self, event: Event) -> wasmtime::Result<()> {
-        self.audit.emit(&event).map_err(|e| {
+        self.cx.audit().emit(&event).map_err(|e| {
             wasmtime::Error::msg(format!("audit log write failed, stopping the task: {e:#}"))
         })
     }
@@ -127,28 +178,29 @@ impl HostState {
     /// `during_call` says whether a host call is being refused (the call
     /// hook) or the task is stopped between calls (an epoch tick).
     pub fn live(&mut self, during_call: bool) -> Result<(), Ended> {
-        let Some(grant) = &self.grant else {
-            return Ok(());
-        };
-        let Err(ended) = grant.check() else {
+        let Some(Err(ended)) = self.cx.grant_check() else {
             return Ok(());
         };
         if !self.grant_end_recorded {
             self.grant_end_recorded = true;
-            self.calls += u64::from(during_call);
+            let id = self.cx.grant_id().unwrap_or_default();
             let ev = Event::new("call")
-                .resource(format!("grant {}", grant.id()))
+                .resource(format!("grant {id}"))
                 .deny(ended.to_string())
                 .outcome("trap:grant-ended");
             // The task ends either way; a log that cannot take this record
             // fails the task's end record as well.
-            let _ = self.record(ev);
+            let _ = if during_call {
+                self.call(Recorded::Event(ev))
+            } else {
+                self.record(ev)
+            };
         }
         Err(ended)
     }
 
     /// Adds a call to the tally of `call` on `handle`.
-    pub fn tally(
+    fn tally(
         &mut self,
         call: &'static str,
         handle: Option<u32>,
@@ -199,12 +251,12 @@ impl HostState {
     }
 
     /// Names a resource in records, e.g. `read /workspace/a.txt`.
-    pub fn name(&mut self, rep: u32, name: String) {
+    pub(crate) fn name(&mut self, rep: u32, name: String) {
         self.names.insert(rep, name);
     }
 
     /// A short name for a resource handle in records.
-    pub fn name_of(&self, rep: u32) -> String {
+    pub(crate) fn name_of(&self, rep: u32) -> String {
         self.names
             .get(&rep)
             .cloned()
@@ -257,14 +309,12 @@ impl<V> Guarded<'_, V> {
         outcome: CallOutcome,
     ) -> wasmtime::Result<()> {
         let dur = start.elapsed();
-        self.host.calls += 1;
-        self.host.drops += u64::from(call.contains("[resource-drop]"));
         let handle = args.iter().find_map(|(_, a)| match a {
             ArgValue::Handle(h) => Some(*h),
             _ => None,
         });
         let summed = matches!(mode, Mode::Summed | Mode::Interface);
-        if summed && self.host.audit.level() == Level::Calls {
+        if summed && self.host.cx.audit().level() == Level::Calls {
             let handle = if mode == Mode::Interface {
                 None
             } else {
@@ -275,8 +325,13 @@ impl<V> Guarded<'_, V> {
                     .iter()
                     .map(|(_, a)| if let ArgValue::Bytes(n) = a { *n } else { 0 })
                     .sum::<u64>();
-            self.host.tally(call, handle, bytes, outcome.ok, dur);
-            return Ok(());
+            return self.host.call(Recorded::Tally {
+                call,
+                handle,
+                bytes,
+                ok: outcome.ok,
+                dur,
+            });
         }
         // Named before a drop flushes the handle's tallies and forgets it.
         let resource = handle.map(|h| self.host.name_of(h));
@@ -292,7 +347,7 @@ impl<V> Guarded<'_, V> {
             .outcome(outcome.text)
             .took(dur);
         ev.resource = resource;
-        self.host.record(ev)
+        self.host.call(Recorded::Event(ev))
     }
 }
 
@@ -576,7 +631,15 @@ mod tests {
             component: "blake3:00".into(),
             mcp: None,
         };
-        HostState::new(Audit::new(meta, sink, Level::Calls), FsState::default())
+        let audit = crate::audit::Audit::new(meta, sink, Level::Calls);
+        let cx = Arc::new(TaskCx::new(audit, Instant::now()));
+        HostState::new(
+            cx,
+            FsState::default(),
+            HttpState::default(),
+            SocketState::default(),
+            TaskSecrets::default(),
+        )
     }
 
     #[test]

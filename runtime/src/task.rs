@@ -9,16 +9,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use warden_host_api::approval::{Approvals, Approver};
 use warden_host_api::audit::{Audit, Event, EventSink, McpIds, NullSink, TaskMeta};
-use warden_host_api::bindings::warden::tool::types::ToolError as WitToolError;
+use warden_host_api::cx::TaskCx;
 use warden_host_api::fs::FsState;
 use warden_host_api::fs::dirs::DirError;
 use warden_host_api::grant::live::Ended;
+use warden_host_api::grant::live::Liveness;
 use warden_host_api::grant::{Capabilities, Grant};
 use warden_host_api::http::{HttpState, HttpTask};
 use warden_host_api::limits::manifest::Limits;
 use warden_host_api::limits::{CappedPipe, LimitHit, Limiter, Tripwire};
 use warden_host_api::policy::{Clock, GrantInfo, Policy, TaskPolicy};
 use warden_host_api::secrets::{SecretError, TaskSecrets};
+use warden_host_api::wit::types::ToolError as WitToolError;
 use warden_host_api::{HostState, WardenView, env, sockets};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
@@ -590,6 +592,7 @@ pub(crate) fn store(
     p: &Prepared<'_>,
     req: &TaskRequest,
     audit: Audit,
+    grant: Option<Arc<Liveness>>,
     secrets: TaskSecrets,
     fs_state: FsState,
 ) -> Result<(Store<TaskData>, CappedPipe, CappedPipe, Tripwire), String> {
@@ -612,25 +615,30 @@ pub(crate) fn store(
     argv.extend(req.args.iter().cloned());
     b.args(&argv);
     let deadline = Instant::now() + limits.timeout;
-    let mut host = HostState::new(audit.clone(), fs_state);
-    if !caps.http().is_empty() {
-        host.http = HttpState::new(caps.http().to_vec(), secrets.clone(), audit, deadline);
-    }
-    host.sockets = sockets;
-    host.secrets = secrets;
-    host.approvals = Approvals::new(
+    let approvals = Approvals::new(
         m.approval(),
         req.approver.as_ref().unwrap_or(p.approver).clone(),
         p.approval_timeout,
-        host.audit.meta(),
+        audit.meta(),
     )
     .grant(req.grant.as_ref().and_then(|g| g.chain.last().cloned()))
     .deadline(deadline);
-    host.policy = task_policy(p, req, host.audit.meta());
+    let policy = task_policy(p, req, audit.meta());
+    let cx = TaskCx::new(audit, deadline)
+        .grant(grant)
+        .policy(policy)
+        .approvals(approvals);
+    let cx = Arc::new(cx);
+    let http = if caps.http().is_empty() {
+        HttpState::default()
+    } else {
+        HttpState::new(caps.http().to_vec(), secrets.clone(), cx.clone())
+    };
+    let host = HostState::new(cx, fs_state, http, sockets, secrets);
     let data = TaskData {
         wasi: b.build(),
         table: ResourceTable::new(),
-        http: HttpTask::new(&host.http),
+        http: HttpTask::new(host.http()),
         host,
         limiter: Limiter::new(limits.memory, tripwire.clone()),
         transitions: 0,
@@ -646,7 +654,7 @@ pub(crate) fn store(
             data.host.live(true).map_err(GrantEnded::trap)?;
             // A record about a request that could not be written while no host call was
             // running (a response body's end) stops the task at its next call.
-            if let Some(e) = data.host.http.unrecorded() {
+            if let Some(e) = data.host.http().unrecorded() {
                 wasmtime::bail!("audit log write failed, stopping the task: {e}");
             }
         }
@@ -809,7 +817,7 @@ pub(crate) fn finish(
         .saturating_sub(data.limiter.grows() + data.epoch_callbacks);
     let host = &mut store.data_mut().host;
     let flushed = host.flush_tallies(None).and_then(|()| {
-        host.http
+        host.http()
             .close()
             .map_err(|e| wasmtime::Error::msg(format!("{e:#}")))
     });
@@ -829,9 +837,10 @@ pub(crate) fn finish(
             json!({ "error": truncate(&e.to_string(), 1024) }),
         ),
     };
+    let (calls, drops) = host.calls();
     let mut args = json!({
-        "host_calls": host.calls,
-        "unrecorded_host_calls": transitions.saturating_sub(host.calls + host.drops),
+        "host_calls": calls,
+        "unrecorded_host_calls": transitions.saturating_sub(calls + drops),
         "fuel": fuel,
     });
     if let (Some(a), Some(d)) = (args.as_object_mut(), detail.as_object()) {

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use task::{Prepared, TaskData};
 use warden_host_api::audit::EventSink;
-use warden_host_api::bindings::ToolPre;
 use warden_host_api::grant::live::{Ended, Liveness};
 use warden_host_api::grant::{Capabilities, Grant};
 use warden_host_api::secrets::TaskSecrets;
+use warden_host_api::wit::ToolPre;
 use wasmtime::component::{ComponentExportIndex, InstancePre, Val};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::bindings::CommandPre;
@@ -297,7 +297,7 @@ impl Tool {
             }
         };
         let (mut store, out, err, tripwire) =
-            match task::store(&p, &req, audit.clone(), secrets, fs_state) {
+            match task::store(&p, &req, audit.clone(), grant, secrets, fs_state) {
                 Ok(built) => built,
                 Err(message) => {
                     let error = TaskError::Host {
@@ -307,7 +307,6 @@ impl Tool {
                     return Err(task::abandon(&audit, started, "trap".into(), error));
                 }
             };
-        store.data_mut().host.grant = grant;
         // Epoch interruption stops guest code; this stops a task whose guest
         // is parked in a host call that never returns.
         let backstop = caps.limits().timeout + Duration::from_secs(1);

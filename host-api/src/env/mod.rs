@@ -16,7 +16,7 @@ pub mod manifest;
 pub use grant::{Env, EnvWire};
 
 use crate::audit::Event;
-use crate::interpose::{Guarded, Ret, WardenView};
+use crate::interpose::{Guarded, Recorded, Ret, WardenView};
 use crate::policy::CallKind;
 use manifest::EnvSection;
 use serde_json::json;
@@ -69,14 +69,13 @@ impl Guarded<'_, WasiCliCtxView<'_>> {
         args: serde_json::Value,
         outcome: String,
     ) -> wasmtime::Result<()> {
-        self.host.calls += 1;
-        self.host.record(
+        self.host.call(Recorded::Event(
             Event::call(call)
                 .args(args)
                 .allow(ENV_RULE)
                 .outcome(outcome)
                 .took(start.elapsed()),
-        )
+        ))
     }
 }
 
@@ -89,12 +88,13 @@ impl environment::Host for Guarded<'_, WasiCliCtxView<'_>> {
         // withheld, as if the manifest had not granted it, and the rest pass.
         let mut withheld = Vec::new();
         if let Ok(vars) = &mut r
-            && self.host.policy.is_active()
+            && self.host.cx.task_policy().is_active()
         {
             vars.retain(|(name, _)| {
                 match self
                     .host
-                    .policy
+                    .cx
+                    .task_policy()
                     .check(CALL, CallKind::Env, Some(name), None)
                 {
                     Ok(()) => true,
@@ -116,15 +116,14 @@ impl environment::Host for Guarded<'_, WasiCliCtxView<'_>> {
         let hidden: Vec<&str> = withheld.iter().map(|(n, _)| n.as_str()).collect();
         let args = json!({ "names": names, "withheld": hidden });
         let rule: Vec<String> = withheld.iter().map(|(n, m)| format!("{n}: {m}")).collect();
-        self.host.calls += 1;
-        self.host.record(
+        self.host.call(Recorded::Event(
             Event::call(CALL)
                 .args(args)
                 .resource(hidden.join(" "))
                 .deny(rule.join("; "))
                 .outcome(outcome)
                 .took(start.elapsed()),
-        )?;
+        ))?;
         r
     }
 

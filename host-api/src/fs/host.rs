@@ -6,7 +6,9 @@ use super::open::{self, Failed, Opened, Plan};
 use super::{Denial, FsState, Op, Resolved, normalize};
 use crate::approval::{ApprovalKind, Question};
 use crate::audit::Event;
-use crate::interpose::{ArgValue, Guarded, Mode, Ret, Size, debug_arg, no_size, passthrough};
+use crate::interpose::{
+    ArgValue, Guarded, Mode, Recorded, Ret, Size, debug_arg, no_size, passthrough,
+};
 use crate::policy::CallKind;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -42,14 +44,13 @@ impl crate::interpose::ErrorName for ErrorCode {
 impl Guarded<'_, View<'_>> {
     /// Records a refusal and returns the error the guest gets.
     fn denied(&mut self, call: &'static str, start: Instant, args: Value, d: Denial) -> FsError {
-        self.host.calls += 1;
         let ev = Event::call(call)
             .args(args)
             .resource(d.resource)
             .deny(d.rule)
             .outcome(format!("error:{}", d.code.name()))
             .took(start.elapsed());
-        match self.host.record(ev) {
+        match self.host.call(Recorded::Event(ev)) {
             Ok(()) => d.code.into(),
             Err(e) => FsError::trap(e),
         }
@@ -67,7 +68,6 @@ impl Guarded<'_, View<'_>> {
         ok: &Resolved,
         r: &FsResult<T>,
     ) -> Result<(), FsError> {
-        self.host.calls += 1;
         let rule = FsState::rule_for(&self.host.fs, ok);
         let refused = matches!(r, Err(e) if matches!(e.downcast_ref(), Some(ErrorCode::NotPermitted | ErrorCode::Access)));
         let ev = Event::call(call)
@@ -83,7 +83,7 @@ impl Guarded<'_, View<'_>> {
         } else {
             ev.allow(rule)
         };
-        self.host.record(ev).map_err(FsError::trap)
+        self.host.call(Recorded::Event(ev)).map_err(FsError::trap)
     }
 
     /// Asks the task's policies about a call the grant allowed, for each path it
@@ -96,7 +96,7 @@ impl Guarded<'_, View<'_>> {
         args: &Value,
         ok: &Resolved,
     ) -> Result<(), FsError> {
-        if !self.host.policy.is_active() {
+        if !self.host.cx.task_policy().is_active() {
             return Ok(());
         }
         let kind = if ok.writes {
@@ -105,7 +105,12 @@ impl Guarded<'_, View<'_>> {
             CallKind::FsRead
         };
         for path in std::iter::once(&ok.path).chain(&ok.other) {
-            if let Err(denied) = self.host.policy.check(call, kind, Some(path), None) {
+            if let Err(denied) = self
+                .host
+                .cx
+                .task_policy()
+                .check(call, kind, Some(path), None)
+            {
                 let denial = Denial {
                     rule: denied.message(),
                     resource: path.clone(),
@@ -139,7 +144,11 @@ impl Guarded<'_, View<'_>> {
         }
         let mut paths = vec![ok.path.as_str()];
         paths.extend(ok.other.as_deref());
-        self.host.approvals.fs_gate(&paths).map(str::to_owned)
+        self.host
+            .cx
+            .task_approvals()
+            .fs_gate(&paths)
+            .map(str::to_owned)
     }
 
     /// Asks the task's approver about a gated change, before its intent is
@@ -171,7 +180,7 @@ impl Guarded<'_, View<'_>> {
             action: action(call, ok),
         };
         // Cloned: the answer is awaited while the store's data is lent out.
-        let approvals = self.host.approvals.clone();
+        let approvals = self.host.cx.task_approvals().clone();
         let asked = approvals.ask(question).await;
         self.host.record(asked.event).map_err(FsError::trap)?;
         if asked.approved {
@@ -489,7 +498,7 @@ passthrough! {
                 Ok(ok) => ok,
                 Err(d) => return Err(self.denied(CALL, start, summary(), d)),
             };
-            if self.host.policy.is_active() {
+            if self.host.cx.task_policy().is_active() {
                 self.policy(CALL, start, &summary(), &ok)?;
             }
             if self.gate(&ok).is_some() {

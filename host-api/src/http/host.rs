@@ -11,8 +11,8 @@
 use super::{EgressDenied, check_header};
 use crate::audit::Event;
 use crate::interpose::{
-    CallOutcome, ErrorName, Guarded, HostState, Mode, Ret, Size, WardenView, args, no_size,
-    passthrough,
+    CallOutcome, ErrorName, Guarded, HostState, Mode, Recorded, Ret, Size, WardenView, args,
+    no_size, passthrough,
 };
 use serde_json::json;
 use std::time::Instant;
@@ -196,13 +196,12 @@ impl Guarded<'_, View<'_>> {
     ) -> Option<HeaderError> {
         for (name, value) in headers {
             if let Err(denied) = check_header(name, value) {
-                self.host.calls += 1;
                 let ev = Event::call(call)
                     .args(json!({ "name": name.escape_debug().to_string(), "value_len": value.len() }))
                     .deny(denied.to_string())
                     .outcome("error:invalid-syntax")
                     .took(start.elapsed());
-                return Some(match self.host.record(ev) {
+                return Some(match self.host.call(Recorded::Event(ev)) {
                     Ok(()) => types::HeaderError::InvalidSyntax.into(),
                     Err(e) => HeaderError::trap(e),
                 });
@@ -482,12 +481,11 @@ impl outgoing_handler::Host for Guarded<'_, View<'_>> {
     ) -> HttpResult<Resource<HostFutureIncomingResponse>> {
         const CALL: &str = "wasi:http/outgoing-handler.handle";
         let start = Instant::now();
-        self.host.calls += 1;
         let req = self.inner.table.get(&request)?;
         let (summary, decision) = self.host.http.decide(req).into_parts();
         let decision = decision.and_then(|plan| {
             summary
-                .check_policy(CALL, &self.host.policy)
+                .check_policy(CALL, self.host.cx.task_policy())
                 .map(|()| plan)
                 .map_err(EgressDenied::Policy)
         });
@@ -503,14 +501,14 @@ impl outgoing_handler::Host for Guarded<'_, View<'_>> {
                     .deny(denied.to_string())
                     .outcome("error:HTTP-request-denied")
                     .took(start.elapsed());
-                record(self.host, ev)?;
+                call(self.host, ev)?;
                 return Err(ErrorCode::HttpRequestDenied.into());
             }
         };
         let rule = plan.rule_text();
         let resource = summary.resource();
         // The send hook, not this synchronous call, waits for an approver.
-        plan.approvals = self.host.approvals.clone();
+        plan.approvals = self.host.cx.task_approvals().clone();
         self.host.http.set_pending(plan);
         let r = outgoing_handler::Host::handle(&mut self.inner, request, options);
         // `handle` hands the plan to the send hook; one left over means the
@@ -525,11 +523,12 @@ impl outgoing_handler::Host for Guarded<'_, View<'_>> {
             .allow(rule)
             .outcome(r.outcome().text)
             .took(start.elapsed());
-        record(self.host, ev)?;
+        call(self.host, ev)?;
         r
     }
 }
 
-fn record(host: &mut HostState, ev: Event) -> HttpResult<()> {
-    host.record(ev).map_err(HttpError::trap)
+/// Counts and records the call `ev` is the record of.
+fn call(host: &mut HostState, ev: Event) -> HttpResult<()> {
+    host.call(Recorded::Event(ev)).map_err(HttpError::trap)
 }

@@ -243,7 +243,7 @@ async fn exchange_head(
 ) -> Result<(Response<WasiBody>, IoFuture), Failure> {
     let left = plan
         .exchange
-        .remaining(&plan.limits, shared.deadline, approved.waited);
+        .remaining(&plan.limits, shared.cx.deadline(), approved.waited);
     let deadline = Instant::now() + left;
     let within = |guest: Option<Duration>| {
         let left = deadline.saturating_duration_since(Instant::now());

@@ -4,7 +4,8 @@
 use super::manifest::{HttpGrant, RequestLimits};
 use super::{Allowed, Egress, EgressDenied, check_header};
 use crate::approval::Approvals;
-use crate::audit::{Audit, Event};
+use crate::audit::Event;
+use crate::cx::TaskCx;
 use crate::secrets::TaskSecrets;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,9 +37,8 @@ pub(crate) struct Shared {
     /// Each secret with `inject`: its index among the secrets, and its
     /// `inject.url` as a rule of its own.
     injections: Vec<(usize, Egress)>,
-    pub(crate) audit: Audit,
-    /// When the task's own timeout ends: no request outlives it.
-    pub(crate) deadline: Instant,
+    /// The task: its records, and when its own timeout ends (no request outlives it).
+    pub(crate) cx: Arc<TaskCx>,
     /// The plan of the request `handle` is sending, for the send hook.
     pending: Mutex<Option<Plan>>,
     /// Requests whose end is not yet recorded.
@@ -55,15 +55,9 @@ pub(crate) struct Shared {
 }
 
 impl HttpState {
-    /// The grants of one task whose records go to `audit`, which must be
-    /// over by `deadline`, and whose `secrets` are injected into matching
-    /// requests and redacted from every response.
-    pub fn new(
-        grants: Vec<HttpGrant>,
-        secrets: TaskSecrets,
-        audit: Audit,
-        deadline: Instant,
-    ) -> HttpState {
+    /// The grants of the task `cx`, whose `secrets` are injected into matching requests
+    /// and redacted from every response.
+    pub fn new(grants: Vec<HttpGrant>, secrets: TaskSecrets, cx: Arc<TaskCx>) -> HttpState {
         let egress = Egress::new(grants.iter().map(|g| g.rule.clone()).collect());
         let injections = secrets
             .specs()
@@ -80,8 +74,7 @@ impl HttpState {
                 egress,
                 secrets,
                 injections,
-                audit,
-                deadline,
+                cx,
                 pending: Mutex::new(None),
                 open: Mutex::new(Vec::new()),
                 closed: AtomicBool::new(false),
@@ -243,7 +236,7 @@ impl Shared {
         if self.closed.load(Ordering::SeqCst) {
             return Ok(());
         }
-        self.audit.emit(event).inspect_err(|e| {
+        self.cx.audit().emit(event).inspect_err(|e| {
             let mut first = lock(&self.unrecorded);
             if first.is_none() {
                 *first = Some(format!(

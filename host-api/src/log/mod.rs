@@ -7,7 +7,7 @@
 
 use crate::audit::Event;
 use crate::bindings::warden::tool::log::{self, Level};
-use crate::interpose::{HostState, WardenView};
+use crate::interpose::{HostState, Recorded, WardenView};
 use serde_json::json;
 use wasmtime::component::{HasData, Linker};
 
@@ -29,10 +29,9 @@ pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<
 
 impl log::Host for &mut HostState {
     fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        self.calls += 1;
         self.log_lines += 1;
         if self.log_lines > MAX_LINES {
-            return Ok(());
+            return self.call(Recorded::Capped);
         }
         let mut end = message.len().min(MAX_LINE);
         while !message.is_char_boundary(end) {
@@ -51,6 +50,6 @@ impl log::Host for &mut HostState {
             "truncated": end < message.len(),
         }));
         ev.event = "log";
-        self.record(ev.outcome("ok"))
+        self.call(Recorded::Event(ev.outcome("ok")))
     }
 }

@@ -22,7 +22,7 @@ use super::{SecretError, SecretHandle, SecretSpec, TaskSecrets};
 use crate::approval::{ApprovalKind, Question};
 use crate::audit::Event;
 use crate::bindings::warden::tool::secrets::{self, Error, HostSecret, Secret};
-use crate::interpose::{HostState, WardenView};
+use crate::interpose::{HostState, Recorded, WardenView};
 use crate::policy::CallKind;
 use hmac::{Hmac, Mac};
 use serde_json::json;
@@ -106,25 +106,26 @@ impl SecretsView<'_> {
         start: Instant,
         operation: &str,
     ) -> wasmtime::Result<Result<String, Error>> {
-        let checked = self
-            .host
-            .policy
-            .check(call, CallKind::Secret, Some(&spec.name), None);
+        let checked =
+            self.host
+                .cx
+                .task_policy()
+                .check(call, CallKind::Secret, Some(&spec.name), None);
         if let Err(denied) = checked {
             let mut ev = refused();
             ev.call = Some(call);
-            self.host.record(
+            self.host.call(Recorded::Event(
                 ev.deny(denied.message())
                     .outcome("error:denied")
                     .took(start.elapsed()),
-            )?;
+            ))?;
             return Ok(Err(Error::Denied(format!(
                 "use of secret {:?} was refused: {}",
                 spec.name,
                 denied.message()
             ))));
         }
-        if !self.host.approvals.secret_gated(&spec.name) {
+        if !self.host.cx.task_approvals().secret_gated(&spec.name) {
             return Ok(Ok(rule));
         }
         let question = Question {
@@ -137,7 +138,7 @@ impl SecretsView<'_> {
                 spec.name, spec.purpose
             ),
         };
-        let approvals = self.host.approvals.clone();
+        let approvals = self.host.cx.task_approvals().clone();
         let asked = approvals.ask(question).await;
         self.host.record(asked.event)?;
         if asked.approved {
@@ -145,11 +146,11 @@ impl SecretsView<'_> {
         }
         let mut ev = refused();
         ev.call = Some(call);
-        self.host.record(
+        self.host.call(Recorded::Event(
             ev.deny(asked.rule)
                 .outcome("error:denied")
                 .took(start.elapsed()),
-        )?;
+        ))?;
         let why = if asked.timed_out {
             "its approver gave no answer in time"
         } else {
@@ -172,14 +173,14 @@ impl SecretsView<'_> {
         start: Instant,
     ) -> wasmtime::Result<Error> {
         let key = format!("secrets[{}].{key}", spec.index);
-        self.host.record(
+        self.host.call(Recorded::Event(
             ev.deny(format!(
                 "{key} is not true: the tool may not {verb} {}",
                 spec.name
             ))
             .outcome("error:denied")
             .took(start.elapsed()),
-        )?;
+        ))?;
         Ok(Error::Denied(format!(
             "secret {:?} does not allow this: set {key} = true in the manifest to allow the tool to {verb} it",
             spec.name
@@ -195,7 +196,6 @@ impl SecretsView<'_> {
         digest: fn(&[u8], &[u8]) -> Vec<u8>,
     ) -> wasmtime::Result<Result<Vec<u8>, Error>> {
         let start = Instant::now();
-        self.host.calls += 1;
         let (secrets, spec) = self.binding(&handle)?;
         let event = || {
             let mut ev = secrets.use_event(&spec, operation);
@@ -229,7 +229,7 @@ impl SecretsView<'_> {
                 (ev.allow(rule).outcome(outcome), Err(guest_error(e)?))
             }
         };
-        self.host.record(ev.took(start.elapsed()))?;
+        self.host.call(Recorded::Event(ev.took(start.elapsed())))?;
         Ok(out)
     }
 }
@@ -249,7 +249,6 @@ fn hmac_sha512(key: &[u8], data: &[u8]) -> Vec<u8> {
 impl HostSecret for SecretsView<'_> {
     async fn open(&mut self, name: String) -> wasmtime::Result<Result<Resource<Secret>, Error>> {
         let start = Instant::now();
-        self.host.calls += 1;
         let shown = truncate(&name, MAX_NAME);
         let secrets = self.host.secrets.clone();
         let Some(spec) = secrets.spec(&name) else {
@@ -262,13 +261,13 @@ impl HostSecret for SecretsView<'_> {
                     bound.join(", ")
                 )
             };
-            self.host.record(
+            self.host.call(Recorded::Event(
                 Event::call(OPEN)
                     .args(json!({ "name": shown }))
                     .deny(rule)
                     .outcome("error:unknown")
                     .took(start.elapsed()),
-            )?;
+            ))?;
             let err = SecretError::Unknown {
                 name: shown.to_owned(),
                 bound: bound.iter().map(|s| s.to_string()).collect(),
@@ -281,27 +280,26 @@ impl HostSecret for SecretsView<'_> {
         })?;
         let resource = format!("secret {}", spec.name);
         self.host.name(handle.rep(), resource.clone());
-        self.host.record(
+        self.host.call(Recorded::Event(
             Event::call(OPEN)
                 .args(json!({ "name": spec.name, "provider": spec.source.provider() }))
                 .resource(resource)
                 .allow(spec.label())
                 .outcome("ok")
                 .took(start.elapsed()),
-        )?;
+        ))?;
         Ok(Ok(handle))
     }
 
     async fn name(&mut self, handle: Resource<Secret>) -> wasmtime::Result<String> {
         let start = Instant::now();
-        self.host.calls += 1;
         let name = self.table.get(&handle)?.name.clone();
-        self.host.record(
+        self.host.call(Recorded::Event(
             Event::call(NAME)
                 .resource(self.host.name_of(handle.rep()))
                 .outcome("ok")
                 .took(start.elapsed()),
-        )?;
+        ))?;
         Ok(name)
     }
 
@@ -328,7 +326,6 @@ impl HostSecret for SecretsView<'_> {
         handle: Resource<Secret>,
     ) -> wasmtime::Result<Result<String, Error>> {
         let start = Instant::now();
-        self.host.calls += 1;
         let (secrets, spec) = self.binding(&handle)?;
         let mut ev = secrets.use_event(&spec, "reveal");
         ev.call = Some(REVEAL);
@@ -359,15 +356,12 @@ impl HostSecret for SecretsView<'_> {
                 (ev.allow(rule).outcome(outcome), Err(guest_error(e)?))
             }
         };
-        self.host.record(ev.took(start.elapsed()))?;
+        self.host.call(Recorded::Event(ev.took(start.elapsed())))?;
         Ok(out)
     }
 
     async fn drop(&mut self, handle: Resource<Secret>) -> wasmtime::Result<()> {
         let start = Instant::now();
-        self.host.calls += 1;
-        // A drop is two host transitions to wasmtime: the builtin and this destructor.
-        self.host.drops += 1;
         let rep = handle.rep();
         let resource = self.host.name_of(rep);
         let deleted = self.table.delete(handle);
@@ -376,12 +370,12 @@ impl HostSecret for SecretsView<'_> {
             Ok(_) => "ok".to_owned(),
             Err(e) => format!("trap:{e}"),
         };
-        self.host.record(
+        self.host.call(Recorded::Event(
             Event::call(DROP)
                 .resource(resource)
                 .outcome(outcome)
                 .took(start.elapsed()),
-        )?;
+        ))?;
         deleted?;
         Ok(())
     }

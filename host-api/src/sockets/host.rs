@@ -4,7 +4,9 @@
 
 use super::SocketDenied;
 use crate::audit::Event;
-use crate::interpose::{ArgValue, Guarded, Mode, Ret, Size, args, debug_arg, no_size, passthrough};
+use crate::interpose::{
+    ArgValue, Guarded, Mode, Recorded, Ret, Size, args, debug_arg, no_size, passthrough,
+};
 use crate::policy::CallKind;
 use serde_json::{Value, json};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -63,14 +65,13 @@ impl Guarded<'_, View<'_>> {
         resource: String,
         denied: &dyn std::fmt::Display,
     ) -> SocketError {
-        self.host.calls += 1;
         let ev = Event::call(call)
             .args(args)
             .resource(resource)
             .deny(denied.to_string())
             .outcome("error:access-denied")
             .took(start.elapsed());
-        match self.host.record(ev) {
+        match self.host.call(Recorded::Event(ev)) {
             Ok(()) => ErrorCode::AccessDenied.into(),
             Err(e) => SocketError::trap(e),
         }
@@ -86,14 +87,15 @@ impl Guarded<'_, View<'_>> {
         rule: String,
         r: &SocketResult<T>,
     ) -> Result<(), SocketError> {
-        self.host.calls += 1;
         let ev = Event::call(call)
             .args(args)
             .resource(resource)
             .allow(rule)
             .outcome(r.outcome().text)
             .took(start.elapsed());
-        self.host.record(ev).map_err(SocketError::trap)
+        self.host
+            .call(Recorded::Event(ev))
+            .map_err(SocketError::trap)
     }
 }
 
@@ -172,7 +174,8 @@ impl ip_name_lookup::Host for Guarded<'_, View<'_>> {
         };
         if let Err(d) = self
             .host
-            .policy
+            .cx
+            .task_policy()
             .check(RESOLVE, CallKind::Dns, Some(&name), None)
         {
             return Err(self.refuse(RESOLVE, start, args, name, &d));
@@ -242,7 +245,7 @@ passthrough! {
                 Err(d) => return Err(self.refuse(START_CONNECT, start, args, addr.to_string(), &d)),
             };
             let target = addr.to_string();
-            if let Err(d) = self.host.policy.check(START_CONNECT, CallKind::Tcp, Some(&target), None) {
+            if let Err(d) = self.host.cx.task_policy().check(START_CONNECT, CallKind::Tcp, Some(&target), None) {
                 return Err(self.refuse(START_CONNECT, start, args, target, &d));
             }
             let sockets = &self.host.sockets;
