@@ -83,6 +83,7 @@ pub mod component;
 pub mod engine;
 pub mod func;
 pub mod manifest;
+#[cfg(feature = "mcp")]
 pub mod mcp;
 mod runtime;
 mod task;
