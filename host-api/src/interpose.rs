@@ -99,7 +99,7 @@ pub(crate) struct Tally {
 impl HostState {
     /// The state of the task `cx` with each capability's own: its directories, its HTTP
     /// rules and requests, its sockets and its secrets.
-    pub fn new(
+    pub(crate) fn new(
         cx: Arc<TaskCx>,
         fs: FsState,
         http: HttpState,

@@ -64,14 +64,9 @@ use wasmtime::component::Linker;
 /// interposer.
 pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     io::add_to_linker(linker)?;
-    fs::add_to_linker(linker)?;
-    env::add_to_linker(linker)?;
     cli::add_to_linker(linker)?;
     clocks::add_to_linker(linker)?;
     random::add_to_linker(linker)?;
-    sockets::add_to_linker(linker)?;
-    http::add_to_linker(linker)?;
     log::add_to_linker(linker)?;
-    secrets::add_to_linker(linker)?;
-    Ok(())
+    capability::setup::add_to_linker(linker)
 }

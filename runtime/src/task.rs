@@ -9,19 +9,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use warden_host_api::approval::{Approvals, Approver};
 use warden_host_api::audit::{Audit, Event, EventSink, McpIds, NullSink, TaskMeta};
+use warden_host_api::capability::TaskSetup;
 use warden_host_api::cx::TaskCx;
 use warden_host_api::fs::FsState;
 use warden_host_api::fs::dirs::DirError;
 use warden_host_api::grant::live::Ended;
 use warden_host_api::grant::live::Liveness;
 use warden_host_api::grant::{Capabilities, Grant};
-use warden_host_api::http::{HttpState, HttpTask};
+use warden_host_api::http::HttpTask;
 use warden_host_api::limits::manifest::Limits;
 use warden_host_api::limits::{CappedPipe, LimitHit, Limiter, Tripwire};
 use warden_host_api::policy::{Clock, GrantInfo, Policy, TaskPolicy};
 use warden_host_api::secrets::{SecretError, TaskSecrets};
 use warden_host_api::wit::types::ToolError as WitToolError;
-use warden_host_api::{HostState, WardenView, env, sockets};
+use warden_host_api::{HostState, WardenView};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
@@ -605,9 +606,6 @@ pub(crate) fn store(
     // `fs_state` opened (see `directories`), handed over by Warden's
     // `get-directories`.
     let mut b = WasiCtxBuilder::new();
-    env::configure(&mut b, caps.env());
-    let sockets = sockets::SocketState::new(caps.tcp().to_vec());
-    sockets::configure(&mut b, &sockets);
     b.stdin(MemoryInputPipe::new(req.stdin.clone()))
         .stdout(stdout.clone())
         .stderr(stderr.clone());
@@ -628,13 +626,9 @@ pub(crate) fn store(
         .grant(grant)
         .policy(policy)
         .approvals(approvals);
-    let cx = Arc::new(cx);
-    let http = if caps.http().is_empty() {
-        HttpState::default()
-    } else {
-        HttpState::new(caps.http().to_vec(), secrets.clone(), cx.clone())
-    };
-    let host = HostState::new(cx, fs_state, http, sockets, secrets);
+    let mut setup = TaskSetup::new(&mut b, Arc::new(cx), fs_state, secrets);
+    caps.configure(&mut setup);
+    let host = setup.finish();
     let data = TaskData {
         wasi: b.build(),
         table: ResourceTable::new(),

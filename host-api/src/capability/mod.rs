@@ -13,9 +13,12 @@
 //! macro, only this trait and the fixed list.
 
 mod list;
+pub(crate) mod setup;
 
 pub use list::{Declared, Held, SectionError, Sections};
+pub use setup::TaskSetup;
 
+use crate::WardenView;
 use crate::grant::{NarrowingReason, Widening};
 use cap_std::AmbientAuthority;
 use serde::Serialize;
@@ -23,6 +26,7 @@ use serde::de::DeserializeOwned;
 use std::fmt;
 use std::ops::Range;
 use std::path::Path;
+use wasmtime::component::Linker;
 
 /// One kind of capability a manifest grants and a task holds.
 pub trait Capability {
@@ -80,6 +84,13 @@ pub trait Capability {
 
     /// A grant from its JSON form, checked as strictly as a manifest section.
     fn from_wire(wire: Self::Wire) -> Result<Self::Grant, WireError>;
+
+    /// Sets up what a task holding `grant` needs of it: the WASI context's settings for
+    /// what wasmtime-wasi enforces itself, and the state its interposer reads.
+    fn configure(grant: &Self::Grant, setup: &mut TaskSetup<'_>);
+
+    /// Adds the interfaces it serves to `linker`, each through its interposer.
+    fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()>;
 
     /// What the `task.start` record says a task holds of it (`grant`, under the manifest's
     /// `declared`), under [`KEY`](Self::KEY); `None` for a capability that record does

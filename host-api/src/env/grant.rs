@@ -2,12 +2,14 @@
 //! tokens, and described.
 
 use super::manifest::{EnvError, EnvSection, RawEnvSection, check_var_name};
-use crate::capability::{Capability, FieldError, ResolveCx, WireError};
+use crate::WardenView;
+use crate::capability::{Capability, FieldError, ResolveCx, TaskSetup, WireError};
 use crate::grant::{Capabilities, NarrowingReason, Widening, Wider, names};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use toml::Spanned;
+use wasmtime::component::Linker;
 
 /// The environment a tool sees: literal variables and names passed from the host. An empty
 /// grant is an empty environment.
@@ -124,6 +126,14 @@ impl Capability for Env {
     }
 
     /// `task.start` does not list the environment.
+    fn configure(grant: &Self::Grant, setup: &mut TaskSetup<'_>) {
+        super::configure(setup.wasi, grant);
+    }
+
+    fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+        super::add_to_linker(linker)
+    }
+
     fn summary(_declared: &Self::Grant, _grant: &Self::Grant) -> Option<serde_json::Value> {
         None
     }

@@ -50,12 +50,12 @@ pub fn resolve(
 /// # Ambient Authority
 ///
 /// Reads the `pass` names from the process environment.
-pub fn configure(builder: &mut WasiCtxBuilder, section: &EnvSection) {
+pub(crate) fn configure(builder: &mut WasiCtxBuilder, section: &EnvSection) {
     builder.envs(&resolve(section, |k| std::env::var(k).ok()));
 }
 
 /// Adds `wasi:cli/environment` to `linker`, recorded.
-pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     environment::add_to_linker::<T, crate::cli::Cli>(linker, crate::cli::view::<T>)
 }
 

@@ -6,11 +6,13 @@ use super::manifest::{
     resolve_grants,
 };
 use super::within;
-use crate::capability::{Capability, FieldError, ResolveCx, WireError};
+use crate::WardenView;
+use crate::capability::{Capability, FieldError, ResolveCx, TaskSetup, WireError};
 use crate::grant::{Capabilities, NarrowingReason, Widening, Wider};
 use std::fmt;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
+use wasmtime::component::Linker;
 
 /// Host directories a tool sees, each at a guest path, `read` or `read-write`. None means
 /// no files.
@@ -269,6 +271,15 @@ impl Capability for Fs {
     }
 
     /// `GUEST ACCESS`, and ` special` where FIFOs, sockets and devices may be opened.
+    fn configure(_grant: &Self::Grant, _setup: &mut TaskSetup<'_>) {
+        // The directories were opened before (`TaskSetup::new`): opening them can refuse
+        // the task, which configuring cannot.
+    }
+
+    fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+        super::add_to_linker(linker)
+    }
+
     fn summary(declared: &DeclaredFs, grant: &Self::Grant) -> Option<serde_json::Value> {
         Some(
             (grant.iter())

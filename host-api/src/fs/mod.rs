@@ -378,7 +378,7 @@ fn view<T: WardenView>(t: &mut T) -> Guarded<'_, WasiFilesystemCtxView<'_>> {
 
 /// Adds `wasi:filesystem/types` and `wasi:filesystem/preopens` to `linker`,
 /// guarded by the task's grants.
-pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     types::add_to_linker::<T, FsData>(linker, view::<T>)?;
     preopens::add_to_linker::<T, FsData>(linker, view::<T>)?;
     Ok(())

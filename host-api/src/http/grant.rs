@@ -2,14 +2,17 @@
 //! parent's (with the limits of the parent rule that would decide), carried in tokens, and
 //! described.
 
+use super::HttpState;
 use super::manifest::{HttpGrant, HttpManifestError, RawHttpRule, RequestLimits, resolve_rules};
 use super::{Egress, HostPattern, HttpRule};
-use crate::capability::{Capability, FieldError, ResolveCx, WireError};
+use crate::WardenView;
+use crate::capability::{Capability, FieldError, ResolveCx, TaskSetup, WireError};
 use crate::grant::{Capabilities, NarrowingReason, Widening, Wider};
 use crate::limits::manifest::{format_duration, format_size, parse_duration};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::ops::Range;
+use wasmtime::component::Linker;
 
 /// Outgoing HTTP requests: a grant holds `[[http]]` rules in order, each with limits per
 /// request; the first that matches a request decides. None means no requests.
@@ -215,6 +218,17 @@ impl Capability for Http {
                 })
             })
             .collect()
+    }
+
+    fn configure(grant: &Self::Grant, setup: &mut TaskSetup<'_>) {
+        if !grant.is_empty() {
+            let secrets = setup.secrets.clone();
+            setup.http = HttpState::new(grant.clone(), secrets, setup.cx.clone());
+        }
+    }
+
+    fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+        super::add_to_linker(linker)
     }
 
     fn summary(_declared: &DeclaredHttp, grant: &Self::Grant) -> Option<serde_json::Value> {

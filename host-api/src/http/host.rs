@@ -46,7 +46,7 @@ fn view<T: WardenView>(t: &mut T) -> Guarded<'_, WasiHttpCtxView<'_>> {
 }
 
 /// Adds `wasi:http/types` and `wasi:http/outgoing-handler` to `linker`.
-pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     outgoing_handler::add_to_linker::<T, HttpData>(linker, view::<T>)?;
     types::add_to_linker::<T, HttpData>(linker, &Default::default(), view::<T>)?;
     Ok(())

@@ -87,7 +87,7 @@ mod tests;
 
 pub use addr::AddrClass;
 pub use grant::{DeclaredHttp, Http, HttpNarrowing, HttpWire};
-pub use host::add_to_linker;
+pub(crate) use host::add_to_linker;
 pub use rules::{HostPattern, HttpRule, RuleError};
 pub use send::{Hooks, HttpTask};
 pub use state::HttpState;

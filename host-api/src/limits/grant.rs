@@ -5,12 +5,14 @@ use super::manifest::{
     HumanDuration, Limits, LimitsError, RawLimits, Size, format_duration, format_size,
     parse_duration, parse_size,
 };
-use crate::capability::{Capability, FieldError, ResolveCx, WireError};
+use crate::WardenView;
+use crate::capability::{Capability, FieldError, ResolveCx, TaskSetup, WireError};
 use crate::grant::{Capabilities, NarrowingReason, Widening, Wider};
 use std::fmt;
 use std::ops::Range;
 use std::time::Duration;
 use toml::Spanned;
+use wasmtime::component::Linker;
 
 /// What one task may spend: memory, time, fuel and output. Unlike the other capabilities,
 /// every task holds some: the manifest's, or the defaults.
@@ -160,6 +162,14 @@ impl Capability for TaskLimits {
     }
 
     /// `task.start` does not list the limits.
+    fn configure(_grant: &Self::Grant, _setup: &mut TaskSetup<'_>) {
+        // The store applies them: its memory limiter, fuel and epoch deadline.
+    }
+
+    fn add_to_linker<T: WardenView>(_linker: &mut Linker<T>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+
     fn summary(_declared: &Self::Grant, _grant: &Self::Grant) -> Option<serde_json::Value> {
         None
     }

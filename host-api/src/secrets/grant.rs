@@ -2,11 +2,13 @@
 //! carried in tokens, and described.
 
 use super::manifest::{RawSecret, SecretSpec, SpecError, is_secret_name, resolve_secrets};
-use crate::capability::{Capability, FieldError, ResolveCx, WireError};
+use crate::WardenView;
+use crate::capability::{Capability, FieldError, ResolveCx, TaskSetup, WireError};
 use crate::grant::{Capabilities, NarrowingReason, Widening, Wider, names, widening_list};
 use crate::limits::manifest::format_duration;
 use std::fmt;
 use std::ops::Range;
+use wasmtime::component::Linker;
 
 /// Credentials the host holds for a tool and uses on its behalf. A grant holds secrets by
 /// name with the uses it allows; the source and purpose stay in the manifest.
@@ -264,6 +266,15 @@ impl Capability for Secrets {
     }
 
     /// The names, in manifest order whatever order a grant gives them in.
+    fn configure(_grant: &Self::Grant, _setup: &mut TaskSetup<'_>) {
+        // The values were fetched before (`TaskSetup::new`), for the specs the grant
+        // holds: a fetch is async and can refuse the task.
+    }
+
+    fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+        super::add_to_linker(linker)
+    }
+
     fn summary(declared: &DeclaredSecrets, grant: &Self::Grant) -> Option<serde_json::Value> {
         Some(
             (declared.specs.iter())

@@ -55,7 +55,7 @@ struct SecretsView<'a> {
 }
 
 /// Adds `warden:tool/secrets` to `linker`.
-pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     secrets::add_to_linker::<T, SecretsData>(linker, |t| {
         let (wasi, host) = t.split();
         SecretsView {

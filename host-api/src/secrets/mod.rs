@@ -60,7 +60,7 @@ mod redact;
 mod value;
 
 pub use grant::{DeclaredSecrets, SecretGrant, SecretNarrowing, SecretWire, Secrets};
-pub use host::add_to_linker;
+pub(crate) use host::add_to_linker;
 pub use manifest::{Inject, SecretSpec, Source};
 pub use provider::FetchError;
 pub use provider::vault::{Lease, VaultError};

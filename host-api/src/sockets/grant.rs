@@ -1,12 +1,15 @@
 //! `[[tcp]]` as a [`Capability`]: resolved from the manifest, narrowed, carried in tokens,
 //! and described.
 
+use super::SocketState;
 use super::TcpPolicy;
 use super::manifest::{RawTcpRule, TcpError, TcpRule, resolve_rules};
-use crate::capability::{Capability, FieldError, ResolveCx, WireError};
+use crate::WardenView;
+use crate::capability::{Capability, FieldError, ResolveCx, TaskSetup, WireError};
 use crate::grant::{Capabilities, NarrowingReason, Widening, Wider};
 use std::fmt;
 use std::ops::Range;
+use wasmtime::component::Linker;
 
 /// Outgoing TCP connections: a grant holds `[[tcp]]` rules, none meaning no sockets and no
 /// name lookup.
@@ -79,6 +82,15 @@ impl Capability for Tcp {
                 TcpRule::parse(c).map_err(|e| WireError::new(format_args!("tcp[{i}]"), e))
             })
             .collect()
+    }
+
+    fn configure(grant: &Self::Grant, setup: &mut TaskSetup<'_>) {
+        setup.sockets = SocketState::new(grant.clone());
+        super::configure(setup.wasi, &setup.sockets);
+    }
+
+    fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+        super::add_to_linker(linker)
     }
 
     fn summary(_declared: &Self::Grant, grant: &Self::Grant) -> Option<serde_json::Value> {

@@ -138,7 +138,7 @@ impl Permits {
 /// only to an address the interposer allowed for this task and bind only the wildcard
 /// address with port 0 (what connect checks for its implicit bind). Listening, accepting
 /// and every UDP use are refused there too.
-pub fn configure(builder: &mut WasiCtxBuilder, state: &SocketState) {
+pub(crate) fn configure(builder: &mut WasiCtxBuilder, state: &SocketState) {
     let on = !state.policy.is_empty();
     builder
         .allow_tcp(on)
@@ -169,7 +169,7 @@ fn view<T: WardenView>(t: &mut T) -> Guarded<'_, WasiSocketsCtxView<'_>> {
 }
 
 /// Adds every `wasi:sockets` interface to `linker`.
-pub fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker<T: WardenView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     let l = linker;
     tcp::add_to_linker::<T, Sockets>(l, view::<T>)?;
     udp::add_to_linker::<T, Sockets>(l, view::<T>)?;
