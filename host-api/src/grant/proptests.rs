@@ -16,12 +16,18 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 
 use super::*;
+use crate::env::Env;
 use crate::env::manifest::EnvSection;
+use crate::fs::Fs;
 use crate::fs::manifest::{Access, FsGrant};
+use crate::http::Http;
 use crate::http::manifest::{HttpGrant, RequestLimits};
 use crate::http::{HostPattern, HttpRule};
+use crate::limits::TaskLimits;
 use crate::limits::manifest::Limits;
+use crate::secrets::Secrets;
 use crate::sockets::Resolved;
+use crate::sockets::Tcp;
 use crate::sockets::manifest::TcpRule;
 
 const MIB: u64 = 1 << 20;
@@ -213,16 +219,28 @@ fn capabilities() -> impl Strategy<Value = Capabilities> {
             fuel,
             output,
         });
-    (fs, http, tcp, secrets, env, limits).prop_map(|(fs, http, tcp, secrets, env, limits)| {
-        Capabilities {
-            fs,
-            http,
-            tcp,
-            secrets,
-            env,
-            limits,
-        }
-    })
+    (fs, http, tcp, secrets, env, limits).prop_map(caps)
+}
+
+/// A set with each of the six capabilities as given; any other (a test capability) holds
+/// nothing.
+fn caps(
+    (fs, http, tcp, secrets, env, limits): (
+        Vec<FsGrant>,
+        Vec<HttpGrant>,
+        Vec<TcpRule>,
+        Vec<SecretGrant>,
+        EnvSection,
+        Limits,
+    ),
+) -> Capabilities {
+    Capabilities::default()
+        .with::<Fs>(fs)
+        .with::<Http>(http)
+        .with::<Tcp>(tcp)
+        .with::<Secrets>(secrets)
+        .with::<Env>(env)
+        .with::<TaskLimits>(limits)
 }
 
 /// Narrowing strings from the pools alone: most of them widen a given parent somewhere.
@@ -575,16 +593,7 @@ fn child_of(parent: &Capabilities) -> BoxedStrategy<Capabilities> {
         });
     let parent_limits = *parent.limits();
     let limits = prop_oneof![2 => Just(parent_limits), 1 => limits];
-    (fs, http, tcp, secrets, env, limits)
-        .prop_map(|(fs, http, tcp, secrets, env, limits)| Capabilities {
-            fs,
-            http,
-            tcp,
-            secrets,
-            env,
-            limits,
-        })
-        .boxed()
+    (fs, http, tcp, secrets, env, limits).prop_map(caps).boxed()
 }
 
 /// A parent, and a set to judge against it: mostly made from it by hand, sometimes not.

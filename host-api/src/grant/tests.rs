@@ -7,11 +7,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use super::*;
+use crate::env::Env;
 use crate::env::manifest::EnvSection;
+use crate::fs::Fs;
 use crate::fs::manifest::{Access, FsGrant};
+use crate::http::Http;
 use crate::http::HttpRule;
 use crate::http::manifest::{HttpGrant, RequestLimits};
+use crate::limits::TaskLimits;
 use crate::limits::manifest::Limits;
+use crate::secrets::Secrets;
+use crate::sockets::Tcp;
 use crate::sockets::manifest::TcpRule;
 
 const MIB: u64 = 1 << 20;
@@ -961,17 +967,16 @@ mod narrowing_strings {
 
     #[test]
     fn an_empty_narrowing_is_the_parent() {
-        let parent = Capabilities {
-            fs: vec![fs("/w", "/srv/w", Access::ReadWrite)],
-            http: vec![http("https://x.example/ GET")],
-            tcp: vec![tcp("db:1")],
-            secrets: vec![secret("s", true)],
-            env: with_env(&[("A", "1")], &["B"]).env,
-            limits: Limits {
+        let parent = Capabilities::default()
+            .with::<Fs>(vec![fs("/w", "/srv/w", Access::ReadWrite)])
+            .with::<Http>(vec![http("https://x.example/ GET")])
+            .with::<Tcp>(vec![tcp("db:1")])
+            .with::<Secrets>(vec![secret("s", true)])
+            .with::<Env>(with_env(&[("A", "1")], &["B"]).env)
+            .with::<TaskLimits>(Limits {
                 fuel: Some(7),
                 ..Limits::default()
-            },
-        };
+            });
         assert_eq!(parent.narrow(&Narrowing::default()).unwrap(), parent);
     }
 }
@@ -1162,20 +1167,18 @@ mod json {
     use super::*;
 
     fn sample() -> Capabilities {
-        Capabilities {
-            fs: vec![fs("/workspace", "/srv/ws", Access::Read)],
-            http: vec![HttpGrant {
+        Capabilities::default()
+            .with::<Fs>(vec![fs("/workspace", "/srv/ws", Access::Read)])
+            .with::<Http>(vec![HttpGrant {
                 limits: RequestLimits {
                     timeout: Duration::from_millis(1500),
                     ..RequestLimits::default()
                 },
                 ..http("https://api.github.com/repos/ GET")
-            }],
-            tcp: vec![tcp("db.internal:5432")],
-            secrets: vec![secret("github", false)],
-            env: with_env(&[("LANG", "C.UTF-8")], &["TZ"]).env,
-            limits: Limits::default(),
-        }
+            }])
+            .with::<Tcp>(vec![tcp("db.internal:5432")])
+            .with::<Secrets>(vec![secret("github", false)])
+            .with::<Env>(with_env(&[("LANG", "C.UTF-8")], &["TZ"]).env)
     }
 
     fn sample_json() -> serde_json::Value {
