@@ -1,7 +1,9 @@
 //! Host side of every import a Warden tool can call.
 //!
-//! One module per capability, each holding its manifest section, its
-//! per-task state, its host implementation and the audit events it emits:
+//! One module per capability, each holding its manifest section, its grant (a
+//! [`Capability`](capability::Capability) in its `grant.rs`), its per-task state, its
+//! host implementation and the audit events it emits; everything common loops over
+//! them through one list, [`for_each_capability!`]:
 //!
 //! - [`fs`]: `[[fs]]` directory grants (`wasi:filesystem`)
 //! - [`env`](mod@env): `[env]` variables (`wasi:cli/environment`)
@@ -15,8 +17,9 @@
 //! [`grant`] is what one task holds of all these: a manifest's ceiling, or a narrower
 //! child of another task's grant.
 //!
-//! [`interpose`] is how every host call passes through Warden on its way to
-//! wasmtime-wasi, and [`audit`] is the event each call becomes.
+//! The interposer (`interpose.rs`, private) is how every host call passes through Warden on
+//! its way to wasmtime-wasi, for the task's [`cx::TaskCx`]; [`audit`] is the event each
+//! call becomes.
 #![deny(missing_docs)]
 
 pub mod audit;

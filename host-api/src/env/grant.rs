@@ -7,7 +7,6 @@ use crate::capability::{Capability, FieldError, ResolveCx, TaskSetup, WireError}
 use crate::grant::{Capabilities, NarrowingReason, Widening, Wider, names};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::ops::Range;
 use toml::Spanned;
 use wasmtime::component::Linker;
 
@@ -196,15 +195,5 @@ impl Capabilities {
     /// The environment: literal variables and names passed from the host.
     pub fn env(&self) -> &EnvSection {
         &self.env
-    }
-}
-
-impl FieldError for EnvError {
-    fn field(&self) -> String {
-        EnvError::field(self)
-    }
-
-    fn span(&self) -> Range<usize> {
-        EnvError::span(self)
     }
 }

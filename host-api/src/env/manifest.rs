@@ -29,6 +29,7 @@
 //! assert_eq!(env.pass, ["TZ"]);
 //! ```
 
+use crate::capability::FieldError;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
@@ -205,10 +206,10 @@ pub enum EnvError {
     },
 }
 
-impl EnvError {
+impl FieldError for EnvError {
     /// The dotted manifest field the error is about, e.g. `env.pass[1]` or `env.vars.LANG`
     /// (a name that is not a bare TOML key is quoted: `env.vars."A=B"`).
-    pub fn field(&self) -> String {
+    fn field(&self) -> String {
         match self {
             EnvError::VarName { name, .. } | EnvError::ValueNul { name, .. } => {
                 format!("env.vars.{}", toml_key(name))
@@ -220,7 +221,7 @@ impl EnvError {
     }
 
     /// Byte range of the offending key or value in the manifest source.
-    pub fn span(&self) -> Range<usize> {
+    fn span(&self) -> Range<usize> {
         match self {
             EnvError::VarName { span, .. }
             | EnvError::ValueNul { span, .. }

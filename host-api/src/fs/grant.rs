@@ -7,10 +7,9 @@ use super::manifest::{
 };
 use super::within;
 use crate::WardenView;
-use crate::capability::{Capability, FieldError, ResolveCx, TaskSetup, WireError};
+use crate::capability::{Capability, ResolveCx, TaskSetup, WireError};
 use crate::grant::{Capabilities, NarrowingReason, Widening, Wider};
 use std::fmt;
-use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 use wasmtime::component::Linker;
 
@@ -376,15 +375,5 @@ impl Capabilities {
     /// one component at a time without following symlinks.
     pub fn fs(&self) -> &[FsGrant] {
         &self.fs
-    }
-}
-
-impl FieldError for FsError {
-    fn field(&self) -> String {
-        FsError::field(self)
-    }
-
-    fn span(&self) -> Range<usize> {
-        FsError::span(self)
     }
 }

@@ -60,6 +60,7 @@
 //! assert_eq!(roots[0].grant.host, dir.canonicalize().unwrap());
 //! ```
 
+use crate::capability::FieldError;
 use std::fmt;
 use std::io;
 use std::ops::Range;
@@ -440,9 +441,9 @@ pub enum FsError {
     },
 }
 
-impl FsError {
+impl FieldError for FsError {
     /// The dotted manifest field the error is about, e.g. `fs[1].guest`.
-    pub fn field(&self) -> String {
+    fn field(&self) -> String {
         match self {
             FsError::Host { index, .. } | FsError::HostOverlap { index, .. } => {
                 format!("fs[{index}].host")
@@ -455,7 +456,7 @@ impl FsError {
     }
 
     /// Byte range of the offending value in the manifest source.
-    pub fn span(&self) -> Range<usize> {
+    fn span(&self) -> Range<usize> {
         match self {
             FsError::Host { span, .. }
             | FsError::Guest { span, .. }

@@ -6,12 +6,11 @@ use super::HttpState;
 use super::manifest::{HttpGrant, HttpManifestError, RawHttpRule, RequestLimits, resolve_rules};
 use super::{Egress, HostPattern, HttpRule};
 use crate::WardenView;
-use crate::capability::{Capability, FieldError, ResolveCx, TaskSetup, WireError};
+use crate::capability::{Capability, ResolveCx, TaskSetup, WireError};
 use crate::grant::{Capabilities, NarrowingReason, Widening, Wider};
 use crate::limits::manifest::{format_duration, format_size, parse_duration};
 use std::collections::BTreeSet;
 use std::fmt;
-use std::ops::Range;
 use wasmtime::component::Linker;
 
 /// Outgoing HTTP requests: a grant holds `[[http]]` rules in order, each with limits per
@@ -429,15 +428,5 @@ impl Capabilities {
     /// The `[[http]]` rule engine for these rules.
     pub fn egress(&self) -> Egress {
         Egress::new(self.http.iter().map(|g| g.rule.clone()).collect())
-    }
-}
-
-impl FieldError for HttpManifestError {
-    fn field(&self) -> String {
-        HttpManifestError::field(self).to_owned()
-    }
-
-    fn span(&self) -> Range<usize> {
-        HttpManifestError::span(self)
     }
 }

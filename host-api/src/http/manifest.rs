@@ -37,6 +37,7 @@
 
 use super::{HttpRule, RuleError};
 use crate::approval::Approval;
+use crate::capability::FieldError;
 use crate::limits::manifest::{HumanDuration, Size, format_duration, format_size};
 use serde::Deserialize;
 use std::fmt;
@@ -141,14 +142,14 @@ pub struct HttpManifestError {
     message: String,
 }
 
-impl HttpManifestError {
+impl FieldError for HttpManifestError {
     /// The dotted manifest field, e.g. `http[1].url`.
-    pub fn field(&self) -> &str {
-        &self.field
+    fn field(&self) -> String {
+        self.field.clone()
     }
 
     /// Byte range of the offending value in the manifest source.
-    pub fn span(&self) -> Range<usize> {
+    fn span(&self) -> Range<usize> {
         self.span.clone()
     }
 }

@@ -9,7 +9,6 @@ use crate::WardenView;
 use crate::capability::{Capability, FieldError, ResolveCx, TaskSetup, WireError};
 use crate::grant::{Capabilities, NarrowingReason, Widening, Wider};
 use std::fmt;
-use std::ops::Range;
 use std::time::Duration;
 use toml::Spanned;
 use wasmtime::component::Linker;
@@ -250,15 +249,5 @@ impl Capabilities {
     /// Memory, time, fuel and output limits.
     pub fn limits(&self) -> &Limits {
         &self.limits
-    }
-}
-
-impl FieldError for LimitsError {
-    fn field(&self) -> String {
-        LimitsError::field(self).to_owned()
-    }
-
-    fn span(&self) -> Range<usize> {
-        LimitsError::span(self)
     }
 }

@@ -24,6 +24,7 @@
 //! assert_eq!(limits.timeout, Limits::default().timeout);
 //! ```
 
+use crate::capability::FieldError;
 use std::fmt;
 use std::ops::Range;
 use std::time::Duration;
@@ -218,19 +219,19 @@ pub enum LimitsError {
     },
 }
 
-impl LimitsError {
+impl FieldError for LimitsError {
     /// The dotted manifest field the error is about, e.g. `limits.memory`.
-    pub fn field(&self) -> &'static str {
+    fn field(&self) -> String {
         match self {
-            LimitsError::MemoryOutOfRange { .. } => "limits.memory",
-            LimitsError::TimeoutOutOfRange { .. } => "limits.timeout",
-            LimitsError::FuelNotPositive { .. } => "limits.fuel",
-            LimitsError::OutputZero { .. } => "limits.output",
+            LimitsError::MemoryOutOfRange { .. } => "limits.memory".into(),
+            LimitsError::TimeoutOutOfRange { .. } => "limits.timeout".into(),
+            LimitsError::FuelNotPositive { .. } => "limits.fuel".into(),
+            LimitsError::OutputZero { .. } => "limits.output".into(),
         }
     }
 
     /// Byte range of the offending value in the manifest source.
-    pub fn span(&self) -> Range<usize> {
+    fn span(&self) -> Range<usize> {
         match self {
             LimitsError::MemoryOutOfRange { span, .. }
             | LimitsError::TimeoutOutOfRange { span, .. }

@@ -3,11 +3,10 @@
 
 use super::manifest::{RawSecret, SecretSpec, SpecError, is_secret_name, resolve_secrets};
 use crate::WardenView;
-use crate::capability::{Capability, FieldError, ResolveCx, TaskSetup, WireError};
+use crate::capability::{Capability, ResolveCx, TaskSetup, WireError};
 use crate::grant::{Capabilities, NarrowingReason, Widening, Wider, names, widening_list};
 use crate::limits::manifest::format_duration;
 use std::fmt;
-use std::ops::Range;
 use wasmtime::component::Linker;
 
 /// Credentials the host holds for a tool and uses on its behalf. A grant holds secrets by
@@ -364,15 +363,5 @@ impl Capabilities {
                 Some(spec)
             })
             .collect()
-    }
-}
-
-impl FieldError for SpecError {
-    fn field(&self) -> String {
-        SpecError::field(self)
-    }
-
-    fn span(&self) -> Range<usize> {
-        SpecError::span(self)
     }
 }

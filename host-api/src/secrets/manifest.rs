@@ -71,6 +71,7 @@
 //! assert!(!specs[0].hmac);
 //! ```
 
+use crate::capability::FieldError;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -582,14 +583,14 @@ pub struct SpecError {
     pub reason: SpecReason,
 }
 
-impl SpecError {
+impl FieldError for SpecError {
     /// The dotted manifest field the error is about, e.g. `secrets[1].inject.header`.
-    pub fn field(&self) -> String {
+    fn field(&self) -> String {
         format!("secrets[{}].{}", self.index, self.field)
     }
 
     /// Byte range of the offending value in the manifest source.
-    pub fn span(&self) -> Range<usize> {
+    fn span(&self) -> Range<usize> {
         self.span.clone()
     }
 }

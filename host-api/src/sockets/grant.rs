@@ -5,10 +5,9 @@ use super::SocketState;
 use super::TcpPolicy;
 use super::manifest::{RawTcpRule, TcpError, TcpRule, resolve_rules};
 use crate::WardenView;
-use crate::capability::{Capability, FieldError, ResolveCx, TaskSetup, WireError};
+use crate::capability::{Capability, ResolveCx, TaskSetup, WireError};
 use crate::grant::{Capabilities, NarrowingReason, Widening, Wider};
 use std::fmt;
-use std::ops::Range;
 use wasmtime::component::Linker;
 
 /// Outgoing TCP connections: a grant holds `[[tcp]]` rules, none meaning no sockets and no
@@ -150,15 +149,5 @@ impl Capabilities {
     /// The `[[tcp]]` policy for these rules.
     pub fn tcp_policy(&self) -> TcpPolicy {
         TcpPolicy::new(self.tcp.clone())
-    }
-}
-
-impl FieldError for TcpError {
-    fn field(&self) -> String {
-        TcpError::field(self)
-    }
-
-    fn span(&self) -> Range<usize> {
-        TcpError::span(self)
     }
 }

@@ -27,6 +27,7 @@
 //!
 //! ```
 //! use warden_host_api::http::HostPattern;
+//! use warden_host_api::capability::FieldError;
 //! use warden_host_api::sockets::manifest::{RawTcpRule, resolve_rules};
 //!
 //! #[derive(serde::Deserialize)]
@@ -50,6 +51,7 @@
 //! assert_eq!(err.field(), "tcp[0].connect");
 //! ```
 
+use crate::capability::FieldError;
 use std::fmt;
 use std::net::IpAddr;
 use std::ops::Range;
@@ -333,16 +335,16 @@ pub enum TcpError {
     },
 }
 
-impl TcpError {
+impl FieldError for TcpError {
     /// The dotted manifest field the error is about, e.g. `tcp[1].connect`.
-    pub fn field(&self) -> String {
+    fn field(&self) -> String {
         match self {
             TcpError::Connect { index, .. } => format!("tcp[{index}].connect"),
         }
     }
 
     /// Byte range of the offending value in the manifest source.
-    pub fn span(&self) -> Range<usize> {
+    fn span(&self) -> Range<usize> {
         match self {
             TcpError::Connect { span, .. } => span.clone(),
         }

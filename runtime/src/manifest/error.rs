@@ -1,7 +1,7 @@
 //! Why a manifest was refused, as `FILE:LINE: FIELD: MESSAGE`: TOML spans turned into lines
 //! and dotted field paths, and serde's messages into TOML's words.
 
-use super::*;
+use super::Digest;
 use std::fmt;
 use std::io;
 use std::ops::Range;
@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
+
 /// Why a manifest was refused.
 ///
 /// `Display` is one line, `FILE:LINE: FIELD: MESSAGE` (or `FILE:LINE: MESSAGE` for a TOML

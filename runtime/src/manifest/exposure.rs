@@ -1,6 +1,6 @@
 //! What no `[[fs]]` grant may expose: Warden's own state, keys, cache and log.
 
-use super::*;
+use super::{Manifest, ManifestError};
 use std::path::{Path, PathBuf};
 
 /// Warden's own files and directories, which no `[[fs]]` grant may overlap.

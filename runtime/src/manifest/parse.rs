@@ -4,12 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use super::error::Context;
-use super::*;
+use super::{AuditLevel, AuditSection, Digest, Manifest, ManifestError, Protected, ToolSection};
 use cap_std::AmbientAuthority;
 use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeTable;
 use warden_host_api::capability::{Capability, ResolveCx, Sections};
+use warden_host_api::policy::manifest::RawPolicySection;
 use warden_host_api::secrets::Source;
 
 macro_rules! raw_manifest {
@@ -40,8 +41,6 @@ macro_rules! raw_manifest {
 }
 
 warden_host_api::for_each_capability!(raw_manifest);
-
-use warden_host_api::policy::manifest::RawPolicySection;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,6 +1,6 @@
 //! `warden check`'s account of what a manifest grants.
 
-use super::*;
+use super::Manifest;
 use std::fmt::{self, Write as _};
 use warden_host_api::limits::manifest::format_duration;
 
