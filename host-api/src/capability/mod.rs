@@ -121,6 +121,21 @@ pub struct ResolveCx<'a> {
     pub ambient: AmbientAuthority,
 }
 
+/// A list narrowing as `KEY=VALUE` strings, one per entry, and a list of none (the child
+/// holds none of it) as `KEY=`: what [`Capability::narrowing_args`] writes for a list.
+pub fn list_args<I>(key: &str, values: I) -> Vec<String>
+where
+    I: IntoIterator,
+    I::Item: fmt::Display,
+{
+    let args: Vec<String> = (values.into_iter()).map(|v| format!("{key}={v}")).collect();
+    if args.is_empty() {
+        vec![format!("{key}=")]
+    } else {
+        args
+    }
+}
+
 /// A manifest section's error: where it is and what is wrong, for the manifest's
 /// `FILE:LINE: FIELD: MESSAGE`.
 pub trait FieldError: fmt::Display {

@@ -3,7 +3,7 @@
 
 use super::manifest::{EnvError, EnvSection, RawEnvSection, check_var_name};
 use crate::WardenView;
-use crate::capability::{Capability, FieldError, ResolveCx, TaskSetup, WireError};
+use crate::capability::{Capability, FieldError, ResolveCx, TaskSetup, WireError, list_args};
 use crate::grant::{Capabilities, NarrowingReason, Widening, Wider, names};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -81,10 +81,7 @@ impl Capability for Env {
     }
 
     fn narrowing_args(narrowing: &Self::Narrowing) -> Vec<String> {
-        if narrowing.is_empty() {
-            return vec!["env=".into()];
-        }
-        narrowing.iter().map(|name| format!("env={name}")).collect()
+        list_args(Self::KEY, narrowing)
     }
 
     /// Each name takes the parent's value, or is passed from the host if the parent

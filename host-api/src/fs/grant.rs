@@ -7,7 +7,7 @@ use super::manifest::{
 };
 use super::within;
 use crate::WardenView;
-use crate::capability::{Capability, ResolveCx, TaskSetup, WireError};
+use crate::capability::{Capability, ResolveCx, TaskSetup, WireError, list_args};
 use crate::grant::{Capabilities, NarrowingReason, Widening, Wider};
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
@@ -187,17 +187,13 @@ impl Capability for Fs {
     }
 
     fn narrowing_args(narrowing: &Self::Narrowing) -> Vec<String> {
-        if narrowing.is_empty() {
-            return vec!["fs=".into()];
-        }
-        (narrowing.iter())
-            .map(|f| match f.access {
-                Some(access) => format!("fs={}:{access}", f.guest),
-                // A `:` in the path would otherwise read as an access.
-                None if f.guest.contains(':') => format!("fs={}:", f.guest),
-                None => format!("fs={}", f.guest),
-            })
-            .collect()
+        let values = narrowing.iter().map(|f| match f.access {
+            Some(access) => format!("{}:{access}", f.guest),
+            // A `:` in the path would otherwise read as an access.
+            None if f.guest.contains(':') => format!("{}:", f.guest),
+            None => f.guest.clone(),
+        });
+        list_args(Self::KEY, values)
     }
 
     fn narrow(parent: &Self::Grant, narrowing: &Self::Narrowing) -> Result<Self::Grant, Widening> {

@@ -6,7 +6,7 @@ use super::HttpState;
 use super::manifest::{HttpGrant, HttpManifestError, RawHttpRule, RequestLimits, resolve_rules};
 use super::{Egress, HostPattern, HttpRule};
 use crate::WardenView;
-use crate::capability::{Capability, ResolveCx, TaskSetup, WireError};
+use crate::capability::{Capability, ResolveCx, TaskSetup, WireError, list_args};
 use crate::grant::{Capabilities, NarrowingReason, Widening, Wider};
 use crate::limits::manifest::{format_duration, format_size, parse_duration};
 use std::collections::BTreeSet;
@@ -160,17 +160,11 @@ impl Capability for Http {
     }
 
     fn narrowing_args(narrowing: &Self::Narrowing) -> Vec<String> {
-        if narrowing.is_empty() {
-            return vec!["http=".into()];
-        }
-        (narrowing.iter())
-            .map(|h| match h.rule.methods() {
-                Some(methods) if h.methods_given => {
-                    format!("http={} {}", h.rule.url(), methods.join(","))
-                }
-                _ => format!("http={}", h.rule.url()),
-            })
-            .collect()
+        let values = narrowing.iter().map(|h| match h.rule.methods() {
+            Some(methods) if h.methods_given => format!("{} {}", h.rule.url(), methods.join(",")),
+            _ => h.rule.url().to_owned(),
+        });
+        list_args(Self::KEY, values)
     }
 
     fn narrow(parent: &Self::Grant, narrowing: &Self::Narrowing) -> Result<Self::Grant, Widening> {

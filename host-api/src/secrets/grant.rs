@@ -3,7 +3,7 @@
 
 use super::manifest::{RawSecret, SecretSpec, SpecError, is_secret_name, resolve_secrets};
 use crate::WardenView;
-use crate::capability::{Capability, ResolveCx, TaskSetup, WireError};
+use crate::capability::{Capability, ResolveCx, TaskSetup, WireError, list_args};
 use crate::grant::{Capabilities, NarrowingReason, Widening, Wider, names, widening_list};
 use crate::limits::manifest::format_duration;
 use std::fmt;
@@ -219,12 +219,7 @@ impl Capability for Secrets {
     }
 
     fn narrowing_args(narrowing: &Self::Narrowing) -> Vec<String> {
-        if narrowing.is_empty() {
-            return vec!["secrets=".into()];
-        }
-        (narrowing.iter())
-            .map(|s| format!("secrets={}", s.label()))
-            .collect()
+        list_args(Self::KEY, narrowing.iter().map(SecretNarrowing::label))
     }
 
     fn narrow(parent: &Self::Grant, narrowing: &Self::Narrowing) -> Result<Self::Grant, Widening> {

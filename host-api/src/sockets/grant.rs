@@ -5,7 +5,7 @@ use super::SocketState;
 use super::TcpPolicy;
 use super::manifest::{RawTcpRule, TcpError, TcpRule, resolve_rules};
 use crate::WardenView;
-use crate::capability::{Capability, ResolveCx, TaskSetup, WireError};
+use crate::capability::{Capability, ResolveCx, TaskSetup, WireError, list_args};
 use crate::grant::{Capabilities, NarrowingReason, Widening, Wider};
 use std::fmt;
 use wasmtime::component::Linker;
@@ -59,12 +59,7 @@ impl Capability for Tcp {
     }
 
     fn narrowing_args(narrowing: &Self::Narrowing) -> Vec<String> {
-        if narrowing.is_empty() {
-            return vec!["tcp=".into()];
-        }
-        (narrowing.iter())
-            .map(|t| format!("tcp={}", t.connect()))
-            .collect()
+        list_args(Self::KEY, narrowing.iter().map(TcpRule::connect))
     }
 
     fn narrow(_parent: &Self::Grant, narrowing: &Self::Narrowing) -> Result<Self::Grant, Widening> {
