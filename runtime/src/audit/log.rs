@@ -43,12 +43,12 @@
 //! ([`Report::adopted`](super::verify::Report::adopted)).
 
 use super::checkpoint::{Checkpoint, HostKey};
-use super::merkle::{Blake3, MerkleTree, leaf_hash};
+use super::merkle::{Blake3, Frontier, leaf_hash};
 use super::rfc3339;
-use super::verify::{range_digest, verify_bytes};
+use super::verify::{VerifyError, verify_files};
 use serde_json::json;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -385,17 +385,22 @@ impl AuditLog {
             &cp_path,
         )?;
 
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io(path))?;
-        let mut cp_bytes = Vec::new();
-        cps.read_to_end(&mut cp_bytes).map_err(io(&cp_path))?;
         // The same checks as `warden audit verify`: anything it calls damage
-        // stops the writer; only a torn tail is cut.
-        let report =
-            verify_bytes(&bytes, &cp_bytes, key.verifier()).map_err(|e| LogError::Tampered {
-                path: path.display().to_string(),
-                what: e.to_string(),
-            })?;
+        // stops the writer; only a torn tail is cut. Made on the files
+        // opened and locked here, in one pass that holds no more than the
+        // tree's right edge.
+        let report = verify_files(&mut file, &mut cps, key.verifier(), path, &cp_path).map_err(
+            |e| match e {
+                VerifyError::Io { path, error } => LogError::Io {
+                    path: path.display().to_string(),
+                    error,
+                },
+                e => LogError::Tampered {
+                    path: path.display().to_string(),
+                    what: e.to_string(),
+                },
+            },
+        )?;
         if report.uncovered > 0 && !adopt {
             // Before anything is cut or written: the log stays as it was found.
             return Err(LogError::Uncovered {
@@ -417,16 +422,11 @@ impl AuditLog {
             });
         }
         let adopted = (report.uncovered > 0).then(|| {
-            let leaves: Vec<_> = (report.covered..report.records)
-                .filter_map(|seq| report.leaf_hash(seq))
-                .collect();
-            // The tree holds exactly `records` leaves, so this is always there.
-            let root = report.tree().root_at(report.records).ok().map(|r| hex(&r));
             (
                 report.covered,
                 report.records - 1,
-                range_digest(&leaves),
-                root,
+                report.uncovered_digest().to_owned(),
+                hex(&report.root()),
             )
         });
         let cut = report.torn_tail.map_or(0, |t| t.len);
@@ -437,15 +437,14 @@ impl AuditLog {
         file.seek(SeekFrom::End(0)).map_err(io(path))?;
         if report.torn_checkpoint {
             // A note cut short would run into the next one written.
-            let whole: usize = report.signed().iter().map(|c| c.note.len() + 1).sum();
-            cps.set_len(whole as u64).map_err(io(&cp_path))?;
+            cps.set_len(report.notes_end()).map_err(io(&cp_path))?;
             cps.sync_all().map_err(io(&cp_path))?;
         }
         let records = report.records;
         let report_checkpoints = report.checkpoints;
         let last_leaf = report.last_hash;
         let covered = report.covered;
-        let tree = report.into_tree();
+        let tree = report.into_frontier();
 
         let state = State {
             next_seq: records,
@@ -633,7 +632,7 @@ struct Writer {
     shared: Arc<Shared>,
     file: File,
     cps: File,
-    tree: MerkleTree<Blake3>,
+    tree: Frontier<Blake3>,
     key: HostKey,
     opts: LogOptions,
 }

@@ -81,7 +81,15 @@
 //! at most `2n - 1` hashes in all. Appending is O(1) amortized (one new node
 //! per completed pair); [`MerkleTree::root`] and [`MerkleTree::root_at`]
 //! join at most one full subtree per bit of the size, so they cost O(log n)
-//! hashes; proofs cost O(log² n).
+//! hashes; proofs cost O(log² n). It is for tests and small trees.
+//!
+//! The audit log's writer and verifier hold only a [`Frontier`], the tree's
+//! right edge: one hash per bit of the size, all that appending and the
+//! current root need. A proof is made from the log itself: its hashes are
+//! those of a few disjoint subtrees ([`inclusion_ranges`],
+//! [`consistency_ranges`]), which [`Subtrees`] computes in one pass over the
+//! leaves with one right edge each. Memory stays O(log² n) whatever the
+//! log's length.
 //!
 //! # Example
 //!
@@ -365,9 +373,10 @@ impl<H: Hasher> MerkleTree<H> {
         if index >= size {
             return Err(ProofError::IndexOutOfRange { index, size });
         }
-        let mut proof = Vec::with_capacity(inclusion_proof_len(index, size));
-        self.path(index, 0, size, &mut proof);
-        Ok(proof)
+        Ok(inclusion_ranges(index, size)
+            .into_iter()
+            .map(|r| self.subtree(r.start, r.len))
+            .collect())
     }
 
     /// The consistency proof from the tree of the first `size1` leaves to
@@ -379,9 +388,10 @@ impl<H: Hasher> MerkleTree<H> {
         if size1 == size2 {
             return Ok(Vec::new());
         }
-        let mut proof = Vec::with_capacity(consistency_proof_len(size1, size2));
-        self.subproof(size1, 0, size2, true, &mut proof);
-        Ok(proof)
+        Ok(consistency_ranges(size1, size2)
+            .into_iter()
+            .map(|r| self.subtree(r.start, r.len))
+            .collect())
     }
 
     fn check_size(&self, size: u64) -> Result<(), ProofError> {
@@ -412,40 +422,6 @@ impl<H: Hasher> MerkleTree<H> {
             rest &= rest - 1;
         }
         acc.unwrap_or_else(empty_root::<H>)
-    }
-
-    /// RFC 9162 `PATH(m, D[start..start + n])`, appended to `out`.
-    fn path(&self, m: u64, start: u64, n: u64, out: &mut Vec<H::Output>) {
-        if n <= 1 {
-            return;
-        }
-        let k = split(n);
-        if m < k {
-            self.path(m, start, k, out);
-            out.push(self.subtree(start + k, n - k));
-        } else {
-            self.path(m - k, start + k, n - k, out);
-            out.push(self.subtree(start, k));
-        }
-    }
-
-    /// RFC 9162 `SUBPROOF(m, D[start..start + n], whole)`, appended to
-    /// `out`, for `0 < m <= n`.
-    fn subproof(&self, m: u64, start: u64, n: u64, whole: bool, out: &mut Vec<H::Output>) {
-        if m == n {
-            if !whole {
-                out.push(self.subtree(start, n));
-            }
-            return;
-        }
-        let k = split(n);
-        if m <= k {
-            self.subproof(m, start, k, whole, out);
-            out.push(self.subtree(start + k, n - k));
-        } else {
-            self.subproof(m - k, start + k, n - k, false, out);
-            out.push(self.subtree(start, k));
-        }
     }
 }
 
@@ -676,6 +652,213 @@ fn to_hashes<H: Hasher>(proof: &[impl AsRef<[u8]>]) -> Result<Vec<H::Output>, Pr
         .enumerate()
         .map(|(i, h)| to_hash::<H>(h.as_ref(), || format!("proof[{i}]")))
         .collect()
+}
+
+/// The leaves `start..start + len` whose subtree hash is one hash of a
+/// proof. Every range the RFC's recursion names starts at a multiple of the
+/// largest power of two not above its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    /// The first leaf.
+    pub start: u64,
+    /// The number of leaves.
+    pub len: u64,
+}
+
+impl Range {
+    fn end(&self) -> u64 {
+        self.start + self.len
+    }
+}
+
+/// The subtrees whose hashes make the inclusion proof of leaf `index` in a
+/// tree of `size` leaves, in proof order, for `index < size`. They are
+/// disjoint, so one pass over the leaves computes them all ([`Subtrees`]).
+pub fn inclusion_ranges(index: u64, size: u64) -> Vec<Range> {
+    let mut out = Vec::with_capacity(inclusion_proof_len(index, size));
+    path(index, 0, size, &mut out);
+    out
+}
+
+/// The subtrees whose hashes make the consistency proof from `size1` to
+/// `size2` leaves, in proof order, for `0 < size1 < size2`. Disjoint, as
+/// [`inclusion_ranges`] are.
+pub fn consistency_ranges(size1: u64, size2: u64) -> Vec<Range> {
+    let mut out = Vec::with_capacity(consistency_proof_len(size1, size2));
+    subproof(size1, 0, size2, true, &mut out);
+    out
+}
+
+/// RFC 9162 `PATH(m, D[start..start + n])`, appended to `out` as ranges.
+fn path(m: u64, start: u64, n: u64, out: &mut Vec<Range>) {
+    if n <= 1 {
+        return;
+    }
+    let k = split(n);
+    if m < k {
+        path(m, start, k, out);
+        out.push(Range {
+            start: start + k,
+            len: n - k,
+        });
+    } else {
+        path(m - k, start + k, n - k, out);
+        out.push(Range { start, len: k });
+    }
+}
+
+/// RFC 9162 `SUBPROOF(m, D[start..start + n], whole)`, appended to `out`
+/// as ranges, for `0 < m <= n`.
+fn subproof(m: u64, start: u64, n: u64, whole: bool, out: &mut Vec<Range>) {
+    if m == n {
+        if !whole {
+            out.push(Range { start, len: n });
+        }
+        return;
+    }
+    let k = split(n);
+    if m <= k {
+        subproof(m, start, k, whole, out);
+        out.push(Range {
+            start: start + k,
+            len: n - k,
+        });
+    } else {
+        subproof(m - k, start + k, n - k, false, out);
+        out.push(Range { start, len: k });
+    }
+}
+
+/// The right edge of a tree: the hashes of its full subtrees, one per bit
+/// of its size, largest first. That is all appending and the root need, so
+/// a writer that never makes proofs keeps O(log n) hashes, however long
+/// the log grows.
+pub struct Frontier<H: Hasher = Blake3> {
+    size: u64,
+    nodes: Vec<H::Output>,
+}
+
+impl<H: Hasher> Frontier<H> {
+    /// The edge of the empty tree.
+    pub fn new() -> Self {
+        Frontier {
+            size: 0,
+            nodes: Vec::new(),
+        }
+    }
+
+    /// The number of leaves pushed.
+    pub fn len(&self) -> u64 {
+        self.size
+    }
+
+    /// Whether no leaf was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// Appends a leaf by its hash (as made by [`leaf_hash`]) and returns its
+    /// index.
+    pub fn push_hash(&mut self, hash: H::Output) -> u64 {
+        // Like a binary counter: each trailing one bit of the size is a full
+        // subtree that the new leaf's subtree now pairs with.
+        let mut node = hash;
+        let mut carry = self.size;
+        while carry & 1 == 1 {
+            let left = self.nodes.pop().expect("one node per set bit of the size");
+            node = node_hash::<H>(&left, &node);
+            carry >>= 1;
+        }
+        self.nodes.push(node);
+        self.size += 1;
+        self.size - 1
+    }
+
+    /// The root of the tree so far; [`empty_root`] when it has no leaves.
+    pub fn root(&self) -> H::Output {
+        let mut nodes = self.nodes.iter().rev();
+        let Some(&last) = nodes.next() else {
+            return empty_root::<H>();
+        };
+        nodes.fold(last, |right, left| node_hash::<H>(left, &right))
+    }
+}
+
+impl<H: Hasher> Default for Frontier<H> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<H: Hasher> Clone for Frontier<H> {
+    fn clone(&self) -> Self {
+        Frontier {
+            size: self.size,
+            nodes: self.nodes.clone(),
+        }
+    }
+}
+
+impl<H: Hasher> fmt::Debug for Frontier<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Frontier")
+            .field("hasher", &H::NAME)
+            .field("len", &self.size)
+            .field("root", &hex(self.root().as_ref()))
+            .finish()
+    }
+}
+
+/// The hashes of a few disjoint subtrees, computed in one pass over the
+/// leaves: how a proof is made from a log on disk without holding its tree.
+/// Memory is one [`Frontier`] per range.
+pub struct Subtrees<H: Hasher = Blake3> {
+    ranges: Vec<Range>,
+    edges: Vec<Frontier<H>>,
+    next: u64,
+}
+
+impl<H: Hasher> Subtrees<H> {
+    /// Collects the hashes of `ranges`, which must not overlap.
+    pub fn new(ranges: Vec<Range>) -> Self {
+        let edges = ranges.iter().map(|_| Frontier::new()).collect();
+        Subtrees {
+            ranges,
+            edges,
+            next: 0,
+        }
+    }
+
+    /// The leaves the ranges need: one past the last leaf of any of them.
+    pub fn needs(&self) -> u64 {
+        self.ranges.iter().map(Range::end).max().unwrap_or(0)
+    }
+
+    /// Takes the next leaf's hash, in order from leaf 0.
+    pub fn push_hash(&mut self, hash: H::Output) {
+        let i = self.next;
+        self.next += 1;
+        if let Some(k) = self.ranges.iter().position(|r| r.start <= i && i < r.end()) {
+            self.edges[k].push_hash(hash);
+        }
+    }
+
+    /// The hashes, in the order of the ranges.
+    ///
+    /// # Errors
+    ///
+    /// [`ProofError::SizeBeyondTree`] when fewer leaves were pushed than a
+    /// range needs.
+    pub fn finish(self) -> Result<Vec<H::Output>, ProofError> {
+        let needs = self.needs();
+        if self.next < needs {
+            return Err(ProofError::SizeBeyondTree {
+                size: needs,
+                len: self.next,
+            });
+        }
+        Ok(self.edges.iter().map(Frontier::root).collect())
+    }
 }
 
 /// The largest power of two smaller than `n`, for `n >= 2`: where RFC 9162
@@ -1394,5 +1577,48 @@ mod tests {
     #[test]
     fn consistency_properties_sha256() {
         consistency_properties::<Sha256>();
+    }
+
+    /// The edge alone gives every root the whole tree gives, and
+    /// [`Subtrees`] fed the leaves in one pass gives every proof.
+    #[test]
+    fn frontier_and_subtrees_agree_with_the_tree() {
+        let (tree, hashes, roots) = fixture::<Blake3>();
+        let mut edge = Frontier::<Blake3>::new();
+        assert_eq!(edge.root(), roots[0]);
+        for (i, h) in hashes.iter().enumerate() {
+            assert_eq!(edge.push_hash(*h), i as u64);
+            assert_eq!(edge.root(), roots[i + 1], "frontier root at {}", i + 1);
+            assert_eq!(edge.nodes.len(), edge.len().count_ones() as usize);
+        }
+        let made = |ranges: Vec<Range>| {
+            let mut sub = Subtrees::<Blake3>::new(ranges);
+            for h in &hashes[..sub.needs() as usize] {
+                sub.push_hash(*h);
+            }
+            sub.finish().unwrap()
+        };
+        for size in 1..=2 * MAX as u64 {
+            for index in 0..size {
+                assert_eq!(
+                    made(inclusion_ranges(index, size)),
+                    tree.inclusion_proof(index, size).unwrap(),
+                    "inclusion of {index} in {size}"
+                );
+            }
+            for size1 in 1..size {
+                assert_eq!(
+                    made(consistency_ranges(size1, size)),
+                    tree.consistency_proof(size1, size).unwrap(),
+                    "consistency from {size1} to {size}"
+                );
+            }
+        }
+        let mut short = Subtrees::<Blake3>::new(inclusion_ranges(3, 10));
+        short.push_hash(hashes[0]);
+        assert_eq!(
+            short.finish(),
+            Err(ProofError::SizeBeyondTree { size: 10, len: 1 })
+        );
     }
 }

@@ -27,10 +27,13 @@
 //! [`super::merkle`]).
 
 use super::checkpoint::{Checkpoint, CheckpointError, VerifierKey};
-use super::merkle::{Blake3, Hasher, ProofError, leaf_hash, verify_inclusion};
-use super::verify::{Report, hex, parse_hash};
+use super::merkle::{
+    Blake3, Hasher, ProofError, Range, Subtrees, inclusion_ranges, leaf_hash, verify_inclusion,
+};
+use super::verify::{Hash, Report, hex, parse_hash};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use std::io::{BufRead, BufReader, Read};
 
 /// A proof that record `seq` is leaf `seq` of the tree a signed checkpoint
 /// commits to.
@@ -56,9 +59,16 @@ pub struct InclusionProof {
 }
 
 /// Why no proof could be made from a verified log.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProveError {
+    /// The log could not be read.
+    #[error("reading the log: {0}")]
+    Read(#[from] std::io::Error),
+    /// The log no longer holds what was verified: it was cut or changed
+    /// since.
+    #[error("the log changed after it was verified: {0}")]
+    Changed(String),
     /// The log has no record `seq`.
     #[error("seq {seq} is not in the log, which has {records} records")]
     NoSuchRecord {
@@ -133,7 +143,7 @@ impl InclusionProof {
     ///
     /// [`ProveError::NoSuchRecord`] past the end of the log,
     /// [`ProveError::NotCovered`] past the last checkpoint.
-    pub fn new(report: &Report, seq: u64) -> Result<Self, ProveError> {
+    pub fn new(log: impl Read, report: &Report, seq: u64) -> Result<Self, ProveError> {
         if seq >= report.records {
             return Err(ProveError::NoSuchRecord {
                 seq,
@@ -147,20 +157,21 @@ impl InclusionProof {
             });
         };
         let cp = &last.checkpoint;
-        let proof = report
-            .tree()
-            .inclusion_proof(seq, cp.size)
-            .expect("a verified checkpoint is within the tree and covers seq");
+        // The proof's hashes and the record's own, in one pass.
+        let mut ranges = inclusion_ranges(seq, cp.size);
+        ranges.push(Range { start: seq, len: 1 });
+        let mut hashes = subtrees(log, ranges)?;
+        let leaf = hashes.pop().expect("one hash per range");
+        verify_inclusion::<Blake3>(&leaf, seq, cp.size, &hashes, &cp.root)
+            .map_err(|e| ProveError::Changed(e.to_string()))?;
         Ok(InclusionProof {
             v: 1,
             seq,
-            leaf_hash: hex(&report
-                .leaf_hash(seq)
-                .expect("seq is below the record count")),
+            leaf_hash: hex(&leaf),
             hasher: Blake3::NAME.into(),
             tree_size: cp.size,
             root: B64.encode(&cp.root),
-            proof: proof.iter().map(|h| hex(h)).collect(),
+            proof: hashes.iter().map(|h| hex(h)).collect(),
             checkpoint: last.note.clone(),
         })
     }
@@ -246,4 +257,30 @@ impl InclusionProof {
         }
         Ok(cp)
     }
+}
+
+/// The hashes of disjoint subtrees of a log's tree (see
+/// [`super::merkle::inclusion_ranges`]), read from the log in one pass that
+/// keeps one right edge per range: proofs come from the log on disk, not
+/// from a tree held in memory.
+///
+/// # Errors
+///
+/// [`ProveError::Read`] when the log cannot be read,
+/// [`ProveError::Changed`] when it has fewer records than a range needs.
+pub fn subtrees(log: impl Read, ranges: Vec<Range>) -> Result<Vec<Hash>, ProveError> {
+    let mut sub = Subtrees::<Blake3>::new(ranges);
+    let needs = sub.needs();
+    let mut reader = BufReader::with_capacity(1 << 16, log);
+    let mut line = Vec::new();
+    let mut read = 0;
+    while read < needs {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 || line.pop() != Some(b'\n') {
+            break;
+        }
+        sub.push_hash(leaf_hash::<Blake3>(&line));
+        read += 1;
+    }
+    sub.finish().map_err(|e| ProveError::Changed(e.to_string()))
 }

@@ -16,13 +16,22 @@
 //!    `i - 1`;
 //! 4. each checkpoint's root against the tree of the log at its size, and
 //!    that the log has at least that many records;
-//! 5. each checkpoint against the next: a consistency proof computed from
-//!    the log, checked with [`verify_consistency`].
-//!
+//! 5. each checkpoint against the next: with both roots computed from the
+//!    same leaves they are consistent, and when the log is read whole (see
+//!    below) a consistency proof computed from it is checked with
+//!    [`verify_consistency`] as an auditor holding only the two notes would;
 //! 6. each `recovery` record that adopts records (`warden audit adopt`):
 //!    that the range it names comes before it and has the digest it says
 //!    ([`range_digest`]). The report lists them ([`Report::adopted`]):
 //!    records that were taken on without a checkpoint covering them.
+//!
+//! An intact log is checked in one pass over its lines and its notes
+//! together, holding the tree's right edge ([`Frontier`]) and the hashes of
+//! the records since the last checkpoint, never the whole tree: memory does
+//! not grow with the log. At the first line or note that is not as an
+//! intact log has it, both files are read again whole to name the damage
+//! precisely; that costs memory in proportion to the log, and only a
+//! damaged log pays it.
 //!
 //! The result is a [`Report`], or the first thing wrong as a
 //! [`VerifyError`] that names the first bad `seq` and says what happened
@@ -125,11 +134,11 @@
 //! ```
 
 use super::checkpoint::{Checkpoint, CheckpointError, VerifierKey};
-use super::merkle::{Blake3, MerkleTree, leaf_hash, verify_consistency};
+use super::merkle::{Blake3, Frontier, MerkleTree, leaf_hash, verify_consistency};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// A BLAKE3 leaf hash: what a record's `prev` holds.
@@ -406,14 +415,17 @@ pub struct Report {
     /// adopt`), in log order: nothing but the operator's decision vouches
     /// for them.
     pub adopted: Vec<Adopted>,
-    signed: Vec<SignedCheckpoint>,
-    leaves: Vec<Hash>,
-    tree: MerkleTree<Blake3>,
+    last: Option<SignedCheckpoint>,
+    /// Bytes of the checkpoints file up to the end of its last complete
+    /// note, with the blank line after it.
+    notes_end: u64,
+    /// [`range_digest`] of the records after the last checkpoint.
+    uncovered_digest: String,
+    frontier: Frontier<Blake3>,
 }
 
 impl std::fmt::Debug for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Leaves and tree are as long as the log: left out.
         f.debug_struct("Report")
             .field("records", &self.records)
             .field("checkpoints", &self.checkpoints)
@@ -427,34 +439,47 @@ impl std::fmt::Debug for Report {
     }
 }
 
-impl Report {
-    /// The verified checkpoints, in file order (sizes growing).
-    pub fn signed(&self) -> &[SignedCheckpoint] {
-        &self.signed
+impl PartialEq for Report {
+    fn eq(&self, other: &Self) -> bool {
+        let key = |r: &Report| {
+            (
+                (r.records, r.checkpoints, r.covered, r.uncovered),
+                (r.torn_tail, r.torn_checkpoint, r.last_hash),
+                (r.adopted.clone(), r.last.clone(), r.notes_end),
+                (r.uncovered_digest.clone(), r.frontier.root()),
+            )
+        };
+        key(self) == key(other)
     }
+}
 
+impl Report {
     /// The last verified checkpoint.
     pub fn last_checkpoint(&self) -> Option<&SignedCheckpoint> {
-        self.signed.last()
+        self.last.as_ref()
     }
 
-    /// The leaf hash of record `seq`, if the log has it.
-    pub fn leaf_hash(&self, seq: u64) -> Option<Hash> {
-        usize::try_from(seq)
-            .ok()
-            .and_then(|i| self.leaves.get(i))
-            .copied()
+    /// The root of the tree of every complete record.
+    pub fn root(&self) -> Hash {
+        self.frontier.root()
     }
 
-    /// The Merkle tree of the complete records, for proofs and for a writer
-    /// that carries on appending.
-    pub fn tree(&self) -> &MerkleTree<Blake3> {
-        &self.tree
+    /// [`range_digest`] of the records after the last checkpoint: what
+    /// `warden audit adopt` names when it takes them on.
+    pub fn uncovered_digest(&self) -> &str {
+        &self.uncovered_digest
     }
 
-    /// Takes the tree out of the report.
-    pub fn into_tree(self) -> MerkleTree<Blake3> {
-        self.tree
+    /// The right edge of the tree of the complete records, for a writer
+    /// that carries on appending. Proofs are made from the log itself
+    /// ([`super::proof`]), so no report holds the whole tree.
+    pub fn into_frontier(self) -> Frontier<Blake3> {
+        self.frontier
+    }
+
+    /// Where the last complete note of the checkpoints file ends.
+    pub(crate) fn notes_end(&self) -> u64 {
+        self.notes_end
     }
 }
 
@@ -462,9 +487,13 @@ impl Report {
 /// [`checkpoints_path`]`(log)` against `key`. A missing checkpoints file is
 /// a log with no checkpoints yet.
 ///
-/// The checkpoints are read before the log, so that a writer appending at
-/// the same time cannot make a checkpoint look ahead of the log: a line it
-/// is in the middle of writing reads as a torn tail.
+/// Only the checkpoints file's length at the start is read, so that a
+/// writer appending at the same time cannot make a checkpoint look ahead
+/// of the log: a line it is in the middle of writing reads as a torn tail.
+///
+/// An intact log is verified in one pass that keeps O(log n) hashes
+/// (plus the hashes of the records after the last checkpoint), however long
+/// it is. A damaged one is read again, whole, to name the damage.
 ///
 /// # Errors
 ///
@@ -472,9 +501,9 @@ impl Report {
 /// the first damage found (see the module docs).
 pub fn verify(log: &Path, key: &VerifierKey) -> Result<Report, VerifyError> {
     let cp_path = checkpoints_path(log);
-    let notes = match std::fs::read(&cp_path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+    let mut cps = match File::open(&cp_path) {
+        Ok(file) => Some(file),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(error) => {
             return Err(VerifyError::Io {
                 path: cp_path,
@@ -482,33 +511,67 @@ pub fn verify(log: &Path, key: &VerifierKey) -> Result<Report, VerifyError> {
             });
         }
     };
-    let io = |error| VerifyError::Io {
+    let file = File::open(log).map_err(|error| VerifyError::Io {
         path: log.to_path_buf(),
         error,
+    })?;
+    let is_dir = file.metadata().map(|m| m.is_dir());
+    if is_dir.as_ref().is_ok_and(|d| *d) {
+        return Err(VerifyError::Io {
+            path: log.to_path_buf(),
+            error: std::io::Error::other("is a directory"),
+        });
+    }
+    let mut file = file;
+    match &mut cps {
+        Some(cps) => verify_files(&mut file, cps, key, log, &cp_path),
+        None => verify_files(&mut file, &mut Cursor::new([]), key, log, &cp_path),
+    }
+}
+
+/// [`verify`] on a log and its checkpoints file that are already open;
+/// `log_path` and `cp_path` name them in errors. Both are read from their
+/// start; where they are left is unspecified.
+///
+/// # Errors
+///
+/// As [`verify`].
+pub fn verify_files<L: Read + Seek, C: Read + Seek>(
+    log: &mut L,
+    checkpoints: &mut C,
+    key: &VerifierKey,
+    log_path: &Path,
+    cp_path: &Path,
+) -> Result<Report, VerifyError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |error| VerifyError::Io {
+            path: path.clone(),
+            error,
+        }
     };
-    let file = File::open(log).map_err(io)?;
-    if file.metadata().map_err(io)?.is_dir() {
-        return Err(io(std::io::Error::other("is a directory")));
+    let cp_len = checkpoints.seek(SeekFrom::End(0)).map_err(io(cp_path))?;
+    checkpoints.seek(SeekFrom::Start(0)).map_err(io(cp_path))?;
+    log.seek(SeekFrom::Start(0)).map_err(io(log_path))?;
+    let notes = BufReader::new(Read::take(&mut *checkpoints, cp_len));
+    let lines = BufReader::with_capacity(1 << 16, &mut *log);
+    match single_pass(lines, notes, key) {
+        Ok(Some(report)) => return Ok(report),
+        Ok(None) => {}
+        Err(Pass::Log(e)) => return Err(io(log_path)(e)),
+        Err(Pass::Checkpoints(e)) => return Err(io(cp_path)(e)),
     }
-    // Streamed: only hashes and heads are kept, never the lines.
-    let mut reader = BufReader::with_capacity(1 << 16, file);
-    let mut scan = Scan::default();
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        if buf.last() == Some(&b'\n') {
-            buf.pop();
-            scan.push(&buf);
-        } else {
-            scan.torn(n as u64);
-            break;
-        }
-    }
-    finish(scan, &notes, key)
+    // Damage, or something one pass cannot vouch for: read both whole and
+    // name it with every line at hand.
+    let mut notes = Vec::new();
+    checkpoints.seek(SeekFrom::Start(0)).map_err(io(cp_path))?;
+    Read::take(&mut *checkpoints, cp_len)
+        .read_to_end(&mut notes)
+        .map_err(io(cp_path))?;
+    let mut bytes = Vec::new();
+    log.seek(SeekFrom::Start(0)).map_err(io(log_path))?;
+    log.read_to_end(&mut bytes).map_err(io(log_path))?;
+    in_full(&bytes, &notes, key)
 }
 
 /// [`verify`] on the bytes of a log and of its checkpoints file.
@@ -521,21 +584,147 @@ pub fn verify_bytes(
     checkpoints: &[u8],
     key: &VerifierKey,
 ) -> Result<Report, VerifyError> {
-    let mut scan = Scan::default();
-    let mut rest = log;
-    while !rest.is_empty() {
-        match rest.iter().position(|&b| b == b'\n') {
-            Some(end) => {
-                scan.push(&rest[..end]);
-                rest = &rest[end + 1..];
-            }
-            None => {
-                scan.torn(rest.len() as u64);
-                break;
-            }
+    let none = Path::new("");
+    verify_files(
+        &mut Cursor::new(log),
+        &mut Cursor::new(checkpoints),
+        key,
+        none,
+        none,
+    )
+}
+
+/// Which file a read failed on.
+enum Pass {
+    Log(std::io::Error),
+    Checkpoints(std::io::Error),
+}
+
+/// The most record hashes the single pass keeps for checking an adoption
+/// (a `recovery` record's digest of the records before it, which no
+/// checkpoint covered): a writer checkpoints every few hundred records, so
+/// only a log that went long without one comes near it, and its adoptions
+/// are then checked by the full pass.
+const WINDOW: usize = 1 << 16;
+
+/// Verifies an intact log in one pass over its lines and its notes
+/// together, keeping the tree's right edge and the hashes of the records
+/// since the last checkpoint. `None` at the first thing that is not as an
+/// intact log has it: the full pass ([`in_full`]) then names it.
+fn single_pass(
+    mut lines: impl BufRead,
+    checkpoints: impl BufRead,
+    key: &VerifierKey,
+) -> Result<Option<Report>, Pass> {
+    let mut notes = NoteReader::new(checkpoints);
+    // The next note, verified; `Err(None)` for one the full pass must name.
+    let mut next_note = |last: Option<&SignedCheckpoint>| -> Result<Option<_>, Option<Pass>> {
+        let index = notes.count;
+        match notes.next().map_err(|e| Some(Pass::Checkpoints(e)))? {
+            None => Ok(None),
+            Some(note) => check_note(index, &note, key, last)
+                .map(Some)
+                .map_err(|_| None),
         }
+    };
+    let mut frontier = Frontier::<Blake3>::new();
+    let mut last_hash: Option<Hash> = None;
+    let mut last: Option<SignedCheckpoint> = None;
+    let mut pending = match next_note(None) {
+        Ok(cp) => cp,
+        Err(e) => return e.map_or(Ok(None), Err),
+    };
+    // Hashes of the records since the last checkpoint, while few enough.
+    let mut window: Vec<Hash> = Vec::new();
+    let mut window_full = false;
+    let mut uncovered = blake3::Hasher::new();
+    let mut adopted = Vec::new();
+    let mut end = 0u64;
+    let mut torn_tail = None;
+    let mut buf = Vec::new();
+    loop {
+        // Every checkpoint of exactly this size must sign this root.
+        while let Some(cp) = pending.take_if(|cp| cp.checkpoint.size == frontier.len()) {
+            if cp.checkpoint.root[..] != frontier.root()[..] {
+                return Ok(None);
+            }
+            window.clear();
+            window_full = false;
+            uncovered = blake3::Hasher::new();
+            pending = match next_note(Some(&cp)) {
+                Ok(next) => next,
+                Err(e) => return e.map_or(Ok(None), Err),
+            };
+            last = Some(cp);
+        }
+        buf.clear();
+        let n = lines.read_until(b'\n', &mut buf).map_err(Pass::Log)?;
+        if n == 0 {
+            break;
+        }
+        if buf.last() != Some(&b'\n') {
+            torn_tail = Some(TornTail {
+                offset: end,
+                len: n as u64,
+            });
+            break;
+        }
+        buf.pop();
+        let seq = frontier.len();
+        match parse_head(&buf) {
+            Head::Record { seq: said, prev } if said == seq && prev == last_hash => {}
+            _ => return Ok(None),
+        }
+        if let Some(claim) = adoption(&buf) {
+            let Ok((from, to, digest)) = claim else {
+                return Ok(None);
+            };
+            let first = seq - window.len() as u64;
+            if window_full || from < first || from > to || to >= seq {
+                return Ok(None);
+            }
+            let range = &window[(from - first) as usize..=(to - first) as usize];
+            if range_digest(range) != digest {
+                return Ok(None);
+            }
+            adopted.push(Adopted {
+                record: seq,
+                from_seq: from,
+                to_seq: to,
+                digest,
+            });
+        }
+        let hash = leaf_hash::<Blake3>(&buf);
+        frontier.push_hash(hash);
+        uncovered.update(&hash);
+        if window.len() < WINDOW {
+            window.push(hash);
+        } else {
+            window_full = true;
+        }
+        last_hash = Some(hash);
+        end += n as u64;
     }
-    finish(scan, checkpoints, key)
+    if pending.is_some() {
+        // A checkpoint covers more than the log has: truncated.
+        return Ok(None);
+    }
+    let records = frontier.len();
+    let covered = last.as_ref().map_or(0, |c| c.checkpoint.size);
+    Ok(Some(Report {
+        records,
+        checkpoints: notes.count,
+        covered,
+        uncovered: records - covered,
+        torn_tail,
+        torn_checkpoint: notes.torn,
+        last_hash,
+        adopted,
+        last,
+        notes_end: notes.end,
+        uncovered_digest: format!("blake3:{}", uncovered.finalize().to_hex()),
+        frontier,
+    }))
 }
 
 /// What the verifier keeps of a line.
@@ -819,38 +1008,104 @@ impl Scan {
     }
 }
 
-/// The complete notes of a checkpoints file, and whether an incomplete one
-/// follows them.
-fn split_notes(mut rest: &[u8]) -> (Vec<&[u8]>, bool) {
-    let find = |hay: &[u8]| hay.windows(2).position(|w| w == b"\n\n");
-    let mut notes = Vec::new();
-    loop {
-        // Stray blank lines between notes change no signature.
-        while rest.first() == Some(&b'\n') {
-            rest = &rest[1..];
+/// Reads the notes of a checkpoints file one at a time: each is its body,
+/// a blank line, its signature lines, and a blank line after them.
+struct NoteReader<R> {
+    reader: R,
+    /// Complete notes read.
+    count: usize,
+    /// Bytes up to the end of the last complete note and its blank line.
+    end: u64,
+    /// Whether the file ended inside a note.
+    torn: bool,
+    line: Vec<u8>,
+}
+
+impl<R: BufRead> NoteReader<R> {
+    fn new(reader: R) -> Self {
+        NoteReader {
+            reader,
+            count: 0,
+            end: 0,
+            torn: false,
+            line: Vec::new(),
         }
-        if rest.is_empty() {
-            return (notes, false);
-        }
-        let Some(body) = find(rest) else {
-            return (notes, true);
-        };
-        let sigs = &rest[body + 2..];
-        if sigs.first() == Some(&b'\n') {
-            // No signature lines at all: verifying says so.
-            notes.push(&rest[..body + 2]);
-            rest = &sigs[1..];
-            continue;
-        }
-        // The last signature line ends in `\n`, and the blank line after
-        // it ends the note; without it the note was cut short.
-        let Some(end) = find(sigs) else {
-            return (notes, true);
-        };
-        let len = body + 2 + end + 1;
-        notes.push(&rest[..len]);
-        rest = &rest[len + 1..];
     }
+
+    /// The next line, with its `\n`; `None` at the end of the file, and at
+    /// a last line without `\n` (the file was cut short there).
+    fn line(&mut self) -> std::io::Result<Option<&[u8]>> {
+        self.line.clear();
+        let n = self.reader.read_until(b'\n', &mut self.line)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if self.line.last() != Some(&b'\n') {
+            self.torn = true;
+            return Ok(None);
+        }
+        Ok(Some(&self.line))
+    }
+
+    /// The next complete note, exactly as in the file, without the blank
+    /// line after it; `None` at the end of the file or at a note cut short
+    /// (then `torn` is set).
+    fn next(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        let mut note = Vec::new();
+        let mut read = 0u64;
+        // Stray blank lines between notes change no signature.
+        loop {
+            match self.line()? {
+                None => return Ok(None),
+                Some(b"\n") => read += 1,
+                Some(line) => {
+                    read += line.len() as u64;
+                    note.extend_from_slice(line);
+                    break;
+                }
+            }
+        }
+        // The body, up to and with its blank line.
+        loop {
+            let Some(line) = self.line()? else {
+                self.torn = true;
+                return Ok(None);
+            };
+            read += line.len() as u64;
+            note.extend_from_slice(line);
+            if line == b"\n" {
+                break;
+            }
+        }
+        // The signature lines, up to the blank line after them. A note with
+        // none is kept for verifying to refuse.
+        loop {
+            let Some(line) = self.line()? else {
+                self.torn = true;
+                return Ok(None);
+            };
+            read += line.len() as u64;
+            if line == b"\n" {
+                break;
+            }
+            note.extend_from_slice(line);
+        }
+        self.count += 1;
+        self.end += read;
+        Ok(Some(note))
+    }
+}
+
+/// The complete notes of a checkpoints file, whether an incomplete one
+/// follows them, and where the last complete one ends.
+fn split_notes(bytes: &[u8]) -> (Vec<Vec<u8>>, bool, u64) {
+    let mut reader = NoteReader::new(bytes);
+    let mut notes = Vec::new();
+    // Reading a byte slice cannot fail.
+    while let Ok(Some(note)) = reader.next() {
+        notes.push(note);
+    }
+    (notes, reader.torn, reader.end)
 }
 
 /// `name+keyid` of the signature lines of a note, for saying who signed it.
@@ -885,78 +1140,107 @@ fn key_label(key: &VerifierKey) -> String {
     }
 }
 
-fn check_notes(notes: &[&[u8]], key: &VerifierKey) -> Result<Vec<SignedCheckpoint>, VerifyError> {
+fn check_notes(notes: &[Vec<u8>], key: &VerifierKey) -> Result<Vec<SignedCheckpoint>, VerifyError> {
     let mut signed: Vec<SignedCheckpoint> = Vec::with_capacity(notes.len());
     for (index, note) in notes.iter().enumerate() {
-        let bad = |size, reason: String| VerifyError::BadCheckpoint {
-            index,
-            size,
-            reason,
-        };
-        let text = std::str::from_utf8(note).map_err(|e| {
-            bad(
-                None,
-                format!("malformed: not UTF-8 at byte {}", e.valid_up_to()),
-            )
-        })?;
-        // For messages only, until the signature vouches for it.
-        let size = text.lines().nth(1).and_then(|s| s.parse::<u64>().ok());
-        let checkpoint = Checkpoint::verify(text, key).map_err(|e| match e {
-            CheckpointError::NotSigned(_) => VerifyError::BadSignature {
-                index,
-                size,
-                reason: format!("not signed by {} ({})", key_label(key), signers(text)),
-            },
-            CheckpointError::BadSignature(_) => VerifyError::BadSignature {
-                index,
-                size,
-                reason: format!("the signature by {} does not verify", key_label(key)),
-            },
-            CheckpointError::Malformed(m) => bad(size, format!("malformed: {m}")),
-            other => bad(size, other.to_string()),
-        })?;
-        let size = Some(checkpoint.size);
-        if checkpoint.origin != key.name() {
-            return Err(bad(
-                size,
-                format!(
-                    "origin {:?} is not the key's name {:?}",
-                    checkpoint.origin,
-                    key.name()
-                ),
-            ));
-        }
-        if checkpoint.root.len() != 32 {
-            return Err(bad(
-                size,
-                format!(
-                    "root has {} bytes, a blake3 hash has 32",
-                    checkpoint.root.len()
-                ),
-            ));
-        }
-        if let Some(last) = signed.last()
-            && checkpoint.size <= last.checkpoint.size
-        {
-            return Err(bad(
-                size,
-                format!(
-                    "sizes must grow, and checkpoint {} before it has size {}",
-                    last.index, last.checkpoint.size
-                ),
-            ));
-        }
-        signed.push(SignedCheckpoint {
-            index,
-            note: text.to_string(),
-            checkpoint,
-        });
+        let checkpoint = check_note(index, note, key, signed.last())?;
+        signed.push(checkpoint);
     }
     Ok(signed)
 }
 
-fn finish(scan: Scan, checkpoints: &[u8], key: &VerifierKey) -> Result<Report, VerifyError> {
-    let (notes, torn_checkpoint) = split_notes(checkpoints);
+/// Checkpoint `index` of a file, whose note is `note`: signed by `key`,
+/// of its origin, and larger than `last`, the one before it.
+fn check_note(
+    index: usize,
+    note: &[u8],
+    key: &VerifierKey,
+    last: Option<&SignedCheckpoint>,
+) -> Result<SignedCheckpoint, VerifyError> {
+    let bad = |size, reason: String| VerifyError::BadCheckpoint {
+        index,
+        size,
+        reason,
+    };
+    let text = std::str::from_utf8(note).map_err(|e| {
+        bad(
+            None,
+            format!("malformed: not UTF-8 at byte {}", e.valid_up_to()),
+        )
+    })?;
+    // For messages only, until the signature vouches for it.
+    let size = text.lines().nth(1).and_then(|s| s.parse::<u64>().ok());
+    let checkpoint = Checkpoint::verify(text, key).map_err(|e| match e {
+        CheckpointError::NotSigned(_) => VerifyError::BadSignature {
+            index,
+            size,
+            reason: format!("not signed by {} ({})", key_label(key), signers(text)),
+        },
+        CheckpointError::BadSignature(_) => VerifyError::BadSignature {
+            index,
+            size,
+            reason: format!("the signature by {} does not verify", key_label(key)),
+        },
+        CheckpointError::Malformed(m) => bad(size, format!("malformed: {m}")),
+        other => bad(size, other.to_string()),
+    })?;
+    let size = Some(checkpoint.size);
+    if checkpoint.origin != key.name() {
+        return Err(bad(
+            size,
+            format!(
+                "origin {:?} is not the key's name {:?}",
+                checkpoint.origin,
+                key.name()
+            ),
+        ));
+    }
+    if checkpoint.root.len() != 32 {
+        return Err(bad(
+            size,
+            format!(
+                "root has {} bytes, a blake3 hash has 32",
+                checkpoint.root.len()
+            ),
+        ));
+    }
+    if let Some(last) = last
+        && checkpoint.size <= last.checkpoint.size
+    {
+        return Err(bad(
+            size,
+            format!(
+                "sizes must grow, and checkpoint {} before it has size {}",
+                last.index, last.checkpoint.size
+            ),
+        ));
+    }
+    Ok(SignedCheckpoint {
+        index,
+        note: text.to_string(),
+        checkpoint,
+    })
+}
+
+/// Verifies a log with every line's hash and head at hand: slower and as
+/// long as the log, but able to say what happened at the first bad line
+/// (see the module docs). [`single_pass`] hands over to it.
+fn in_full(log: &[u8], checkpoints: &[u8], key: &VerifierKey) -> Result<Report, VerifyError> {
+    let mut scan = Scan::default();
+    let mut rest = log;
+    while !rest.is_empty() {
+        match rest.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                scan.push(&rest[..end]);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                scan.torn(rest.len() as u64);
+                break;
+            }
+        }
+    }
+    let (notes, torn_checkpoint, notes_end) = split_notes(checkpoints);
     let signed = check_notes(&notes, key)?;
     let n = scan.len() as u64;
     let root_matches = |cp: &Checkpoint| {
@@ -1042,6 +1326,14 @@ fn finish(scan: Scan, checkpoints: &[u8], key: &VerifierKey) -> Result<Report, V
         }
     }
     let covered = signed.last().map_or(0, |s| s.checkpoint.size);
+    let mut frontier = Frontier::new();
+    for line in &scan.lines {
+        frontier.push_hash(line.hash);
+    }
+    let uncovered: Vec<Hash> = scan.lines[covered as usize..]
+        .iter()
+        .map(|l| l.hash)
+        .collect();
     Ok(Report {
         records: n,
         checkpoints: signed.len(),
@@ -1051,9 +1343,10 @@ fn finish(scan: Scan, checkpoints: &[u8], key: &VerifierKey) -> Result<Report, V
         torn_checkpoint,
         last_hash: scan.lines.last().map(|l| l.hash),
         adopted,
-        signed,
-        leaves: scan.lines.iter().map(|l| l.hash).collect(),
-        tree: scan.tree,
+        last: signed.last().cloned(),
+        notes_end,
+        uncovered_digest: range_digest(&uncovered),
+        frontier,
     })
 }
 
@@ -1096,33 +1389,117 @@ mod tests {
 
     #[test]
     fn notes_split_on_the_blank_line_after_their_signatures() {
+        let split = |bytes: &[u8]| {
+            let (notes, torn, end) = split_notes(bytes);
+            let notes: Vec<String> = notes
+                .into_iter()
+                .map(|n| String::from_utf8(n).unwrap())
+                .collect();
+            (notes, torn, end)
+        };
         let a = "o\n1\nr\n\n\u{2014} o sig\n";
         let b = "o\n2\nr\n\n\u{2014} o sig\n\u{2014} w other\n";
         let file = format!("{a}\n{b}\n");
         assert_eq!(
-            split_notes(file.as_bytes()),
-            (vec![a.as_bytes(), b.as_bytes()], false)
+            split(file.as_bytes()),
+            (vec![a.into(), b.into()], false, file.len() as u64)
         );
         // Cut short anywhere in the last note, or before its blank line.
         for cut in a.len() + 1..file.len() {
-            let (notes, torn) = split_notes(&file.as_bytes()[..cut]);
             assert_eq!(
-                (notes, torn),
-                (vec![a.as_bytes()], cut > a.len() + 1),
+                split(&file.as_bytes()[..cut]),
+                (vec![a.into()], cut > a.len() + 1, a.len() as u64 + 1),
                 "{cut}"
             );
         }
         // Stray blank lines change nothing; a note without signatures is
         // kept, for verifying to refuse.
         let stray = format!("\n\n{a}\n\n\n{b}\n\n");
-        assert_eq!(split_notes(stray.as_bytes()).0.len(), 2);
+        let (notes, torn, end) = split(stray.as_bytes());
+        assert_eq!((notes.len(), torn), (2, false));
+        assert_eq!(end as usize, stray.len() - 1);
         let unsigned = format!("o\n1\nr\n\n\n{a}\n");
-        let (notes, torn) = split_notes(unsigned.as_bytes());
+        let (notes, torn, _) = split(unsigned.as_bytes());
         assert_eq!(
-            (notes[0], notes[1], torn),
-            (&b"o\n1\nr\n\n"[..], a.as_bytes(), false)
+            (notes[0].as_str(), notes[1].as_str(), torn),
+            ("o\n1\nr\n\n", a, false)
         );
-        assert_eq!(split_notes(b""), (vec![], false));
+        assert_eq!(split(b""), (vec![], false, 0));
+    }
+
+    /// Logs as the writer leaves them, with checkpoints here and there, an
+    /// adoption, torn tails and notes, stray blank lines: the single pass
+    /// vouches for every one of them, and says what the full pass says.
+    #[test]
+    fn the_single_pass_agrees_with_the_full_pass() {
+        use super::super::checkpoint::HostKey;
+        let key = HostKey::generate("test/warden-audit").unwrap();
+        for (len, every, adopt, torn, torn_note) in [
+            (0, 1, None, false, false),
+            (1, 1, None, false, false),
+            (7, 3, None, true, false),
+            (40, 5, None, false, true),
+            (40, 7, Some(30), true, true),
+            (33, 1, None, false, false),
+            (64, 64, Some(60), false, false),
+        ] {
+            let (mut log, mut notes) = (Vec::new(), String::new());
+            let mut edge = Frontier::<Blake3>::new();
+            let mut prev: Option<Hash> = None;
+            let mut leaves = Vec::new();
+            for seq in 0..len {
+                let adopts = match adopt {
+                    Some(at) if at == seq => format!(
+                        r#","event":"recovery","args":{{"adopted":{{"from_seq":{},"to_seq":{},"digest":"{}"}}}}"#,
+                        at - 3,
+                        at - 1,
+                        range_digest(&leaves[at as usize - 3..at as usize])
+                    ),
+                    _ => String::new(),
+                };
+                let line = match prev {
+                    None => format!(r#"{{"seq":{seq}{adopts}}}"#),
+                    Some(p) => format!(r#"{{"seq":{seq},"prev":"{}"{adopts}}}"#, hex(&p)),
+                };
+                let hash = leaf_hash::<Blake3>(line.as_bytes());
+                edge.push_hash(hash);
+                leaves.push(hash);
+                prev = Some(hash);
+                log.extend_from_slice(line.as_bytes());
+                log.push(b'\n');
+                // An adoption is checkpointed at once; the records before
+                // it were not.
+                let adopted = adopt.is_some_and(|at| seq + 4 > at && seq < at);
+                if ((seq + 1) % every == 0 && !adopted) || adopt == Some(seq) {
+                    let note = Checkpoint {
+                        origin: "test/warden-audit".into(),
+                        size: seq + 1,
+                        root: edge.root().to_vec(),
+                    }
+                    .sign(&key);
+                    notes.push_str(&format!("{note}\n\n"));
+                }
+            }
+            if torn {
+                log.extend_from_slice(br#"{"seq":"#);
+            }
+            if torn_note {
+                notes.push_str("test/warden-audit\n99");
+            }
+            let what = format!("{len} records, every {every}, adopt {adopt:?}");
+            let one = single_pass(&log[..], notes.as_bytes(), key.verifier())
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| panic!("the single pass did not vouch for {what}"));
+            let full = in_full(&log, notes.as_bytes(), key.verifier()).unwrap();
+            assert!(one == full, "{what}: {one:?} vs {full:?}");
+            assert_eq!(one.root(), edge.root(), "{what}");
+            assert_eq!(one.adopted.len(), usize::from(adopt.is_some()), "{what}");
+            assert_eq!(
+                (one.torn_tail.is_some(), one.torn_checkpoint),
+                (torn, torn_note)
+            );
+        }
     }
 
     #[test]

@@ -180,7 +180,20 @@ fn verify(log: &Path, key: Option<String>, kept: Option<PathBuf>) -> Result<Exit
             );
             return Ok(ExitCode::from(1));
         }
-        let root = report.tree().root_at(cp.size).map_err(usage)?;
+        let file =
+            std::fs::File::open(log).map_err(|e| usage(format!("{}: {e}", log.display())))?;
+        let range = warden::audit::merkle::Range {
+            start: 0,
+            len: cp.size,
+        };
+        let root = match warden::audit::proof::subtrees(file, vec![range]) {
+            Ok(roots) => roots[0],
+            Err(ProveError::Read(e)) => return Err(usage(format!("{}: {e}", log.display()))),
+            Err(e) => {
+                println!("not intact: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        };
         if root[..] != cp.root[..] {
             println!(
                 "not intact: the first {} records differ from what the kept checkpoint signed",
@@ -241,13 +254,14 @@ fn prove(log: &Path, seq: u64, key: Option<String>) -> Result<ExitCode, Failure>
         }
         Err(e) => return Err(usage(e)),
     };
-    match InclusionProof::new(&report, seq) {
+    let file = std::fs::File::open(log).map_err(|e| usage(format!("{}: {e}", log.display())))?;
+    match InclusionProof::new(file, &report, seq) {
         Ok(proof) => {
             let json = serde_json::to_string_pretty(&proof).map_err(usage)?;
             println!("{json}");
             Ok(ExitCode::SUCCESS)
         }
-        Err(e @ ProveError::NoSuchRecord { .. }) => Err(usage(e)),
+        Err(e @ (ProveError::NoSuchRecord { .. } | ProveError::Read(_))) => Err(usage(e)),
         Err(e) => {
             eprintln!("warden: {e}");
             Ok(ExitCode::from(1))
