@@ -136,6 +136,10 @@ pub async fn serve_http(
         let Ok((stream, _peer)) = listener.accept().await else {
             continue;
         };
+        // A response goes out in pieces (headers, then each SSE event, then the end of
+        // the chunked body): with Nagle's algorithm each piece after the first waits for
+        // the client's delayed ACK, 40 ms a call.
+        let _ = stream.set_nodelay(true);
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tokio::spawn(too_many(stream));
             continue;
