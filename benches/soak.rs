@@ -492,7 +492,10 @@ fn main() -> ExitCode {
         let addr = loop {
             line.clear();
             if stderr.read_line(&mut line).unwrap_or(0) == 0 {
-                eprintln!("soak: warden mcp exited before serving");
+                eprintln!(
+                    "soak: warden mcp exited before serving: {:?}",
+                    server.wait()
+                );
                 return ExitCode::from(1);
             }
             if let Some(url) = line.trim().strip_prefix("warden mcp: serving http://") {
