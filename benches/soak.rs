@@ -5,7 +5,7 @@
 //! ```text
 //! cargo bench --bench soak -- [--duration 60s] [--clients 4] [--transport http|stdio]
 //!                             [--interval 10s] [--fsync none|batch|always] [--keep DIR]
-//!                             [--max-growth 8]
+//!                             [--max-growth 8] [--segment-size SIZE] [--compress]
 //! ```
 //!
 //! Every interval it prints one line: calls per second, p50 and p99 latency of the
@@ -51,6 +51,9 @@ struct Options {
     keep: Option<PathBuf>,
     /// How much resident memory may grow after the first interval (the warm-up).
     max_growth_mib: f64,
+    /// Passed to the server: `--segment-size`, and `--compress`.
+    segment_size: Option<String>,
+    compress: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -77,6 +80,8 @@ fn options() -> Result<Options, String> {
         fsync: "none".into(),
         keep: None,
         max_growth_mib: 8.0,
+        segment_size: None,
+        compress: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -106,6 +111,8 @@ fn options() -> Result<Options, String> {
                     .parse()
                     .map_err(|_| "--max-growth: MiB, e.g. 8")?
             }
+            "--segment-size" => o.segment_size = Some(value()?),
+            "--compress" => o.compress = true,
             // What `cargo bench` passes to every bench binary.
             "--bench" => {}
             other => return Err(format!("unknown argument {other}")),
@@ -400,18 +407,40 @@ fn open_fds(pid: u32) -> Option<usize> {
     Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
 }
 
-/// Counts the log's lines as it grows, reading only what was added.
+/// Counts the log's records as it grows, reading only what was added to the
+/// open segment: the records are its first seq plus its lines.
 struct LogWatch {
     path: PathBuf,
+    inode: u64,
+    first: u64,
     read: u64,
     lines: u64,
 }
 
 impl LogWatch {
     fn update(&mut self) -> (u64, u64) {
+        self.count();
+        (self.first + self.lines, self.read)
+    }
+
+    fn count(&mut self) {
+        use std::os::unix::fs::MetadataExt;
         let Ok(mut file) = std::fs::File::open(&self.path) else {
-            return (0, 0);
+            return;
         };
+        let Ok(meta) = file.metadata() else { return };
+        if meta.ino() != self.inode {
+            // A new segment: it starts where the closed one ended.
+            let mut head = String::new();
+            let _ = BufReader::new(&file).read_line(&mut head);
+            let Some(seq) = serde_json::from_str::<serde_json::Value>(&head)
+                .ok()
+                .and_then(|v| v["seq"].as_u64())
+            else {
+                return;
+            };
+            (self.inode, self.first, self.read, self.lines) = (meta.ino(), seq, 0, 0);
+        }
         use std::io::Seek;
         let _ = file.seek(std::io::SeekFrom::Start(self.read));
         let mut buf = vec![0; 1 << 16];
@@ -422,7 +451,6 @@ impl LogWatch {
             self.lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
             self.read += n as u64;
         }
-        (self.lines, self.read)
     }
 }
 
@@ -473,6 +501,12 @@ fn main() -> ExitCode {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    if let Some(size) = &o.segment_size {
+        cmd.args(["--segment-size", size]);
+    }
+    if o.compress {
+        cmd.arg("--compress");
+    }
     let token = "soak-".to_string() + &"0123456789abcdef".repeat(3);
     if o.http {
         let token_file = dir.join("token");
@@ -542,6 +576,8 @@ fn main() -> ExitCode {
     );
     let mut watch = LogWatch {
         path: log.clone(),
+        inode: 0,
+        first: 0,
         read: 0,
         lines: 0,
     };
@@ -587,7 +623,8 @@ fn main() -> ExitCode {
     // SIGTERM: the HTTP server's way to stop; stdio ends with its input too.
     let _ = Command::new("kill").arg(pid.to_string()).status();
     let _ = server.wait();
-    let (records, bytes) = watch.update();
+    let (records, _) = watch.update();
+    let bytes = disk_bytes(&dir);
     let mut failed = false;
     if let Some(status) = died {
         println!("soak: the server died: {status}");
@@ -630,7 +667,8 @@ fn main() -> ExitCode {
         .expect("warden audit verify runs");
     let says = String::from_utf8_lossy(&verify.stdout);
     println!(
-        "soak: {calls} calls, {records} records, {:.0} bytes of log per call; audit verify: {}",
+        "soak: {calls} calls, {records} records, {:.0} bytes on disk per call (log, segments \
+         and checkpoints); audit verify: {}",
         bytes as f64 / calls.max(1) as f64,
         says.lines().next().unwrap_or_default()
     );

@@ -32,6 +32,8 @@ fn emit(log: &AuditLog, meta: &TaskMeta, n: u64) {
 }
 
 const CHILD: &str = "WARDEN_TEST_WRITER_LOG";
+/// Set for the child: close a segment every this many bytes, and compress.
+const CHILD_SEGMENT: &str = "WARDEN_TEST_WRITER_SEGMENT";
 
 /// Not a test on its own: the child process of `sigkill_mid_write_recovers`,
 /// which writes records until it is killed.
@@ -49,6 +51,11 @@ fn writer_child() {
         fsync: Fsync::Batch,
         checkpoint_every: 50,
         checkpoint_interval: Duration::from_millis(5),
+        segment_bytes: std::env::var(CHILD_SEGMENT)
+            .ok()
+            .map(|n| n.parse().unwrap()),
+        compress: std::env::var_os(CHILD_SEGMENT).map(|_| 3),
+        ..LogOptions::default()
     };
     let log = AuditLog::open(path.as_ref(), key, options).unwrap();
     let m = meta("child");
@@ -61,35 +68,93 @@ fn writer_child() {
 fn sigkill_mid_write_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "audit_log::writer_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, &path)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = spawn_writer(&path, None);
     let cps = checkpoints_path(&path);
-    let started = Instant::now();
     let signatures = |text: String| text.matches("\n\u{2014} ").count();
-    while signatures(std::fs::read_to_string(&cps).unwrap_or_default()) < 20 {
+    kill_when(child, || {
+        signatures(std::fs::read_to_string(&cps).unwrap_or_default()) >= 20
+    });
+    recovers(&path);
+}
+
+/// A writer that closes and compresses a segment every 4 KiB, killed at
+/// moments that fall anywhere in its cycle: between records, checkpoints,
+/// renames and compressions. Every time the log verifies, reopens, and
+/// keeps every checkpointed record.
+#[test]
+fn sigkill_mid_rotation_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    for round in 1..=4 {
+        let child = spawn_writer(&path, Some(4096));
+        let segments = || warden::audit::segments::segments(&path).unwrap().len();
+        let before = segments();
+        kill_when(child, || segments() >= before + 3 * round);
+        recovers(&path);
+    }
+    let segments = warden::audit::segments::segments(&path).unwrap();
+    assert!(segments.len() >= 10, "{} segments", segments.len());
+    // Reopened with compression on, a writer finishes what a killed one
+    // did not: every closed segment ends up compressed.
+    let key = HostKey::load_or_create(&path.with_extension("key"), "unused").unwrap();
+    let options = LogOptions {
+        compress: Some(3),
+        ..LogOptions::default()
+    };
+    drop(AuditLog::open(&path, key, options).unwrap());
+    for s in warden::audit::segments::segments(&path).unwrap() {
+        assert!(s.compressed, "segment {} left plain", s.first);
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn spawn_writer(path: &std::path::Path, segment: Option<u64>) -> std::process::Child {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "audit_log::writer_child",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD, path)
+    .stdout(std::process::Stdio::null());
+    if let Some(bytes) = segment {
+        cmd.env(CHILD_SEGMENT, bytes.to_string());
+    }
+    cmd.spawn().unwrap()
+}
+
+fn kill_when(mut child: std::process::Child, ready: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !ready() {
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "the writer never checkpointed"
+            "the writer never got there"
         );
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(7));
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
+}
+
+/// A killed writer's log verifies; reopened (adopting what no checkpoint
+/// covers, as an operator would) it keeps every checkpointed record, says
+/// what it recovered, and is whole and signed.
+fn recovers(path: &std::path::Path) {
+    let path = path.to_path_buf();
 
     let load_key = || HostKey::load_or_create(&path.with_extension("key"), "unused").unwrap();
     let verifier = load_key().verifier().clone();
     let found = verify(&path, &verifier).expect("a killed writer's log verifies");
     let last = found.last_checkpoint().unwrap().checkpoint.clone();
-    let before = std::fs::read(&path).unwrap();
+    // A writer killed mid-rotation may leave no active file yet.
+    let before = std::fs::read(&path).unwrap_or_default();
     // Records written after the last checkpoint are not taken on silently:
     // the operator adopts them, and a recovery record says which.
     let log = match AuditLog::open(&path, load_key(), LogOptions::default()) {
@@ -102,7 +167,11 @@ fn sigkill_mid_write_recovers() {
         }
         Err(LogError::Uncovered { from, last, .. }) => {
             assert_eq!((from, last), (found.covered, found.records - 1));
-            assert_eq!(std::fs::read(&path).unwrap(), before, "refused as found");
+            assert_eq!(
+                std::fs::read(&path).unwrap_or_default(),
+                before,
+                "refused as found"
+            );
             let (log, adopted) = AuditLog::adopt(&path, load_key(), LogOptions::default())
                 .expect("the operator adopts them");
             let adopted = adopted.expect("something to adopt");
@@ -124,8 +193,10 @@ fn sigkill_mid_write_recovers() {
         records.len(),
         last.size,
     );
-    let torn = !before.ends_with(b"\n");
-    let recovered = records.iter().any(|r| r["event"] == "recovery");
+    let torn = !before.is_empty() && !before.ends_with(b"\n");
+    // Only what this reopening wrote: an earlier round may have recovered too.
+    let new = &records[found.records as usize..];
+    let recovered = new.iter().any(|r| r["event"] == "recovery");
     assert_eq!(
         torn || found.uncovered > 0,
         recovered,
@@ -133,7 +204,12 @@ fn sigkill_mid_write_recovers() {
     );
     let report = verify(&path, &verifier).expect("the recovered log verifies");
     assert_eq!(report.covered, records.len() as u64, "and is all signed");
-    assert_eq!(report.adopted.len(), usize::from(found.uncovered > 0));
+    let adopted_now = report
+        .adopted
+        .iter()
+        .filter(|a| a.record >= found.records)
+        .count();
+    assert_eq!(adopted_now, usize::from(found.uncovered > 0));
     // Reopening again finds nothing to recover.
     drop(AuditLog::open(&path, load_key(), LogOptions::default()).unwrap());
     assert_eq!(read_records(&path).len(), records.len());
@@ -187,4 +263,82 @@ fn many_concurrent_tasks_lose_nothing() {
             "task-{t} in order, none lost"
         );
     }
+}
+
+/// A log in compressed segments reads as one: it verifies, a record in a
+/// closed segment has a proof, and an edit or a missing segment is caught.
+#[test]
+fn segments_verify_prove_and_catch_tampering() {
+    use warden::audit::proof::InclusionProof;
+    use warden::audit::segments::{read_records as all, segments};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let key = HostKey::generate("segments/warden-audit").unwrap();
+    let verifier = key.verifier().clone();
+    let options = LogOptions {
+        fsync: Fsync::None,
+        checkpoint_every: 5,
+        segment_bytes: Some(2048),
+        compress: Some(3),
+        ..LogOptions::default()
+    };
+    let log = AuditLog::open(&path, key, options).unwrap();
+    let m = meta("segmented");
+    for n in 0..200 {
+        emit(&log, &m, n);
+        if n % 5 == 4 {
+            // A segment closes only after a checkpoint.
+            log.checkpoint().unwrap();
+        }
+    }
+    drop(log);
+    let segs = segments(&path).unwrap();
+    assert!(segs.len() >= 5, "{} segments", segs.len());
+    assert!(segs.iter().all(|s| s.compressed && s.checkpoints.is_some()));
+    assert_eq!(segs[0].first, 0);
+    let report = verify(&path, &verifier).unwrap();
+    assert_eq!((report.records, report.covered), (200, 200));
+    let lines = read_records(&path);
+    assert_eq!(lines.len(), 200);
+
+    // Record 7 sits in a closed, compressed segment.
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(&mut all(&path).unwrap(), &mut text).unwrap();
+    let line = text.split(|&b| b == b'\n').nth(7).unwrap();
+    let proof = InclusionProof::new(all(&path).unwrap(), &report, 7).unwrap();
+    proof.check(&verifier, Some(line)).unwrap();
+
+    // An edit inside a compressed segment.
+    let second = &segs[1];
+    let original = std::fs::read(&second.records).unwrap();
+    let text = zstd::decode_all(&original[..]).unwrap();
+    let mut edited = text.clone();
+    let at = edited.windows(7).position(|w| w == b"\"n\":").unwrap_or(0);
+    let at = edited[at..].iter().position(u8::is_ascii_digit).unwrap() + at;
+    edited[at] = if edited[at] == b'9' {
+        b'8'
+    } else {
+        edited[at] + 1
+    };
+    std::fs::write(&second.records, zstd::encode_all(&edited[..], 3).unwrap()).unwrap();
+    let err = verify(&path, &verifier).unwrap_err();
+    assert!(err.is_damage(), "{err}");
+    let seq = err.seq().unwrap();
+    assert!(
+        (second.first..segs[2].first).contains(&seq),
+        "{err} names a record of the edited segment"
+    );
+    std::fs::write(&second.records, &original).unwrap();
+    verify(&path, &verifier).unwrap();
+
+    // A segment gone from the middle, and from the start.
+    for gone in [&segs[2], &segs[0]] {
+        let saved = std::fs::read(&gone.records).unwrap();
+        std::fs::remove_file(&gone.records).unwrap();
+        let err = verify(&path, &verifier).unwrap_err();
+        assert!(err.is_damage(), "{err}");
+        assert_eq!(err.seq(), Some(gone.first), "{err}");
+        std::fs::write(&gone.records, saved).unwrap();
+    }
+    verify(&path, &verifier).unwrap();
 }

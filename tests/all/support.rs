@@ -243,9 +243,13 @@ impl Sandbox {
 }
 
 /// Parses a JSON Lines audit log.
+/// The records of the log at `path`, its closed segments first.
 pub fn read_records(path: &Path) -> Vec<Value> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => text
+    let mut text = String::new();
+    let read = warden::audit::segments::read_records(path)
+        .and_then(|mut r| std::io::Read::read_to_string(&mut r, &mut text));
+    match read {
+        Ok(_) => text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad record {l}: {e}")))
             .collect(),

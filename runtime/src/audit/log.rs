@@ -45,7 +45,8 @@
 use super::checkpoint::{Checkpoint, HostKey};
 use super::merkle::{Blake3, Frontier, leaf_hash};
 use super::rfc3339;
-use super::verify::{VerifyError, verify_files};
+use super::segments::LogFiles;
+use super::verify::{VerifyError, verify_log};
 use serde_json::json;
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -96,6 +97,16 @@ pub struct LogOptions {
     pub checkpoint_every: u64,
     /// Write a checkpoint at least this often while records arrive.
     pub checkpoint_interval: Duration,
+    /// Close the segment being written once it holds this many bytes
+    /// ([`super::segments`]); `None`: never by size.
+    pub segment_bytes: Option<u64>,
+    /// Close the segment being written once it is this old; `None`: never
+    /// by age.
+    pub segment_age: Option<Duration>,
+    /// Compress closed segments with zstd at this level (1 to 22; 3 is
+    /// fast and already shrinks records about ninefold); `None`: keep
+    /// them plain.
+    pub compress: Option<i32>,
 }
 
 impl Default for LogOptions {
@@ -104,6 +115,9 @@ impl Default for LogOptions {
             fsync: Fsync::Always,
             checkpoint_every: 1024,
             checkpoint_interval: Duration::from_secs(1),
+            segment_bytes: None,
+            segment_age: None,
+            compress: None,
         }
     }
 }
@@ -261,6 +275,37 @@ fn open_own(options: &mut OpenOptions, path: &Path) -> Result<File, LogError> {
     Ok(file)
 }
 
+/// The seq of the first record in the open segment `file` of the log at
+/// `path`, which has `records` records in all: its first line's seq, or
+/// `records` when it is empty.
+fn active_first(path: &Path, file: &File, records: u64) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    // Positioned reads: the writer's offset, shared by any duplicate of the
+    // descriptor, stays at the end.
+    let mut line = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = file.read_at(&mut buf, line.len() as u64)?;
+        if n == 0 {
+            return Ok(records);
+        }
+        match buf[..n].iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                line.extend_from_slice(&buf[..=end]);
+                break;
+            }
+            None => line.extend_from_slice(&buf[..n]),
+        }
+    }
+    #[derive(serde::Deserialize)]
+    struct Seq {
+        seq: u64,
+    }
+    serde_json::from_slice::<Seq>(&line)
+        .map(|s| s.seq)
+        .map_err(|e| std::io::Error::other(format!("{}: line 1: {e}", path.display())))
+}
+
 /// Name of the checkpoints file of `log`.
 pub fn checkpoints_path(log: &Path) -> PathBuf {
     let mut name = log.as_os_str().to_owned();
@@ -380,7 +425,7 @@ impl AuditLog {
         // One writer per log: a second process waits here for the first.
         file.lock().map_err(io(path))?;
         let cp_path = checkpoints_path(path);
-        let mut cps = open_own(
+        let cps = open_own(
             OpenOptions::new().create(true).read(true).append(true),
             &cp_path,
         )?;
@@ -389,18 +434,19 @@ impl AuditLog {
         // stops the writer; only a torn tail is cut. Made on the files
         // opened and locked here, in one pass that holds no more than the
         // tree's right edge.
-        let report = verify_files(&mut file, &mut cps, key.verifier(), path, &cp_path).map_err(
-            |e| match e {
-                VerifyError::Io { path, error } => LogError::Io {
-                    path: path.display().to_string(),
-                    error,
-                },
-                e => LogError::Tampered {
-                    path: path.display().to_string(),
-                    what: e.to_string(),
-                },
+        super::segments::tidy(path).map_err(io(path))?;
+        let files = LogFiles::open(path, &file, &cps).map_err(io(path))?;
+        let report = verify_log(&files, key.verifier()).map_err(|e| match e {
+            VerifyError::Io { path, error } => LogError::Io {
+                path: path.display().to_string(),
+                error,
             },
-        )?;
+            e => LogError::Tampered {
+                path: path.display().to_string(),
+                what: e.to_string(),
+            },
+        })?;
+        drop(files);
         if report.uncovered > 0 && !adopt {
             // Before anything is cut or written: the log stays as it was found.
             return Err(LogError::Uncovered {
@@ -431,7 +477,11 @@ impl AuditLog {
         });
         let cut = report.torn_tail.map_or(0, |t| t.len);
         if let Some(torn) = report.torn_tail {
-            file.set_len(torn.offset).map_err(io(path))?;
+            // The torn line ends the open segment; `torn.offset` counts the
+            // bytes of every segment before it too.
+            let len = file.metadata().map_err(io(path))?.len();
+            file.set_len(len.saturating_sub(torn.len))
+                .map_err(io(path))?;
             file.sync_all().map_err(io(path))?;
         }
         file.seek(SeekFrom::End(0)).map_err(io(path))?;
@@ -458,14 +508,29 @@ impl AuditLog {
             work: Condvar::new(),
             done: Condvar::new(),
         });
-        let writer = Writer {
+        let bytes = file.metadata().map_err(io(path))?.len();
+        let first = active_first(path, &file, records).map_err(io(path))?;
+        let mut writer = Writer {
             shared: shared.clone(),
+            path: path.to_path_buf(),
             file,
             cps,
             tree,
             key,
             opts: opts.clone(),
+            first,
+            bytes,
+            since: Instant::now(),
+            compressing: Vec::new(),
         };
+        // Segments a writer closed but did not get to compress.
+        if let Some(level) = opts.compress {
+            for s in super::segments::segments(path).map_err(io(path))? {
+                if !s.compressed {
+                    writer.compress(s.records, level);
+                }
+            }
+        }
         let handle = std::thread::Builder::new()
             .name("warden-audit".into())
             .spawn(move || writer.run())
@@ -630,11 +695,18 @@ impl Drop for AuditLog {
 
 struct Writer {
     shared: Arc<Shared>,
+    path: PathBuf,
     file: File,
     cps: File,
     tree: Frontier<Blake3>,
     key: HostKey,
     opts: LogOptions,
+    /// The segment being written: its first seq, bytes, and when it opened.
+    first: u64,
+    bytes: u64,
+    since: Instant,
+    /// Closed segments being compressed.
+    compressing: Vec<JoinHandle<()>>,
 }
 
 impl Writer {
@@ -705,13 +777,26 @@ impl Writer {
                     return self.fail(format!("writing a checkpoint: {e}"));
                 }
                 last_cp = Instant::now();
-                let mut st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
-                st.checkpointed = size;
-                self.shared.done.notify_all();
+                {
+                    let mut st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+                    st.checkpointed = size;
+                    self.shared.done.notify_all();
+                }
+                // A segment closes right after a checkpoint, so that each
+                // one ends with the checkpoint of its last record.
+                if self.segment_full()
+                    && let Err(e) = self.rotate(size)
+                {
+                    return self.fail(format!("closing a segment: {e}"));
+                }
             }
             if closing {
                 let st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
                 if st.bytes.is_empty() {
+                    drop(st);
+                    for h in self.compressing.drain(..) {
+                        let _ = h.join();
+                    }
                     return;
                 }
             }
@@ -723,6 +808,7 @@ impl Writer {
             return Ok(());
         }
         self.file.write_all(bytes)?;
+        self.bytes += bytes.len() as u64;
         if self.opts.fsync != Fsync::None {
             // Never retried: after a failed sync the kernel may have dropped
             // the dirty pages, so a retry could report success for lost data.
@@ -746,6 +832,75 @@ impl Writer {
             self.cps.sync_data()?;
         }
         Ok(())
+    }
+
+    fn segment_full(&self) -> bool {
+        self.tree.len() > self.first
+            && (self.opts.segment_bytes.is_some_and(|max| self.bytes >= max)
+                || self
+                    .opts
+                    .segment_age
+                    .is_some_and(|max| self.since.elapsed() >= max))
+    }
+
+    /// Closes the segment being written, which holds records `first..size`,
+    /// every one of them covered by the checkpoint just written, and opens
+    /// the next. The log is renamed before its checkpoints: a writer killed
+    /// in between leaves the closed segment's notes in `<LOG>.checkpoints`,
+    /// where they still read in order.
+    fn rotate(&mut self, size: u64) -> std::io::Result<()> {
+        use super::segments::{segment_checkpoints_path, segment_path, sync_dir};
+        // A closed segment is never written again: it goes to disk whole,
+        // whatever the sync policy.
+        self.file.sync_all()?;
+        self.cps.sync_all()?;
+        let seg = segment_path(&self.path, self.first);
+        let cp_path = checkpoints_path(&self.path);
+        std::fs::rename(&self.path, &seg)?;
+        std::fs::rename(&cp_path, segment_checkpoints_path(&seg))?;
+        let own = |e: LogError| match e {
+            LogError::Io { error, .. } => error,
+            other => std::io::Error::other(other.to_string()),
+        };
+        let file = open_own(
+            OpenOptions::new().create_new(true).read(true).write(true),
+            &self.path,
+        )
+        .map_err(own)?;
+        // Another process opening the log now would find it new: it must
+        // not become a second writer.
+        file.try_lock().map_err(|e| {
+            std::io::Error::other(format!("the new segment is locked by another process: {e}"))
+        })?;
+        let cps = open_own(
+            OpenOptions::new().create_new(true).read(true).append(true),
+            &cp_path,
+        )
+        .map_err(own)?;
+        sync_dir(&self.path)?;
+        self.file = file;
+        self.cps = cps;
+        self.first = size;
+        self.bytes = 0;
+        self.since = Instant::now();
+        if let Some(level) = self.opts.compress {
+            self.compress(seg, level);
+        }
+        Ok(())
+    }
+
+    /// Compresses a closed segment in the background; one that fails stays
+    /// plain, and is tried again when the log is next opened.
+    fn compress(&mut self, seg: PathBuf, level: i32) {
+        self.compressing.retain(|h| !h.is_finished());
+        let spawned = std::thread::Builder::new()
+            .name("warden-audit-zstd".into())
+            .spawn(move || {
+                let _ = super::segments::compress(&seg, level);
+            });
+        if let Ok(h) = spawned {
+            self.compressing.push(h);
+        }
     }
 
     fn fail(self, why: String) {

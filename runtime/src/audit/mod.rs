@@ -7,6 +7,7 @@ pub mod keys;
 pub mod log;
 pub mod merkle;
 pub mod proof;
+pub mod segments;
 pub mod show;
 pub mod stream;
 pub mod verify;

@@ -135,10 +135,10 @@
 
 use super::checkpoint::{Checkpoint, CheckpointError, VerifierKey};
 use super::merkle::{Blake3, Frontier, MerkleTree, leaf_hash, verify_consistency};
+use super::segments::LogFiles;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 /// A BLAKE3 leaf hash: what a record's `prev` holds.
@@ -349,8 +349,8 @@ impl VerifyError {
 /// checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TornTail {
-    /// Where it starts: the length of the complete records, where the
-    /// writer truncates the file.
+    /// Where it starts: the length of the complete records, counting those
+    /// of closed segments ([`super::segments`]) before the open one.
     pub offset: u64,
     /// Its length in bytes.
     pub len: u64,
@@ -500,78 +500,30 @@ impl Report {
 /// [`VerifyError::Io`] when a file cannot be read; any other variant for
 /// the first damage found (see the module docs).
 pub fn verify(log: &Path, key: &VerifierKey) -> Result<Report, VerifyError> {
-    let cp_path = checkpoints_path(log);
-    let mut cps = match File::open(&cp_path) {
-        Ok(file) => Some(file),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(error) => {
-            return Err(VerifyError::Io {
-                path: cp_path,
-                error,
-            });
-        }
-    };
-    let file = File::open(log).map_err(|error| VerifyError::Io {
+    let io = |error| VerifyError::Io {
         path: log.to_path_buf(),
         error,
-    })?;
-    let is_dir = file.metadata().map(|m| m.is_dir());
-    if is_dir.as_ref().is_ok_and(|d| *d) {
-        return Err(VerifyError::Io {
-            path: log.to_path_buf(),
-            error: std::io::Error::other("is a directory"),
-        });
+    };
+    let files = LogFiles::of(log).map_err(io)?;
+    match std::fs::metadata(log) {
+        Ok(m) if m.is_dir() => return Err(io(std::io::Error::other("is a directory"))),
+        Ok(_) => {}
+        // A writer killed between closing a segment and opening the next.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && files.segmented() => {}
+        Err(e) => return Err(io(e)),
     }
-    let mut file = file;
-    match &mut cps {
-        Some(cps) => verify_files(&mut file, cps, key, log, &cp_path),
-        None => verify_files(&mut file, &mut Cursor::new([]), key, log, &cp_path),
-    }
+    verify_log(&files, key)
 }
 
-/// [`verify`] on a log and its checkpoints file that are already open;
-/// `log_path` and `cp_path` name them in errors. Both are read from their
-/// start; where they are left is unspecified.
-///
-/// # Errors
-///
-/// As [`verify`].
-pub fn verify_files<L: Read + Seek, C: Read + Seek>(
-    log: &mut L,
-    checkpoints: &mut C,
-    key: &VerifierKey,
-    log_path: &Path,
-    cp_path: &Path,
-) -> Result<Report, VerifyError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |error| VerifyError::Io {
-            path: path.clone(),
-            error,
-        }
-    };
-    let cp_len = checkpoints.seek(SeekFrom::End(0)).map_err(io(cp_path))?;
-    checkpoints.seek(SeekFrom::Start(0)).map_err(io(cp_path))?;
-    log.seek(SeekFrom::Start(0)).map_err(io(log_path))?;
-    let notes = BufReader::new(Read::take(&mut *checkpoints, cp_len));
-    let lines = BufReader::with_capacity(1 << 16, &mut *log);
-    match single_pass(lines, notes, key) {
-        Ok(Some(report)) => return Ok(report),
-        Ok(None) => {}
-        Err(Pass::Log(e)) => return Err(io(log_path)(e)),
-        Err(Pass::Checkpoints(e)) => return Err(io(cp_path)(e)),
-    }
-    // Damage, or something one pass cannot vouch for: read both whole and
-    // name it with every line at hand.
-    let mut notes = Vec::new();
-    checkpoints.seek(SeekFrom::Start(0)).map_err(io(cp_path))?;
-    Read::take(&mut *checkpoints, cp_len)
-        .read_to_end(&mut notes)
-        .map_err(io(cp_path))?;
-    let mut bytes = Vec::new();
-    log.seek(SeekFrom::Start(0)).map_err(io(log_path))?;
-    log.read_to_end(&mut bytes).map_err(io(log_path))?;
-    in_full(&bytes, &notes, key)
+/// [`verify`] on the files of a log, as listed when the writer opens it.
+pub(crate) fn verify_log(files: &LogFiles, key: &VerifierKey) -> Result<Report, VerifyError> {
+    verify_with(
+        || files.read_records(),
+        || files.read_notes(),
+        key,
+        files.log_path(),
+        files.notes_path(),
+    )
 }
 
 /// [`verify`] on the bytes of a log and of its checkpoints file.
@@ -585,13 +537,43 @@ pub fn verify_bytes(
     key: &VerifierKey,
 ) -> Result<Report, VerifyError> {
     let none = Path::new("");
-    verify_files(
-        &mut Cursor::new(log),
-        &mut Cursor::new(checkpoints),
+    verify_with(|| log, || checkpoints, key, none, none)
+}
+
+/// Verifies the log whose lines and notes `lines()` and `notes()` read from
+/// the start, each time they are called: once for the single pass, and
+/// once more, whole, if it finds something to name.
+fn verify_with<L: Read, C: Read>(
+    lines: impl Fn() -> L,
+    notes: impl Fn() -> C,
+    key: &VerifierKey,
+    log_path: &Path,
+    cp_path: &Path,
+) -> Result<Report, VerifyError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |error| VerifyError::Io {
+            path: path.clone(),
+            error,
+        }
+    };
+    match single_pass(
+        BufReader::with_capacity(1 << 16, lines()),
+        BufReader::new(notes()),
         key,
-        none,
-        none,
-    )
+    ) {
+        Ok(Some(report)) => return Ok(report),
+        Ok(None) => {}
+        Err(Pass::Log(e)) => return Err(io(log_path)(e)),
+        Err(Pass::Checkpoints(e)) => return Err(io(cp_path)(e)),
+    }
+    // Damage, or something one pass cannot vouch for: read both whole and
+    // name it with every line at hand.
+    let mut cp_bytes = Vec::new();
+    notes().read_to_end(&mut cp_bytes).map_err(io(cp_path))?;
+    let mut bytes = Vec::new();
+    lines().read_to_end(&mut bytes).map_err(io(log_path))?;
+    in_full(&bytes, &cp_bytes, key)
 }
 
 /// Which file a read failed on.

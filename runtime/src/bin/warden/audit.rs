@@ -180,8 +180,7 @@ fn verify(log: &Path, key: Option<String>, kept: Option<PathBuf>) -> Result<Exit
             );
             return Ok(ExitCode::from(1));
         }
-        let file =
-            std::fs::File::open(log).map_err(|e| usage(format!("{}: {e}", log.display())))?;
+        let file = records(log)?;
         let range = warden::audit::merkle::Range {
             start: 0,
             len: cp.size,
@@ -254,8 +253,7 @@ fn prove(log: &Path, seq: u64, key: Option<String>) -> Result<ExitCode, Failure>
         }
         Err(e) => return Err(usage(e)),
     };
-    let file = std::fs::File::open(log).map_err(|e| usage(format!("{}: {e}", log.display())))?;
-    match InclusionProof::new(file, &report, seq) {
+    match InclusionProof::new(records(log)?, &report, seq) {
         Ok(proof) => {
             let json = serde_json::to_string_pretty(&proof).map_err(usage)?;
             println!("{json}");
@@ -302,8 +300,20 @@ fn check_proof(proof: &Path, key: &str, record: Option<PathBuf>) -> Result<ExitC
     }
 }
 
+/// The whole log as one stream: its closed segments, then LOG.
+fn records(log: &Path) -> Result<warden::audit::segments::Chain, Failure> {
+    let unreadable = |e: std::io::Error| usage(format!("{}: {e}", log.display()));
+    let segmented = !warden::audit::segments::segments(log)
+        .map_err(unreadable)?
+        .is_empty();
+    if !segmented {
+        std::fs::File::open(log).map_err(unreadable)?;
+    }
+    warden::audit::segments::read_records(log).map_err(unreadable)
+}
+
 fn show(log: &Path, task: Option<String>, deny: bool, json: bool) -> Result<ExitCode, Failure> {
-    let file = std::fs::File::open(log).map_err(|e| usage(format!("{}: {e}", log.display())))?;
+    let file = records(log)?;
     let filter = warden::audit::show::Filter {
         task,
         deny_only: deny,

@@ -126,6 +126,28 @@ pub(crate) struct LogArgs {
     /// once its record is synced), batch (synced in groups) or none.
     #[arg(long, env = "WARDEN_FSYNC", default_value = "always")]
     fsync: warden::audit::log::Fsync,
+    /// Close the log's segment once it holds this much (e.g. 64MiB): it is
+    /// renamed LOG.seg-<FIRST SEQ>, and a new LOG begins; verify, prove and
+    /// show read every segment. Default: one file.
+    #[arg(long, env = "WARDEN_AUDIT_SEGMENT_SIZE", value_name = "SIZE",
+          value_parser = segment_size)]
+    segment_size: Option<u64>,
+    /// Close the log's segment once it is this old (e.g. 1h).
+    #[arg(long, env = "WARDEN_AUDIT_SEGMENT_AGE", value_name = "DURATION",
+          value_parser = crate::approve::positive_duration)]
+    segment_age: Option<std::time::Duration>,
+    /// Compress closed segments with zstd (LOG.seg-<FIRST SEQ>.zst); they
+    /// stay verifiable.
+    #[arg(long, env = "WARDEN_AUDIT_COMPRESS")]
+    compress: bool,
+}
+
+fn segment_size(text: &str) -> Result<u64, String> {
+    match warden_host_api::limits::manifest::parse_size(text) {
+        Ok(0) => Err("must be more than zero".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl LogArgs {
@@ -135,6 +157,9 @@ impl LogArgs {
         let key = host_key(self.key)?;
         let options = LogOptions {
             fsync: self.fsync,
+            segment_bytes: self.segment_size,
+            segment_age: self.segment_age,
+            compress: self.compress.then_some(3),
             ..LogOptions::default()
         };
         AuditLog::open(&audit_path, key, options).map_err(usage)
