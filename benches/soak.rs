@@ -6,6 +6,7 @@
 //! cargo bench --bench soak -- [--duration 60s] [--clients 4] [--transport http|stdio]
 //!                             [--interval 10s] [--fsync none|batch|always] [--keep DIR]
 //!                             [--max-growth 8] [--segment-size SIZE] [--compress]
+//!                             [--retain-segments N]
 //! ```
 //!
 //! Every interval it prints one line: calls per second, p50 and p99 latency of the
@@ -54,6 +55,8 @@ struct Options {
     /// Passed to the server: `--segment-size`, and `--compress`.
     segment_size: Option<String>,
     compress: bool,
+    /// Passed to the server: `--retain-segments`.
+    retain_segments: Option<String>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -82,6 +85,7 @@ fn options() -> Result<Options, String> {
         max_growth_mib: 8.0,
         segment_size: None,
         compress: false,
+        retain_segments: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -113,6 +117,7 @@ fn options() -> Result<Options, String> {
             }
             "--segment-size" => o.segment_size = Some(value()?),
             "--compress" => o.compress = true,
+            "--retain-segments" => o.retain_segments = Some(value()?),
             // What `cargo bench` passes to every bench binary.
             "--bench" => {}
             other => return Err(format!("unknown argument {other}")),
@@ -506,6 +511,9 @@ fn main() -> ExitCode {
     }
     if o.compress {
         cmd.arg("--compress");
+    }
+    if let Some(n) = &o.retain_segments {
+        cmd.args(["--retain-segments", n]);
     }
     let token = "soak-".to_string() + &"0123456789abcdef".repeat(3);
     if o.http {

@@ -34,6 +34,8 @@ fn emit(log: &AuditLog, meta: &TaskMeta, n: u64) {
 const CHILD: &str = "WARDEN_TEST_WRITER_LOG";
 /// Set for the child: close a segment every this many bytes, and compress.
 const CHILD_SEGMENT: &str = "WARDEN_TEST_WRITER_SEGMENT";
+/// Set for the child: keep this many closed segments, retiring older ones.
+const CHILD_RETAIN: &str = "WARDEN_TEST_WRITER_RETAIN";
 
 /// Not a test on its own: the child process of `sigkill_mid_write_recovers`,
 /// which writes records until it is killed.
@@ -55,6 +57,7 @@ fn writer_child() {
             .ok()
             .map(|n| n.parse().unwrap()),
         compress: std::env::var_os(CHILD_SEGMENT).map(|_| 3),
+        retain_segments: std::env::var(CHILD_RETAIN).ok().map(|n| n.parse().unwrap()),
         ..LogOptions::default()
     };
     let log = AuditLog::open(path.as_ref(), key, options).unwrap();
@@ -114,6 +117,35 @@ fn sigkill_mid_rotation_recovers() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// As above, with a writer that keeps two closed segments and retires the
+/// rest: killed anywhere between queueing a retire record and deleting
+/// the last file it names, the log still verifies from its anchor.
+#[test]
+fn sigkill_mid_retirement_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let key = || HostKey::load_or_create(&path.with_extension("key"), "unused").unwrap();
+    for round in 1..=4 {
+        let child = spawn_writer(&path, Some(4096));
+        let oldest = || {
+            warden::audit::segments::segments(&path)
+                .ok()
+                .and_then(|s| s.first().map(|s| s.first))
+        };
+        let before = oldest();
+        // A retirement has deleted segments: the kill lands somewhere in
+        // the next cycles.
+        kill_when(child, || oldest() != before && oldest().is_some());
+        let _ = round;
+        recovers(&path);
+    }
+    let report = verify(&path, key().verifier()).unwrap();
+    assert!(report.retired > 0, "nothing was retired: {report:?}");
+    let first = warden::audit::segments::segments(&path).unwrap()[0].first;
+    assert_eq!(report.retired, first);
+    assert!(warden::audit::segments::segments(&path).unwrap().len() <= 4);
+}
+
 fn spawn_writer(path: &std::path::Path, segment: Option<u64>) -> std::process::Child {
     let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
     cmd.args([
@@ -127,20 +159,24 @@ fn spawn_writer(path: &std::path::Path, segment: Option<u64>) -> std::process::C
     if let Some(bytes) = segment {
         cmd.env(CHILD_SEGMENT, bytes.to_string());
     }
+    if std::thread::current()
+        .name()
+        .is_some_and(|n| n.contains("retirement"))
+    {
+        cmd.env(CHILD_RETAIN, "2");
+    }
     cmd.spawn().unwrap()
 }
 
 fn kill_when(mut child: std::process::Child, ready: impl Fn() -> bool) {
     let started = Instant::now();
-    while !ready() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the writer never got there"
-        );
+    while !ready() && started.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(7));
     }
+    // Killed either way: a writer left running would outlive the test.
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
+    assert!(ready(), "the writer never got there");
 }
 
 /// A killed writer's log verifies; reopened (adopting what no checkpoint
@@ -184,18 +220,24 @@ fn recovers(path: &std::path::Path) {
     drop(log);
 
     let records = read_records(&path);
+    // Records retired with their segments are gone; the rest run on.
+    let retired = found.retired;
     for (i, r) in records.iter().enumerate() {
-        assert_eq!(r["seq"], i as u64, "sequence numbers are contiguous");
+        assert_eq!(
+            r["seq"],
+            retired + i as u64,
+            "sequence numbers are contiguous"
+        );
     }
     assert!(
-        records.len() as u64 >= last.size,
+        retired + records.len() as u64 >= last.size,
         "every checkpointed record survived: {} records, checkpoint of {}",
         records.len(),
         last.size,
     );
     let torn = !before.is_empty() && !before.ends_with(b"\n");
     // Only what this reopening wrote: an earlier round may have recovered too.
-    let new = &records[found.records as usize..];
+    let new = &records[(found.records - retired) as usize..];
     let recovered = new.iter().any(|r| r["event"] == "recovery");
     assert_eq!(
         torn || found.uncovered > 0,
@@ -203,7 +245,11 @@ fn recovers(path: &std::path::Path) {
         "a torn tail is cut and uncovered records adopted, each said, and only then"
     );
     let report = verify(&path, &verifier).expect("the recovered log verifies");
-    assert_eq!(report.covered, records.len() as u64, "and is all signed");
+    assert_eq!(
+        report.covered,
+        retired + records.len() as u64,
+        "and is all signed"
+    );
     let adopted_now = report
         .adopted
         .iter()
@@ -341,4 +387,79 @@ fn segments_verify_prove_and_catch_tampering() {
         std::fs::write(&gone.records, saved).unwrap();
     }
     verify(&path, &verifier).unwrap();
+}
+
+/// Retention deletes the oldest segments only behind a signed
+/// `audit.retire` record, and the log then verifies from the anchor of the
+/// first segment kept. Deleting one more segment by hand, or touching the
+/// anchor, is damage.
+#[test]
+fn retention_retires_behind_a_record_and_an_anchor() {
+    use warden::audit::segments::{anchor_path, segment_path, segments};
+    use warden::audit::verify::VerifyError;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let key = HostKey::generate("retention/warden-audit").unwrap();
+    let verifier = key.verifier().clone();
+    let options = LogOptions {
+        fsync: Fsync::None,
+        segment_bytes: Some(2048),
+        compress: Some(3),
+        retain_segments: Some(3),
+        ..LogOptions::default()
+    };
+    let log = AuditLog::open(&path, key, options).unwrap();
+    let m = meta("retained");
+    for n in 0..300 {
+        emit(&log, &m, n);
+        if n % 5 == 4 {
+            log.checkpoint().unwrap();
+        }
+    }
+    drop(log);
+    let segs = segments(&path).unwrap();
+    assert_eq!(segs.len(), 3, "{segs:?}");
+    let report = verify(&path, &verifier).unwrap();
+    assert_eq!(report.retired, segs[0].first);
+    assert!(report.retired > 0);
+    let records = read_records(&path);
+    assert_eq!(records[0]["seq"], report.retired);
+    assert_eq!(report.records, report.retired + records.len() as u64);
+    let retire = records
+        .iter()
+        .rev()
+        .find(|r| r["event"] == "audit.retire")
+        .expect("the retirement is a record");
+    assert!(retire["args"]["through_seq"].as_u64().unwrap() + 1 >= report.retired);
+
+    // The anchor edited or gone.
+    let anchor = anchor_path(&segment_path(&path, segs[0].first));
+    let original = std::fs::read_to_string(&anchor).unwrap();
+    // One hex digit of the edge changed: still well formed, another root.
+    let at = original.find("\"frontier\":[\"").unwrap() + 13;
+    let mut edited = original.clone().into_bytes();
+    edited[at] = if edited[at] == b'0' { b'1' } else { b'0' };
+    let edited = String::from_utf8(edited).unwrap();
+    for (what, text) in [("edited", Some(edited)), ("gone", None)] {
+        match &text {
+            Some(t) => std::fs::write(&anchor, t).unwrap(),
+            None => std::fs::remove_file(&anchor).unwrap(),
+        }
+        let err = verify(&path, &verifier).unwrap_err();
+        assert!(
+            matches!(err, VerifyError::BadAnchor { .. }),
+            "anchor {what}: {err}"
+        );
+        std::fs::write(&anchor, &original).unwrap();
+    }
+    verify(&path, &verifier).unwrap();
+
+    // One more segment deleted by hand: its successor has an anchor, but no
+    // retire record reaches that far.
+    std::fs::remove_file(&segs[0].records).unwrap();
+    let err = verify(&path, &verifier).unwrap_err();
+    assert!(
+        matches!(err, VerifyError::Removed { seq: 0, next } if next == segs[1].first),
+        "{err}"
+    );
 }

@@ -107,6 +107,13 @@ pub struct LogOptions {
     /// fast and already shrinks records about ninefold); `None`: keep
     /// them plain.
     pub compress: Option<i32>,
+    /// Retire (delete) the oldest closed segments beyond this many, once
+    /// an `audit.retire` record that names them is signed by a checkpoint;
+    /// `None`: keep every segment. At least one is always kept.
+    pub retain_segments: Option<usize>,
+    /// Retire closed segments older than this (by the time they closed),
+    /// the same way; the newest closed segment is always kept.
+    pub retain_age: Option<Duration>,
 }
 
 impl Default for LogOptions {
@@ -118,6 +125,8 @@ impl Default for LogOptions {
             segment_bytes: None,
             segment_age: None,
             compress: None,
+            retain_segments: None,
+            retain_age: None,
         }
     }
 }
@@ -227,6 +236,26 @@ struct State {
     closing: bool,
 }
 
+impl State {
+    /// Numbers, chains and queues `record`; returns its seq.
+    fn enqueue(&mut self, record: &Record<'_>) -> serde_json::Result<u64> {
+        let seq = self.next_seq;
+        let line = serde_json::to_vec(&Line {
+            seq,
+            prev: self.prev.map(|p| hex(&p)),
+            time: rfc3339(record.time),
+            record,
+        })?;
+        let leaf = leaf_hash::<Blake3>(&line);
+        self.prev = Some(leaf);
+        self.bytes.extend_from_slice(&line);
+        self.bytes.push(b'\n');
+        self.leaves.push(leaf);
+        self.next_seq += 1;
+        Ok(seq)
+    }
+}
+
 /// Opens the log or its checkpoints file, refusing anything but a regular
 /// file with one link that is not reached through a symlink.
 ///
@@ -273,6 +302,24 @@ fn open_own(options: &mut OpenOptions, path: &Path) -> Result<File, LogError> {
         )));
     }
     Ok(file)
+}
+
+/// Adds the file to an I/O error's message.
+fn at(path: &Path) -> impl Fn(std::io::Error) -> std::io::Error + '_ {
+    move |e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// Who writes the log's own records (`recovery`, `audit.retire`).
+fn writer_meta() -> TaskMeta {
+    TaskMeta {
+        host: crate::task::hostname(),
+        agent: None,
+        task: "-".into(),
+        parent: None,
+        tool: "warden".into(),
+        component: "-".into(),
+        mcp: None,
+    }
 }
 
 /// The seq of the first record in the open segment `file` of the log at
@@ -522,6 +569,8 @@ impl AuditLog {
             bytes,
             since: Instant::now(),
             compressing: Vec::new(),
+            retiring: None,
+            last_note: String::new(),
         };
         // Segments a writer closed but did not get to compress.
         if let Some(level) = opts.compress {
@@ -541,15 +590,7 @@ impl AuditLog {
             path: path.to_path_buf(),
             fsync: opts.fsync,
         };
-        let meta = TaskMeta {
-            host: crate::task::hostname(),
-            agent: None,
-            task: "-".into(),
-            parent: None,
-            tool: "warden".into(),
-            component: "-".into(),
-            mcp: None,
-        };
+        let meta = writer_meta();
         let failed = |e: anyhow::Error| LogError::Io {
             path: path.display().to_string(),
             error: std::io::Error::other(e.to_string()),
@@ -648,20 +689,8 @@ impl EventSink for AuditLog {
         if let Some(f) = &st.failed {
             anyhow::bail!("audit log failed: {f}");
         }
-        let seq = st.next_seq;
-        let line = serde_json::to_vec(&Line {
-            seq,
-            prev: st.prev.map(|p| hex(&p)),
-            time: rfc3339(record.time),
-            record,
-        })?;
-        let leaf = leaf_hash::<Blake3>(&line);
         let idle = st.bytes.is_empty();
-        st.prev = Some(leaf);
-        st.bytes.extend_from_slice(&line);
-        st.bytes.push(b'\n');
-        st.leaves.push(leaf);
-        st.next_seq += 1;
+        let seq = st.enqueue(record)?;
         let task_end = record.event.event == "task.end";
         if task_end {
             st.checkpoint_wanted = st.checkpoint_wanted.max(seq + 1);
@@ -707,6 +736,11 @@ struct Writer {
     since: Instant,
     /// Closed segments being compressed.
     compressing: Vec<JoinHandle<()>>,
+    /// Segments an `audit.retire` record (at this seq) retires, to delete
+    /// once a checkpoint signs it.
+    retiring: Option<(u64, Vec<super::segments::Segment>)>,
+    /// The last checkpoint note written.
+    last_note: String,
 }
 
 impl Writer {
@@ -782,12 +816,18 @@ impl Writer {
                     st.checkpointed = size;
                     self.shared.done.notify_all();
                 }
+                if let Err(e) = self.finish_retiring(size) {
+                    return self.fail(format!("retiring segments: {e}"));
+                }
                 // A segment closes right after a checkpoint, so that each
                 // one ends with the checkpoint of its last record.
-                if self.segment_full()
-                    && let Err(e) = self.rotate(size)
-                {
-                    return self.fail(format!("closing a segment: {e}"));
+                if self.segment_full() {
+                    if let Err(e) = self.rotate(size) {
+                        return self.fail(format!("closing a segment: {e}"));
+                    }
+                    if let Err(e) = self.retire() {
+                        return self.fail(format!("retiring segments: {e}"));
+                    }
                 }
             }
             if closing {
@@ -820,7 +860,7 @@ impl Writer {
         Ok(())
     }
 
-    fn write_checkpoint(&mut self, size: u64) -> std::io::Result<()> {
+    fn write_checkpoint(&mut self, size: u64) -> std::io::Result<String> {
         let note = Checkpoint {
             origin: self.key.verifier().name().to_string(),
             size,
@@ -831,7 +871,8 @@ impl Writer {
         if self.opts.fsync != Fsync::None {
             self.cps.sync_data()?;
         }
-        Ok(())
+        self.last_note = note.clone();
+        Ok(note)
     }
 
     fn segment_full(&self) -> bool {
@@ -854,10 +895,28 @@ impl Writer {
         // whatever the sync policy.
         self.file.sync_all()?;
         self.cps.sync_all()?;
+        // Where the log will start once every segment before the next one
+        // is retired: the tree's edge here and the checkpoint that signs
+        // it. Written first, so that no segment ever lacks it.
+        let anchor = super::verify::AnchorFile {
+            v: 1,
+            size,
+            frontier: self.tree.nodes().iter().map(|h| hex(h)).collect(),
+            checkpoint: self.last_note.clone(),
+        };
+        let anchor_path = super::segments::anchor_path(&segment_path(&self.path, size));
+        let tmp = anchor_path.with_extension("anchor.tmp");
+        {
+            let mut f = File::create(&tmp).map_err(at(&tmp))?;
+            f.write_all(&serde_json::to_vec(&anchor)?)
+                .map_err(at(&tmp))?;
+            f.sync_all().map_err(at(&tmp))?;
+        }
+        std::fs::rename(&tmp, &anchor_path).map_err(at(&tmp))?;
         let seg = segment_path(&self.path, self.first);
         let cp_path = checkpoints_path(&self.path);
-        std::fs::rename(&self.path, &seg)?;
-        std::fs::rename(&cp_path, segment_checkpoints_path(&seg))?;
+        std::fs::rename(&self.path, &seg).map_err(at(&self.path))?;
+        std::fs::rename(&cp_path, segment_checkpoints_path(&seg)).map_err(at(&cp_path))?;
         let own = |e: LogError| match e {
             LogError::Io { error, .. } => error,
             other => std::io::Error::other(other.to_string()),
@@ -885,6 +944,110 @@ impl Writer {
         self.since = Instant::now();
         if let Some(level) = self.opts.compress {
             self.compress(seg, level);
+        }
+        Ok(())
+    }
+
+    /// Retires what the retention options say is past keeping: queues an
+    /// `audit.retire` record naming the oldest closed segments, which are
+    /// deleted once a checkpoint signs it ([`Writer::finish_retiring`]). The
+    /// first segment kept has its anchor since it was opened, so a log cut
+    /// at any point of this still verifies.
+    fn retire(&mut self) -> std::io::Result<()> {
+        if self.retiring.is_some()
+            || (self.opts.retain_segments.is_none() && self.opts.retain_age.is_none())
+        {
+            return Ok(());
+        }
+        let closed = super::segments::segments(&self.path).map_err(at(&self.path))?;
+        // The newest closed segment always stays.
+        let keep_from = closed.len().saturating_sub(1);
+        let by_count = self
+            .opts
+            .retain_segments
+            .map_or(0, |n| closed.len().saturating_sub(n.max(1)));
+        let by_age = match self.opts.retain_age {
+            None => 0,
+            Some(age) => closed
+                .iter()
+                .take_while(|s| {
+                    std::fs::metadata(&s.records)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|old| old >= age)
+                })
+                .count(),
+        };
+        let n = by_count.max(by_age).min(keep_from);
+        if n == 0 {
+            return Ok(());
+        }
+        let through = closed[n].first - 1;
+        let retired: Vec<_> = closed[..n].to_vec();
+        let names: Vec<String> = retired
+            .iter()
+            .filter_map(|s| s.records.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect();
+        let mut ev = Event::new("audit.retire").args(json!({
+            "through_seq": through,
+            "segments": names,
+            "why": match (self.opts.retain_segments, self.opts.retain_age) {
+                (Some(k), _) if by_count >= by_age => format!("keep {k} closed segments"),
+                (_, Some(age)) => format!("keep segments younger than {}s", age.as_secs()),
+                _ => String::new(),
+            },
+        }));
+        ev.rule = Some("retention: segments retired only once this record is signed".into());
+        let meta = writer_meta();
+        let mut st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = st
+            .enqueue(&Record {
+                meta: &meta,
+                time: SystemTime::now(),
+                event: &ev,
+            })
+            .map_err(std::io::Error::other)?;
+        st.checkpoint_wanted = st.checkpoint_wanted.max(seq + 1);
+        self.retiring = Some((seq, retired));
+        Ok(())
+    }
+
+    /// Deletes the segments an `audit.retire` record retired, once the
+    /// checkpoint just written (of `size` records) signs that record:
+    /// oldest first, records before checkpoints and anchor, so that what is
+    /// left always starts at a segment with its anchor.
+    fn finish_retiring(&mut self, size: u64) -> std::io::Result<()> {
+        let Some((seq, _)) = &self.retiring else {
+            return Ok(());
+        };
+        if *seq >= size {
+            return Ok(());
+        }
+        let (_, retired) = self.retiring.take().expect("checked above");
+        // A segment still being compressed is not deleted under it.
+        for h in self.compressing.drain(..) {
+            let _ = h.join();
+        }
+        use super::segments::{
+            anchor_path, compressed_path, segment_checkpoints_path, segment_path,
+        };
+        for s in retired {
+            let plain = segment_path(&self.path, s.first);
+            for file in [
+                plain.clone(),
+                compressed_path(&plain),
+                segment_checkpoints_path(&plain),
+                anchor_path(&plain),
+            ] {
+                match std::fs::remove_file(&file) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(at(&file)(e)),
+                }
+            }
+            super::segments::sync_dir(&self.path)?;
         }
         Ok(())
     }

@@ -774,6 +774,19 @@ impl<H: Hasher> Frontier<H> {
         self.size - 1
     }
 
+    /// The edge of a tree of `size` leaves from its full subtrees' hashes,
+    /// largest first, as [`Frontier::nodes`] gives them; `None` unless there
+    /// is one per bit of `size`.
+    pub fn from_parts(size: u64, nodes: Vec<H::Output>) -> Option<Self> {
+        (nodes.len() == size.count_ones() as usize).then_some(Frontier { size, nodes })
+    }
+
+    /// The hashes of the tree's full subtrees, largest first: one per bit
+    /// of its size.
+    pub fn nodes(&self) -> &[H::Output] {
+        &self.nodes
+    }
+
     /// The root of the tree so far; [`empty_root`] when it has no leaves.
     pub fn root(&self) -> H::Output {
         let mut nodes = self.nodes.iter().rev();

@@ -59,6 +59,12 @@ pub fn compressed_path(segment: &Path) -> PathBuf {
     with_suffix(segment, ".zst")
 }
 
+/// `<SEGMENT>.anchor`: where the log starts once every segment before this
+/// one was retired ([`super::verify`]).
+pub fn anchor_path(segment: &Path) -> PathBuf {
+    with_suffix(segment, ".anchor")
+}
+
 /// `<SEGMENT>.checkpoints`: the notes written while the segment was open.
 pub fn segment_checkpoints_path(segment: &Path) -> PathBuf {
     with_suffix(segment, ".checkpoints")
@@ -198,6 +204,9 @@ pub(crate) struct LogFiles {
     pub records: Vec<Source>,
     pub notes: Vec<Source>,
     pub notes_len: u64,
+    /// The oldest segment's first seq and its anchor's path, when it is not
+    /// seq 0.
+    anchor: Option<(u64, PathBuf)>,
 }
 
 impl LogFiles {
@@ -239,7 +248,12 @@ impl LogFiles {
     ) -> std::io::Result<LogFiles> {
         let mut records = Vec::new();
         let mut notes = Vec::new();
-        for s in segments(log)? {
+        let segments = segments(log)?;
+        let anchor = segments
+            .first()
+            .filter(|s| s.first > 0)
+            .map(|s| (s.first, anchor_path(&segment_path(log, s.first))));
+        for s in segments {
             records.push(Source::Path {
                 path: s.records,
                 compressed: s.compressed,
@@ -257,7 +271,14 @@ impl LogFiles {
             records,
             notes,
             notes_len,
+            anchor,
         })
+    }
+
+    /// The oldest segment's first seq and its anchor, when records before it
+    /// were retired.
+    pub fn anchor(&self) -> Option<(u64, &Path)> {
+        self.anchor.as_ref().map(|(first, p)| (*first, p.as_path()))
     }
 
     /// Whether the log has closed segments.
@@ -425,13 +446,80 @@ pub(crate) fn sync_dir(path: &Path) -> std::io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    File::open(dir)?.sync_all()
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| at(dir, e))
+}
+
+/// The first seqs named by `<LOG>.seg-*` files older than `oldest`, the
+/// oldest segment that has records.
+fn orphans(log: &Path, oldest: u64) -> std::io::Result<Vec<u64>> {
+    let dir = match log.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let Some(base) = log.file_name().and_then(|n| n.to_str()) else {
+        return Ok(Vec::new());
+    };
+    let prefix = format!("{base}.seg-");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        if let Some(first) = rest.get(..DIGITS).and_then(|d| d.parse::<u64>().ok())
+            && first < oldest
+        {
+            found.push(first);
+        }
+    }
+    Ok(found)
+}
+
+/// `<LOG>.seg-*.tmp`: what a writer killed while writing a compressed
+/// segment or an anchor left.
+fn leftovers(log: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let Some(base) = log.file_name().and_then(|n| n.to_str()) else {
+        return Ok(Vec::new());
+    };
+    let prefix = format!("{base}.seg-");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(
+        log.parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    )? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name
+            .to_str()
+            .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".tmp"))
+        {
+            found.push(entry.path());
+        }
+    }
+    Ok(found)
 }
 
 /// Removes what a compression cut short left (`.zst.tmp`), and the plain
 /// copy of a segment whose compressed copy was already in place.
 pub(crate) fn tidy(log: &Path) -> std::io::Result<()> {
-    for s in segments(log)? {
+    let segs = segments(log)?;
+    if let Some(oldest) = segs.first().map(|s| s.first) {
+        // What a retirement cut short left of segments whose records are
+        // gone: their checkpoints and anchors, never read again.
+        for first in orphans(log, oldest)? {
+            let plain = segment_path(log, first);
+            for file in [segment_checkpoints_path(&plain), anchor_path(&plain)] {
+                let _ = std::fs::remove_file(file);
+            }
+        }
+    }
+    for tmp in leftovers(log)? {
+        let _ = std::fs::remove_file(tmp);
+    }
+    for s in segs {
         let plain = segment_path(log, s.first);
         let zst = compressed_path(&plain);
         let _ = std::fs::remove_file(with_suffix(&zst, ".tmp"));

@@ -17,9 +17,10 @@
 //! 4. each checkpoint's root against the tree of the log at its size, and
 //!    that the log has at least that many records;
 //! 5. each checkpoint against the next: with both roots computed from the
-//!    same leaves they are consistent, and when the log is read whole (see
-//!    below) a consistency proof computed from it is checked with
-//!    [`verify_consistency`] as an auditor holding only the two notes would;
+//!    same leaves they are consistent (an auditor holding only two notes
+//!    checks that with a consistency proof:
+//!    [`super::merkle::consistency_ranges`],
+//!    [`super::merkle::verify_consistency`]);
 //! 6. each `recovery` record that adopts records (`warden audit adopt`):
 //!    that the range it names comes before it and has the digest it says
 //!    ([`range_digest`]). The report lists them ([`Report::adopted`]):
@@ -134,7 +135,7 @@
 //! ```
 
 use super::checkpoint::{Checkpoint, CheckpointError, VerifierKey};
-use super::merkle::{Blake3, Frontier, MerkleTree, leaf_hash, verify_consistency};
+use super::merkle::{Blake3, Frontier, leaf_hash};
 use super::segments::LogFiles;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -260,6 +261,16 @@ pub enum VerifyError {
         /// What is wrong.
         reason: String,
     },
+    /// The oldest segments were retired, and the anchor the log now starts
+    /// from (`<SEGMENT>.anchor`: the tree's edge there and the checkpoint
+    /// that signs it) is missing or wrong.
+    #[error("{}: bad anchor: {reason}", path.display())]
+    BadAnchor {
+        /// The anchor file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A checkpoint is signed but unusable: malformed, of another origin,
     /// not larger than the one before it, or inconsistent with it.
     #[error("checkpoint {}: {reason}", label(*.index, *.size))]
@@ -317,13 +328,15 @@ impl VerifyError {
             | VerifyError::BadRecovery { seq, .. } => Some(*seq),
             VerifyError::Io { .. }
             | VerifyError::BadSignature { .. }
-            | VerifyError::BadCheckpoint { .. } => None,
+            | VerifyError::BadCheckpoint { .. }
+            | VerifyError::BadAnchor { .. } => None,
         }
     }
 
     /// The kind in one word or two, as messages write it: `changed`,
     /// `inserted`, `removed`, `reordered`, `truncated`, `bad signature`,
-    /// `bad checkpoint`, `bad recovery`, `malformed` or `unreadable`.
+    /// `bad checkpoint`, `bad recovery`, `bad anchor`, `malformed` or
+    /// `unreadable`.
     pub fn kind(&self) -> &'static str {
         match self {
             VerifyError::Io { .. } => "unreadable",
@@ -336,6 +349,7 @@ impl VerifyError {
             VerifyError::BadSignature { .. } => "bad signature",
             VerifyError::BadCheckpoint { .. } => "bad checkpoint",
             VerifyError::BadRecovery { .. } => "bad recovery",
+            VerifyError::BadAnchor { .. } => "bad anchor",
         }
     }
 
@@ -397,9 +411,14 @@ pub fn range_digest(leaves: &[Hash]) -> String {
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct Report {
-    /// Complete records: lines that end in `\n`.
+    /// Complete records: lines that end in `\n`, counting retired ones;
+    /// the next record's seq.
     pub records: u64,
-    /// Complete checkpoints, all verified.
+    /// Records retired with the oldest segments (`audit.retire`): seqs
+    /// `0..retired` are gone, and the log starts at `retired`.
+    pub retired: u64,
+    /// Complete checkpoints, all verified (those of retired segments are
+    /// gone with them).
     pub checkpoints: usize,
     /// Records the last checkpoint covers (its size); 0 without one.
     pub covered: u64,
@@ -428,6 +447,7 @@ impl std::fmt::Debug for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Report")
             .field("records", &self.records)
+            .field("retired", &self.retired)
             .field("checkpoints", &self.checkpoints)
             .field("covered", &self.covered)
             .field("uncovered", &self.uncovered)
@@ -443,7 +463,7 @@ impl PartialEq for Report {
     fn eq(&self, other: &Self) -> bool {
         let key = |r: &Report| {
             (
-                (r.records, r.checkpoints, r.covered, r.uncovered),
+                (r.records, r.retired, r.checkpoints, r.covered, r.uncovered),
                 (r.torn_tail, r.torn_checkpoint, r.last_hash),
                 (r.adopted.clone(), r.last.clone(), r.notes_end),
                 (r.uncovered_digest.clone(), r.frontier.root()),
@@ -517,13 +537,86 @@ pub fn verify(log: &Path, key: &VerifierKey) -> Result<Report, VerifyError> {
 
 /// [`verify`] on the files of a log, as listed when the writer opens it.
 pub(crate) fn verify_log(files: &LogFiles, key: &VerifierKey) -> Result<Report, VerifyError> {
+    let anchor = match files.anchor() {
+        None => None,
+        Some((first, path)) => Some(read_anchor(first, path, key)?),
+    };
     verify_with(
         || files.read_records(),
         || files.read_notes(),
         key,
-        files.log_path(),
-        files.notes_path(),
+        (files.log_path(), files.notes_path()),
+        anchor.as_ref(),
     )
+}
+
+/// Where a log whose oldest segments were retired starts: the tree's right
+/// edge at its first kept record, as `<SEGMENT>.anchor` holds it, checked
+/// against the checkpoint of that size it carries.
+#[derive(Debug, Clone)]
+pub(crate) struct Anchor {
+    pub frontier: Frontier<Blake3>,
+}
+
+/// `<SEGMENT>.anchor` as JSON.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AnchorFile {
+    pub v: u32,
+    /// Records before the segment: its first seq.
+    pub size: u64,
+    /// The hashes of the tree's full subtrees at `size`, largest first, hex.
+    pub frontier: Vec<String>,
+    /// The signed checkpoint of exactly `size` records, verbatim.
+    pub checkpoint: String,
+}
+
+/// Reads and checks the anchor at `path` of a log whose first kept segment
+/// starts at seq `first`: signed by `key`, of that size, and its edge has
+/// the root the checkpoint signs.
+fn read_anchor(first: u64, path: &Path, key: &VerifierKey) -> Result<Anchor, VerifyError> {
+    let bad = |reason: String| VerifyError::BadAnchor {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        bad(format!(
+            "the oldest segment starts at seq {first}, and its anchor cannot be read ({e})"
+        ))
+    })?;
+    let file: AnchorFile =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not an anchor: {e}")))?;
+    if file.v != 1 || file.size != first {
+        return Err(bad(format!(
+            "it is for seq {}, and the oldest segment starts at seq {first}",
+            file.size
+        )));
+    }
+    let checkpoint = check_note(0, file.checkpoint.as_bytes(), key, None)
+        .map_err(|e| bad(format!("its checkpoint: {e}")))?;
+    if checkpoint.checkpoint.size != first {
+        return Err(bad(format!(
+            "its checkpoint has size {}, not {first}",
+            checkpoint.checkpoint.size
+        )));
+    }
+    let nodes = file
+        .frontier
+        .iter()
+        .map(|h| parse_hash(h))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| bad("a frontier hash is not 64 lowercase hex digits".into()))?;
+    let frontier = Frontier::<Blake3>::from_parts(first, nodes).ok_or_else(|| {
+        bad(format!(
+            "its frontier does not have one hash per bit of {first}"
+        ))
+    })?;
+    if frontier.root()[..] != checkpoint.checkpoint.root[..] {
+        return Err(bad(
+            "its frontier's root is not the root its checkpoint signs".into(),
+        ));
+    }
+    Ok(Anchor { frontier })
 }
 
 /// [`verify`] on the bytes of a log and of its checkpoints file.
@@ -537,7 +630,7 @@ pub fn verify_bytes(
     key: &VerifierKey,
 ) -> Result<Report, VerifyError> {
     let none = Path::new("");
-    verify_with(|| log, || checkpoints, key, none, none)
+    verify_with(|| log, || checkpoints, key, (none, none), None)
 }
 
 /// Verifies the log whose lines and notes `lines()` and `notes()` read from
@@ -547,8 +640,8 @@ fn verify_with<L: Read, C: Read>(
     lines: impl Fn() -> L,
     notes: impl Fn() -> C,
     key: &VerifierKey,
-    log_path: &Path,
-    cp_path: &Path,
+    (log_path, cp_path): (&Path, &Path),
+    start: Option<&Anchor>,
 ) -> Result<Report, VerifyError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -561,6 +654,7 @@ fn verify_with<L: Read, C: Read>(
         BufReader::with_capacity(1 << 16, lines()),
         BufReader::new(notes()),
         key,
+        start,
     ) {
         Ok(Some(report)) => return Ok(report),
         Ok(None) => {}
@@ -573,7 +667,7 @@ fn verify_with<L: Read, C: Read>(
     notes().read_to_end(&mut cp_bytes).map_err(io(cp_path))?;
     let mut bytes = Vec::new();
     lines().read_to_end(&mut bytes).map_err(io(log_path))?;
-    in_full(&bytes, &cp_bytes, key)
+    in_full(&bytes, &cp_bytes, key, start)
 }
 
 /// Which file a read failed on.
@@ -597,6 +691,7 @@ fn single_pass(
     mut lines: impl BufRead,
     checkpoints: impl BufRead,
     key: &VerifierKey,
+    start: Option<&Anchor>,
 ) -> Result<Option<Report>, Pass> {
     let mut notes = NoteReader::new(checkpoints);
     // The next note, verified; `Err(None)` for one the full pass must name.
@@ -609,7 +704,9 @@ fn single_pass(
                 .map_err(|_| None),
         }
     };
-    let mut frontier = Frontier::<Blake3>::new();
+    let mut frontier = start.map_or_else(Frontier::<Blake3>::new, |a| a.frontier.clone());
+    let retired = frontier.len();
+    let mut retired_through: Option<u64> = None;
     let mut last_hash: Option<Hash> = None;
     let mut last: Option<SignedCheckpoint> = None;
     let mut pending = match next_note(None) {
@@ -655,7 +752,15 @@ fn single_pass(
         let seq = frontier.len();
         match parse_head(&buf) {
             Head::Record { seq: said, prev } if said == seq && prev == last_hash => {}
+            // The first record kept: the one before it was retired.
+            Head::Record {
+                seq: said,
+                prev: Some(_),
+            } if said == seq && seq == retired && retired > 0 => {}
             _ => return Ok(None),
+        }
+        if let Some(through) = retirement(&buf) {
+            retired_through = retired_through.max(Some(through));
         }
         if let Some(claim) = adoption(&buf) {
             let Ok((from, to, digest)) = claim else {
@@ -691,10 +796,15 @@ fn single_pass(
         // A checkpoint covers more than the log has: truncated.
         return Ok(None);
     }
+    if retired > 0 && retired_through.is_none_or(|t| t + 1 < retired) {
+        // Records gone without a retire record that says so.
+        return Ok(None);
+    }
     let records = frontier.len();
-    let covered = last.as_ref().map_or(0, |c| c.checkpoint.size);
+    let covered = last.as_ref().map_or(retired, |c| c.checkpoint.size);
     Ok(Some(Report {
         records,
+        retired,
         checkpoints: notes.count,
         covered,
         uncovered: records - covered,
@@ -777,13 +887,16 @@ fn parse_head(line: &[u8]) -> Head {
 
 #[derive(Default)]
 struct Scan {
+    /// The seq of the first line: records before it were retired.
+    offset: u64,
     lines: Vec<Line>,
-    tree: MerkleTree<Blake3>,
     /// Bytes of the complete lines.
     end: u64,
     torn: Option<TornTail>,
     /// Recovery records that adopt records: (line, what they say).
     adoptions: Vec<(usize, Claim)>,
+    /// The highest `through_seq` of the `audit.retire` records.
+    retired_through: Option<u64>,
 }
 
 /// What a recovery record says it adopted: the first and last seq and their
@@ -816,13 +929,30 @@ fn adoption(line: &[u8]) -> Option<Claim> {
     )
 }
 
+/// What an `audit.retire` record says: the last seq of the segments it
+/// retires (`args.through_seq`).
+fn retirement(line: &[u8]) -> Option<u64> {
+    // Every other record stops at this test; the writer puts no space there.
+    const MARK: &[u8] = br#""event":"audit.retire""#;
+    if !line.windows(MARK.len()).any(|w| w == MARK) {
+        return None;
+    }
+    let record: serde_json::Value = serde_json::from_slice(line).ok()?;
+    if record.get("event")?.as_str()? != "audit.retire" {
+        return None;
+    }
+    record.get("args")?.get("through_seq")?.as_u64()
+}
+
 impl Scan {
     fn push(&mut self, line: &[u8]) {
         let hash = leaf_hash::<Blake3>(line);
         if let Some(said) = adoption(line) {
             self.adoptions.push((self.lines.len(), said));
         }
-        self.tree.push_hash(hash);
+        if let Some(through) = retirement(line) {
+            self.retired_through = self.retired_through.max(Some(through));
+        }
         self.lines.push(Line {
             hash,
             head: parse_head(line),
@@ -852,7 +982,10 @@ impl Scan {
     /// hash of line `q`, or, for `q = None`, it is a first record (no prev).
     fn follows(&self, k: usize, q: Option<usize>) -> bool {
         match (&self.lines[k].head, q) {
-            (Head::Record { prev: None, .. }, None) => true,
+            (Head::Record { prev: None, .. }, None) => self.offset == 0,
+            // The record before the first one kept was retired with its
+            // segment: only the checkpoints vouch for the link.
+            (Head::Record { prev: Some(_), .. }, None) => self.offset > 0 && k == 0,
             (Head::Record { prev: Some(h), .. }, Some(q)) => *h == self.lines[q].hash,
             _ => false,
         }
@@ -864,7 +997,7 @@ impl Scan {
     }
 
     fn in_place(&self, i: usize) -> bool {
-        self.seq(i) == Some(i as u64) && self.follows(i, i.checked_sub(1))
+        self.seq(i) == Some(self.offset + i as u64) && self.follows(i, i.checked_sub(1))
     }
 
     /// Names what is wrong at `p`, the first line not in place. `intact`
@@ -872,7 +1005,10 @@ impl Scan {
     /// root matches the log.
     fn classify(&self, p: usize, intact: impl Fn(u64) -> Option<usize>) -> VerifyError {
         let n = self.len();
-        let at = p as u64;
+        // Lines are numbered as if no retired record were missing: line
+        // `seq + 1` holds record `seq`.
+        let at = self.offset + p as u64;
+        let line = |i: usize| self.offset + i as u64 + 1;
         let before = p.checked_sub(1);
         let s = match &self.lines[p].head {
             Head::Malformed(reason) => {
@@ -890,8 +1026,8 @@ impl Scan {
                 seq: at,
                 evidence: format!(
                     "line {} is an extra record, a copy of line {}",
-                    p + 1,
-                    q + 1
+                    line(p),
+                    line(q)
                 ),
             };
         }
@@ -907,7 +1043,7 @@ impl Scan {
             return VerifyError::Reordered {
                 seq: at,
                 holds: s,
-                found: k as u64,
+                found: self.offset + k as u64,
             };
         }
         if p + 1 < n && self.follows(p + 1, before) {
@@ -915,9 +1051,9 @@ impl Scan {
                 seq: at,
                 evidence: format!(
                     "line {} is an extra record (it says seq {s}): the next line's prev links past it{}",
-                    p + 1,
+                    line(p),
                     match before {
-                        Some(b) => format!(" to seq {b}"),
+                        Some(b) => format!(" to seq {}", self.offset + b as u64),
                         None => String::new(),
                     }
                 ),
@@ -927,8 +1063,9 @@ impl Scan {
             return VerifyError::Inserted {
                 seq: at - 1,
                 evidence: format!(
-                    "line {p} is an extra record: seq {s}, on line {}, links past it",
-                    p + 1
+                    "line {} is an extra record: seq {s}, on line {}, links past it",
+                    line(p) - 1,
+                    line(p)
                 ),
             };
         }
@@ -936,7 +1073,10 @@ impl Scan {
             return VerifyError::Changed {
                 seq: at,
                 evidence: match before {
-                    Some(b) => format!("it says seq {s}, but its prev puts it after seq {b}"),
+                    Some(b) => format!(
+                        "it says seq {s}, but its prev puts it after seq {}",
+                        self.offset + b as u64
+                    ),
                     None => format!("it says seq {s}, but it has no prev, as only seq 0 does"),
                 },
             };
@@ -949,7 +1089,7 @@ impl Scan {
                 seq: at,
                 evidence: format!(
                     "line {} says seq {s}, which belongs on line {}",
-                    p + 1,
+                    line(p),
                     s + 1
                 ),
             };
@@ -1207,8 +1347,16 @@ fn check_note(
 /// Verifies a log with every line's hash and head at hand: slower and as
 /// long as the log, but able to say what happened at the first bad line
 /// (see the module docs). [`single_pass`] hands over to it.
-fn in_full(log: &[u8], checkpoints: &[u8], key: &VerifierKey) -> Result<Report, VerifyError> {
-    let mut scan = Scan::default();
+fn in_full(
+    log: &[u8],
+    checkpoints: &[u8],
+    key: &VerifierKey,
+    start: Option<&Anchor>,
+) -> Result<Report, VerifyError> {
+    let mut scan = Scan {
+        offset: start.map_or(0, |a| a.frontier.len()),
+        ..Scan::default()
+    };
     let mut rest = log;
     while !rest.is_empty() {
         match rest.iter().position(|&b| b == b'\n') {
@@ -1224,11 +1372,25 @@ fn in_full(log: &[u8], checkpoints: &[u8], key: &VerifierKey) -> Result<Report, 
     }
     let (notes, torn_checkpoint, notes_end) = split_notes(checkpoints);
     let signed = check_notes(&notes, key)?;
-    let n = scan.len() as u64;
+    let n = scan.offset + scan.len() as u64;
+    // The root at every size a checkpoint signs, in one pass from the edge
+    // the log starts from.
+    let mut frontier = start.map_or_else(Frontier::new, |a| a.frontier.clone());
+    let sizes: std::collections::HashSet<u64> = signed.iter().map(|s| s.checkpoint.size).collect();
+    let mut roots = std::collections::HashMap::new();
+    if sizes.contains(&frontier.len()) {
+        roots.insert(frontier.len(), frontier.root());
+    }
+    for line in &scan.lines {
+        frontier.push_hash(line.hash);
+        if sizes.contains(&frontier.len()) {
+            roots.insert(frontier.len(), frontier.root());
+        }
+    }
     let root_matches = |cp: &Checkpoint| {
-        scan.tree
-            .root_at(cp.size)
-            .is_ok_and(|root| root[..] == cp.root[..])
+        roots
+            .get(&cp.size)
+            .is_some_and(|root| root[..] == cp.root[..])
     };
     let chain = (0..scan.len()).find(|&i| !scan.in_place(i)).map(|p| {
         scan.classify(p, |size| {
@@ -1255,8 +1417,10 @@ fn in_full(log: &[u8], checkpoints: &[u8], key: &VerifierKey) -> Result<Report, 
             });
         }
         if !root_matches(cp) {
-            let from = k.checked_sub(1).map_or(0, |j| signed[j].checkpoint.size);
-            let last = cp.size - 1;
+            let from = k
+                .checked_sub(1)
+                .map_or(scan.offset, |j| signed[j].checkpoint.size);
+            let last = cp.size.saturating_sub(1);
             return Err(if cp.size == n {
                 VerifyError::Changed {
                     seq: last,
@@ -1282,42 +1446,26 @@ fn in_full(log: &[u8], checkpoints: &[u8], key: &VerifierKey) -> Result<Report, 
     if let Some(e) = chain {
         return Err(e);
     }
-    let adopted = check_adoptions(&scan)?;
-    // Both roots already match the log, so this cannot fail unless the tree
-    // code does; it is the check an auditor holding only the two notes
-    // would make.
-    for pair in signed.windows(2) {
-        let (a, b) = (&pair[0].checkpoint, &pair[1].checkpoint);
-        if a.size == 0 {
-            continue;
-        }
-        let proof = scan.tree.consistency_proof(a.size, b.size);
-        let ok = proof.map_err(|e| e.to_string()).and_then(|p| {
-            verify_consistency::<Blake3>(a.size, b.size, &a.root, &b.root, &p)
-                .map_err(|e| e.to_string())
+    // Records before the first one kept are gone: only a retire record the
+    // checkpoints sign may say so.
+    if scan.offset > 0 && scan.retired_through.is_none_or(|t| t + 1 < scan.offset) {
+        return Err(VerifyError::Removed {
+            seq: 0,
+            next: scan.offset,
         });
-        if let Err(e) = ok {
-            return Err(VerifyError::BadCheckpoint {
-                index: pair[1].index,
-                size: Some(b.size),
-                reason: format!(
-                    "not consistent with checkpoint {} (size {}): {e}",
-                    pair[0].index, a.size
-                ),
-            });
-        }
     }
-    let covered = signed.last().map_or(0, |s| s.checkpoint.size);
-    let mut frontier = Frontier::new();
-    for line in &scan.lines {
-        frontier.push_hash(line.hash);
-    }
-    let uncovered: Vec<Hash> = scan.lines[covered as usize..]
+    let adopted = check_adoptions(&scan)?;
+    // Every root was computed from the same leaves, so each checkpoint is
+    // consistent with the next; an auditor holding only two notes checks
+    // that with a consistency proof (`merkle::consistency_ranges`).
+    let covered = signed.last().map_or(scan.offset, |s| s.checkpoint.size);
+    let uncovered: Vec<Hash> = scan.lines[(covered.saturating_sub(scan.offset) as usize)..]
         .iter()
         .map(|l| l.hash)
         .collect();
     Ok(Report {
         records: n,
+        retired: scan.offset,
         checkpoints: signed.len(),
         covered,
         uncovered: n - covered,
@@ -1337,7 +1485,7 @@ fn in_full(log: &[u8], checkpoints: &[u8], key: &VerifierKey) -> Result<Report, 
 fn check_adoptions(scan: &Scan) -> Result<Vec<Adopted>, VerifyError> {
     let mut adopted = Vec::with_capacity(scan.adoptions.len());
     for (line, said) in &scan.adoptions {
-        let seq = *line as u64;
+        let seq = scan.offset + *line as u64;
         let bad = |reason: String| VerifyError::BadRecovery { seq, reason };
         let (from, to, digest) = said.clone().map_err(bad)?;
         if from > to || to >= seq {
@@ -1345,7 +1493,19 @@ fn check_adoptions(scan: &Scan) -> Result<Vec<Adopted>, VerifyError> {
                 "it adopts seq {from} to {to}, which is not a range before it"
             )));
         }
-        let leaves: Vec<Hash> = scan.lines[from as usize..=to as usize]
+        // Records retired since they were adopted cannot be checked again;
+        // the checkpoints that signed the adoption still vouch for it.
+        let Some(first) = from.checked_sub(scan.offset) else {
+            adopted.push(Adopted {
+                record: seq,
+                from_seq: from,
+                to_seq: to,
+                digest,
+            });
+            continue;
+        };
+        let last = to - scan.offset;
+        let leaves: Vec<Hash> = scan.lines[first as usize..=last as usize]
             .iter()
             .map(|l| l.hash)
             .collect();
@@ -1469,11 +1629,11 @@ mod tests {
                 notes.push_str("test/warden-audit\n99");
             }
             let what = format!("{len} records, every {every}, adopt {adopt:?}");
-            let one = single_pass(&log[..], notes.as_bytes(), key.verifier())
+            let one = single_pass(&log[..], notes.as_bytes(), key.verifier(), None)
                 .ok()
                 .flatten()
                 .unwrap_or_else(|| panic!("the single pass did not vouch for {what}"));
-            let full = in_full(&log, notes.as_bytes(), key.verifier()).unwrap();
+            let full = in_full(&log, notes.as_bytes(), key.verifier(), None).unwrap();
             assert!(one == full, "{what}: {one:?} vs {full:?}");
             assert_eq!(one.root(), edge.root(), "{what}");
             assert_eq!(one.adopted.len(), usize::from(adopt.is_some()), "{what}");

@@ -206,6 +206,14 @@ fn verify(log: &Path, key: Option<String>, kept: Option<PathBuf>) -> Result<Exit
          chained but not yet signed",
         report.records, report.checkpoints, report.covered, report.uncovered
     );
+    if report.retired > 0 {
+        println!(
+            "retired: seq 0 to {} were retired with their segments, as an audit.retire record \
+             says; the log starts from the anchor of seq {}",
+            report.retired - 1,
+            report.retired
+        );
+    }
     for a in &report.adopted {
         println!(
             "adopted: seq {} to {} ({} records) were taken on without checkpoint cover by \

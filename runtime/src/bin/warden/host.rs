@@ -140,6 +140,15 @@ pub(crate) struct LogArgs {
     /// stay verifiable.
     #[arg(long, env = "WARDEN_AUDIT_COMPRESS")]
     compress: bool,
+    /// Keep this many closed segments and retire (delete) older ones, each
+    /// time behind an audit.retire record a checkpoint signs.
+    #[arg(long, env = "WARDEN_AUDIT_RETAIN_SEGMENTS", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    retain_segments: Option<u32>,
+    /// Retire closed segments older than this (e.g. 30d), the same way.
+    #[arg(long, env = "WARDEN_AUDIT_RETAIN_AGE", value_name = "DURATION",
+          value_parser = crate::approve::positive_duration)]
+    retain_age: Option<std::time::Duration>,
 }
 
 fn segment_size(text: &str) -> Result<u64, String> {
@@ -160,6 +169,8 @@ impl LogArgs {
             segment_bytes: self.segment_size,
             segment_age: self.segment_age,
             compress: self.compress.then_some(3),
+            retain_segments: self.retain_segments.map(|n| n as usize),
+            retain_age: self.retain_age,
             ..LogOptions::default()
         };
         AuditLog::open(&audit_path, key, options).map_err(usage)
