@@ -907,7 +907,7 @@ impl Writer {
         let anchor_path = super::segments::anchor_path(&segment_path(&self.path, size));
         let tmp = anchor_path.with_extension("anchor.tmp");
         {
-            let mut f = File::create(&tmp).map_err(at(&tmp))?;
+            let mut f = super::segments::create_fresh(&tmp).map_err(at(&tmp))?;
             f.write_all(&serde_json::to_vec(&anchor)?)
                 .map_err(at(&tmp))?;
             f.sync_all().map_err(at(&tmp))?;

@@ -70,6 +70,39 @@ pub fn segment_checkpoints_path(segment: &Path) -> PathBuf {
     with_suffix(segment, ".checkpoints")
 }
 
+/// The `<LOG>.seg-<FIRST><REST>` files beside the log at `log`: each one's
+/// first seq, what follows it in the name, and its path.
+fn entries(log: &Path) -> std::io::Result<Vec<(u64, String, PathBuf)>> {
+    let dir = match log.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Some(base) = log.file_name().and_then(|n| n.to_str()) else {
+        return Ok(Vec::new());
+    };
+    let prefix = format!("{base}.seg-");
+    let listing = match std::fs::read_dir(dir) {
+        Ok(listing) => listing,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut found = Vec::new();
+    for entry in listing {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let digits = rest
+            .get(..DIGITS)
+            .filter(|d| d.bytes().all(|b| b.is_ascii_digit()));
+        if let Some(first) = digits.and_then(|d| d.parse::<u64>().ok()) {
+            found.push((first, rest[DIGITS..].to_owned(), entry.path()));
+        }
+    }
+    Ok(found)
+}
+
 /// The closed segments of the log at `log`, oldest first. A segment with
 /// both a plain and a compressed file is read from the plain one: the
 /// compressed file was complete before it was renamed into place, but the
@@ -79,34 +112,10 @@ pub fn segment_checkpoints_path(segment: &Path) -> PathBuf {
 ///
 /// When the log's directory cannot be listed.
 pub fn segments(log: &Path) -> std::io::Result<Vec<Segment>> {
-    let dir = match log.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let Some(base) = log.file_name().and_then(|n| n.to_str()) else {
-        return Ok(Vec::new());
-    };
-    let prefix = format!("{base}.seg-");
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
     let mut found: std::collections::BTreeMap<u64, (bool, bool, bool)> = Default::default();
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
-            continue;
-        };
-        if rest.len() < DIGITS || !rest.as_bytes()[..DIGITS].iter().all(u8::is_ascii_digit) {
-            continue;
-        }
-        let Ok(first) = rest[..DIGITS].parse::<u64>() else {
-            continue;
-        };
+    for (first, rest, _) in entries(log)? {
         let slot = found.entry(first).or_default();
-        match &rest[DIGITS..] {
+        match rest.as_str() {
             "" => slot.0 = true,
             ".zst" => slot.1 = true,
             ".checkpoints" => slot.2 = true,
@@ -389,7 +398,7 @@ pub fn compress(plain: &Path, level: i32) -> std::io::Result<u64> {
     let zst = compressed_path(plain);
     let tmp = with_suffix(&zst, ".tmp");
     let mut input = File::open(plain)?;
-    let out = File::create(&tmp)?;
+    let out = create_fresh(&tmp)?;
     let mut enc = zstd::stream::write::Encoder::new(out, level)?;
     std::io::copy(&mut input, &mut enc)?;
     let out = enc.finish()?;
@@ -412,6 +421,23 @@ pub fn compress(plain: &Path, level: i32) -> std::io::Result<u64> {
     std::fs::remove_file(plain)?;
     sync_dir(plain)?;
     Ok(std::fs::metadata(&zst)?.len())
+}
+
+/// Creates `path` anew for writing, never through what is there: whoever
+/// can write the log's directory could have put a symlink to another file
+/// in its place. A leftover of a killed writer is removed first (removing
+/// a symlink removes the link, not what it leads to).
+pub(crate) fn create_fresh(path: &Path) -> std::io::Result<File> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    // O_CREAT | O_EXCL fails on any existing name, a symlink included.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
 }
 
 fn same_bytes(a: &mut impl Read, b: &mut impl Read) -> std::io::Result<bool> {
@@ -454,52 +480,21 @@ pub(crate) fn sync_dir(path: &Path) -> std::io::Result<()> {
 /// The first seqs named by `<LOG>.seg-*` files older than `oldest`, the
 /// oldest segment that has records.
 fn orphans(log: &Path, oldest: u64) -> std::io::Result<Vec<u64>> {
-    let dir = match log.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let Some(base) = log.file_name().and_then(|n| n.to_str()) else {
-        return Ok(Vec::new());
-    };
-    let prefix = format!("{base}.seg-");
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
-            continue;
-        };
-        if let Some(first) = rest.get(..DIGITS).and_then(|d| d.parse::<u64>().ok())
-            && first < oldest
-        {
-            found.push(first);
-        }
-    }
-    Ok(found)
+    Ok(entries(log)?
+        .into_iter()
+        .map(|(first, _, _)| first)
+        .filter(|first| *first < oldest)
+        .collect())
 }
 
 /// `<LOG>.seg-*.tmp`: what a writer killed while writing a compressed
 /// segment or an anchor left.
 fn leftovers(log: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let Some(base) = log.file_name().and_then(|n| n.to_str()) else {
-        return Ok(Vec::new());
-    };
-    let prefix = format!("{base}.seg-");
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(
-        log.parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new(".")),
-    )? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name
-            .to_str()
-            .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".tmp"))
-        {
-            found.push(entry.path());
-        }
-    }
-    Ok(found)
+    Ok(entries(log)?
+        .into_iter()
+        .filter(|(_, rest, _)| rest.ends_with(".tmp"))
+        .map(|(_, _, path)| path)
+        .collect())
 }
 
 /// Removes what a compression cut short left (`.zst.tmp`), and the plain
@@ -588,5 +583,31 @@ mod tests {
             .read_to_string(&mut all)
             .unwrap();
         assert_eq!(all, "a\n");
+    }
+
+    /// A symlink planted where the writer puts a temporary file (an
+    /// anchor's or a compressed segment's) is replaced, not written through.
+    #[test]
+    fn temporary_files_are_never_written_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let log = dir.path().join("audit.jsonl");
+        let plain = segment_path(&log, 0);
+        std::fs::write(&plain, "a\n").unwrap();
+        let tmp = with_suffix(&compressed_path(&plain), ".tmp");
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        compress(&plain, 3).unwrap();
+        let anchor_tmp = with_suffix(&anchor_path(&plain), ".tmp");
+        std::os::unix::fs::symlink(&victim, &anchor_tmp).unwrap();
+        std::io::Write::write_all(&mut create_fresh(&anchor_tmp).unwrap(), b"{}").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(
+            !anchor_tmp
+                .symlink_metadata()
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
     }
 }
