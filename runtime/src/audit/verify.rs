@@ -1169,6 +1169,27 @@ impl<R: BufRead> NoteReader<R> {
         Ok(Some(&self.line))
     }
 
+    /// Appends lines to `note` up to a blank line (which it appends too
+    /// when `keep_blank`); `false` when the file ends first.
+    fn through_blank(
+        &mut self,
+        note: &mut Vec<u8>,
+        read: &mut u64,
+        keep_blank: bool,
+    ) -> std::io::Result<bool> {
+        while let Some(line) = self.line()? {
+            *read += line.len() as u64;
+            let blank = line == b"\n";
+            if !blank || keep_blank {
+                note.extend_from_slice(line);
+            }
+            if blank {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// The next complete note, exactly as in the file, without the blank
     /// line after it; `None` at the end of the file or at a note cut short
     /// (then `torn` is set).
@@ -1187,30 +1208,14 @@ impl<R: BufRead> NoteReader<R> {
                 }
             }
         }
-        // The body, up to and with its blank line.
-        loop {
-            let Some(line) = self.line()? else {
-                self.torn = true;
-                return Ok(None);
-            };
-            read += line.len() as u64;
-            note.extend_from_slice(line);
-            if line == b"\n" {
-                break;
-            }
-        }
-        // The signature lines, up to the blank line after them. A note with
-        // none is kept for verifying to refuse.
-        loop {
-            let Some(line) = self.line()? else {
-                self.torn = true;
-                return Ok(None);
-            };
-            read += line.len() as u64;
-            if line == b"\n" {
-                break;
-            }
-            note.extend_from_slice(line);
+        // The body, up to and with its blank line; then the signature
+        // lines, up to the blank line after them (a note with none is kept
+        // for verifying to refuse).
+        if !self.through_blank(&mut note, &mut read, true)?
+            || !self.through_blank(&mut note, &mut read, false)?
+        {
+            self.torn = true;
+            return Ok(None);
         }
         self.count += 1;
         self.end += read;
