@@ -42,8 +42,9 @@ pub struct HostState {
     pub(crate) secrets: TaskSecrets,
     /// What each live resource is, in the guest's terms, keyed by its handle.
     pub(crate) names: HashMap<u32, String>,
-    /// Summed calls per handle or interface, flushed on drop or at task end.
-    tallies: BTreeMap<TallyKey, Tally>,
+    /// Summed calls per handle (or, under `None`, the task's interface-level calls),
+    /// flushed as one record when the handle is dropped or the task ends.
+    tallies: BTreeMap<Option<u32>, Tally>,
     /// Host calls that went through an interposer; only [`HostState::call`] counts.
     calls: u64,
     /// Resource drops among `calls`. wasmtime counts each twice as a host
@@ -72,28 +73,53 @@ pub(crate) enum Recorded {
     Capped,
 }
 
-/// What a tally sums: one call name on one handle (or on no handle).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct TallyKey {
-    /// WIT name of the call.
-    pub call: &'static str,
-    /// The handle, or `None` for interface-level functions.
-    pub handle: Option<u32>,
-}
-
-/// Summed calls on one key.
+/// The summed calls on one handle, or the task's interface-level calls: one
+/// `call.summary` record when flushed.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Tally {
-    /// Number of calls.
-    pub calls: u64,
+    /// Calls and failed calls, per WIT name.
+    pub calls: BTreeMap<&'static str, (u64, u64)>,
     /// Bytes moved.
     pub bytes: u64,
-    /// Calls that failed.
-    pub errors: u64,
     /// Host time spent.
     pub dur: Duration,
     /// What the handle was.
     pub resource: Option<String>,
+}
+
+impl Tally {
+    /// The summary record: `args.calls` maps each WIT name to its count, `args.failed`
+    /// (when any failed) to its failures.
+    fn event(self, handle: Option<u32>) -> Event {
+        let (mut total, mut errors) = (0, 0);
+        let mut calls = serde_json::Map::new();
+        let mut failed = serde_json::Map::new();
+        for (name, (n, e)) in self.calls {
+            total += n;
+            errors += e;
+            calls.insert(name.into(), n.into());
+            if e > 0 {
+                failed.insert(name.into(), e.into());
+            }
+        }
+        let mut args = json!({ "calls": calls, "bytes": self.bytes, "errors": errors });
+        if let Some(h) = handle {
+            args["handle"] = h.into();
+        }
+        if errors > 0 {
+            args["failed"] = failed.into();
+        }
+        let mut ev = Event::new("call.summary")
+            .args(args)
+            .outcome(if errors == 0 {
+                "ok".to_string()
+            } else {
+                format!("error:{errors}-of-{total}-failed")
+            })
+            .took(self.dur);
+        ev.resource = self.resource;
+        ev
+    }
 }
 
 impl HostState {
@@ -199,7 +225,7 @@ impl HostState {
         Err(ended)
     }
 
-    /// Adds a call to the tally of `call` on `handle`.
+    /// Adds a call to the tally of `handle`.
     fn tally(
         &mut self,
         call: &'static str,
@@ -208,44 +234,39 @@ impl HostState {
         ok: bool,
         dur: Duration,
     ) {
-        let t = self.tallies.entry(TallyKey { call, handle }).or_default();
-        t.calls += 1;
-        t.bytes += bytes;
-        t.errors += u64::from(!ok);
-        t.dur += dur;
+        let t = self.tallies.entry(handle).or_default();
         // Named once, on the first call: this runs on every stream read.
-        if t.calls == 1 {
+        if t.calls.is_empty() {
             t.resource = handle.and_then(|h| self.names.get(&h).cloned());
         }
+        let (calls, errors) = t.calls.entry(call).or_default();
+        *calls += 1;
+        *errors += u64::from(!ok);
+        t.bytes += bytes;
+        t.dur += dur;
     }
 
-    /// Writes and clears the tallies of `handle` (when it is dropped), or of
-    /// every handle (at task end, with `None`).
+    /// Whether calls on `handle` are being summed.
+    fn tallied(&self, handle: u32) -> bool {
+        self.tallies.contains_key(&Some(handle))
+    }
+
+    /// Writes and clears the tally of `handle` (when it is dropped) as one
+    /// record, or at task end (with `None`) the tally of every handle left open
+    /// and the task's interface-level calls, one record each.
     pub fn flush_tallies(&mut self, handle: Option<u32>) -> wasmtime::Result<()> {
-        let keys: Vec<TallyKey> = match handle {
-            Some(h) => self
-                .tallies
-                .keys()
-                .filter(|k| k.handle == Some(h))
-                .cloned()
-                .collect(),
-            None => self.tallies.keys().cloned().collect(),
-        };
-        for key in keys {
-            if let Some(t) = self.tallies.remove(&key) {
-                let mut ev = Event::call(key.call)
-                    .args(json!({ "calls": t.calls, "bytes": t.bytes, "errors": t.errors, "handle": key.handle }))
-                    .outcome(if t.errors == 0 { "ok".to_string() } else { format!("error:{}-of-{}-failed", t.errors, t.calls) })
-                    .took(t.dur);
-                ev.event = "call.summary";
-                if let Some(r) = t.resource {
-                    ev = ev.resource(r);
+        match handle {
+            Some(h) => {
+                if let Some(t) = self.tallies.remove(&Some(h)) {
+                    self.record(t.event(Some(h)))?;
                 }
-                self.record(ev)?;
+                self.names.remove(&h);
             }
-        }
-        if let Some(h) = handle {
-            self.names.remove(&h);
+            None => {
+                while let Some((h, t)) = self.tallies.pop_first() {
+                    self.record(t.event(h))?;
+                }
+            }
         }
         Ok(())
     }
@@ -313,8 +334,12 @@ impl<V> Guarded<'_, V> {
             ArgValue::Handle(h) => Some(*h),
             _ => None,
         });
-        let summed = matches!(mode, Mode::Summed | Mode::Interface);
-        if summed && self.host.cx.audit().level() == Level::Calls {
+        let calls_level = self.host.cx.audit().level() == Level::Calls;
+        // A dropped handle whose calls were summed ends its summary: the drop is
+        // its last line rather than a record of its own.
+        let closes_tally = mode == Mode::Drop && handle.is_some_and(|h| self.host.tallied(h));
+        let summed = matches!(mode, Mode::Summed | Mode::Interface) || closes_tally;
+        if summed && calls_level {
             let handle = if mode == Mode::Interface {
                 None
             } else {
@@ -325,13 +350,17 @@ impl<V> Guarded<'_, V> {
                     .iter()
                     .map(|(_, a)| if let ArgValue::Bytes(n) = a { *n } else { 0 })
                     .sum::<u64>();
-            return self.host.call(Recorded::Tally {
+            self.host.call(Recorded::Tally {
                 call,
                 handle,
                 bytes,
                 ok: outcome.ok,
                 dur,
-            });
+            })?;
+            return match (closes_tally, handle) {
+                (true, Some(h)) => self.host.flush_tallies(Some(h)),
+                _ => Ok(()),
+            };
         }
         // Named before a drop flushes the handle's tallies and forgets it.
         let resource = handle.map(|h| self.host.name_of(h));
@@ -649,18 +678,33 @@ mod tests {
         s.name(7, "read /ro/a".into());
         s.tally("r", Some(7), 10, true, Duration::from_nanos(5));
         s.tally("r", Some(7), 5, false, Duration::from_nanos(5));
+        s.tally("stat", Some(7), 0, true, Duration::from_nanos(5));
         s.tally("r", Some(8), 1, true, Duration::ZERO);
+        s.tally("poll", None, 0, true, Duration::ZERO);
+        s.tally("clock", None, 0, true, Duration::ZERO);
         s.flush_tallies(Some(7)).unwrap();
         let got = sink.0.lock().unwrap().clone();
-        assert_eq!(got.len(), 1);
+        assert_eq!(got.len(), 1, "one record for the handle: {got:#?}");
         assert_eq!(got[0]["event"], "call.summary");
         assert_eq!(got[0]["resource"], "read /ro/a");
-        assert_eq!(got[0]["args"]["calls"], 2);
+        assert_eq!(got[0]["args"]["calls"], json!({ "r": 2, "stat": 1 }));
+        assert_eq!(got[0]["args"]["failed"], json!({ "r": 1 }));
         assert_eq!(got[0]["args"]["bytes"], 15);
-        assert_eq!(got[0]["outcome"], "error:1-of-2-failed");
+        assert_eq!(got[0]["args"]["handle"], 7);
+        assert_eq!(got[0]["outcome"], "error:1-of-3-failed");
+        assert_eq!(got[0]["dur_ns"], 15);
         assert!(!s.names.contains_key(&7), "a dropped handle is forgotten");
         s.flush_tallies(None).unwrap();
-        assert_eq!(sink.0.lock().unwrap().len(), 2);
+        let got = sink.0.lock().unwrap().clone();
+        assert_eq!(
+            got.len(),
+            3,
+            "the interface-level calls, then handle 8: {got:#?}"
+        );
+        assert_eq!(got[1]["args"]["calls"], json!({ "clock": 1, "poll": 1 }));
+        assert!(got[1]["args"].get("handle").is_none() && got[1]["args"].get("failed").is_none());
+        assert_eq!(got[1]["outcome"], "ok");
+        assert_eq!(got[2]["args"]["handle"], 8);
         assert!(s.tallies.is_empty());
     }
 

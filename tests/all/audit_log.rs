@@ -463,3 +463,69 @@ fn retention_retires_behind_a_record_and_an_anchor() {
         "{err}"
     );
 }
+
+/// The task's identity is written in its `task.start` and `task.end`, and the records
+/// between name only the task: even a task whose start was retired is found by its end.
+#[test]
+fn identity_is_written_at_a_tasks_two_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let key = HostKey::generate("identity/warden-audit").unwrap();
+    let verifier = key.verifier().clone();
+    let options = LogOptions {
+        fsync: Fsync::None,
+        segment_bytes: Some(2048),
+        retain_segments: Some(2),
+        ..LogOptions::default()
+    };
+    let log = AuditLog::open(&path, key, options).unwrap();
+    let mut m = meta("long");
+    m.agent = Some("planner".into());
+    let at_end = |event| {
+        log.emit(&Record {
+            meta: &m,
+            time: SystemTime::now(),
+            event: &Event::new(event),
+        })
+        .unwrap()
+    };
+    at_end("task.start");
+    for n in 0..200 {
+        emit(&log, &m, n);
+        if n % 5 == 4 {
+            log.checkpoint().unwrap();
+        }
+    }
+    at_end("task.end");
+    drop(log);
+    verify(&path, &verifier).unwrap();
+
+    let records = read_records(&path);
+    assert!(
+        records.iter().all(|r| r["event"] != "task.start"),
+        "the start was retired"
+    );
+    let identity = ["host", "agent", "parent", "tool", "component"];
+    for r in &records {
+        let carried = identity.iter().filter(|f| r.get(**f).is_some()).count();
+        match r["event"].as_str().unwrap() {
+            "call" => {
+                assert_eq!(carried, 0, "{r}");
+                assert_eq!(r["task"], "long");
+            }
+            "task.end" => {
+                assert_eq!(carried, identity.len(), "{r}");
+                assert_eq!(
+                    (&r["tool"], &r["agent"]),
+                    (&"stress".into(), &"planner".into())
+                );
+            }
+            "audit.retire" => {
+                assert_eq!(carried, identity.len(), "{r}");
+                assert_eq!((&r["task"], &r["tool"]), (&"-".into(), &"warden".into()));
+            }
+            other => panic!("unexpected {other}: {r}"),
+        }
+    }
+    assert!(records.iter().any(|r| r["event"] == "task.end"));
+}

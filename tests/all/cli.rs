@@ -42,7 +42,16 @@ fn input_file_and_agent_are_used() {
         String::from_utf8_lossy(&out.stdout).trim(),
         r#"{"from":"file"}"#
     );
-    assert!(sb.records().iter().all(|r| r["agent"] == "agent-7"));
+    let records = sb.records();
+    let (start, end) = (&records[0], records.last().unwrap());
+    assert_eq!(
+        (&start["event"], &end["event"]),
+        (&"task.start".into(), &"task.end".into())
+    );
+    assert_eq!(
+        (&start["agent"], &end["agent"]),
+        (&"agent-7".into(), &"agent-7".into())
+    );
 }
 
 #[test]

@@ -226,18 +226,29 @@ fn lists_and_calls(mode: &str, protocol: &str) {
         "{out:#}"
     );
 
-    // The log: each call is a task whose every record carries the MCP ids.
+    // The log: each call is a task whose start and end carry the MCP ids and the agent;
+    // the records between name the task only.
     let records = tools.records();
     let echo_task = task_records(&records, echo);
     assert_eq!(echo_task[0]["event"], "task.start");
+    let (start, end) = (&echo_task[0], echo_task.last().unwrap());
+    assert_eq!(end["event"], "task.end");
     assert!(
-        echo_task.iter().all(|r| r["agent"] == "mcp:mcp"),
+        [start, end].iter().all(|r| r["agent"] == "mcp:mcp"),
         "{echo_task:#?}"
     );
-    let session = &echo_task[0]["mcp"]["session"];
-    assert!(session.is_string(), "{:#}", echo_task[0]);
-    assert!(echo_task.iter().all(|r| &r["mcp"]["session"] == session));
+    let session = &start["mcp"]["session"];
+    assert!(session.is_string(), "{start:#}");
+    assert_eq!(&end["mcp"], &start["mcp"]);
     let write_task = task_records(&records, write);
+    let between = &write_task[1..write_task.len() - 1];
+    assert!(!between.is_empty(), "{write_task:#?}");
+    assert!(
+        between.iter().all(|r| r.get("mcp").is_none()
+            && r.get("agent").is_none()
+            && r["task"] == write_task[0]["task"]),
+        "{write_task:#?}"
+    );
     assert_ne!(
         write_task[0]["mcp"]["request"], echo_task[0]["mcp"]["request"],
         "each call has its own request id"

@@ -9,7 +9,9 @@
 //! `host`, `agent`, `task`, `parent`, `tool`, `component`, `event`, `call`,
 //! `args`, `resource`, `decision`, `rule`, `outcome` and `dur_ns`. `args` is a
 //! summary (paths, flags, sizes) and never holds file contents, bodies or
-//! secret values.
+//! secret values. The log writes the task's identity (`host`, `agent`, `parent`,
+//! `tool`, `component`) in its `task.start` and `task.end` only
+//! ([`Record::identified`]); the records between name their `task`.
 //!
 //! # Bounded records
 //!
@@ -50,8 +52,9 @@ pub enum Decision {
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     /// One record per capability-relevant call (path operations, opens, env, HTTP, secrets
-    /// ...); stream reads and writes, polls, clocks and random are summed per handle or
-    /// interface.
+    /// ...); stream reads and writes and queries on an open descriptor (stat, type, flags,
+    /// metadata hash) are summed per handle, with its drop, into one `call.summary`;
+    /// polls, clocks, random and the like into one per task.
     #[default]
     Calls,
     /// One record for every host call, stream reads and polls included.
@@ -231,6 +234,22 @@ pub struct Record<'a> {
     #[serde(flatten)]
     pub event: &'a Event,
 }
+
+impl Record<'_> {
+    /// Whether the log writes the task's identity (`host`, `agent`, `parent`, `tool`,
+    /// `component`, `mcp`) in this record: in `task.start` and `task.end`, and in records
+    /// of no task (`task` is `-`). Every other record of a task names only its `task` and
+    /// is read with its `task.start` (joined on `task`); the identity would repeat in
+    /// each, a third of a call record. Both ends carry it so that a reader of a log whose
+    /// oldest segments were retired still finds the identity of every task that ended.
+    pub fn identified(&self) -> bool {
+        matches!(self.event.event, "task.start" | "task.end") || self.meta.task == NO_TASK
+    }
+}
+
+/// The `task` of records that belong to no task: the log's own (`recovery`,
+/// `audit.retire`).
+pub const NO_TASK: &str = "-";
 
 /// Where records go. Implementations give each record its `seq` and `time`
 /// fields when they serialize it, and must be cheap to call from a host call.

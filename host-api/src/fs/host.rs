@@ -462,19 +462,19 @@ passthrough! {
         async fn advise(&mut self, fd: Resource<Descriptor>, offset: Filesize, len: Filesize, advice: Advice) -> FsResult<()>;
         ["wasi:filesystem/types.[method]descriptor.sync-data" Each]
         async fn sync_data(&mut self, fd: Resource<Descriptor>) -> FsResult<()>;
-        ["wasi:filesystem/types.[method]descriptor.get-flags" Each]
+        ["wasi:filesystem/types.[method]descriptor.get-flags" Summed]
         async fn get_flags(&mut self, fd: Resource<Descriptor>) -> FsResult<DescriptorFlags>;
-        ["wasi:filesystem/types.[method]descriptor.get-type" Each]
+        ["wasi:filesystem/types.[method]descriptor.get-type" Summed]
         async fn get_type(&mut self, fd: Resource<Descriptor>) -> FsResult<DescriptorType>;
         ["wasi:filesystem/types.[method]descriptor.read" Summed]
         async fn read(&mut self, fd: Resource<Descriptor>, len: Filesize, offset: Filesize) -> FsResult<(Vec<u8>, bool)>;
         ["wasi:filesystem/types.[method]descriptor.sync" Each]
         async fn sync(&mut self, fd: Resource<Descriptor>) -> FsResult<()>;
-        ["wasi:filesystem/types.[method]descriptor.stat" Each]
+        ["wasi:filesystem/types.[method]descriptor.stat" Summed]
         async fn stat(&mut self, fd: Resource<Descriptor>) -> FsResult<DescriptorStat>;
         ["wasi:filesystem/types.[method]descriptor.is-same-object" Each]
         async fn is_same_object(&mut self, fd: Resource<Descriptor>, other: Resource<Descriptor>) -> wasmtime::Result<bool>;
-        ["wasi:filesystem/types.[method]descriptor.metadata-hash" Each]
+        ["wasi:filesystem/types.[method]descriptor.metadata-hash" Summed]
         async fn metadata_hash(&mut self, fd: Resource<Descriptor>) -> FsResult<MetadataHashValue>;
 
         own async fn set_size(&mut self, fd: Resource<Descriptor>, size: Filesize) -> FsResult<()> {

@@ -54,7 +54,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
-use warden_host_api::audit::{Event, EventSink, Record, TaskMeta};
+use warden_host_api::audit::{Event, EventSink, NO_TASK, Record, TaskMeta};
 use warden_host_api::hex::encode as hex;
 
 /// How long the writer lets a group gather when nobody waits for it.
@@ -314,7 +314,7 @@ fn writer_meta() -> TaskMeta {
     TaskMeta {
         host: crate::task::hostname(),
         agent: None,
-        task: "-".into(),
+        task: NO_TASK.into(),
         parent: None,
         tool: "warden".into(),
         component: "-".into(),
@@ -380,14 +380,18 @@ impl serde::Serialize for Line<'_> {
             map.serialize_entry("prev", p)?;
         }
         map.serialize_entry("time", &self.time)?;
-        map.serialize_entry("host", &m.host)?;
-        map.serialize_entry("agent", &m.agent)?;
-        map.serialize_entry("task", &m.task)?;
-        map.serialize_entry("parent", &m.parent)?;
-        map.serialize_entry("tool", &m.tool)?;
-        map.serialize_entry("component", &m.component)?;
-        if let Some(mcp) = &m.mcp {
-            map.serialize_entry("mcp", mcp)?;
+        if self.record.identified() {
+            map.serialize_entry("host", &m.host)?;
+            map.serialize_entry("agent", &m.agent)?;
+            map.serialize_entry("task", &m.task)?;
+            map.serialize_entry("parent", &m.parent)?;
+            map.serialize_entry("tool", &m.tool)?;
+            map.serialize_entry("component", &m.component)?;
+            if let Some(mcp) = &m.mcp {
+                map.serialize_entry("mcp", mcp)?;
+            }
+        } else {
+            map.serialize_entry("task", &m.task)?;
         }
         map.serialize_entry("event", e.event)?;
         if let Some(call) = e.call {

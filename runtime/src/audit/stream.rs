@@ -21,8 +21,10 @@
 //!   turned into JSON.
 //!
 //! Each record is the JSON object of its log line, without `seq` and `prev` (which the
-//! log assigns): `v`, `time`, `host`, `agent`, `task`, `parent`, `tool`, `component`,
-//! `event`, `call`, `args`, `resource`, `decision`, `rule`, `outcome`, `dur_ns`, where set.
+//! log assigns) and with the task's identity in every record (the log writes it only in a
+//! task's `task.start` and `task.end`): `v`, `time`, `host`, `agent`, `task`, `parent`,
+//! `tool`, `component`, `event`, `call`, `args`, `resource`, `decision`, `rule`,
+//! `outcome`, `dur_ns`, where set.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

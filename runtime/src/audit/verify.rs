@@ -1575,32 +1575,47 @@ mod tests {
     }
 
     /// Logs as the writer leaves them, with checkpoints here and there, an
-    /// adoption, torn tails and notes, stray blank lines: the single pass
-    /// vouches for every one of them, and says what the full pass says.
+    /// adoption, torn tails and notes, stray blank lines, the oldest records
+    /// retired: the single pass vouches for every one of them, and says what
+    /// the full pass says.
     #[test]
     fn the_single_pass_agrees_with_the_full_pass() {
         use super::super::checkpoint::HostKey;
         let key = HostKey::generate("test/warden-audit").unwrap();
-        for (len, every, adopt, torn, torn_note) in [
-            (0, 1, None, false, false),
-            (1, 1, None, false, false),
-            (7, 3, None, true, false),
-            (40, 5, None, false, true),
-            (40, 7, Some(30), true, true),
-            (33, 1, None, false, false),
-            (64, 64, Some(60), false, false),
+        for (len, every, adopt, torn, torn_note, retired) in [
+            (0, 1, None, false, false, 0),
+            (1, 1, None, false, false, 0),
+            (7, 3, None, true, false, 0),
+            (40, 5, None, false, true, 0),
+            (40, 7, Some(30), true, true, 0),
+            (33, 1, None, false, false, 0),
+            (64, 64, Some(60), false, false, 0),
+            (40, 5, None, false, false, 10),
+            (40, 7, Some(35), true, true, 21),
+            (12, 3, None, false, false, 9),
         ] {
             let (mut log, mut notes) = (Vec::new(), String::new());
             let mut edge = Frontier::<Blake3>::new();
             let mut prev: Option<Hash> = None;
             let mut leaves = Vec::new();
+            let mut anchor = None;
             for seq in 0..len {
+                if seq == retired && retired > 0 {
+                    anchor = Some(Anchor {
+                        frontier: edge.clone(),
+                    });
+                }
                 let adopts = match adopt {
                     Some(at) if at == seq => format!(
                         r#","event":"recovery","args":{{"adopted":{{"from_seq":{},"to_seq":{},"digest":"{}"}}}}"#,
                         at - 3,
                         at - 1,
                         range_digest(&leaves[at as usize - 3..at as usize])
+                    ),
+                    // The first record kept says how far the retired ones went.
+                    _ if retired > 0 && seq == retired => format!(
+                        r#","event":"audit.retire","args":{{"through_seq":{}}}"#,
+                        retired - 1
                     ),
                     _ => String::new(),
                 };
@@ -1612,6 +1627,9 @@ mod tests {
                 edge.push_hash(hash);
                 leaves.push(hash);
                 prev = Some(hash);
+                if seq < retired {
+                    continue;
+                }
                 log.extend_from_slice(line.as_bytes());
                 log.push(b'\n');
                 // An adoption is checkpointed at once; the records before
@@ -1633,13 +1651,15 @@ mod tests {
             if torn_note {
                 notes.push_str("test/warden-audit\n99");
             }
-            let what = format!("{len} records, every {every}, adopt {adopt:?}");
-            let one = single_pass(&log[..], notes.as_bytes(), key.verifier(), None)
+            let what = format!("{len} records, every {every}, adopt {adopt:?}, retired {retired}");
+            let start = anchor.as_ref();
+            let one = single_pass(&log[..], notes.as_bytes(), key.verifier(), start)
                 .ok()
                 .flatten()
                 .unwrap_or_else(|| panic!("the single pass did not vouch for {what}"));
-            let full = in_full(&log, notes.as_bytes(), key.verifier(), None).unwrap();
+            let full = in_full(&log, notes.as_bytes(), key.verifier(), start).unwrap();
             assert!(one == full, "{what}: {one:?} vs {full:?}");
+            assert_eq!(one.retired, retired, "{what}");
             assert_eq!(one.root(), edge.root(), "{what}");
             assert_eq!(one.adopted.len(), usize::from(adopt.is_some()), "{what}");
             assert_eq!(
