@@ -674,10 +674,18 @@ fn main() -> ExitCode {
         .output()
         .expect("warden audit verify runs");
     let says = String::from_utf8_lossy(&verify.stdout);
+    // With retention the disk holds only the newest records: the bytes per
+    // call are those of the records kept, at the run's records per call.
+    let retired = says
+        .lines()
+        .find_map(|l| l.strip_prefix("retired: seq 0 to "))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |last| last + 1);
+    let kept = records.saturating_sub(retired).max(1);
+    let per_call = bytes as f64 / kept as f64 * records as f64 / calls.max(1) as f64;
     println!(
-        "soak: {calls} calls, {records} records, {:.0} bytes on disk per call (log, segments \
-         and checkpoints); audit verify: {}",
-        bytes as f64 / calls.max(1) as f64,
+        "soak: {calls} calls, {records} records ({retired} retired), {per_call:.0} bytes on \
+         disk per call (log, segments and checkpoints); audit verify: {}",
         says.lines().next().unwrap_or_default()
     );
     failed |= !verify.status.success();

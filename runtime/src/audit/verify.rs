@@ -903,12 +903,23 @@ struct Scan {
 /// digest, or why its `args.adopted` cannot be read.
 type Claim = Result<(u64, u64, String), String>;
 
+/// The `event` of a record line as the writer writes it (no space after the
+/// colon, before `args`), found without parsing the line: every record but a
+/// few stops at this test, so it runs once per line. A line it names is then
+/// parsed in full, and its top-level `event` checked again.
+fn event_of(line: &[u8]) -> Option<&[u8]> {
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(br#""event":""#));
+    let at = FINDER.find(line)? + br#""event":""#.len();
+    let rest = &line[at..];
+    let end = memchr::memchr(b'"', rest)?;
+    Some(&rest[..end])
+}
+
 /// What a `recovery` record's `args.adopted` says, if it has one: the
 /// range and its digest, or why that cannot be read.
 fn adoption(line: &[u8]) -> Option<Claim> {
-    // Every other record stops at this test; the writer puts no space there.
-    const MARK: &[u8] = br#""event":"recovery""#;
-    if !line.windows(MARK.len()).any(|w| w == MARK) {
+    if event_of(line) != Some(b"recovery") {
         return None;
     }
     let record: serde_json::Value = serde_json::from_slice(line).ok()?;
@@ -932,9 +943,7 @@ fn adoption(line: &[u8]) -> Option<Claim> {
 /// What an `audit.retire` record says: the last seq of the segments it
 /// retires (`args.through_seq`).
 fn retirement(line: &[u8]) -> Option<u64> {
-    // Every other record stops at this test; the writer puts no space there.
-    const MARK: &[u8] = br#""event":"audit.retire""#;
-    if !line.windows(MARK.len()).any(|w| w == MARK) {
+    if event_of(line) != Some(b"audit.retire") {
         return None;
     }
     let record: serde_json::Value = serde_json::from_slice(line).ok()?;
