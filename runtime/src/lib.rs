@@ -81,6 +81,8 @@
 pub mod audit;
 pub mod component;
 pub mod engine;
+#[cfg(feature = "fleet")]
+pub mod fleet;
 pub mod func;
 pub mod manifest;
 #[cfg(feature = "mcp")]

@@ -529,3 +529,42 @@ fn identity_is_written_at_a_tasks_two_ends() {
     }
     assert!(records.iter().any(|r| r["event"] == "task.end"));
 }
+
+/// With a shipper following the log, retention keeps every segment until the fleet has
+/// acknowledged its records, however many segments pile up.
+#[test]
+fn retention_waits_for_the_fleet() {
+    use warden::audit::segments::segments;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let key = HostKey::generate("shipped/warden-audit").unwrap();
+    let options = LogOptions {
+        fsync: Fsync::None,
+        segment_bytes: Some(2048),
+        retain_segments: Some(2),
+        ..LogOptions::default()
+    };
+    let log = AuditLog::open(&path, key, options).unwrap();
+    log.ship(0, false);
+    let m = meta("shipped");
+    let write = |from: u64| {
+        for n in from..from + 150 {
+            emit(&log, &m, n);
+            if n % 5 == 4 {
+                log.checkpoint().unwrap();
+            }
+        }
+    };
+    write(0);
+    let before = segments(&path).unwrap();
+    assert!(before.len() > 4, "{before:?}");
+    assert_eq!(before[0].first, 0, "nothing acknowledged, nothing retired");
+
+    // Acknowledged up to the start of the fourth segment: the first three may go.
+    let acked = before[3].first;
+    log.acknowledge(acked);
+    write(150);
+    let after = segments(&path).unwrap();
+    assert!(after[0].first > 0, "{after:?}");
+    assert!(after[0].first <= acked, "{after:?} retired past {acked}");
+}

@@ -8,6 +8,7 @@ mod audit_bounds;
 mod audit_log;
 mod cli;
 mod env;
+mod fleet;
 mod fs;
 mod fs_dirs;
 mod functions;

@@ -142,7 +142,7 @@ fn start(tls: bool) -> Bao {
     reason = "pre_exec runs between fork and exec, where only async-signal-safe calls are \
               allowed; prctl is one, and it touches no memory of ours"
 )]
-fn die_with_this_process(cmd: &mut Command) {
+pub fn die_with_this_process(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     unsafe {
         cmd.pre_exec(|| {
@@ -155,7 +155,7 @@ fn die_with_this_process(cmd: &mut Command) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn die_with_this_process(_cmd: &mut Command) {}
+pub fn die_with_this_process(_cmd: &mut Command) {}
 
 impl Bao {
     fn wait_until_ready(&self) {

@@ -234,6 +234,19 @@ struct State {
     checkpoint_wanted: u64,
     failed: Option<String>,
     closing: bool,
+    /// The last checkpoint written: its size and its note.
+    last_note: Option<(u64, Arc<str>)>,
+    /// Set once a shipper follows the log ([`AuditLog::ship`]).
+    shipping: Option<Shipping>,
+}
+
+/// What a shipper has had acknowledged, and whether tasks wait for it.
+#[derive(Debug, Clone, Copy)]
+struct Shipping {
+    /// Records `0..acknowledged` are acknowledged by the fleet.
+    acknowledged: u64,
+    /// A task's end waits until its records are acknowledged.
+    required: bool,
 }
 
 impl State {
@@ -545,6 +558,9 @@ impl AuditLog {
         let report_checkpoints = report.checkpoints;
         let last_leaf = report.last_hash;
         let covered = report.covered;
+        let last_note = report
+            .last_checkpoint()
+            .map(|c| (c.checkpoint.size, Arc::<str>::from(c.note.as_str())));
         let tree = report.into_frontier();
 
         let state = State {
@@ -552,6 +568,7 @@ impl AuditLog {
             prev: last_leaf,
             durable: records,
             checkpointed: covered,
+            last_note,
             ..State::default()
         };
         let shared = Arc::new(Shared {
@@ -676,6 +693,43 @@ impl AuditLog {
         Ok(())
     }
 
+    /// Declares that a shipper follows this log from now on, its records
+    /// `0..acknowledged` already acknowledged: retention then keeps every
+    /// segment until its records are acknowledged, and with `required` a task's
+    /// end waits for its own.
+    pub fn ship(&self, acknowledged: u64, required: bool) {
+        self.lock().shipping = Some(Shipping {
+            acknowledged,
+            required,
+        });
+    }
+
+    /// Records `0..next` are acknowledged by the fleet.
+    pub fn acknowledge(&self, next: u64) {
+        let mut st = self.lock();
+        if let Some(sh) = &mut st.shipping {
+            sh.acknowledged = sh.acknowledged.max(next);
+        }
+        self.shared.done.notify_all();
+    }
+
+    /// The last checkpoint written: its size and its signed note.
+    pub fn latest_checkpoint(&self) -> Option<(u64, Arc<str>)> {
+        self.lock().last_note.clone()
+    }
+
+    /// Waits up to `timeout` for records past the first `written` to be
+    /// written; returns how many are written.
+    pub fn wait_written(&self, written: u64, timeout: Duration) -> u64 {
+        let st = self.lock();
+        let (st, _) = self
+            .shared
+            .done
+            .wait_timeout_while(st, timeout, |s| s.durable <= written && s.failed.is_none())
+            .unwrap_or_else(|p| p.into_inner());
+        st.durable
+    }
+
     /// Writes a checkpoint covering every record emitted so far and waits
     /// for it.
     pub fn checkpoint(&self) -> anyhow::Result<()> {
@@ -706,8 +760,13 @@ impl EventSink for AuditLog {
         }
         if task_end {
             // A finished task is covered by a signed checkpoint before its
-            // result is returned.
-            self.wait(st, |s| s.checkpointed > seq)
+            // result is returned, and, when shipping is required, its
+            // records are acknowledged.
+            self.wait(st, |s| {
+                s.checkpointed > seq
+                    && s.shipping
+                        .is_none_or(|sh| !sh.required || sh.acknowledged > seq)
+            })
         } else if self.fsync == Fsync::Always {
             self.wait(st, |s| s.durable > seq)
         } else {
@@ -818,6 +877,7 @@ impl Writer {
                 {
                     let mut st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
                     st.checkpointed = size;
+                    st.last_note = Some((size, self.last_note.as_str().into()));
                     self.shared.done.notify_all();
                 }
                 if let Err(e) = self.finish_retiring(size) {
@@ -983,7 +1043,23 @@ impl Writer {
                 })
                 .count(),
         };
-        let n = by_count.max(by_age).min(keep_from);
+        let mut n = by_count.max(by_age).min(keep_from);
+        // Nothing the fleet has not acknowledged leaves this host.
+        let shipping = self
+            .shared
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .shipping;
+        if let Some(sh) = shipping {
+            n = n.min(
+                closed
+                    .iter()
+                    .skip(1)
+                    .take_while(|next| next.first <= sh.acknowledged)
+                    .count(),
+            );
+        }
         if n == 0 {
             return Ok(());
         }

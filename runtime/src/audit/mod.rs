@@ -3,6 +3,7 @@
 //! [`EventSink`](warden_host_api::audit::EventSink) and do not know the log exists.
 
 pub mod checkpoint;
+pub mod follow;
 pub mod keys;
 pub mod log;
 pub mod merkle;

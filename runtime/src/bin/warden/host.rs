@@ -149,6 +149,49 @@ pub(crate) struct LogArgs {
     #[arg(long, env = "WARDEN_AUDIT_RETAIN_AGE", value_name = "DURATION",
           value_parser = crate::approve::positive_duration)]
     retain_age: Option<std::time::Duration>,
+    /// Ship every audit record and checkpoint to this NATS server's JetStream (e.g.
+    /// nats://127.0.0.1:4222), following the log and catching up after an outage;
+    /// what was acknowledged is kept in LOG.shipped. Tasks do not wait for it unless
+    /// --nats-required.
+    #[arg(long, env = "WARDEN_NATS", value_name = "URL")]
+    nats: Option<String>,
+    /// A task ends only once the server acknowledged its records.
+    #[arg(long, env = "WARDEN_NATS_REQUIRED", requires = "nats")]
+    nats_required: bool,
+    /// This host's name in the fleet (letters, digits, '-', '_'); default: the host name.
+    #[arg(long, env = "WARDEN_HOST_ID", value_name = "ID")]
+    host_id: Option<warden::fleet::HostId>,
+}
+
+/// An audit log, and its shipper when `--nats` names a server.
+pub(crate) struct OpenLog {
+    pub log: Arc<AuditLog>,
+    pub shipper: Option<warden::fleet::ship::Shipper>,
+}
+
+impl OpenLog {
+    /// Ships what is written, waiting a few seconds at most, and says on stderr what is
+    /// left for the next run on this log.
+    pub(crate) fn finish(self) {
+        let Some(shipper) = self.shipper else {
+            return;
+        };
+        let status = shipper.finish(std::time::Duration::from_secs(10));
+        let written = self.log.wait_written(u64::MAX, std::time::Duration::ZERO);
+        if status.acknowledged < written {
+            eprintln!(
+                "warden: records {} to {} are not shipped yet ({}); the next warden on {} \
+                 ships them",
+                status.acknowledged,
+                written - 1,
+                status
+                    .error
+                    .as_deref()
+                    .unwrap_or("the server did not acknowledge them in time"),
+                self.log.path().display()
+            );
+        }
+    }
 }
 
 fn segment_size(text: &str) -> Result<u64, String> {
@@ -160,8 +203,9 @@ fn segment_size(text: &str) -> Result<u64, String> {
 }
 
 impl LogArgs {
-    /// The audit log of `--audit`, `--key` and `--fsync`, opened.
-    pub(crate) fn open(self) -> Result<AuditLog, Failure> {
+    /// The audit log of `--audit`, `--key` and `--fsync`, opened, and shipped if `--nats`
+    /// says where.
+    pub(crate) fn open(self) -> Result<OpenLog, Failure> {
         let audit_path = self.audit.unwrap_or_else(warden::audit::default_path);
         let key = host_key(self.key)?;
         let options = LogOptions {
@@ -173,7 +217,24 @@ impl LogArgs {
             retain_age: self.retain_age,
             ..LogOptions::default()
         };
-        AuditLog::open(&audit_path, key, options).map_err(usage)
+        let log = Arc::new(AuditLog::open(&audit_path, key, options).map_err(usage)?);
+        let shipper = match self.nats {
+            None => None,
+            Some(url) => Some(
+                warden::fleet::ship::Shipper::start(
+                    log.clone(),
+                    warden::fleet::ship::ShipOptions {
+                        url,
+                        host: self
+                            .host_id
+                            .unwrap_or_else(warden::fleet::HostId::of_this_host),
+                        required: self.nats_required,
+                    },
+                )
+                .map_err(usage)?,
+            ),
+        };
+        Ok(OpenLog { log, shipper })
     }
 }
 

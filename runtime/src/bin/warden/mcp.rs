@@ -110,9 +110,10 @@ pub(crate) fn mcp(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> 
         .any(|(_, m)| m.declared.limits.fuel.is_some());
     let max_tasks = EngineConfig::default().max_tasks;
     let runtime = deciders.apply(engine.runtime(fuel, max_tasks)?)?;
-    let sink: Arc<dyn EventSink> = Arc::new(audit.open()?);
+    let log = audit.open()?;
+    let sink: Arc<dyn EventSink> = log.log.clone();
     let rt = tokio_runtime()?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let catalog = Catalog::load(&runtime, manifests, sink.clone())
             .await
             .map_err(usage)?;
@@ -137,7 +138,9 @@ pub(crate) fn mcp(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> 
                 Ok(ExitCode::SUCCESS)
             }
         }
-    })
+    });
+    log.finish();
+    served
 }
 
 /// The bearer token in `file`, which only its owner may read: anyone who can read it can

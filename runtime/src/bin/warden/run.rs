@@ -6,7 +6,6 @@ use crate::{Failure, tokens, usage};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use warden::{Kind, Outcome, TaskError, TaskRequest};
 
 #[derive(clap::Args)]
@@ -98,9 +97,9 @@ pub(crate) fn run(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> 
                 .map_err(|e| usage(format!("cannot read stdin: {e}")))?;
         }
     }
-    let sink = log.open()?;
+    let log = log.open()?;
     let rt = tokio_runtime()?;
-    let mut req = TaskRequest::new(input, Arc::new(sink))
+    let mut req = TaskRequest::new(input, log.log.clone())
         .args(args)
         .stdin(stdin);
     req.agent = agent;
@@ -108,6 +107,7 @@ pub(crate) fn run(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> 
     req.call = call;
     req.context = context.into_iter().collect();
     let out = rt.block_on(tool.run(req));
+    log.finish();
     let out = out.map_err(|e| match e {
         // Nothing ran: the request itself was wrong.
         TaskError::Arguments { .. } => usage(e),

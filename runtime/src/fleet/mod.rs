@@ -1,0 +1,85 @@
+//! Many hosts, one record: Warden over NATS JetStream.
+//!
+//! Every host ships its audit log to one JetStream stream ([`ship`]): each record on
+//! `warden.audit.<HOST>.records` with `Nats-Msg-Id` `<HOST>:<SEQ>`, and its latest
+//! checkpoint on `warden.audit.<HOST>.checkpoints`. The local log stays the source of
+//! truth: tasks never wait on the network unless shipping is required, and a shipper that
+//! lost its server catches up from the log when it is back.
+
+pub mod ship;
+
+/// The JetStream stream that holds every host's audit records and checkpoints.
+pub const AUDIT_STREAM: &str = "WARDEN_AUDIT";
+
+/// The subjects of [`AUDIT_STREAM`].
+pub const AUDIT_SUBJECTS: &str = "warden.audit.>";
+
+/// The subject a host's records are published on.
+pub fn records_subject(host: &HostId) -> String {
+    format!("warden.audit.{}.records", host.0)
+}
+
+/// The subject a host's checkpoints are published on.
+pub fn checkpoints_subject(host: &HostId) -> String {
+    format!("warden.audit.{}.checkpoints", host.0)
+}
+
+/// A host's name in the fleet: one NATS subject token (letters, digits, `-` and `_`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HostId(String);
+
+impl HostId {
+    /// The name as it is.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for HostId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for HostId {
+    type Err = String;
+
+    /// Refuses a name that is not one subject token, naming the first character that is
+    /// not allowed.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() || s.len() > 128 {
+            return Err(format!(
+                "host id {s:?}: 1 to 128 letters, digits, '-' or '_'"
+            ));
+        }
+        if let Some(c) = s
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        {
+            return Err(format!(
+                "host id {s:?}: {c:?} is not allowed (letters, digits, '-' or '_': it is a \
+                 NATS subject token)"
+            ));
+        }
+        Ok(HostId(s.to_string()))
+    }
+}
+
+impl HostId {
+    /// This machine's host name, with every character a subject token cannot hold
+    /// replaced by `_`.
+    pub fn of_this_host() -> HostId {
+        let name: String = crate::task::hostname()
+            .chars()
+            .take(128)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        HostId(if name.is_empty() { "host".into() } else { name })
+    }
+}
