@@ -230,6 +230,29 @@ fn an_outage_is_caught_up_and_nothing_is_sent_twice() {
     );
 }
 
+/// A `.shipped` that claims more than the log holds (edited, or left from an older log)
+/// would skip records: it is refused, naming the file.
+#[test]
+fn a_state_file_ahead_of_the_log_is_refused() {
+    let nats = Nats::start();
+    let sb = Sandbox::new("file-search", "file_search");
+    run_shipped(&sb, &nats, "eps");
+    let state = sb.path("audit.jsonl.shipped");
+    std::fs::write(&state, "100000 0\n").unwrap();
+    let run = sb.run_args(
+        r#"{"query":"needle"}"#,
+        &["--nats", &nats.url(), "--host-id", "eps"],
+        &[],
+    );
+    assert_eq!(run.code, 2, "{run:#?}");
+    assert!(
+        run.stderr
+            .contains("audit.jsonl.shipped: says 100000 records were acknowledged"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn a_bad_host_id_is_refused_by_name() {
     let sb = Sandbox::new("file-search", "file_search");

@@ -126,6 +126,17 @@ impl Shipper {
     pub fn start(log: Arc<AuditLog>, opts: ShipOptions) -> Result<Shipper, ShipError> {
         let state = shipped_path(log.path());
         let (next, cp) = read_state(&state)?;
+        let held = log.wait_written(u64::MAX, Duration::ZERO);
+        if next > held {
+            // Left from another log, or edited: following it would skip records.
+            return Err(ShipError::State {
+                path: state,
+                why: format!(
+                    "says {next} records were acknowledged, but the log holds {held}; if the \
+                     log was started afresh, remove this file"
+                ),
+            });
+        }
         log.ship(next, opts.required);
         let shared = Arc::new(Shared {
             status: Mutex::new(Status {
