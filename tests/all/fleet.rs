@@ -368,3 +368,54 @@ fn a_catch_up_reads_rotated_and_compressed_segments() {
         assert_eq!((id, payload), (&format!("delta:{seq}"), line), "seq {seq}");
     }
 }
+
+/// The library's shipper, as an embedding host starts it: records written while it runs
+/// are acknowledged, and `finish` ships what is left before the host goes.
+#[test]
+fn the_library_ships_a_log_it_is_given() {
+    use std::sync::Arc;
+    use warden::audit::checkpoint::HostKey;
+    use warden::audit::log::{AuditLog, Fsync, LogOptions};
+    use warden::fleet::ship::{ShipOptions, Shipper};
+    use warden_host_api::audit::{Event, EventSink, Record, TaskMeta};
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let key = HostKey::generate("library/warden-audit").unwrap();
+    let options = LogOptions {
+        fsync: Fsync::None,
+        ..LogOptions::default()
+    };
+    let log = Arc::new(AuditLog::open(&path, key, options).unwrap());
+    let shipper = Shipper::start(
+        log.clone(),
+        ShipOptions {
+            url: nats.url(),
+            host: "zeta".parse().unwrap(),
+            required: false,
+        },
+    )
+    .unwrap();
+    let meta = TaskMeta {
+        host: "zeta".into(),
+        agent: None,
+        task: "lib".into(),
+        parent: None,
+        tool: "lib".into(),
+        component: "blake3:00".into(),
+        mcp: None,
+    };
+    for event in ["task.start", "log", "log", "task.end"] {
+        log.emit(&Record {
+            meta: &meta,
+            time: std::time::SystemTime::now(),
+            event: &Event::new(event),
+        })
+        .unwrap();
+    }
+    let status = shipper.finish(Duration::from_secs(20));
+    assert_eq!(status.acknowledged, 4, "{status:?}");
+    assert_eq!(status.checkpoint, 4, "{status:?}");
+    assert_eq!(status.error, None);
+    assert_eq!(nats.messages("warden.audit.zeta.records").len(), 4);
+}
