@@ -3,7 +3,7 @@
 use crate::support::read_records;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use warden::audit::checkpoint::HostKey;
+use warden::audit::checkpoint::{HostKey, VerifierKey};
 use warden::audit::log::{AuditLog, Fsync, LogError, LogOptions, checkpoints_path};
 use warden::audit::verify::verify;
 use warden_host_api::audit::{Event, EventSink, Record, TaskMeta};
@@ -29,6 +29,31 @@ fn emit(log: &AuditLog, meta: &TaskMeta, n: u64) {
         event: &ev,
     })
     .unwrap();
+}
+
+/// A log opened with `options` in a directory of its own: the directory (kept while the
+/// test runs), the log's path, the key that verifies it, and the log.
+fn log_in_tempdir(
+    origin: &str,
+    options: LogOptions,
+) -> (tempfile::TempDir, std::path::PathBuf, VerifierKey, AuditLog) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let key = HostKey::generate(origin).unwrap();
+    let verifier = key.verifier().clone();
+    let log = AuditLog::open(&path, key, options).unwrap();
+    (dir, path, verifier, log)
+}
+
+/// Emits records `seqs` of task `m` with a checkpoint after every fifth: a segment
+/// closes only after a checkpoint.
+fn emit_checkpointed(log: &AuditLog, m: &TaskMeta, seqs: std::ops::Range<u64>) {
+    for n in seqs {
+        emit(log, m, n);
+        if n % 5 == 4 {
+            log.checkpoint().unwrap();
+        }
+    }
 }
 
 const CHILD: &str = "WARDEN_TEST_WRITER_LOG";
@@ -317,10 +342,6 @@ fn many_concurrent_tasks_lose_nothing() {
 fn segments_verify_prove_and_catch_tampering() {
     use warden::audit::proof::InclusionProof;
     use warden::audit::segments::{read_records as all, segments};
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.jsonl");
-    let key = HostKey::generate("segments/warden-audit").unwrap();
-    let verifier = key.verifier().clone();
     let options = LogOptions {
         fsync: Fsync::None,
         checkpoint_every: 5,
@@ -328,15 +349,8 @@ fn segments_verify_prove_and_catch_tampering() {
         compress: Some(3),
         ..LogOptions::default()
     };
-    let log = AuditLog::open(&path, key, options).unwrap();
-    let m = meta("segmented");
-    for n in 0..200 {
-        emit(&log, &m, n);
-        if n % 5 == 4 {
-            // A segment closes only after a checkpoint.
-            log.checkpoint().unwrap();
-        }
-    }
+    let (_dir, path, verifier, log) = log_in_tempdir("segments/warden-audit", options);
+    emit_checkpointed(&log, &meta("segmented"), 0..200);
     drop(log);
     let segs = segments(&path).unwrap();
     assert!(segs.len() >= 5, "{} segments", segs.len());
@@ -397,10 +411,6 @@ fn segments_verify_prove_and_catch_tampering() {
 fn retention_retires_behind_a_record_and_an_anchor() {
     use warden::audit::segments::{anchor_path, segment_path, segments};
     use warden::audit::verify::VerifyError;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.jsonl");
-    let key = HostKey::generate("retention/warden-audit").unwrap();
-    let verifier = key.verifier().clone();
     let options = LogOptions {
         fsync: Fsync::None,
         segment_bytes: Some(2048),
@@ -408,14 +418,8 @@ fn retention_retires_behind_a_record_and_an_anchor() {
         retain_segments: Some(3),
         ..LogOptions::default()
     };
-    let log = AuditLog::open(&path, key, options).unwrap();
-    let m = meta("retained");
-    for n in 0..300 {
-        emit(&log, &m, n);
-        if n % 5 == 4 {
-            log.checkpoint().unwrap();
-        }
-    }
+    let (_dir, path, verifier, log) = log_in_tempdir("retention/warden-audit", options);
+    emit_checkpointed(&log, &meta("retained"), 0..300);
     drop(log);
     let segs = segments(&path).unwrap();
     assert_eq!(segs.len(), 3, "{segs:?}");
@@ -468,17 +472,13 @@ fn retention_retires_behind_a_record_and_an_anchor() {
 /// between name only the task: even a task whose start was retired is found by its end.
 #[test]
 fn identity_is_written_at_a_tasks_two_ends() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.jsonl");
-    let key = HostKey::generate("identity/warden-audit").unwrap();
-    let verifier = key.verifier().clone();
     let options = LogOptions {
         fsync: Fsync::None,
         segment_bytes: Some(2048),
         retain_segments: Some(2),
         ..LogOptions::default()
     };
-    let log = AuditLog::open(&path, key, options).unwrap();
+    let (_dir, path, verifier, log) = log_in_tempdir("identity/warden-audit", options);
     let mut m = meta("long");
     m.agent = Some("planner".into());
     let at_end = |event| {
@@ -490,12 +490,7 @@ fn identity_is_written_at_a_tasks_two_ends() {
         .unwrap()
     };
     at_end("task.start");
-    for n in 0..200 {
-        emit(&log, &m, n);
-        if n % 5 == 4 {
-            log.checkpoint().unwrap();
-        }
-    }
+    emit_checkpointed(&log, &m, 0..200);
     at_end("task.end");
     drop(log);
     verify(&path, &verifier).unwrap();
@@ -535,27 +530,16 @@ fn identity_is_written_at_a_tasks_two_ends() {
 #[test]
 fn retention_waits_for_the_fleet() {
     use warden::audit::segments::segments;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.jsonl");
-    let key = HostKey::generate("shipped/warden-audit").unwrap();
     let options = LogOptions {
         fsync: Fsync::None,
         segment_bytes: Some(2048),
         retain_segments: Some(2),
         ..LogOptions::default()
     };
-    let log = AuditLog::open(&path, key, options).unwrap();
+    let (_dir, path, _, log) = log_in_tempdir("shipped/warden-audit", options);
     log.ship(0, false);
     let m = meta("shipped");
-    let write = |from: u64| {
-        for n in from..from + 150 {
-            emit(&log, &m, n);
-            if n % 5 == 4 {
-                log.checkpoint().unwrap();
-            }
-        }
-    };
-    write(0);
+    emit_checkpointed(&log, &m, 0..150);
     let before = segments(&path).unwrap();
     assert!(before.len() > 4, "{before:?}");
     assert_eq!(before[0].first, 0, "nothing acknowledged, nothing retired");
@@ -563,7 +547,7 @@ fn retention_waits_for_the_fleet() {
     // Acknowledged up to the start of the fourth segment: the first three may go.
     let acked = before[3].first;
     log.acknowledge(acked);
-    write(150);
+    emit_checkpointed(&log, &m, 150..300);
     let after = segments(&path).unwrap();
     assert!(after[0].first > 0, "{after:?}");
     assert!(after[0].first <= acked, "{after:?} retired past {acked}");
