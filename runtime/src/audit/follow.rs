@@ -6,7 +6,7 @@
 //! rename or a compression behind it changes nothing until it has read that file to its
 //! end; only then does it look for the part that holds the next seq.
 
-use super::segments::{Segment, compressed_path, segments};
+use super::segments::{Segment, open_records, segments};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -243,23 +243,10 @@ impl Follower {
 }
 
 fn open_segment(s: &Segment) -> Result<Part, FollowError> {
-    let io = |error| FollowError::Io {
+    let reader = open_records(&s.records, s.compressed).map_err(|error| FollowError::Io {
         path: s.records.clone(),
         error,
-    };
-    // A plain segment listed a moment ago may have been compressed since: the
-    // compressed file is renamed into place before the plain one is removed.
-    let (file, compressed) = match File::open(&s.records) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !s.compressed => {
-            (File::open(compressed_path(&s.records)).map_err(io)?, true)
-        }
-        opened => (opened.map_err(io)?, s.compressed),
-    };
-    let reader: Box<dyn Read + Send> = if compressed {
-        Box::new(zstd::stream::read::Decoder::new(file).map_err(io)?)
-    } else {
-        Box::new(file)
-    };
+    })?;
     Ok(Part {
         path: s.records.clone(),
         first: Some(s.first),

@@ -163,20 +163,12 @@ impl Source {
 
     fn open(&self) -> std::io::Result<Box<dyn Read + Send>> {
         match self {
-            Source::Path { path, compressed } => {
-                let file = match File::open(path) {
-                    Ok(file) => file,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Ok(Box::new(std::io::empty()));
-                    }
-                    Err(e) => return Err(e),
-                };
-                Ok(if *compressed {
-                    Box::new(zstd::stream::read::Decoder::new(file)?)
-                } else {
-                    Box::new(BufReader::with_capacity(1 << 16, file))
-                })
-            }
+            Source::Path { path, compressed } => match open_records(path, *compressed) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Ok(Box::new(std::io::empty()))
+                }
+                opened => opened,
+            },
             Source::Open { file, .. } => Ok(Box::new(BufReader::with_capacity(
                 1 << 16,
                 ReadAt {
@@ -186,6 +178,23 @@ impl Source {
             ))),
         }
     }
+}
+
+/// A reader of the records at `path`, decompressed if `compressed`. A plain segment
+/// listed a moment ago may have been compressed since (the compressed file is renamed
+/// into place before the plain one is removed): it is then read from its `.zst`.
+pub(crate) fn open_records(path: &Path, compressed: bool) -> std::io::Result<Box<dyn Read + Send>> {
+    let (file, compressed) = match File::open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !compressed => {
+            (File::open(compressed_path(path))?, true)
+        }
+        opened => (opened?, compressed),
+    };
+    Ok(if compressed {
+        Box::new(zstd::stream::read::Decoder::new(file)?)
+    } else {
+        Box::new(BufReader::with_capacity(1 << 16, file))
+    })
 }
 
 /// Reads a file from its start with positioned reads, leaving alone the
