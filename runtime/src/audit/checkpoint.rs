@@ -27,7 +27,7 @@ use std::path::Path;
 use warden_host_api::hex::encode as hex;
 
 /// Signature algorithm byte of Ed25519 in signed notes.
-const ED25519: u8 = 0x01;
+pub(crate) const ED25519: u8 = 0x01;
 
 /// Why a checkpoint, a key or a key file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -93,8 +93,41 @@ impl Checkpoint {
     /// Parses a signed note and checks that `key` signed it. Signature lines
     /// by other keys are ignored, as signed notes allow.
     pub fn verify(text: &str, key: &VerifierKey) -> Result<Checkpoint, CheckpointError> {
+        let note = Note::parse(text)?;
+        let mut found = false;
+        for (name, blob) in note.signatures() {
+            let blob = blob?;
+            if name != key.name || blob.len() < 4 || blob[..4] != key.id {
+                continue;
+            }
+            found = true;
+            let sig = ed25519_dalek::Signature::from_slice(&blob[4..])
+                .map_err(|_| CheckpointError::BadSignature(key.name.clone()))?;
+            key.key
+                .verify_strict(note.body.as_bytes(), &sig)
+                .map_err(|_| CheckpointError::BadSignature(key.name.clone()))?;
+        }
+        if !found {
+            return Err(CheckpointError::NotSigned(key.to_string()));
+        }
+        Ok(note.checkpoint)
+    }
+}
+
+/// A signed note taken apart, its signatures not yet checked.
+pub(crate) struct Note<'a> {
+    /// The body with its final newline: what every signature signs.
+    pub body: String,
+    /// What the body says.
+    pub checkpoint: Checkpoint,
+    signatures: &'a str,
+}
+
+impl<'a> Note<'a> {
+    /// Splits a note into its body and signature lines, and reads the body as a checkpoint.
+    pub fn parse(text: &'a str) -> Result<Self, CheckpointError> {
         let malformed = |m: &str| CheckpointError::Malformed(m.to_string());
-        let (body, sigs) = text
+        let (body, signatures) = text
             .split_once("\n\n")
             .ok_or_else(|| malformed("no blank line between body and signatures"))?;
         let body = format!("{body}\n");
@@ -111,35 +144,39 @@ impl Checkpoint {
         let root = B64
             .decode(lines.next().ok_or_else(|| malformed("no root line"))?)
             .map_err(|e| CheckpointError::Malformed(format!("root: {e}")))?;
-        let mut found = false;
-        for line in sigs.lines().filter(|l| !l.is_empty()) {
-            let rest = line.strip_prefix("\u{2014} ").ok_or_else(|| {
-                CheckpointError::Malformed(format!("not a signature line: {line:?}"))
-            })?;
-            let (name, blob) = rest.split_once(' ').ok_or_else(|| {
-                CheckpointError::Malformed(format!("not a signature line: {line:?}"))
-            })?;
-            let blob = B64
-                .decode(blob)
-                .map_err(|e| CheckpointError::Malformed(format!("signature of {name}: {e}")))?;
-            if name != key.name || blob.len() < 4 || blob[..4] != key.id {
-                continue;
-            }
-            found = true;
-            let sig = ed25519_dalek::Signature::from_slice(&blob[4..])
-                .map_err(|_| CheckpointError::BadSignature(key.name.clone()))?;
-            key.key
-                .verify_strict(body.as_bytes(), &sig)
-                .map_err(|_| CheckpointError::BadSignature(key.name.clone()))?;
-        }
-        if !found {
-            return Err(CheckpointError::NotSigned(key.to_string()));
-        }
-        Ok(Checkpoint {
+        let checkpoint = Checkpoint {
             origin: origin.to_string(),
             size,
             root,
+        };
+        Ok(Note {
+            body,
+            checkpoint,
+            signatures,
         })
+    }
+
+    /// Each signature line's key name and decoded blob (key id ‖ signature).
+    pub fn signatures(
+        &self,
+    ) -> impl Iterator<Item = (&'a str, Result<Vec<u8>, CheckpointError>)> + 'a {
+        self.signatures
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|line| {
+                let not_a_line =
+                    || CheckpointError::Malformed(format!("not a signature line: {line:?}"));
+                let Some((name, blob)) = line
+                    .strip_prefix("\u{2014} ")
+                    .and_then(|rest| rest.split_once(' '))
+                else {
+                    return ("", Err(not_a_line()));
+                };
+                let blob = B64
+                    .decode(blob)
+                    .map_err(|e| CheckpointError::Malformed(format!("signature of {name}: {e}")));
+                (name, blob)
+            })
     }
 }
 
@@ -155,7 +192,7 @@ impl VerifierKey {
     fn new(name: &str, key: VerifyingKey) -> Self {
         VerifierKey {
             name: name.to_string(),
-            id: key_id(name, &key),
+            id: key_id(name, ED25519, &key),
             key,
         }
     }
@@ -167,25 +204,54 @@ impl VerifierKey {
 
     /// Parses `<name>+<hex key id>+<base64(0x01 ‖ public key)>`.
     pub fn parse(text: &str) -> Result<Self, CheckpointError> {
-        let bad = |m: String| CheckpointError::Key(m);
-        let mut parts = text.trim().splitn(3, '+');
-        let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(bad("expected <name>+<key id>+<key>".into()));
-        };
-        let raw = B64.decode(key).map_err(|e| bad(format!("key: {e}")))?;
-        let pk: [u8; 32] = match raw.split_first() {
-            Some((&ED25519, pk)) => pk.try_into().map_err(|_| bad("key: not 32 bytes".into()))?,
-            _ => return Err(bad("key: not an Ed25519 key".into())),
-        };
-        let pk = VerifyingKey::from_bytes(&pk).map_err(|e| bad(format!("key: {e}")))?;
-        let v = VerifierKey::new(name, pk);
-        if hex(&v.id) != id {
+        let (name, key) = parse_public(text, ED25519)?;
+        Ok(VerifierKey::new(name, key))
+    }
+}
+
+/// Parses a verifier key of signature type `alg`: `<name>+<hex key id>+<base64(alg ‖ public
+/// key)>`, and checks the key id.
+pub(crate) fn parse_public(text: &str, alg: u8) -> Result<(&str, VerifyingKey), CheckpointError> {
+    let bad = |m: String| CheckpointError::Key(m);
+    let mut parts = text.trim().splitn(3, '+');
+    let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad("expected <name>+<key id>+<key>".into()));
+    };
+    let raw = B64.decode(key).map_err(|e| bad(format!("key: {e}")))?;
+    let pk: [u8; 32] = match raw.split_first() {
+        Some((&a, pk)) if a == alg => pk.try_into().map_err(|_| bad("key: not 32 bytes".into()))?,
+        Some((&a, _)) => {
             return Err(bad(format!(
-                "key id {id} does not match the key ({})",
-                hex(&v.id)
+                "key: signature type {a:#04x}, expected {alg:#04x} ({})",
+                alg_name(alg)
             )));
         }
-        Ok(v)
+        None => return Err(bad("key: empty".into())),
+    };
+    let pk = VerifyingKey::from_bytes(&pk).map_err(|e| bad(format!("key: {e}")))?;
+    let want = hex(&key_id(name, alg, &pk));
+    if want != id {
+        return Err(bad(format!("key id {id} does not match the key ({want})")));
+    }
+    Ok((name, pk))
+}
+
+/// The verifier key text of signature type `alg`.
+pub(crate) fn public_text(name: &str, alg: u8, key: &VerifyingKey) -> String {
+    let mut raw = vec![alg];
+    raw.extend_from_slice(key.as_bytes());
+    format!(
+        "{name}+{}+{}",
+        hex(&key_id(name, alg, key)),
+        B64.encode(raw)
+    )
+}
+
+fn alg_name(alg: u8) -> &'static str {
+    match alg {
+        ED25519 => "an Ed25519 checkpoint key",
+        super::witness::COSIGNATURE_V1 => "an Ed25519 cosignature/v1 witness key",
+        _ => "unknown",
     }
 }
 
@@ -257,9 +323,7 @@ impl VerifierKey {
 
 impl fmt::Display for VerifierKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut raw = vec![ED25519];
-        raw.extend_from_slice(self.key.as_bytes());
-        write!(f, "{}+{}+{}", self.name, hex(&self.id), B64.encode(raw))
+        f.write_str(&public_text(&self.name, ED25519, &self.key))
     }
 }
 
@@ -282,14 +346,7 @@ impl HostKey {
     /// A new random key named `name` (no spaces or `+`: it appears in
     /// signature lines and key strings).
     pub fn generate(name: &str) -> Result<Self, CheckpointError> {
-        if name.is_empty() || name.contains(['+', ' ', '\n']) {
-            return Err(CheckpointError::Key(format!(
-                "key name {name:?} must be non-empty without spaces or '+'"
-            )));
-        }
-        let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-        getrandom::fill(&mut *seed)
-            .map_err(|e| CheckpointError::Key(format!("no randomness: {e}")))?;
+        let seed = random_seed(name)?;
         Ok(Self::from_seed(name, &seed))
     }
 
@@ -308,70 +365,112 @@ impl HostKey {
     /// existing file) with the given name. See [`super::keys`] for where keys
     /// live and why.
     pub fn load_or_create(path: &Path, name: &str) -> Result<Self, CheckpointError> {
-        use super::keys::{KeyFileError, load_or_create};
-        let text = load_or_create(path, || {
-            Self::generate(name)
-                .map(|key| key.private_text())
-                .map_err(|e| KeyFileError::Io {
-                    path: path.to_path_buf(),
-                    error: std::io::Error::other(e.to_string()),
-                })
-        })
-        .map_err(|e| match e {
-            KeyFileError::Readable { path, mode } => CheckpointError::Key(format!(
-                "{} is readable by others (mode {mode:o}); anyone who can read it can forge \
-                 checkpoints: chmod 600 it, or rotate the key",
-                path.display()
-            )),
-            KeyFileError::Io { path, error } => CheckpointError::Io {
-                path: path.display().to_string(),
-                error,
-            },
-            other => CheckpointError::Key(other.to_string()),
-        })?;
+        let text = load_or_create_private(path, name, ED25519)?;
         Self::parse(&text)
-    }
-
-    fn private_text(&self) -> zeroize::Zeroizing<String> {
-        let mut raw = zeroize::Zeroizing::new(vec![ED25519]);
-        raw.extend_from_slice(self.signing.as_bytes());
-        zeroize::Zeroizing::new(format!(
-            "PRIVATE+KEY+{}+{}+{}\n",
-            self.verifier.name,
-            hex(&self.verifier.id),
-            B64.encode(&*raw)
-        ))
     }
 
     /// Parses `PRIVATE+KEY+<name>+<hex key id>+<base64(0x01 ‖ seed)>`.
     pub fn parse(text: &str) -> Result<Self, CheckpointError> {
-        let bad = |m: &str| CheckpointError::Key(m.to_string());
-        let rest = text
-            .trim()
-            .strip_prefix("PRIVATE+KEY+")
-            .ok_or_else(|| bad("a private key starts with PRIVATE+KEY+"))?;
-        let mut parts = rest.splitn(3, '+');
-        let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(bad("expected PRIVATE+KEY+<name>+<key id>+<key>"));
-        };
-        let raw = zeroize::Zeroizing::new(B64.decode(key).map_err(|_| bad("key is not base64"))?);
-        let seed: [u8; 32] = match raw.split_first() {
-            Some((&ED25519, seed)) => seed.try_into().map_err(|_| bad("key is not 32 bytes"))?,
-            _ => return Err(bad("not an Ed25519 key")),
-        };
-        let key = Self::from_seed(name, &seed);
-        if hex(&key.verifier.id) != id {
-            return Err(bad("key id does not match the key"));
-        }
-        Ok(key)
+        let (name, seed) = parse_private(text, ED25519)?;
+        Ok(Self::from_seed(&name, &seed))
     }
 }
 
-fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
+/// 32 random bytes for a new key named `name`, once the name is known to fit in signature
+/// lines and key strings.
+pub(crate) fn random_seed(name: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, CheckpointError> {
+    if name.is_empty() || name.contains(['+', ' ', '\n']) {
+        return Err(CheckpointError::Key(format!(
+            "key name {name:?} must be non-empty without spaces or '+'"
+        )));
+    }
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::fill(&mut *seed).map_err(|e| CheckpointError::Key(format!("no randomness: {e}")))?;
+    Ok(seed)
+}
+
+/// `PRIVATE+KEY+<name>+<hex key id>+<base64(alg ‖ seed)>`.
+pub(crate) fn private_text(name: &str, alg: u8, seed: &[u8; 32]) -> zeroize::Zeroizing<String> {
+    let public = SigningKey::from_bytes(seed).verifying_key();
+    let mut raw = zeroize::Zeroizing::new(vec![alg]);
+    raw.extend_from_slice(seed);
+    zeroize::Zeroizing::new(format!(
+        "PRIVATE+KEY+{name}+{}+{}\n",
+        hex(&key_id(name, alg, &public)),
+        B64.encode(&*raw)
+    ))
+}
+
+/// Parses a private key of signature type `alg` and checks its key id.
+pub(crate) fn parse_private(
+    text: &str,
+    alg: u8,
+) -> Result<(String, zeroize::Zeroizing<[u8; 32]>), CheckpointError> {
+    let bad = |m: &str| CheckpointError::Key(m.to_string());
+    let rest = text
+        .trim()
+        .strip_prefix("PRIVATE+KEY+")
+        .ok_or_else(|| bad("a private key starts with PRIVATE+KEY+"))?;
+    let mut parts = rest.splitn(3, '+');
+    let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad("expected PRIVATE+KEY+<name>+<key id>+<key>"));
+    };
+    let raw = zeroize::Zeroizing::new(B64.decode(key).map_err(|_| bad("key is not base64"))?);
+    let seed: zeroize::Zeroizing<[u8; 32]> = match raw.split_first() {
+        Some((&a, seed)) if a == alg => {
+            zeroize::Zeroizing::new(seed.try_into().map_err(|_| bad("key is not 32 bytes"))?)
+        }
+        Some((&a, _)) => {
+            return Err(CheckpointError::Key(format!(
+                "signature type {a:#04x}, expected {alg:#04x} ({})",
+                alg_name(alg)
+            )));
+        }
+        None => return Err(bad("key is empty")),
+    };
+    let public = SigningKey::from_bytes(&seed).verifying_key();
+    if hex(&key_id(name, alg, &public)) != id {
+        return Err(bad("key id does not match the key"));
+    }
+    Ok((name.to_string(), seed))
+}
+
+/// The private key text at `path`, created (mode 0600) as a new key of type `alg` named
+/// `name` if there is none.
+pub(crate) fn load_or_create_private(
+    path: &Path,
+    name: &str,
+    alg: u8,
+) -> Result<zeroize::Zeroizing<String>, CheckpointError> {
+    use super::keys::{KeyFileError, load_or_create};
+    load_or_create(path, || {
+        random_seed(name)
+            .map(|seed| private_text(name, alg, &seed))
+            .map_err(|e| KeyFileError::Io {
+                path: path.to_path_buf(),
+                error: std::io::Error::other(e.to_string()),
+            })
+    })
+    .map_err(|e| match e {
+        KeyFileError::Readable { path, mode } => CheckpointError::Key(format!(
+            "{} is readable by others (mode {mode:o}); anyone who can read it can forge \
+             signatures: chmod 600 it, or rotate the key",
+            path.display()
+        )),
+        KeyFileError::Io { path, error } => CheckpointError::Io {
+            path: path.display().to_string(),
+            error,
+        },
+        other => CheckpointError::Key(other.to_string()),
+    })
+}
+
+/// The first four bytes of SHA-256(name ‖ `\n` ‖ alg ‖ public key): a signed note's key id.
+pub(crate) fn key_id(name: &str, alg: u8, key: &VerifyingKey) -> [u8; 4] {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     h.update(b"\n");
-    h.update([ED25519]);
+    h.update([alg]);
     h.update(key.as_bytes());
     let d = h.finalize();
     [d[0], d[1], d[2], d[3]]

@@ -12,6 +12,7 @@ pub mod segments;
 pub mod show;
 pub mod stream;
 pub mod verify;
+pub mod witness;
 
 use std::path::PathBuf;
 

@@ -825,7 +825,7 @@ struct Line {
     head: Head,
 }
 
-enum Head {
+pub(crate) enum Head {
     /// `prev` is `None` exactly when `seq` is 0.
     Record {
         seq: u64,
@@ -841,7 +841,7 @@ struct RawHead<'a> {
     prev: Option<std::borrow::Cow<'a, str>>,
 }
 
-fn parse_head(line: &[u8]) -> Head {
+pub(crate) fn parse_head(line: &[u8]) -> Head {
     let malformed = |m: String| Head::Malformed(m.into_boxed_str());
     let text = match std::str::from_utf8(line) {
         Ok(text) => text,

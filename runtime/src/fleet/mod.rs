@@ -6,6 +6,7 @@
 //! truth: tasks never wait on the network unless shipping is required, and a shipper that
 //! lost its server catches up from the log when it is back.
 
+pub mod copy;
 pub mod ship;
 
 /// The JetStream stream that holds every host's audit records and checkpoints.
