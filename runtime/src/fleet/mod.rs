@@ -6,6 +6,7 @@
 //! truth: tasks never wait on the network unless shipping is required, and a shipper that
 //! lost its server catches up from the log when it is back.
 
+pub mod collect;
 pub mod copy;
 pub mod ship;
 
@@ -23,6 +24,35 @@ pub fn records_subject(host: &HostId) -> String {
 /// The subject a host's checkpoints are published on.
 pub fn checkpoints_subject(host: &HostId) -> String {
     format!("warden.audit.{}.checkpoints", host.0)
+}
+
+/// The subject a collector publishes a host's cosigned checkpoints on.
+pub fn cosignatures_subject(host: &HostId) -> String {
+    format!("warden.audit.{}.cosignatures", host.0)
+}
+
+/// The JetStream stream that keeps collectors' alerts.
+pub const ALERTS_STREAM: &str = "WARDEN_ALERTS";
+
+/// The subject of the alerts about one host.
+pub fn alerts_subject(host: &HostId) -> String {
+    format!("warden.alerts.{}", host.0)
+}
+
+/// Creates a stream of file storage for `subjects` if it is not there.
+pub(crate) async fn ensure_stream(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+    subjects: &str,
+) -> Result<async_nats::jetstream::stream::Stream, String> {
+    js.get_or_create_stream(async_nats::jetstream::stream::Config {
+        name: name.into(),
+        subjects: vec![subjects.into()],
+        storage: async_nats::jetstream::stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| e.to_string())
 }
 
 /// A host's name in the fleet: one NATS subject token (letters, digits, `-` and `_`).

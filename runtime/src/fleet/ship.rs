@@ -13,10 +13,13 @@
 //! log is told shipping is required ([`AuditLog::ship`]), in which case a task's end
 //! waits for its records to be acknowledged.
 
-use super::{AUDIT_STREAM, AUDIT_SUBJECTS, HostId, checkpoints_subject, records_subject};
+use super::{
+    AUDIT_STREAM, AUDIT_SUBJECTS, HostId, checkpoints_subject, cosignatures_subject, ensure_stream,
+    records_subject,
+};
 use crate::audit::follow::{FollowError, Follower};
 use crate::audit::log::AuditLog;
-use async_nats::jetstream::{self, message::PublishMessage, stream};
+use async_nats::jetstream::{self, message::PublishMessage};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -241,6 +244,13 @@ impl Run {
         let js = jetstream::context::ContextBuilder::new()
             .timeout(Duration::from_secs(2))
             .build(client);
+        // Cosignatures come back whenever a collector verified a checkpoint.
+        self.runtime.spawn(keep_cosignatures(
+            js.clone(),
+            self.opts.host.clone(),
+            self.log.path().to_path_buf(),
+            self.log.verifier().clone(),
+        ));
         let records = records_subject(&self.opts.host);
         let checkpoints = checkpoints_subject(&self.opts.host);
         let mut follower = Follower::new(self.log.path(), self.next);
@@ -269,8 +279,11 @@ impl Run {
                 continue;
             }
             if !stream_ready {
-                match self.runtime.block_on(ensure_stream(&js)) {
-                    Ok(()) => stream_ready = true,
+                match self
+                    .runtime
+                    .block_on(ensure_stream(&js, AUDIT_STREAM, AUDIT_SUBJECTS))
+                {
+                    Ok(_) => stream_ready = true,
                     Err(e) => {
                         self.error(format!("creating the stream {AUDIT_STREAM}: {e}"));
                         self.pause(&mut backoff);
@@ -401,17 +414,79 @@ impl Run {
     }
 }
 
-/// Creates the audit stream if it is not there.
-async fn ensure_stream(js: &jetstream::Context) -> Result<(), String> {
-    js.get_or_create_stream(stream::Config {
-        name: AUDIT_STREAM.into(),
-        subjects: vec![AUDIT_SUBJECTS.into()],
-        storage: stream::StorageType::File,
-        ..Default::default()
-    })
-    .await
-    .map(|_| ())
-    .map_err(|e| e.to_string())
+/// Follows the collectors' cosignatures of this host's checkpoints and appends each one
+/// that is larger than any kept, and that this host signed, to `<LOG>.cosigned`. Runs
+/// until the shipper's runtime stops.
+async fn keep_cosignatures(
+    js: jetstream::Context,
+    host: HostId,
+    log: PathBuf,
+    key: crate::audit::checkpoint::VerifierKey,
+) {
+    use futures_util::StreamExt as _;
+    let path = crate::audit::witness::cosigned_path(&log);
+    let mut kept = largest_kept(&path, &key);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let follow = async {
+            let stream = ensure_stream(&js, AUDIT_STREAM, AUDIT_SUBJECTS).await?;
+            let consumer = stream
+                .create_consumer(jetstream::consumer::pull::OrderedConfig {
+                    filter_subject: cosignatures_subject(&host),
+                    deliver_policy: jetstream::consumer::DeliverPolicy::LastPerSubject,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            consumer.messages().await.map_err(|e| e.to_string())
+        };
+        let mut messages = match follow.await {
+            Ok(m) => m,
+            Err(_) => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        while let Some(Ok(msg)) = messages.next().await {
+            let Ok(note) = std::str::from_utf8(&msg.payload) else {
+                continue;
+            };
+            // Only this host's own checkpoints, with a signature line besides its own.
+            let Ok(cp) = crate::audit::checkpoint::Checkpoint::verify(note, &key) else {
+                continue;
+            };
+            if cp.size <= kept || note.matches("\n\u{2014} ").count() < 2 {
+                continue;
+            }
+            let appended = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut f| {
+                    std::io::Write::write_all(&mut f, format!("{}\n\n", note.trim_end()).as_bytes())
+                });
+            if appended.is_ok() {
+                kept = cp.size;
+            }
+        }
+    }
+}
+
+/// The largest checkpoint of this host in `<LOG>.cosigned`, or 0.
+fn largest_kept(path: &Path, key: &crate::audit::checkpoint::VerifierKey) -> u64 {
+    let Ok(bytes) = std::fs::read(path) else {
+        return 0;
+    };
+    crate::audit::verify::split_notes(&bytes)
+        .0
+        .iter()
+        .filter_map(|n| std::str::from_utf8(n).ok())
+        .filter_map(|n| crate::audit::checkpoint::Checkpoint::verify(n, key).ok())
+        .map(|cp| cp.size)
+        .max()
+        .unwrap_or(0)
 }
 
 /// Publishes a batch and waits for every acknowledgement.

@@ -46,6 +46,13 @@ pub(crate) enum Command {
         /// with the checkpoints that covered them.
         #[arg(long, value_name = "NOTE")]
         checkpoint: Option<PathBuf>,
+        /// Also require a checkpoint cosigned by this witness (its verifier key, or a
+        /// file holding it; `warden audit witness-key` on the collector prints it),
+        /// kept in LOG.cosigned or LOG.checkpoints, that the log still matches. Catches
+        /// what the host's own key cannot: a log cut short or rewritten by whoever holds
+        /// that key. Repeat for several witnesses.
+        #[arg(long, value_name = "VKEY")]
+        witness: Vec<String>,
     },
     /// Print an inclusion proof (JSON) of record SEQ against the last
     /// checkpoint of LOG, after verifying LOG.
@@ -72,6 +79,19 @@ pub(crate) enum Command {
         #[arg(long, value_name = "LINE-FILE")]
         record: Option<PathBuf>,
     },
+    /// Print the verifier key of this machine's witness key, which `audit collect`
+    /// cosigns with, creating the key (mode 0600) on first use.
+    WitnessKey {
+        /// The witness key file; default witness.key under the XDG state directory.
+        #[arg(long, env = "WARDEN_WITNESS_KEY")]
+        key: Option<PathBuf>,
+    },
+    /// Collect every host's audit log from NATS JetStream into a verified copy per
+    /// host (DIR/<HOST>.jsonl, checked like `audit verify` checks a log), cosign each
+    /// verified checkpoint as a witness and send it back to the host, and raise an
+    /// alert for whatever one append-only log cannot have produced. Runs until
+    /// stopped (SIGINT or SIGTERM); a restarted collector carries on where it stopped.
+    Collect(crate::collect::Args),
     /// Print the records of LOG for people, one line each: seq, time, task,
     /// event, call, resource, decision, rule, outcome. Does not verify.
     Show {
@@ -100,7 +120,13 @@ pub(crate) fn audit(command: Command) -> Result<ExitCode, Failure> {
             log,
             key,
             checkpoint,
-        } => verify(&log, key, checkpoint),
+            witness,
+        } => verify(&log, key, checkpoint, &witness),
+        Command::WitnessKey { key } => {
+            println!("{}", crate::collect::witness_key(key)?.verifier());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Collect(args) => crate::collect::collect(args),
         Command::Prove { log, seq, key } => prove(&log, seq, key),
         Command::CheckProof { proof, key, record } => check_proof(&proof, &key, record),
         Command::Show {
@@ -152,8 +178,20 @@ fn verifier_key(key: Option<&str>) -> Result<VerifierKey, Failure> {
     VerifierKey::from_arg(key, &host).map_err(usage)
 }
 
-fn verify(log: &Path, key: Option<String>, kept: Option<PathBuf>) -> Result<ExitCode, Failure> {
+fn verify(
+    log: &Path,
+    key: Option<String>,
+    kept: Option<PathBuf>,
+    witnesses: &[String],
+) -> Result<ExitCode, Failure> {
     let key = verifier_key(key.as_deref())?;
+    let witnesses = witnesses
+        .iter()
+        .map(|w| {
+            warden::audit::witness::WitnessVerifier::from_arg(w)
+                .map_err(|e| usage(format!("--witness {w}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let kept = match kept {
         Some(path) => {
             let text = std::fs::read_to_string(&path)
@@ -172,6 +210,7 @@ fn verify(log: &Path, key: Option<String>, kept: Option<PathBuf>) -> Result<Exit
         }
         Err(e) => return Err(usage(e)),
     };
+    let mut witness_failed = false;
     if let Some(cp) = &kept {
         if cp.size > report.records {
             println!(
@@ -199,6 +238,52 @@ fn verify(log: &Path, key: Option<String>, kept: Option<PathBuf>) -> Result<Exit
                 cp.size
             );
             return Ok(ExitCode::from(1));
+        }
+    }
+    // Checked before anything is called intact: a witness can say it is not.
+    let mut witnessed = Vec::new();
+    for w in &witnesses {
+        use warden::audit::witness::{Witnessing, check_witness};
+        let when = |t: u64| {
+            warden::audit::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t))
+        };
+        match check_witness(log, &report, &key, w)
+            .map_err(|e| usage(format!("{}: {e}", log.display())))?
+        {
+            Witnessing::Witnessed { size, time } => witnessed.push(format!(
+                "witnessed: the first {size} records are as {} cosigned them at {}; {} after \
+                 them are not witnessed yet",
+                w.name(),
+                when(time),
+                report.records - size
+            )),
+            Witnessing::NotWitnessed => {
+                witnessed.push(format!(
+                    "not witnessed: no checkpoint beside the log is cosigned by {} and signed \
+                     by the host (a host that ships to a collector keeps them in LOG.cosigned)",
+                    w.name()
+                ));
+                witness_failed = true;
+            }
+            Witnessing::Truncated { size, time } => {
+                println!(
+                    "not intact: seq {}: truncated: {} cosigned {size} records at {}, the log \
+                     has {}",
+                    report.records,
+                    w.name(),
+                    when(time),
+                    report.records
+                );
+                return Ok(ExitCode::from(1));
+            }
+            Witnessing::Differs { size, time } => {
+                println!(
+                    "not intact: the first {size} records differ from what {} cosigned at {}",
+                    w.name(),
+                    when(time)
+                );
+                return Ok(ExitCode::from(1));
+            }
         }
     }
     println!(
@@ -235,6 +320,7 @@ fn verify(log: &Path, key: Option<String>, kept: Option<PathBuf>) -> Result<Exit
     if let Some(cp) = &kept {
         println!("the kept checkpoint of {} records matches", cp.size);
     }
+    witnessed.iter().for_each(|w| println!("{w}"));
     if let Some(torn) = report.torn_tail {
         println!(
             "torn tail: {} bytes at offset {} after the last record (a write cut short after \
@@ -247,6 +333,9 @@ fn verify(log: &Path, key: Option<String>, kept: Option<PathBuf>) -> Result<Exit
             "torn checkpoint: ignored an incomplete last note in {}",
             warden::audit::verify::checkpoints_path(log).display()
         );
+    }
+    if witness_failed {
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }

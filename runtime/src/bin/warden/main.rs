@@ -12,6 +12,7 @@
 mod approve;
 mod audit;
 mod check;
+mod collect;
 mod compile;
 mod grant;
 mod host;
