@@ -878,3 +878,214 @@ fn outages_of_the_server_and_the_collector_lose_and_duplicate_nothing() {
     }
     assert!(collector.alerts().is_empty(), "{:?}", collector.alerts());
 }
+
+/// A grant token issued on `issuer_state`'s key for the probe tool of `sb`, with its id
+/// and the issuer's public key.
+fn issue(issuer_state: &Path, sb: &Sandbox) -> (String, String, String) {
+    let env = [("XDG_STATE_HOME", issuer_state.to_str().unwrap())];
+    let out = crate::support::warden(
+        &[
+            "grant",
+            "issue",
+            sb.manifest.to_str().unwrap(),
+            "--ttl",
+            "10m",
+        ],
+        &env,
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let about = String::from_utf8(out.stderr).unwrap();
+    let id = about
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("{about}"))
+        .to_string();
+    let key = crate::support::warden(&["grant", "key"], &env, None);
+    let issuer = String::from_utf8(key.stdout).unwrap().trim().to_string();
+    (token, id, issuer)
+}
+
+/// `warden run` of the probe under `token` on a host of its own (its own state directory,
+/// so its own revocation list), watching the fleet's revocations on `nats`.
+fn run_granted(
+    sb: &Sandbox,
+    state: &Path,
+    nats: &Nats,
+    token: &str,
+    issuer: &str,
+    input: &str,
+    more: &[&str],
+) -> std::process::Command {
+    let mut args = vec![
+        "run",
+        sb.manifest.to_str().unwrap(),
+        "--audit",
+        sb.audit.to_str().unwrap(),
+        "--grant",
+        token,
+        "--issuer",
+        issuer,
+        "--input",
+        input,
+    ];
+    let url = nats.url();
+    args.extend(["--nats", &url, "--host-id", "runner"]);
+    args.extend_from_slice(more);
+    let mut cmd =
+        crate::support::warden_command(&args, &[("XDG_STATE_HOME", state.to_str().unwrap())]);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// A grant revoked on one host (its own state directory, with `--nats`) stops a task
+/// running under it in another process that shares nothing with it but the NATS server.
+#[test]
+fn a_revocation_on_one_host_stops_a_task_on_another() {
+    let nats = Nats::start();
+    let (issuer_state, runner_state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let sb = Sandbox::new("probe", "probe");
+    // Long enough that only the revocation can end the spin in time.
+    let text = std::fs::read_to_string(&sb.manifest).unwrap();
+    std::fs::write(
+        &sb.manifest,
+        text.replace("timeout = \"2s\"", "timeout = \"60s\""),
+    )
+    .unwrap();
+    let (token, id, issuer) = issue(issuer_state.path(), &sb);
+    let mut child = run_granted(
+        &sb,
+        runner_state.path(),
+        &nats,
+        &token,
+        &issuer,
+        r#"{"op":"spin"}"#,
+        &[],
+    )
+    .spawn()
+    .unwrap();
+    wait_until(
+        "the spin starts",
+        Duration::from_secs(60),
+        || {
+            read_records(&sb.audit)
+                .iter()
+                .any(|r| r["event"] == "task.start")
+        },
+        || String::new(),
+    );
+    let revoked_at = Instant::now();
+    let env = [("XDG_STATE_HOME", issuer_state.path().to_str().unwrap())];
+    let out = crate::support::warden(&["grant", "revoke", &id, "--nats", &nats.url()], &env, None);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("across the fleet"),
+        "{out:?}"
+    );
+    wait_until(
+        "the spin stops",
+        Duration::from_secs(30),
+        || child.try_wait().unwrap().is_some(),
+        || String::new(),
+    );
+    let stopped_after = revoked_at.elapsed();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("grant {id} was revoked")),
+        "{stderr}"
+    );
+    assert!(stopped_after < Duration::from_secs(30), "{stopped_after:?}");
+    // The runner's own list never heard of it: only the fleet told it.
+    assert!(!runner_state.path().join("warden/revoked").exists());
+
+    // A new task under it is refused on that host too.
+    let out = run_granted(
+        &sb,
+        runner_state.path(),
+        &nats,
+        &token,
+        &issuer,
+        r#"{"op":"time"}"#,
+        &[],
+    )
+    .output()
+    .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("was revoked"),
+        "{out:?}"
+    );
+}
+
+/// A runtime that cannot see the fleet's revocations refuses tasks under a grant once its
+/// view is older than `--revocation-max-age`, saying why, and runs them once it sees them
+/// again; tasks without a grant are not held up.
+#[test]
+fn a_stale_revocation_view_fails_closed() {
+    let mut nats = Nats::start();
+    let (issuer_state, runner_state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let sb = Sandbox::new("probe", "probe");
+    let (token, _, issuer) = issue(issuer_state.path(), &sb);
+    let time = r#"{"op":"time"}"#;
+    let granted = |nats: &Nats| {
+        run_granted(
+            &sb,
+            runner_state.path(),
+            nats,
+            &token,
+            &issuer,
+            time,
+            &["--revocation-max-age", "1s"],
+        )
+        .output()
+        .unwrap()
+    };
+    let out = granted(&nats);
+    assert!(out.status.success(), "{out:?}");
+    nats.down();
+    let out = granted(&nats);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot be checked: the revocations of warden-revocations on"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--revocation-max-age"), "{stderr}");
+    nats.up();
+    let out = granted(&nats);
+    assert!(out.status.success(), "{out:?}");
+
+    // In one process, through the library: stale while the server is away, fresh again
+    // once it is back, without a restart.
+    use std::sync::Arc;
+    use warden::fleet::revoke::RevocationWatcher;
+    use warden_host_api::grant::live::{Liveness, Revocations};
+    let list = Arc::new(Revocations::new(None));
+    let _watcher =
+        RevocationWatcher::start(list.clone(), nats.url(), Duration::from_millis(500)).unwrap();
+    let task = || Liveness::new(vec!["root".into(), "task".into()], None);
+    assert!(
+        list.wait_view(Duration::from_secs(10)),
+        "the view never became fresh"
+    );
+    list.register(&task()).unwrap();
+    nats.down();
+    wait_until(
+        "the view goes stale",
+        Duration::from_secs(10),
+        || list.register(&task()).is_err(),
+        || String::new(),
+    );
+    nats.up();
+    wait_until(
+        "the view is fresh again",
+        Duration::from_secs(30),
+        || list.register(&task()).is_ok(),
+        || String::new(),
+    );
+}

@@ -163,6 +163,8 @@ impl Liveness {
 pub struct Revocations {
     file: Option<PathBuf>,
     inner: Mutex<Inner>,
+    /// The view became fresh.
+    freshened: std::sync::Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -171,6 +173,20 @@ struct Inner {
     live: Vec<Weak<Liveness>>,
     /// Bytes of the file already read.
     read: u64,
+    view: Option<View>,
+}
+
+/// Revocations kept elsewhere (the fleet's, on a NATS server), and how recently this
+/// process is known to have seen all of them.
+#[derive(Debug)]
+struct View {
+    source: String,
+    max_age: Duration,
+    /// The last instant at which every revocation the source held had reached this list.
+    fresh_at: Option<Instant>,
+    /// Why the view is not being refreshed, until it is again.
+    trouble: Option<String>,
+    since: Instant,
 }
 
 /// A revocation list that could not be read or written.
@@ -190,7 +206,61 @@ impl Revocations {
         Revocations {
             file,
             inner: Mutex::new(Inner::default()),
+            freshened: std::sync::Condvar::new(),
         }
+    }
+
+    /// Declares that revocations also come from `source` (e.g. the fleet's bucket on a
+    /// NATS server, fed by a watcher through [`Revocations::revoked_elsewhere`]), and that
+    /// a task under a grant may start only while this process is known to have seen all
+    /// of them within `max_age` ([`Revocations::view_fresh`]). Until then, and whenever
+    /// the view grows older, such tasks are refused: a revocation this process has not
+    /// heard of is no reason to run.
+    pub fn require_view(&self, source: impl Into<String>, max_age: Duration) {
+        self.lock().view = Some(View {
+            source: source.into(),
+            max_age,
+            fresh_at: None,
+            trouble: None,
+            since: Instant::now(),
+        });
+    }
+
+    /// Every revocation the source held at `at` has reached this list.
+    pub fn view_fresh(&self, at: Instant) {
+        let mut inner = self.lock();
+        if let Some(v) = &mut inner.view {
+            v.fresh_at = Some(v.fresh_at.map_or(at, |f| f.max(at)));
+            v.trouble = None;
+        }
+        self.freshened.notify_all();
+    }
+
+    /// Why the view cannot be refreshed now; said when a task is refused for it.
+    pub fn view_trouble(&self, why: impl Into<String>) {
+        if let Some(v) = &mut self.lock().view {
+            v.trouble = Some(why.into());
+        }
+    }
+
+    /// `id` was revoked elsewhere: every registered grant whose chain holds it ends now,
+    /// and none may start again. Not written to this list's file, whose readers watch
+    /// the same source.
+    pub fn revoked_elsewhere(&self, id: &str) {
+        let mut inner = self.lock();
+        if inner.revoked.insert(id.to_owned()) {
+            end_revoked(&mut inner);
+        }
+    }
+
+    /// Waits up to `timeout` for a required view to be fresh; whether it is.
+    pub fn wait_view(&self, timeout: Duration) -> bool {
+        let inner = self.lock();
+        let (inner, _) = self
+            .freshened
+            .wait_timeout_while(inner, timeout, |i| stale(i).is_some())
+            .unwrap_or_else(|e| e.into_inner());
+        stale(&inner).is_none()
     }
 
     /// The shared file, if any.
@@ -267,10 +337,41 @@ impl Revocations {
             live.revoke(by);
         }
         live.check()?;
+        if let Some(why) = stale(&inner) {
+            return Err(Ended::Unknown {
+                id: live.id().to_owned(),
+                why,
+            });
+        }
         inner.live.retain(|w| w.strong_count() > 0);
         inner.live.push(Arc::downgrade(live));
         Ok(())
     }
+}
+
+/// Why a required view is too old to start a task under a grant, if it is.
+fn stale(inner: &Inner) -> Option<String> {
+    let v = inner.view.as_ref()?;
+    let age = match v.fresh_at {
+        Some(at) if at.elapsed() <= v.max_age => return None,
+        Some(at) => format!(
+            "were last seen whole {:.1}s ago",
+            at.elapsed().as_secs_f64()
+        ),
+        None => format!(
+            "have not been seen whole since this process started {:.1}s ago",
+            v.since.elapsed().as_secs_f64()
+        ),
+    };
+    Some(format!(
+        "the revocations of {} {age}, more than the {:.1}s allowed (--revocation-max-age){}; \
+         tasks under a grant start again once they are seen",
+        v.source,
+        v.max_age.as_secs_f64(),
+        v.trouble
+            .as_deref()
+            .map_or_else(String::new, |t| format!(": {t}"))
+    ))
 }
 
 fn end_revoked(inner: &mut Inner) {
@@ -368,5 +469,34 @@ mod tests {
         let r = Revocations::new(Some(dir.path().join("revoked")));
         assert!(r.revoke("a\nb").is_err());
         assert!(r.revoke("").is_err());
+    }
+
+    #[test]
+    fn a_stale_view_refuses_new_grants_until_it_is_fresh_again() {
+        let r = Revocations::new(None);
+        r.require_view("nats://fleet", Duration::from_millis(200));
+        let task = || Liveness::new(chain(&["root", "t"]), None);
+        let err = r.register(&task()).unwrap_err().to_string();
+        assert!(err.contains("have not been seen whole"), "{err}");
+        assert!(err.contains("nats://fleet"), "{err}");
+        r.view_fresh(Instant::now());
+        let running = task();
+        r.register(&running).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        r.view_trouble("connection refused");
+        let err = r.register(&task()).unwrap_err().to_string();
+        assert!(
+            err.contains("were last seen whole") && err.contains("connection refused"),
+            "{err}"
+        );
+        // A running task is not stopped by staleness, only by a revocation.
+        assert!(running.check().is_ok());
+        assert!(!r.wait_view(Duration::from_millis(10)));
+        r.view_fresh(Instant::now());
+        assert!(r.wait_view(Duration::ZERO));
+        r.register(&task()).unwrap();
+        r.revoked_elsewhere("root");
+        assert!(running.check().is_err());
+        assert!(r.register(&task()).is_err());
     }
 }

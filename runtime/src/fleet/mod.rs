@@ -8,6 +8,7 @@
 
 pub mod collect;
 pub mod copy;
+pub mod revoke;
 pub mod ship;
 
 /// The JetStream stream that holds every host's audit records and checkpoints.

@@ -24,6 +24,11 @@ pub(crate) enum Command {
     Revoke {
         /// The grant's id.
         id: String,
+        /// Revoke it across the fleet too: put it in the warden-revocations bucket of
+        /// this NATS server's JetStream, which every runtime given --nats watches; their
+        /// running tasks under it stop within moments.
+        #[arg(long, env = "WARDEN_NATS", value_name = "URL")]
+        nats: Option<String>,
     },
     /// Issue a grant token for the tool of MANIFEST: its ceiling, narrowed
     /// by each --narrow, for --ttl. Prints the token.
@@ -65,7 +70,7 @@ pub(crate) enum Command {
 pub(crate) fn grant(command: Command) -> Result<ExitCode, Failure> {
     match command {
         Command::Key { grant_key } => key(grant_key),
-        Command::Revoke { id } => revoke(&id),
+        Command::Revoke { id, nats } => revoke(&id, nats.as_deref()),
         Command::Issue {
             manifest,
             ttl,
@@ -118,25 +123,46 @@ fn attenuate(
     Ok(ExitCode::SUCCESS)
 }
 
-fn revoke(id: &str) -> Result<ExitCode, Failure> {
+fn revoke(id: &str, nats: Option<&str>) -> Result<ExitCode, Failure> {
     // The list holds one id a line, read back trimmed.
     if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(usage(format!(
             "{id:?} is not a grant id: ids have no whitespace or control characters"
         )));
     }
+    if nats.is_some() {
+        warden::fleet::revoke::check_id(id).map_err(usage)?;
+    }
     let path = warden::audit::default_revocation_path();
     let list = Revocations::new(Some(path.clone()));
     list.refresh().map_err(usage)?;
     if list.is_revoked(id) {
         println!("grant {id} was already revoked in {}", path.display());
-        return Ok(ExitCode::SUCCESS);
+    } else {
+        list.revoke(id).map_err(usage)?;
+        println!(
+            "revoked grant {id} and every grant derived from it, in {}: tasks under it are \
+             refused at start, and running ones stop when their process next reads the list",
+            path.display()
+        );
     }
-    list.revoke(id).map_err(usage)?;
-    println!(
-        "revoked grant {id} and every grant derived from it, in {}: tasks under it are refused \
-         at start, and running ones stop when their process next reads the list",
-        path.display()
-    );
+    if let Some(url) = nats {
+        let by = format!(
+            "warden grant revoke on {}",
+            warden::fleet::HostId::of_this_host()
+        );
+        let revision =
+            warden::fleet::revoke::revoke(url, id, &by, std::time::Duration::from_secs(10))
+                .map_err(|e| {
+                    usage(format!(
+                        "revoked on this host, but not across the fleet: {e}"
+                    ))
+                })?;
+        println!(
+            "revoked grant {id} across the fleet: {} on {url} (revision {revision}); every \
+             runtime watching it stops its tasks under it",
+            warden::fleet::revoke::REVOCATIONS_BUCKET
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -161,18 +161,30 @@ pub(crate) struct LogArgs {
     /// This host's name in the fleet (letters, digits, '-', '_'); default: the host name.
     #[arg(long, env = "WARDEN_HOST_ID", value_name = "ID")]
     host_id: Option<warden::fleet::HostId>,
+    /// With --nats, the fleet's revocations (the warden-revocations bucket) are watched
+    /// too; a task under a grant is refused while this process has not seen them whole
+    /// for longer than this, and runs again once it has.
+    #[arg(long, env = "WARDEN_REVOCATION_MAX_AGE", value_name = "DURATION",
+          default_value = "10s", value_parser = crate::approve::positive_duration)]
+    revocation_max_age: std::time::Duration,
 }
 
 /// An audit log, and its shipper when `--nats` names a server.
 pub(crate) struct OpenLog {
     pub log: Arc<AuditLog>,
     pub shipper: Option<warden::fleet::ship::Shipper>,
+    /// Watches the fleet's revocations for the runtime's list, and how old its view may be.
+    pub revocations: Option<(
+        warden::fleet::revoke::RevocationWatcher,
+        std::time::Duration,
+    )>,
 }
 
 impl OpenLog {
     /// Ships what is written, waiting a few seconds at most, and says on stderr what is
     /// left for the next run on this log.
     pub(crate) fn finish(self) {
+        drop(self.revocations);
         let Some(shipper) = self.shipper else {
             return;
         };
@@ -204,8 +216,8 @@ fn segment_size(text: &str) -> Result<u64, String> {
 
 impl LogArgs {
     /// The audit log of `--audit`, `--key` and `--fsync`, opened, and shipped if `--nats`
-    /// says where.
-    pub(crate) fn open(self) -> Result<OpenLog, Failure> {
+    /// says where; with `--nats`, the fleet's revocations are watched for `revocations`.
+    pub(crate) fn open(self, revocations: &Arc<Revocations>) -> Result<OpenLog, Failure> {
         let audit_path = self.audit.unwrap_or_else(warden::audit::default_path);
         let key = host_key(self.key)?;
         let options = LogOptions {
@@ -218,6 +230,18 @@ impl LogArgs {
             ..LogOptions::default()
         };
         let log = Arc::new(AuditLog::open(&audit_path, key, options).map_err(usage)?);
+        let watcher = match &self.nats {
+            None => None,
+            Some(url) => Some((
+                warden::fleet::revoke::RevocationWatcher::start(
+                    revocations.clone(),
+                    url.clone(),
+                    self.revocation_max_age,
+                )
+                .map_err(|e| usage(format!("watching revocations on {url}: {e}")))?,
+                self.revocation_max_age,
+            )),
+        };
         let shipper = match self.nats {
             None => None,
             Some(url) => Some(
@@ -234,7 +258,11 @@ impl LogArgs {
                 .map_err(usage)?,
             ),
         };
-        Ok(OpenLog { log, shipper })
+        Ok(OpenLog {
+            log,
+            shipper,
+            revocations: watcher,
+        })
     }
 }
 

@@ -110,7 +110,7 @@ pub(crate) fn mcp(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> 
         .any(|(_, m)| m.declared.limits.fuel.is_some());
     let max_tasks = EngineConfig::default().max_tasks;
     let runtime = deciders.apply(engine.runtime(fuel, max_tasks)?)?;
-    let log = audit.open()?;
+    let log = audit.open(runtime.revocations())?;
     let sink: Arc<dyn EventSink> = log.log.clone();
     let rt = tokio_runtime()?;
     let served = rt.block_on(async move {

@@ -72,7 +72,8 @@ pub(crate) fn run(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> 
         args,
     } = args;
     let deciders = Deciders::new(approval, policy, context)?;
-    let (_rt, tool) = engine.load(&manifest, &protected(Some(&log)), |rt| deciders.apply(rt))?;
+    let (runtime, tool) =
+        engine.load(&manifest, &protected(Some(&log)), |rt| deciders.apply(rt))?;
     let context = deciders.context;
     let grant = match grant {
         Some(token) => Some(tokens::verify(&token, issuer.as_deref(), &tool)?),
@@ -97,7 +98,12 @@ pub(crate) fn run(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> 
                 .map_err(|e| usage(format!("cannot read stdin: {e}")))?;
         }
     }
-    let log = log.open()?;
+    let log = log.open(runtime.revocations())?;
+    if let (Some(_), Some((_, max_age))) = (&grant, &log.revocations) {
+        // A fresh process has not heard from the fleet yet: give it the time a view may
+        // be old. If it still has not, the task is refused, saying why.
+        runtime.revocations().wait_view(*max_age);
+    }
     let rt = tokio_runtime()?;
     let mut req = TaskRequest::new(input, log.log.clone())
         .args(args)
