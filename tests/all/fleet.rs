@@ -975,7 +975,7 @@ fn a_revocation_on_one_host_stops_a_task_on_another() {
                 .iter()
                 .any(|r| r["event"] == "task.start")
         },
-        || String::new(),
+        String::new,
     );
     let revoked_at = Instant::now();
     let env = [("XDG_STATE_HOME", issuer_state.path().to_str().unwrap())];
@@ -989,7 +989,7 @@ fn a_revocation_on_one_host_stops_a_task_on_another() {
         "the spin stops",
         Duration::from_secs(30),
         || child.try_wait().unwrap().is_some(),
-        || String::new(),
+        String::new,
     );
     let stopped_after = revoked_at.elapsed();
     let out = child.wait_with_output().unwrap();
@@ -1079,13 +1079,13 @@ fn a_stale_revocation_view_fails_closed() {
         "the view goes stale",
         Duration::from_secs(10),
         || list.register(&task()).is_err(),
-        || String::new(),
+        String::new,
     );
     nats.up();
     wait_until(
         "the view is fresh again",
         Duration::from_secs(30),
         || list.register(&task()).is_ok(),
-        || String::new(),
+        String::new,
     );
 }
