@@ -44,6 +44,7 @@ fn main() {
         .configure_from_args();
 
     let meta = TaskMeta {
+        attempt: None,
         host: "bench".into(),
         agent: Some("agent".into()),
         task: "0123456789abcdef01234567".into(),

@@ -50,6 +50,7 @@ fn main() {
     let (risk_path, risk) = policy("no-writes-unless-low-risk.rego");
     let (hours_path, hours) = policy("business-hours.rego");
     let meta = TaskMeta {
+        attempt: None,
         host: "bench".into(),
         agent: Some("agent".into()),
         task: "0123456789abcdef01234567".into(),

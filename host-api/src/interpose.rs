@@ -652,6 +652,7 @@ mod tests {
 
     fn state(sink: Arc<dyn EventSink>) -> HostState {
         let meta = TaskMeta {
+            attempt: None,
             host: "h".into(),
             agent: None,
             task: "t".into(),

@@ -80,6 +80,8 @@
 
 pub mod audit;
 pub mod component;
+#[cfg(any(feature = "mcp", feature = "fleet"))]
+mod denials;
 pub mod engine;
 #[cfg(feature = "fleet")]
 pub mod fleet;

@@ -117,6 +117,12 @@ pub struct TaskRequest {
     pub approver: Option<Arc<dyn Approver>>,
     /// The MCP session and request this task answers, written into every record.
     pub mcp: Option<McpIds>,
+    /// The task's id, when the caller gives it (a fleet worker runs a task the id its
+    /// client gave it); `None` makes a new one.
+    pub task_id: Option<String>,
+    /// Which delivery of the task this is, for a fleet worker (see
+    /// [`TaskMeta::attempt`](warden_host_api::audit::TaskMeta::attempt)).
+    pub attempt: Option<u32>,
 }
 
 impl TaskRequest {
@@ -156,6 +162,8 @@ impl TaskRequest {
             call: None,
             approver: None,
             mcp: None,
+            task_id: None,
+            attempt: None,
         }
     }
 
@@ -561,6 +569,7 @@ pub(crate) struct Prepared<'a> {
 pub(crate) fn audit(p: &Prepared<'_>, req: &TaskRequest, task: &str) -> Audit {
     let m = p.manifest;
     let meta = TaskMeta {
+        attempt: req.attempt,
         host: hostname(),
         agent: req.agent.clone(),
         task: task.to_string(),

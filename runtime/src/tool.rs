@@ -198,7 +198,7 @@ impl Tool {
 
     async fn execute(&self, req: TaskRequest, invoke: Invoke) -> Result<TaskOutput, TaskError> {
         let call = self.call_of(&req)?;
-        let task = new_task_id();
+        let task = req.task_id.clone().unwrap_or_else(new_task_id);
         // Declared before the store, so dropped after it: the pool slot the store held is
         // free before another task is admitted, on every path out of here.
         let _slot = self

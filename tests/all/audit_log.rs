@@ -10,6 +10,7 @@ use warden_host_api::audit::{Event, EventSink, Record, TaskMeta};
 
 fn meta(task: &str) -> TaskMeta {
     TaskMeta {
+        attempt: None,
         host: "test".into(),
         agent: None,
         task: task.into(),

@@ -404,6 +404,7 @@ fn the_library_ships_a_log_it_is_given() {
     )
     .unwrap();
     let meta = TaskMeta {
+        attempt: None,
         host: "zeta".into(),
         agent: None,
         task: "lib".into(),
@@ -1087,5 +1088,285 @@ fn a_stale_revocation_view_fails_closed() {
         Duration::from_secs(30),
         || list.register(&task()).is_ok(),
         String::new,
+    );
+}
+
+/// The probe, with time enough for slow tasks; `idempotent` as given.
+fn probe(idempotent: bool) -> Sandbox {
+    let sb = Sandbox::new("probe", "probe");
+    let mut text = std::fs::read_to_string(&sb.manifest)
+        .unwrap()
+        .replace("timeout = \"2s\"", "timeout = \"60s\"");
+    if !idempotent {
+        text = text.replacen("[tool]\n", "[tool]\nidempotent = false\n", 1);
+    }
+    std::fs::write(&sb.manifest, text).unwrap();
+    sb
+}
+
+/// A task that makes host calls for a second or two.
+const SLOW: &str = r#"{"op":"stat_loop","path":"/ro/hello.txt","n":30000}"#;
+
+/// `warden worker` of the tools of `manifest`, as host `id`, with its own log.
+struct Worker {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Worker {
+    fn start(nats: &Nats, manifest: &Path, id: &str, slots: u32) -> Worker {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.jsonl");
+        let state = dir.path().join("state");
+        let mut cmd = crate::support::warden_command(
+            &[
+                "worker",
+                manifest.to_str().unwrap(),
+                "--nats",
+                &nats.url(),
+                "--host-id",
+                id,
+                "--audit",
+                log.to_str().unwrap(),
+                "--fsync",
+                "none",
+                "--slots",
+                &slots.to_string(),
+                "--ack-wait",
+                "2s",
+            ],
+            &[("XDG_STATE_HOME", state.to_str().unwrap())],
+        );
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("worker.err")).unwrap());
+        crate::openbao::die_with_this_process(&mut cmd);
+        let child = cmd.spawn().expect("warden worker starts");
+        let w = Worker {
+            child,
+            log,
+            _dir: dir,
+        };
+        // Its log exists once it has loaded its tools and opened it.
+        wait_until(
+            "the worker starts",
+            Duration::from_secs(60),
+            || w.log.exists(),
+            String::new,
+        );
+        w
+    }
+
+    fn records(&self) -> Vec<serde_json::Value> {
+        if self.log.exists() {
+            read_records(&self.log)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Each task's (task, attempt, start time, end time) in this worker's log.
+    fn tasks(&self) -> Vec<(String, u64, String, String)> {
+        let records = self.records();
+        records
+            .iter()
+            .filter(|r| r["event"] == "task.start")
+            .map(|s| {
+                let end = records
+                    .iter()
+                    .find(|e| e["event"] == "task.end" && e["task"] == s["task"])
+                    .map_or(String::new(), |e| e["time"].as_str().unwrap().to_string());
+                (
+                    s["task"].as_str().unwrap().to_string(),
+                    s["attempt"].as_u64().unwrap_or(0),
+                    s["time"].as_str().unwrap().to_string(),
+                    end,
+                )
+            })
+            .collect()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One MCP endpoint (`warden mcp --nats URL --workers`) fans its calls out over two
+/// workers of one slot each: both run tasks, neither ever runs two at once, and every
+/// call is answered as a local one would be.
+#[test]
+fn one_mcp_endpoint_fans_out_over_a_pool_of_workers() {
+    let nats = Nats::start();
+    let sb = probe(true);
+    let workers = [
+        Worker::start(&nats, &sb.manifest, "worker-1", 1),
+        Worker::start(&nats, &sb.manifest, "worker-2", 1),
+    ];
+    let front = sb.path("front.jsonl");
+    let args = [
+        "mcp",
+        sb.manifest.to_str().unwrap(),
+        "--audit",
+        front.to_str().unwrap(),
+        "--nats",
+        &nats.url(),
+        "--host-id",
+        "front",
+        "--workers",
+    ];
+    let calls: Vec<serde_json::Value> = (0..6)
+        .map(|_| crate::mcp::call("probe", serde_json::from_str(SLOW).unwrap()))
+        .collect();
+    let out = crate::mcp::client(serde_json::json!({
+        "server": { "stdio": {
+            "command": crate::mcp::warden_bin(),
+            "args": args,
+            "env": { "XDG_STATE_HOME": sb.path("state").display().to_string() },
+        } },
+        "mode": "auto",
+        "steps": [
+            { "together": calls },
+            crate::mcp::call(
+                "probe",
+                serde_json::json!({"op": "write", "path": "/ro/planted.txt", "data": "x"}),
+            ),
+        ],
+    }));
+    let together = out["steps"][0]["together"].as_array().unwrap();
+    assert_eq!(together.len(), 6);
+    for r in together {
+        assert_eq!(r["is_error"], false, "{r:#}");
+    }
+    // A call the worker's manifest does not grant is refused there, and recorded there.
+    let denied = &out["steps"][1];
+    assert_eq!(denied["structured"]["ok"], false, "{denied:#}");
+    let refused = workers.iter().flat_map(Worker::records).any(|r| {
+        r["decision"] == "deny"
+            && r["resource"]
+                .as_str()
+                .is_some_and(|p| p.contains("/ro/planted.txt"))
+    });
+    assert!(refused, "the refusal is in a worker's log");
+
+    let mut ran = 0;
+    for w in &workers {
+        let tasks = w.tasks();
+        assert!(!tasks.is_empty(), "every worker takes tasks: {tasks:?}");
+        ran += tasks.len();
+        // One slot: each task starts after the one before it ended.
+        let mut spans: Vec<(String, String)> =
+            tasks.iter().map(|t| (t.2.clone(), t.3.clone())).collect();
+        spans.sort();
+        for pair in spans.windows(2) {
+            assert!(
+                pair[1].0 >= pair[0].1,
+                "two tasks at once on one slot: {pair:?}"
+            );
+        }
+        assert!(tasks.iter().all(|t| t.1 == 1), "{tasks:?}");
+    }
+    assert_eq!(ran, 7, "each call ran once");
+    // The front end ran no call itself: its one task asked the tool to describe itself.
+    let own = read_records(&front)
+        .into_iter()
+        .filter(|r| r["event"] == "task.start")
+        .count();
+    assert_eq!(own, 1, "only the describe task ran on the front end");
+}
+
+/// A worker killed mid-task: after the ack wait another worker takes the task, with the
+/// same id and `attempt` 2 in its records, and the caller (the library's dispatcher) gets
+/// its answer.
+#[test]
+fn a_task_whose_worker_dies_runs_again_on_another() {
+    let nats = Nats::start();
+    let sb = probe(true);
+    let mut first = Worker::start(&nats, &sb.manifest, "doomed", 1);
+    let url = nats.url();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let answer = rt.spawn(async move {
+        let d = warden::fleet::work::Dispatcher::connect(&url, Duration::from_secs(90))
+            .await
+            .unwrap();
+        let req =
+            warden::TaskRequest::new(SLOW, std::sync::Arc::new(warden_host_api::audit::NullSink));
+        d.run("probe", &req).await
+    });
+    wait_until(
+        "the first worker starts the task",
+        Duration::from_secs(60),
+        || !first.tasks().is_empty(),
+        String::new,
+    );
+    first.kill();
+    let (task, attempt, _, end) = first.tasks().remove(0);
+    assert_eq!((attempt, end.as_str()), (1, ""), "killed mid-task");
+    let second = Worker::start(&nats, &sb.manifest, "survivor", 1);
+    let (ran, _) = rt.block_on(answer).unwrap();
+    let out = ran.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.task, task);
+    let again = second.tasks();
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!((again[0].0.as_str(), again[0].1), (task.as_str(), 2));
+    assert!(!again[0].3.is_empty(), "it ran to its end");
+}
+
+/// The same with a tool whose manifest says `idempotent = false`: the task is not run
+/// again; the caller gets an error saying why, and the second worker's log records it.
+#[test]
+fn a_task_of_a_tool_that_is_not_idempotent_is_not_run_again() {
+    let nats = Nats::start();
+    let sb = probe(false);
+    let mut first = Worker::start(&nats, &sb.manifest, "doomed-n", 1);
+    let url = nats.url();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let answer = rt.spawn(async move {
+        let d = warden::fleet::work::Dispatcher::connect(&url, Duration::from_secs(90))
+            .await
+            .unwrap();
+        let req =
+            warden::TaskRequest::new(SLOW, std::sync::Arc::new(warden_host_api::audit::NullSink));
+        d.run("probe", &req).await
+    });
+    wait_until(
+        "the first worker starts the task",
+        Duration::from_secs(60),
+        || !first.tasks().is_empty(),
+        String::new,
+    );
+    first.kill();
+    let second = Worker::start(&nats, &sb.manifest, "survivor-n", 1);
+    let (ran, _) = rt.block_on(answer).unwrap();
+    let err = ran.unwrap_err().to_string();
+    assert!(
+        err.contains("delivered again (attempt 2)") && err.contains("not idempotent"),
+        "{err}"
+    );
+    let records = second.records();
+    let end = records.iter().find(|r| r["event"] == "task.end").unwrap();
+    assert_eq!(end["outcome"], "error:not-retried", "{end}");
+    assert_eq!(end["attempt"], 2);
+    assert!(
+        second
+            .records()
+            .iter()
+            .all(|r| r["event"] != "call" && r["event"] != "call.summary"),
+        "nothing ran"
     );
 }

@@ -281,6 +281,7 @@ mod tests {
 
     fn meta() -> TaskMeta {
         TaskMeta {
+            attempt: None,
             host: "h".into(),
             agent: Some("planner".into()),
             task: "t1".into(),

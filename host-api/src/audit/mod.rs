@@ -116,12 +116,16 @@ pub struct TaskMeta {
     /// The MCP session and request the task answers, when `warden mcp` runs it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mcp: Option<McpIds>,
+    /// Which delivery of the task this is, when a fleet worker runs it: 1 the first
+    /// time, more when a worker died mid-task and another took it again (same `task`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
 }
 
 /// Which MCP session and request a task answers: written as `"mcp":{"session":…,
 /// "request":…}` in every record of the task, so that a client's tool call can be
 /// found in the log (they are OpenTelemetry's `mcp.session.id` and `jsonrpc.request.id`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct McpIds {
     /// The session: the `Mcp-Session-Id` of a Streamable HTTP session, or the id
     /// `warden mcp` gives each connection where the protocol has none.
@@ -459,6 +463,7 @@ mod tests {
 
     fn audit(sink: Arc<Keep>) -> Audit {
         let meta = TaskMeta {
+            attempt: None,
             host: "h".into(),
             agent: None,
             task: "t".into(),

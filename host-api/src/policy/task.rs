@@ -41,6 +41,7 @@ pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 ///     tool: "notes".into(),
 ///     component: "blake3:00".into(),
 ///     mcp: None,
+///     attempt: None,
 /// };
 /// let chain = vec!["root".into(), "child".into()];
 /// let task = TaskPolicy::new(vec![policy], &meta, GrantInfo::new(chain, None).unwrap(), Default::default());
@@ -192,6 +193,7 @@ mod tests {
 
     fn meta() -> TaskMeta {
         TaskMeta {
+            attempt: None,
             host: "h".into(),
             agent: None,
             task: "t".into(),

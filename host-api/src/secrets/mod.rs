@@ -41,7 +41,7 @@
 //! };
 //! let meta = TaskMeta {
 //!     host: "h".into(), agent: None, task: "t".into(), parent: None,
-//!     tool: "demo".into(), component: "blake3:00".into(), mcp: None,
+//!     tool: "demo".into(), component: "blake3:00".into(), mcp: None, attempt: None,
 //! };
 //! let audit = Audit::new(meta, Arc::new(NullSink), Level::Calls);
 //! let secrets = TaskSecrets::fetch(&[spec], &audit).await?;
@@ -482,6 +482,7 @@ mod tests {
 
     pub(crate) fn audit(sink: Arc<Capture>) -> Audit {
         let meta = TaskMeta {
+            attempt: None,
             host: "h".into(),
             agent: None,
             task: "t".into(),

@@ -300,6 +300,7 @@ mod tests {
 
     fn meta() -> TaskMeta {
         TaskMeta {
+            attempt: None,
             host: "test".into(),
             agent: None,
             task: "t".into(),

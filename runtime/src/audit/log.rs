@@ -326,6 +326,7 @@ fn at(path: &Path) -> impl Fn(std::io::Error) -> std::io::Error + '_ {
 /// Who writes the log's own records (`recovery`, `audit.retire`).
 fn writer_meta() -> TaskMeta {
     TaskMeta {
+        attempt: None,
         host: crate::task::hostname(),
         agent: None,
         task: NO_TASK.into(),
@@ -403,6 +404,9 @@ impl serde::Serialize for Line<'_> {
             map.serialize_entry("component", &m.component)?;
             if let Some(mcp) = &m.mcp {
                 map.serialize_entry("mcp", mcp)?;
+            }
+            if let Some(attempt) = m.attempt {
+                map.serialize_entry("attempt", &attempt)?;
             }
         } else {
             map.serialize_entry("task", &m.task)?;

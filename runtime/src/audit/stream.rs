@@ -41,7 +41,7 @@
 //! // What a task does with its sink:
 //! let meta = TaskMeta {
 //!     host: "h".into(), agent: None, task: "t1".into(), parent: None,
-//!     tool: "echo".into(), component: "blake3:00".into(), mcp: None,
+//!     tool: "echo".into(), component: "blake3:00".into(), mcp: None, attempt: None,
 //! };
 //! let audit = Audit::new(meta, stream.clone(), Level::Calls);
 //! audit.emit(&Event::new("task.start"))?;

@@ -469,6 +469,7 @@ impl Collector {
             return Ok(());
         };
         let meta = TaskMeta {
+            attempt: None,
             host: crate::task::hostname(),
             agent: None,
             task: warden_host_api::audit::NO_TASK.into(),

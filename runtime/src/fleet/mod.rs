@@ -10,6 +10,7 @@ pub mod collect;
 pub mod copy;
 pub mod revoke;
 pub mod ship;
+pub mod work;
 
 /// The JetStream stream that holds every host's audit records and checkpoints.
 pub const AUDIT_STREAM: &str = "WARDEN_AUDIT";

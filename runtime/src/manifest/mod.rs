@@ -154,6 +154,11 @@ pub struct ToolSection {
     pub component: PathBuf,
     /// The pinned digest of the component's bytes, if any; see [`Manifest::verify_digest`].
     pub digest: Option<Digest>,
+    /// Whether running a task twice does no more harm than running it once (`idempotent`,
+    /// default true). A worker that finds a task of a tool that is not idempotent
+    /// delivered again (its first worker died mid-task) does not run it again; the task
+    /// fails with an error saying so.
+    pub idempotent: bool,
 }
 
 /// The `[audit]` section.

@@ -49,6 +49,8 @@ struct RawTool {
     component: Spanned<PathBuf>,
     #[serde(default)]
     digest: Option<Spanned<Digest>>,
+    #[serde(default)]
+    idempotent: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -148,6 +150,7 @@ impl Manifest {
                 name: tool.name.into_inner(),
                 component,
                 digest: tool.digest.map(Spanned::into_inner),
+                idempotent: tool.idempotent.unwrap_or(true),
             },
             declared,
             policy,

@@ -17,10 +17,11 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, RoleServer};
 use serde_json::{Map, Value, json};
 use warden_host_api::approval::{Answer, ApprovalRequest, Approver, Deny, Unanimous};
-use warden_host_api::audit::{Decision as Verdict, EventSink, McpIds, Record};
+use warden_host_api::audit::{EventSink, McpIds};
 
 use super::catalog::{Catalog, Target};
 use super::elicit::{APPROVER, Elicitation, Relay, decision, question};
+use crate::denials::Denials;
 use crate::{Outcome, TaskError, TaskOutput, TaskRequest};
 
 /// The `_meta` key under which an agent host may pass the task's policy context
@@ -61,6 +62,9 @@ struct Inner {
     client_approval: ClientApproval,
     /// Calls waiting for their client to answer, by the `requestState` it was given.
     parked: Mutex<HashMap<String, Parked>>,
+    /// Where tasks run when not here: the fleet's workers.
+    #[cfg(feature = "fleet")]
+    workers: Option<crate::fleet::work::Dispatcher>,
 }
 
 impl WardenMcp {
@@ -78,9 +82,22 @@ impl WardenMcp {
                 sink,
                 client_approval,
                 parked: Mutex::new(HashMap::new()),
+                #[cfg(feature = "fleet")]
+                workers: None,
             }),
             connection: crate::new_task_id(),
         }
+    }
+
+    /// Sends every `tools/call` to the fleet's workers (`warden worker`) instead of
+    /// running it here: the catalog still says what the tools are. Gated calls are then
+    /// answered by each worker's approver; the client is never asked.
+    #[cfg(feature = "fleet")]
+    pub fn with_workers(mut self, workers: crate::fleet::work::Dispatcher) -> WardenMcp {
+        let inner = Arc::get_mut(&mut self.inner).expect("with_workers before any connection");
+        inner.workers = Some(workers);
+        inner.client_approval = ClientApproval::Never;
+        self
     }
 
     /// The same catalog, for another connection, with an id of its own.
@@ -177,7 +194,14 @@ impl WardenMcp {
                 session: session_id(&context).unwrap_or_else(|| self.connection.clone()),
                 request: context.id.to_string(),
             }),
+            task_id: None,
+            attempt: None,
         };
+        #[cfg(feature = "fleet")]
+        if let Some(workers) = &self.inner.workers {
+            let (ran, denials) = workers.run(&entry.tool.manifest().tool.name, &req).await;
+            return Ok(result(&entry.target, &entry.name, ran, &denials).into());
+        }
         let Some(asks) = asks else {
             let ran = entry.tool.run(req).await;
             return Ok(result(&entry.target, &entry.name, ran, &denials.take()).into());
@@ -515,47 +539,6 @@ fn with_task(mut r: CallToolResult, task: Option<String>) -> CallToolResult {
     }
     r
 }
-
-/// Passes every record on to the log, and keeps what each deny says, for the result.
-struct Denials {
-    sink: Arc<dyn EventSink>,
-    seen: Mutex<Vec<String>>,
-}
-
-impl Denials {
-    fn new(sink: Arc<dyn EventSink>) -> Denials {
-        Denials {
-            sink,
-            seen: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.seen.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-}
-
-/// At most this many denials are spelt out in a result: a tool looping on a refused
-/// call must not make the answer unbounded.
-const MAX_DENIALS: usize = 8;
-
-impl EventSink for Denials {
-    fn emit(&self, record: &Record<'_>) -> anyhow::Result<()> {
-        self.sink.emit(record)?;
-        let e = record.event;
-        if e.decision == Some(Verdict::Deny) {
-            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-            if seen.len() < MAX_DENIALS {
-                let call = e.call.unwrap_or(e.event);
-                let resource = e.resource.as_deref().unwrap_or("-");
-                let rule = e.rule.as_deref().unwrap_or("no rule allows it");
-                seen.push(format!("{call} on {resource}: {rule}"));
-            }
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -606,6 +589,7 @@ mod tests {
         use warden_host_api::audit::{Audit, Event, Level, NullSink, TaskMeta};
         let denials = Arc::new(Denials::new(Arc::new(NullSink)));
         let meta = TaskMeta {
+            attempt: None,
             host: "h".into(),
             agent: None,
             task: "t".into(),
@@ -623,7 +607,7 @@ mod tests {
             audit.emit(&ev).unwrap();
         }
         let seen = denials.take();
-        assert_eq!(seen.len(), MAX_DENIALS);
+        assert_eq!(seen.len(), crate::denials::MAX_DENIALS);
         assert_eq!(
             seen[0],
             "wasi:filesystem/types.[method]descriptor.open-at on /etc/0: no fs grant covers it"

@@ -84,7 +84,7 @@ pub(crate) fn collect(args: Args) -> Result<ExitCode, Failure> {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn stopped() {
+pub(crate) async fn stopped() {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut term) = signal(SignalKind::terminate()) else {
         let _ = tokio::signal::ctrl_c().await;

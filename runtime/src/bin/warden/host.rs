@@ -215,9 +215,22 @@ fn segment_size(text: &str) -> Result<u64, String> {
 }
 
 impl LogArgs {
+    /// The NATS server of `--nats`, if any.
+    pub(crate) fn nats(&self) -> Option<&str> {
+        self.nats.as_deref()
+    }
+
+    /// This host's name in the fleet: `--host-id`, or the host name.
+    pub(crate) fn host(&self) -> warden::fleet::HostId {
+        self.host_id
+            .clone()
+            .unwrap_or_else(warden::fleet::HostId::of_this_host)
+    }
+
     /// The audit log of `--audit`, `--key` and `--fsync`, opened, and shipped if `--nats`
     /// says where; with `--nats`, the fleet's revocations are watched for `revocations`.
     pub(crate) fn open(self, revocations: &Arc<Revocations>) -> Result<OpenLog, Failure> {
+        let host = self.host();
         let audit_path = self.audit.unwrap_or_else(warden::audit::default_path);
         let key = host_key(self.key)?;
         let options = LogOptions {
@@ -249,9 +262,7 @@ impl LogArgs {
                     log.clone(),
                     warden::fleet::ship::ShipOptions {
                         url,
-                        host: self
-                            .host_id
-                            .unwrap_or_else(warden::fleet::HostId::of_this_host),
+                        host,
                         required: self.nats_required,
                     },
                 )

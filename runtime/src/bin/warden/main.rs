@@ -22,6 +22,7 @@ mod new;
 mod run;
 mod scaffold;
 mod tokens;
+mod worker;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -68,6 +69,11 @@ enum Command {
     /// over Streamable HTTP on a loopback address behind a bearer token. Each
     /// tools/call runs as one task under its manifest.
     Mcp(mcp::Args),
+    /// Take tasks of the tools of MANIFEST|DIR from the fleet's work queues on --nats
+    /// (sent by `warden mcp --workers` or the library), run each under its manifest,
+    /// and reply; a task whose worker died is run again by another, unless its manifest
+    /// says the tool is not idempotent.
+    Worker(worker::Args),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +93,7 @@ fn main() -> ExitCode {
         Command::Compile(args) => compile::compile(args, engine),
         Command::New(args) => new::new(args),
         Command::Mcp(args) => mcp::mcp(args, engine),
+        Command::Worker(args) => worker::worker(args, engine),
     };
     match result {
         Ok(code) => code,

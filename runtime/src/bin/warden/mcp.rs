@@ -29,6 +29,11 @@ pub(crate) struct Args {
     /// tool, besides each manifest's [policy].
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// Send each tools/call to the fleet's workers (`warden worker`) through the work
+    /// queues on --nats, instead of running it here; wait this long for a reply.
+    #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "120s",
+          value_parser = positive_duration, requires = "nats")]
+    workers: Option<Duration>,
 }
 
 /// `warden mcp --http` and its limits.
@@ -77,8 +82,15 @@ pub(crate) fn mcp(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> 
         http,
         approval,
         policy,
+        workers,
     } = args;
     let (deciders, client_approval) = Deciders::for_mcp(approval, policy)?;
+    if workers.is_some() && !matches!(client_approval, warden::mcp::ClientApproval::Never) {
+        return Err(usage(
+            "--workers with --approve mcp: a worker cannot ask this server's client; gated              calls are answered by each worker's own approver",
+        ));
+    }
+    let nats = audit.nats().map(str::to_owned);
     use warden::mcp::{Catalog, HttpOptions, WardenMcp};
     let mut manifests = Vec::new();
     let protected = protected(Some(&audit));
@@ -117,7 +129,13 @@ pub(crate) fn mcp(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> 
         let catalog = Catalog::load(&runtime, manifests, sink.clone())
             .await
             .map_err(usage)?;
-        let server = WardenMcp::new(catalog, sink, client_approval);
+        let mut server = WardenMcp::new(catalog, sink, client_approval);
+        if let (Some(timeout), Some(url)) = (workers, &nats) {
+            let dispatcher = warden::fleet::work::Dispatcher::connect(url, timeout)
+                .await
+                .map_err(usage)?;
+            server = server.with_workers(dispatcher);
+        }
         match http {
             Some((options, shown)) => {
                 let printed = move |bound: std::net::SocketAddr| {
