@@ -183,7 +183,7 @@ pub async fn collect(
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(2))
         .name("warden-collect")
-        .connect(c.opts.url.as_str())
+        .connect(super::servers(&c.opts.url))
         .await
         .map_err(|e| dir_error(format!("connecting to {}: {e}", c.opts.url)))?;
     let js = jetstream::context::ContextBuilder::new()

@@ -41,6 +41,12 @@ pub fn alerts_subject(host: &HostId) -> String {
     format!("warden.alerts.{}", host.0)
 }
 
+/// The servers of a `--nats` URL: one, or several separated by commas (the members of a
+/// cluster; a client also learns the others from the first it reaches).
+pub(crate) fn servers(url: &str) -> Vec<&str> {
+    url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect()
+}
+
 /// Creates a stream of file storage for `subjects` if it is not there.
 pub(crate) async fn ensure_stream(
     js: &async_nats::jetstream::Context,

@@ -78,7 +78,7 @@ pub fn revoke(url: &str, id: &str, by: &str, timeout: Duration) -> Result<u64, S
             let client = async_nats::ConnectOptions::new()
                 .connection_timeout(timeout)
                 .name("warden grant revoke")
-                .connect(url)
+                .connect(super::servers(url))
                 .await
                 .map_err(|e| format!("connecting to {url}: {e}"))?;
             let js = jetstream::new(client);
@@ -154,7 +154,7 @@ async fn watch(revocations: Arc<Revocations>, url: String, max_age: Duration) {
         .retry_on_initial_connect()
         .connection_timeout(tick.max(Duration::from_millis(500)))
         .name("warden revocations")
-        .connect(url.as_str())
+        .connect(super::servers(&url))
         .await
     {
         Ok(c) => c,

@@ -235,7 +235,7 @@ impl Run {
             .name(format!("warden-ship {}", self.opts.host));
         let client = match self
             .runtime
-            .block_on(connecting.connect(self.opts.url.as_str()))
+            .block_on(connecting.connect(super::servers(&self.opts.url)))
         {
             Ok(c) => c,
             Err(e) => return self.error(format!("connecting to {}: {e}", self.opts.url)),

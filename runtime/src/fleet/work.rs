@@ -204,7 +204,7 @@ impl Dispatcher {
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(2))
             .name("warden dispatch")
-            .connect(url)
+            .connect(super::servers(url))
             .await
             .map_err(|e| format!("connecting to {url}: {e}"))?;
         let js = jetstream::new(client.clone());
@@ -328,7 +328,7 @@ pub async fn work(
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(2))
         .name(format!("warden worker {}", opts.host))
-        .connect(opts.url.as_str())
+        .connect(super::servers(&opts.url))
         .await
         .map_err(|e| format!("connecting to {}: {e}", opts.url))?;
     let js = jetstream::new(client.clone());

@@ -150,9 +150,10 @@ pub(crate) struct LogArgs {
           value_parser = crate::approve::positive_duration)]
     retain_age: Option<std::time::Duration>,
     /// Ship every audit record and checkpoint to this NATS server's JetStream (e.g.
-    /// nats://127.0.0.1:4222), following the log and catching up after an outage;
-    /// what was acknowledged is kept in LOG.shipped. Tasks do not wait for it unless
-    /// --nats-required.
+    /// nats://127.0.0.1:4222, or a cluster's servers separated by commas), following
+    /// the log and catching up after an outage; what was acknowledged is kept in
+    /// LOG.shipped. Tasks do not wait for it unless --nats-required. The fleet's
+    /// revocations are watched there too.
     #[arg(long, env = "WARDEN_NATS", value_name = "URL")]
     nats: Option<String>,
     /// A task ends only once the server acknowledged its records.
