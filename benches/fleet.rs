@@ -19,6 +19,7 @@
 //!
 //! `cargo bench --bench fleet` (add `-- --quick` for fewer samples).
 
+#[allow(dead_code)]
 mod floor;
 #[path = "../tests/all/guests.rs"]
 mod guests;
@@ -173,17 +174,27 @@ fn collect_offline(dir: &Path, log: &AuditLog, key: &VerifierText) {
     );
 }
 
-/// The log's checkpoint notes, with their sizes.
+/// The log's checkpoint notes, with their sizes: each ends at the blank line after its
+/// signature lines.
 fn notes(log: &Path) -> Vec<(u64, String)> {
     let text = std::fs::read_to_string(warden::audit::verify::checkpoints_path(log)).unwrap();
-    text.split("\n\n")
-        .filter(|n| !n.trim().is_empty())
-        .map(|n| {
-            let note = format!("{}\n", n.trim_end_matches('\n'));
+    let mut out = Vec::new();
+    let mut note = String::new();
+    for line in text.lines() {
+        if line.is_empty()
+            && note
+                .lines()
+                .last()
+                .is_some_and(|l| l.starts_with('\u{2014}'))
+        {
             let size = note.lines().nth(1).unwrap().parse().unwrap();
-            (size, note)
-        })
-        .collect()
+            out.push((size, std::mem::take(&mut note)));
+            continue;
+        }
+        note.push_str(line);
+        note.push('\n');
+    }
+    out
 }
 
 /// Runs a collector of `host` with `key` until the returned sender is dropped.
@@ -195,10 +206,8 @@ fn start_collector(
     key: &str,
     durable: &str,
 ) -> tokio::sync::oneshot::Sender<()> {
-    let hosts = warden::fleet::collect::Hosts::parse(&format!(
-        "[hosts.{host}]\nkey = \"{key}\"\n"
-    ))
-    .unwrap();
+    let hosts = warden::fleet::collect::Hosts::parse(&format!("[hosts.{host}]\nkey = \"{key}\"\n"))
+        .unwrap();
     let opts = warden::fleet::collect::CollectOptions {
         url: nats.url(),
         hosts,
@@ -297,7 +306,9 @@ fn emit_to_verified(rt: &tokio::runtime::Runtime, nats: &Nats, dir: &Path, sampl
     let _stop = start_collector(rt, nats, dir, "latency-host", &vkey, "bench-latency");
     let meta = meta("latency");
     let mut took = Vec::new();
-    for i in 0..samples as u64 {
+    // The first few also wait for the collector's consumer to be made: not measured.
+    let warm = 5;
+    for i in 0..(samples + warm) as u64 {
         let emitted = Instant::now();
         log.emit(&Record {
             meta: &meta,
@@ -309,7 +320,9 @@ fn emit_to_verified(rt: &tokio::runtime::Runtime, nats: &Nats, dir: &Path, sampl
         loop {
             let (size, at) = sizes.recv_timeout(Duration::from_secs(30)).unwrap();
             if size > i {
-                took.push(at - emitted);
+                if i >= warm as u64 {
+                    took.push(at - emitted);
+                }
                 break;
             }
         }
@@ -335,9 +348,15 @@ fn revocation(nats: &Nats, dir: &Path, samples: usize) {
         .lines()
         .map(|l| {
             if l.trim_start().starts_with("component") {
-                format!("component = {:?}", guests::guests().join("probe.wasm").display().to_string())
+                format!(
+                    "component = {:?}",
+                    guests::guests().join("probe.wasm").display().to_string()
+                )
             } else if l.trim_start().starts_with("host = \"./") {
-                l.replace("./", &format!("{}/", root.join("guest-examples/probe").display()))
+                l.replace(
+                    "./",
+                    &format!("{}/", root.join("guest-examples/probe").display()),
+                )
             } else {
                 l.to_string()
             }
@@ -369,7 +388,14 @@ fn revocation(nats: &Nats, dir: &Path, samples: usize) {
             .arg(&audit)
             .args(["--grant", &token, "--issuer", issuer.trim(), "--input"])
             .arg(r#"{"op":"spin"}"#)
-            .args(["--nats", &nats.url(), "--host-id", "spinner", "--fsync", "none"])
+            .args([
+                "--nats",
+                &nats.url(),
+                "--host-id",
+                "spinner",
+                "--fsync",
+                "none",
+            ])
             .env("XDG_STATE_HOME", sb.join("runner"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -379,8 +405,7 @@ fn revocation(nats: &Nats, dir: &Path, samples: usize) {
             std::thread::sleep(Duration::from_millis(5));
         }
         let revoked = SystemTime::now();
-        warden::fleet::revoke::revoke(&nats.url(), &id, "bench", Duration::from_secs(10))
-            .unwrap();
+        warden::fleet::revoke::revoke(&nats.url(), &id, "bench", Duration::from_secs(10)).unwrap();
         child.wait().unwrap();
         let end = std::fs::read_to_string(&audit)
             .unwrap()
@@ -407,7 +432,11 @@ fn chrono_like(text: &str) -> SystemTime {
     let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
     let t: Vec<i64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
     // Days from the civil date (Howard Hinnant's algorithm).
-    let (y, m) = if d[1] <= 2 { (d[0] - 1, d[1] + 9) } else { (d[0], d[1] - 3) };
+    let (y, m) = if d[1] <= 2 {
+        (d[0] - 1, d[1] + 9)
+    } else {
+        (d[0], d[1] - 3)
+    };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let doy = (153 * m + 2) / 5 + d[2] - 1;
@@ -425,7 +454,14 @@ fn tools_call(nats: &Nats, dir: &Path, samples: usize) {
     let worker = Command::new(env!("CARGO_BIN_EXE_warden"))
         .arg("worker")
         .arg(&manifest)
-        .args(["--nats", &nats.url(), "--host-id", "bench-worker", "--fsync", "none"])
+        .args([
+            "--nats",
+            &nats.url(),
+            "--host-id",
+            "bench-worker",
+            "--fsync",
+            "none",
+        ])
         .arg("--audit")
         .arg(dir.join("worker.jsonl"))
         .env("XDG_STATE_HOME", &state)
@@ -514,7 +550,10 @@ impl Mcp {
             id: 0,
         };
         mcp.send(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#, true);
-        mcp.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#, false);
+        mcp.send(
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            false,
+        );
         mcp
     }
 
@@ -525,7 +564,10 @@ impl Mcp {
         if answered {
             let mut got = String::new();
             self.from.read_line(&mut got).unwrap();
-            assert!(got.contains("\"result\"") && !got.contains("\"isError\":true"), "{got}");
+            assert!(
+                got.contains("\"result\"") && !got.contains("\"isError\":true"),
+                "{got}"
+            );
         }
     }
 

@@ -742,6 +742,21 @@ impl AuditLog {
         st.durable
     }
 
+    /// Waits up to `timeout` for records past the first `written`, or for a
+    /// checkpoint larger than `checkpoint`: what a shipper has to send.
+    /// Returns how many records are written.
+    pub fn wait_shippable(&self, written: u64, checkpoint: u64, timeout: Duration) -> u64 {
+        let st = self.lock();
+        let (st, _) = self
+            .shared
+            .done
+            .wait_timeout_while(st, timeout, |s| {
+                s.durable <= written && s.checkpointed <= checkpoint && s.failed.is_none()
+            })
+            .unwrap_or_else(|p| p.into_inner());
+        st.durable
+    }
+
     /// Writes a checkpoint covering every record emitted so far and waits
     /// for it.
     pub fn checkpoint(&self) -> anyhow::Result<()> {

@@ -214,12 +214,19 @@ pub async fn collect(
         let mut last: Option<jetstream::Message> = None;
         let mut taken = 0;
         loop {
+            // With work taken and not settled, a moment's quiet settles it: a host waits
+            // for its cosignature no longer than that. Otherwise wait for the next message.
+            let quiet = if last.is_some() {
+                Duration::from_millis(2)
+            } else {
+                Duration::from_secs(3600)
+            };
             let next = tokio::select! {
                 () = &mut stop => {
                     c.settle(&js, last.take()).await?;
                     return Ok(());
                 }
-                m = tokio::time::timeout(Duration::from_millis(100), messages.next()) => m,
+                m = tokio::time::timeout(quiet, messages.next()) => m,
             };
             match next {
                 Ok(Some(Ok(msg))) => {

@@ -100,7 +100,7 @@ pub enum Step {
     Taken,
     /// Already held, with the same bytes; or an older checkpoint that still matches.
     Duplicate,
-    /// A record that arrived before one it follows: it waits.
+    /// A record or checkpoint that arrived before records it follows: it waits.
     Waiting,
     /// A checkpoint verified and cosigned: the cosigned note, to publish.
     Cosigned(String),
@@ -136,6 +136,9 @@ pub struct HostCopy {
     ahead: BTreeMap<u64, Vec<u8>>,
     /// A signed checkpoint past `next`, waiting for its records.
     waiting: Option<String>,
+    /// The `next` at which a gap was last alerted: one alert per gap, not one per
+    /// checkpoint past it.
+    gap_alerted: Option<u64>,
     halted: Option<String>,
     /// A reader of the copy positioned at a line start, for duplicates older than `base`:
     /// its seq and reader.
@@ -197,6 +200,7 @@ impl HostCopy {
             recent: VecDeque::new(),
             ahead: BTreeMap::new(),
             waiting: None,
+            gap_alerted: None,
             halted: None,
             cursor: None,
             notes_due: Vec::new(),
@@ -402,6 +406,10 @@ impl HostCopy {
             if older.is_none_or(|s| s < Some(cp.size)) {
                 self.waiting = Some(note.to_string());
             }
+            if self.gap_alerted == Some(self.next) {
+                return Ok(Step::Waiting);
+            }
+            self.gap_alerted = Some(self.next);
             return Ok(self.alert(Some(self.next), AlertKind::Gap, gap));
         }
         let root = self.root_at(cp.size)?;
@@ -736,6 +744,11 @@ mod tests {
             AlertKind::Gap
         );
         assert!(copy.take_waiting().is_none());
+        // One alert per gap, however many checkpoints arrive past it.
+        assert_eq!(
+            copy.checkpoint(&host.note(6), &w, 1).unwrap(),
+            Step::Waiting
+        );
         for l in &lines[4..] {
             copy.record(l).unwrap();
         }

@@ -44,7 +44,10 @@ pub fn alerts_subject(host: &HostId) -> String {
 /// The servers of a `--nats` URL: one, or several separated by commas (the members of a
 /// cluster; a client also learns the others from the first it reaches).
 pub(crate) fn servers(url: &str) -> Vec<&str> {
-    url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect()
+    url.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Creates a stream of file storage for `subjects` if it is not there.

@@ -265,7 +265,9 @@ impl Run {
                 .stop_by
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            let written = self.log.wait_written(self.next, Duration::from_millis(20));
+            let written =
+                self.log
+                    .wait_shippable(self.next, self.checkpoint, Duration::from_millis(100));
             let checkpoint_due = self
                 .log
                 .latest_checkpoint()

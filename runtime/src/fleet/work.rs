@@ -25,8 +25,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tokio::sync::oneshot;
 use warden_host_api::audit::{Event, EventSink, McpIds, Record, TaskMeta};
 
 /// The subject a tool's tasks are published on.
@@ -191,8 +193,12 @@ async fn ensure_tasks_stream(
 /// Sends tasks to the workers and waits for their replies.
 #[derive(Clone)]
 pub struct Dispatcher {
-    client: async_nats::Client,
     js: jetstream::Context,
+    /// Replies come to `<inbox>.<task>`, through one subscription.
+    inbox: String,
+    waiting: Arc<std::sync::Mutex<HashMap<String, oneshot::Sender<WorkReply>>>>,
+    /// Tools whose stream is known to be there.
+    streams: Arc<std::sync::Mutex<HashSet<String>>>,
     /// How long a caller waits for a reply.
     pub timeout: Duration,
 }
@@ -207,10 +213,33 @@ impl Dispatcher {
             .connect(super::servers(url))
             .await
             .map_err(|e| format!("connecting to {url}: {e}"))?;
-        let js = jetstream::new(client.clone());
+        let inbox = client.new_inbox();
+        let mut replies = client
+            .subscribe(format!("{inbox}.*"))
+            .await
+            .map_err(|e| format!("subscribing for replies: {e}"))?;
+        let waiting: Arc<std::sync::Mutex<HashMap<String, oneshot::Sender<WorkReply>>>> =
+            Arc::default();
+        let routes = waiting.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = replies.next().await {
+                let Ok(reply) = serde_json::from_slice::<WorkReply>(&msg.payload) else {
+                    continue;
+                };
+                let to = routes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&reply.task);
+                if let Some(to) = to {
+                    let _ = to.send(reply);
+                }
+            }
+        });
         Ok(Dispatcher {
-            client,
-            js,
+            js: jetstream::new(client),
+            inbox,
+            waiting,
+            streams: Arc::default(),
             timeout,
         })
     }
@@ -226,16 +255,13 @@ impl Dispatcher {
             task: task.clone(),
             message,
         };
-        let reply = self.client.new_inbox();
-        let mut replies = match self.client.subscribe(reply.clone()).await {
-            Ok(s) => s,
-            Err(e) => {
-                return (
-                    Err(failed(format!("subscribing for the reply: {e}"))),
-                    vec![],
-                );
-            }
-        };
+        let (tx, rx) = oneshot::channel();
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(task.clone(), tx);
+        // Whatever happens below, nothing waits for this task's reply afterwards.
+        let _forget = Forget(&self.waiting, &task);
         let deadline = SystemTime::now() + self.timeout;
         let request = WorkRequest {
             task: task.clone(),
@@ -247,11 +273,22 @@ impl Dispatcher {
             agent: req.agent.clone(),
             client: req.client.clone(),
             mcp: req.mcp.clone(),
-            reply,
+            reply: format!("{}.{task}", self.inbox),
             deadline_ms: millis(deadline),
         };
         let sent = async {
-            ensure_tasks_stream(&self.js, tool).await?;
+            let known = self
+                .streams
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(tool);
+            if !known {
+                ensure_tasks_stream(&self.js, tool).await?;
+                self.streams
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(tool.to_string());
+            }
             let body = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
             let publish = PublishMessage::build()
                 .payload(body.into())
@@ -269,17 +306,11 @@ impl Dispatcher {
                 vec![],
             );
         }
-        match tokio::time::timeout(self.timeout, replies.next()).await {
-            Ok(Some(msg)) => match serde_json::from_slice::<WorkReply>(&msg.payload) {
-                Ok(reply) => {
-                    let denials = reply.denials.clone();
-                    (reply.into_result(), denials)
-                }
-                Err(e) => (
-                    Err(failed(format!("a worker's reply does not parse: {e}"))),
-                    vec![],
-                ),
-            },
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(reply)) => {
+                let denials = reply.denials.clone();
+                (reply.into_result(), denials)
+            }
             _ => (
                 Err(failed(format!(
                     "no worker answered task {task} of {tool} within {:?}; is a `warden worker` \
@@ -289,6 +320,21 @@ impl Dispatcher {
                 vec![],
             ),
         }
+    }
+}
+
+/// Removes a task's reply route when its caller stops waiting.
+struct Forget<'a>(
+    &'a std::sync::Mutex<HashMap<String, oneshot::Sender<WorkReply>>>,
+    &'a str,
+);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(self.1);
     }
 }
 
@@ -351,7 +397,10 @@ pub async fn work(
             }
         }
     }
-    // Tasks running finish (and are acknowledged) before the worker goes.
+    // No more are taken; tasks running finish (and are acknowledged) before the worker
+    // goes.
+    loops.abort_all();
+    while loops.join_next().await.is_some() {}
     let _ = slots.acquire_many(opts.slots.max(1) as u32).await;
     Ok(())
 }
