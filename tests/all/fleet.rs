@@ -1282,13 +1282,20 @@ fn one_mcp_endpoint_fans_out_over_a_pool_of_workers() {
     assert_eq!(own, 1, "only the describe task ran on the front end");
 }
 
-/// A worker killed mid-task: after the ack wait another worker takes the task, with the
-/// same id and `attempt` 2 in its records, and the caller (the library's dispatcher) gets
-/// its answer.
-#[test]
-fn a_task_whose_worker_dies_runs_again_on_another() {
+/// Sends one slow task of the probe (`idempotent` as given) through the library's
+/// dispatcher to a worker, SIGKILLs that worker once the task has started, and starts
+/// another: the task's id and attempt on the first worker, the second worker, and what the
+/// caller got.
+fn kill_mid_task(
+    idempotent: bool,
+) -> (
+    String,
+    u64,
+    Worker,
+    Result<warden::TaskOutput, warden::TaskError>,
+) {
     let nats = Nats::start();
-    let sb = probe(true);
+    let sb = probe(idempotent);
     let mut first = Worker::start(&nats, &sb.manifest, "doomed", 1);
     let url = nats.url();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -1312,9 +1319,21 @@ fn a_task_whose_worker_dies_runs_again_on_another() {
     );
     first.kill();
     let (task, attempt, _, end) = first.tasks().remove(0);
-    assert_eq!((attempt, end.as_str()), (1, ""), "killed mid-task");
+    assert_eq!(end, "", "killed mid-task");
     let second = Worker::start(&nats, &sb.manifest, "survivor", 1);
     let (ran, _) = rt.block_on(answer).unwrap();
+    // The server goes last: the second worker's log is read after it.
+    drop(nats);
+    (task, attempt, second, ran)
+}
+
+/// A worker killed mid-task: after the ack wait another worker takes the task, with the
+/// same id and `attempt` 2 in its records, and the caller (the library's dispatcher) gets
+/// its answer.
+#[test]
+fn a_task_whose_worker_dies_runs_again_on_another() {
+    let (task, attempt, second, ran) = kill_mid_task(true);
+    assert_eq!(attempt, 1);
     let out = ran.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.task, task);
     let again = second.tasks();
@@ -1327,32 +1346,7 @@ fn a_task_whose_worker_dies_runs_again_on_another() {
 /// again; the caller gets an error saying why, and the second worker's log records it.
 #[test]
 fn a_task_of_a_tool_that_is_not_idempotent_is_not_run_again() {
-    let nats = Nats::start();
-    let sb = probe(false);
-    let mut first = Worker::start(&nats, &sb.manifest, "doomed-n", 1);
-    let url = nats.url();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let answer = rt.spawn(async move {
-        let d = warden::fleet::work::Dispatcher::connect(&url, Duration::from_secs(90))
-            .await
-            .unwrap();
-        let req =
-            warden::TaskRequest::new(SLOW, std::sync::Arc::new(warden_host_api::audit::NullSink));
-        d.run("probe", &req).await
-    });
-    wait_until(
-        "the first worker starts the task",
-        Duration::from_secs(60),
-        || !first.tasks().is_empty(),
-        String::new,
-    );
-    first.kill();
-    let second = Worker::start(&nats, &sb.manifest, "survivor-n", 1);
-    let (ran, _) = rt.block_on(answer).unwrap();
+    let (_, _, second, ran) = kill_mid_task(false);
     let err = ran.unwrap_err().to_string();
     assert!(
         err.contains("delivered again (attempt 2)") && err.contains("not idempotent"),
