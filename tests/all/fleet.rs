@@ -488,6 +488,20 @@ impl FleetHost {
         assert_eq!(run.code, 0, "{run:#?}");
     }
 
+    /// Runs tasks until the host keeps a checkpoint `collector` cosigned.
+    fn wait_cosigned(&self, nats: &Nats, collector: &Collector) {
+        let cosigned = self.sb.path("audit.jsonl.cosigned");
+        wait_until(
+            &format!("{} keeps a cosigned checkpoint", self.id),
+            Duration::from_secs(60),
+            || {
+                self.run(nats);
+                cosigned.exists()
+            },
+            || collector.stderr(),
+        );
+    }
+
     fn verify(&self, log: &Path, witness: &str) -> std::process::Output {
         crate::support::warden(
             &[
@@ -653,16 +667,7 @@ fn the_collector_keeps_a_verified_witnessed_copy_of_each_host() {
         assert!(said.contains("witnessed: the first"), "{said}");
     }
     // A host takes the cosignatures in while it ships: a later run has one to keep.
-    let cosigned = a.sb.path("audit.jsonl.cosigned");
-    wait_until(
-        "host-a keeps a cosigned checkpoint",
-        Duration::from_secs(60),
-        || {
-            a.run(&nats);
-            cosigned.exists()
-        },
-        || collector.stderr(),
-    );
+    a.wait_cosigned(&nats, &collector);
     let out = a.verify(&a.sb.audit, &collector.witness);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -739,16 +744,7 @@ fn a_host_that_rewrites_its_log_after_shipping_is_caught() {
     a.run(&nats);
     a.run(&nats);
     collector.wait_for(&a);
-    let cosigned = a.sb.path("audit.jsonl.cosigned");
-    wait_until(
-        "a cosignature is kept",
-        Duration::from_secs(60),
-        || {
-            a.run(&nats);
-            cosigned.exists()
-        },
-        || collector.stderr(),
-    );
+    a.wait_cosigned(&nats, &collector);
     collector.wait_for(&a);
 
     rewrite_history(&a.sb.audit, &a.key, 3);

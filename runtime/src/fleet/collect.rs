@@ -324,11 +324,14 @@ impl Collector {
         ) else {
             return Ok(());
         };
-        let Some(copy) = token
+        let host = token
             .parse::<HostId>()
             .ok()
-            .and_then(|h| self.copies.get_mut(&h))
-        else {
+            .filter(|h| self.copies.contains_key(h));
+        let Some((host, copy)) = host.and_then(|h| {
+            let copy = self.copies.get_mut(&h)?;
+            Some((h, copy))
+        }) else {
             if self.strangers.insert(token.to_string()) {
                 self.alerts.push(Alert {
                     host: HostId(token.to_string()),
@@ -355,7 +358,7 @@ impl Collector {
             "checkpoints" => match std::str::from_utf8(&msg.payload) {
                 Ok(note) => steps.push(copy.checkpoint(note, &self.opts.witness, now())?),
                 Err(_) => steps.push(Step::Alert(Alert {
-                    host: token.parse().unwrap_or_else(|_| HostId(token.into())),
+                    host: host.clone(),
                     seq: None,
                     kind: AlertKind::Malformed,
                     detail: "a checkpoint that is not UTF-8".into(),
@@ -365,10 +368,7 @@ impl Collector {
         }
         for step in steps {
             match step {
-                Step::Cosigned(note) => {
-                    let host = token.parse().expect("a copy's host is a host id");
-                    self.cosigned.push((host, note));
-                }
+                Step::Cosigned(note) => self.cosigned.push((host.clone(), note)),
                 Step::Alert(alert) => self.alerts.push(alert),
                 _ => {}
             }

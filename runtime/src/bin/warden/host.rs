@@ -294,6 +294,21 @@ pub(crate) fn host_key(path: Option<PathBuf>) -> Result<HostKey, Failure> {
     HostKey::load_or_create(&path, &warden::audit::key_name()).map_err(usage)
 }
 
+/// The manifests of `paths` (manifests, or directories holding them), each refused if it
+/// exposes what `protected` names.
+pub(crate) fn load_manifests(
+    paths: &[PathBuf],
+    protected: &Protected,
+) -> Result<Vec<(PathBuf, Manifest)>, Failure> {
+    let mut manifests = Vec::new();
+    for path in warden::mcp::manifest_paths(paths).map_err(usage)? {
+        let m = Manifest::load(&path).map_err(usage)?;
+        m.check_exposure(protected).map_err(usage)?;
+        manifests.push((path, m));
+    }
+    Ok(manifests)
+}
+
 /// `$var` if it is set and not empty.
 pub(crate) fn env_path(var: &str) -> Option<PathBuf> {
     std::env::var_os(var)

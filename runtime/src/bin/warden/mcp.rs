@@ -1,14 +1,13 @@
 //! `warden mcp`: tools served over the Model Context Protocol, on stdio or Streamable HTTP.
 
 use crate::approve::{ApproveArgs, Deciders, positive_duration};
-use crate::host::{EngineArgs, LogArgs, protected, tokio_runtime};
+use crate::host::{EngineArgs, LogArgs, load_manifests, protected, tokio_runtime};
 use crate::{Failure, usage};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use warden::EngineConfig;
-use warden::manifest::Manifest;
 use warden_host_api::audit::EventSink;
 
 #[derive(clap::Args)]
@@ -92,13 +91,7 @@ pub(crate) fn mcp(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> 
     }
     let nats = audit.nats().map(str::to_owned);
     use warden::mcp::{Catalog, HttpOptions, WardenMcp};
-    let mut manifests = Vec::new();
-    let protected = protected(Some(&audit));
-    for path in warden::mcp::manifest_paths(&paths).map_err(usage)? {
-        let m = Manifest::load(&path).map_err(usage)?;
-        m.check_exposure(&protected).map_err(usage)?;
-        manifests.push((path, m));
-    }
+    let manifests = load_manifests(&paths, &protected(Some(&audit)))?;
     // The options, and the token to show if it was made here.
     let http = match http.http {
         Some(addr) => {

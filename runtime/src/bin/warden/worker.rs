@@ -1,14 +1,13 @@
 //! `warden worker`: take tasks of the fleet's work queues and run them here.
 
 use crate::approve::{ApproveArgs, Deciders, positive_duration};
-use crate::host::{EngineArgs, LogArgs, protected, tokio_runtime};
+use crate::host::{EngineArgs, LogArgs, load_manifests, protected, tokio_runtime};
 use crate::{Failure, usage};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use warden::EngineConfig;
-use warden::manifest::Manifest;
 use warden_host_api::audit::EventSink;
 
 #[derive(clap::Args)]
@@ -55,13 +54,10 @@ pub(crate) fn worker(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failur
         ));
     };
     let deciders = Deciders::new(approval, policy, Vec::new())?;
-    let protected = protected(Some(&log));
-    let mut manifests = Vec::new();
-    for path in warden::mcp::manifest_paths(&paths).map_err(usage)? {
-        let m = Manifest::load(&path).map_err(usage)?;
-        m.check_exposure(&protected).map_err(usage)?;
-        manifests.push(m);
-    }
+    let manifests: Vec<_> = load_manifests(&paths, &protected(Some(&log)))?
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect();
     let fuel = manifests.iter().any(|m| m.declared.limits.fuel.is_some());
     let max_tasks = EngineConfig::default().max_tasks.max(slots);
     let runtime = deciders.apply(engine.runtime(fuel, max_tasks)?)?;
