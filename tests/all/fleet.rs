@@ -1360,3 +1360,142 @@ fn a_task_of_a_tool_that_is_not_idempotent_is_not_run_again() {
         "nothing ran"
     );
 }
+
+/// A local user cuts the host's log back to an earlier checkpoint, removing the records
+/// and checkpoints after it: the host's own key still says intact, but the checkpoint the
+/// witness cosigned, which the host kept, says the log was truncated.
+#[test]
+fn a_log_cut_short_behind_the_witness_is_caught() {
+    let nats = Nats::start();
+    let a = FleetHost::new("host-t");
+    let collector = Collector::start(&nats, &[&a]);
+    a.run(&nats);
+    a.wait_cosigned(&nats, &collector);
+    let notes_path = warden::audit::verify::checkpoints_path(&a.sb.audit);
+    let notes = std::fs::read_to_string(&notes_path).unwrap();
+    // The first checkpoint, with the blank line after it; its size.
+    let first = notes
+        .split_inclusive('\n')
+        .fold(String::new(), |mut kept, line| {
+            let done = kept.ends_with("\n\n") && kept.lines().any(|l| l.starts_with('\u{2014}'));
+            if !done {
+                kept.push_str(line);
+            }
+            kept
+        });
+    let size: usize = first.lines().nth(1).unwrap().parse().unwrap();
+    let kept: Vec<Vec<u8>> = lines(&a.sb.audit).into_iter().take(size).collect();
+    assert!(size < lines(&a.sb.audit).len());
+    let mut log = kept.join(&b'\n');
+    log.push(b'\n');
+    std::fs::write(&a.sb.audit, log).unwrap();
+    std::fs::write(&notes_path, &first).unwrap();
+
+    let own = crate::support::warden(
+        &[
+            "audit",
+            "verify",
+            a.sb.audit.to_str().unwrap(),
+            "--key",
+            &a.vkey,
+        ],
+        &[],
+        None,
+    );
+    assert!(
+        own.status.success(),
+        "the host's own key cannot tell: {own:?}"
+    );
+    let out = a.verify(&a.sb.audit, &collector.witness);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("truncated") && said.contains("cosigned"),
+        "{said}"
+    );
+}
+
+/// Whoever may publish on a tool's work queue can ask for a task, but not pick a task id
+/// that is not one: the worker refuses it, runs nothing, and says why. The library's
+/// dispatcher refuses such an id before it sends anything.
+#[test]
+fn a_task_with_a_forged_id_is_refused() {
+    use futures_util::StreamExt;
+    let nats = Nats::start();
+    let sb = probe(true);
+    let worker = Worker::start(&nats, &sb.manifest, "careful", 1);
+    let url = nats.url();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (refused, dispatched) = rt.block_on(async move {
+        let client = async_nats::connect(&url).await.unwrap();
+        let mut replies = client.subscribe("forger.reply").await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let forged = serde_json::json!({
+            "task": "../../etc forged",
+            "tool": "probe",
+            "input": r#"{"op":"time"}"#,
+            "reply": "forger.reply",
+            "deadline_ms": u64::MAX,
+        });
+        js.publish(
+            warden::fleet::work::tasks_subject("probe"),
+            forged.to_string().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(30), replies.next())
+            .await
+            .unwrap()
+            .unwrap();
+        let reply: warden::fleet::work::WorkReply = serde_json::from_slice(&reply.payload).unwrap();
+
+        let d = warden::fleet::work::Dispatcher::connect(&url, Duration::from_secs(30))
+            .await
+            .unwrap();
+        let mut req = warden::TaskRequest::new(
+            r#"{"op":"time"}"#,
+            std::sync::Arc::new(warden_host_api::audit::NullSink),
+        );
+        req.task_id = Some("../../etc\nforged".into());
+        (reply.into_result(), d.run("probe", &req).await.0)
+    });
+    let err = refused.unwrap_err().to_string();
+    assert!(err.contains("is not 1 to 64 letters, digits"), "{err}");
+    let err = dispatched.unwrap_err().to_string();
+    assert!(err.contains("is not 1 to 64 letters, digits"), "{err}");
+    assert!(
+        worker.tasks().is_empty(),
+        "nothing ran: {:?}",
+        worker.tasks()
+    );
+}
+
+/// A worker cannot ask the front end's MCP client to approve a gated call, so a front end
+/// that would let the client approve refuses to send its calls to workers.
+#[test]
+fn workers_and_client_approval_do_not_mix() {
+    let sb = probe(true);
+    let out = crate::support::warden(
+        &[
+            "mcp",
+            sb.manifest.to_str().unwrap(),
+            "--nats",
+            "nats://127.0.0.1:1",
+            "--workers",
+            "--approve",
+            "mcp",
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--workers with --approve mcp"),
+        "{out:?}"
+    );
+}

@@ -255,6 +255,11 @@ impl Dispatcher {
             task: task.clone(),
             message,
         };
+        // It names the reply subject and the message id: one that is not a token is
+        // refused here, as a worker refuses it.
+        if !valid_task_id(&task) {
+            return (Err(failed(bad_task_id(&task))), vec![]);
+        }
         let (tx, rx) = oneshot::channel();
         self.waiting
             .lock()
@@ -511,10 +516,7 @@ async fn handle(ctx: &Ctx, msg: jetstream::Message) {
         denials: Vec::new(),
     };
     let refused = if !valid_task_id(&request.task) {
-        Some(format!(
-            "task id {:?} is not 1 to 64 letters, digits, '-' or '_'",
-            request.task
-        ))
+        Some(bad_task_id(&request.task))
     } else if request.tool != manifest.tool.name {
         Some(format!(
             "this worker serves {:?} on {}, not {:?}",
@@ -606,6 +608,10 @@ fn valid_task_id(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn bad_task_id(id: &str) -> String {
+    format!("task id {id:?} is not 1 to 64 letters, digits, '-' or '_'")
 }
 
 async fn reply(ctx: &Ctx, to: &str, reply: &WorkReply) {
