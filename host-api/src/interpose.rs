@@ -197,6 +197,13 @@ impl HostState {
         })
     }
 
+    /// Records the task's `task.end`; the receipt says when it is settled.
+    pub fn end(&mut self, event: Event) -> wasmtime::Result<crate::audit::Receipt> {
+        self.cx.audit().end(&event).map_err(|e| {
+            wasmtime::Error::msg(format!("audit log write failed, stopping the task: {e:#}"))
+        })
+    }
+
     /// `Ok` while the task's grant holds. When it has ended, the refused
     /// call is counted and recorded as a deny (its name is not known this
     /// early: it is whichever call the guest was making), and the error

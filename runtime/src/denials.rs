@@ -2,7 +2,7 @@
 //! result, or a fleet worker's reply.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use warden_host_api::audit::{Decision, EventSink, Record};
+use warden_host_api::audit::{Decision, EventSink, Receipt, Record};
 
 /// Passes every record on to the log, and keeps what each deny says.
 pub(crate) struct Denials {
@@ -31,6 +31,19 @@ impl Denials {
 impl EventSink for Denials {
     fn emit(&self, record: &Record<'_>) -> anyhow::Result<()> {
         self.sink.emit(record)?;
+        self.note(record);
+        Ok(())
+    }
+
+    fn end(&self, record: &Record<'_>) -> anyhow::Result<Receipt> {
+        let receipt = self.sink.end(record)?;
+        self.note(record);
+        Ok(receipt)
+    }
+}
+
+impl Denials {
+    fn note(&self, record: &Record<'_>) {
         let e = record.event;
         if e.decision == Some(Decision::Deny) {
             let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
@@ -41,6 +54,5 @@ impl EventSink for Denials {
                 seen.push(format!("{call} on {resource}: {rule}"));
             }
         }
-        Ok(())
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use warden_host_api::approval::{Approvals, Approver};
-use warden_host_api::audit::{Audit, Event, EventSink, McpIds, NullSink, TaskMeta};
+use warden_host_api::audit::{Audit, Event, EventSink, McpIds, NullSink, Receipt, TaskMeta};
 use warden_host_api::capability::TaskSetup;
 use warden_host_api::cx::TaskCx;
 use warden_host_api::fs::FsState;
@@ -123,6 +123,11 @@ pub struct TaskRequest {
     /// Which delivery of the task this is, for a fleet worker (see
     /// [`TaskMeta::attempt`](warden_host_api::audit::TaskMeta::attempt)).
     pub attempt: Option<u32>,
+    /// Return the result only once a signed checkpoint covers the task's records
+    /// ([`Receipt::covered`]); otherwise it is returned once they are settled as the sink
+    /// promises ([`Receipt::settled`]) and a checkpoint follows within the log's
+    /// `checkpoint_delay`.
+    pub wait_covered: bool,
 }
 
 impl TaskRequest {
@@ -164,7 +169,15 @@ impl TaskRequest {
             mcp: None,
             task_id: None,
             attempt: None,
+            wait_covered: false,
         }
+    }
+
+    /// Return the task's result only once a signed checkpoint covers its records (see
+    /// [`TaskRequest::wait_covered`]).
+    pub fn wait_covered(mut self, wait: bool) -> Self {
+        self.wait_covered = wait;
+        self
     }
 
     /// A request that gives up one of Warden's guarantees, each named where it is given
@@ -419,6 +432,10 @@ pub struct TaskOutput {
     pub duration: Duration,
     /// Fuel consumed, where fuel is metered.
     pub fuel: Option<u64>,
+    /// What the audit sink promised about the task's records when the result was
+    /// returned: settled, and covered by a signed checkpoint soon after, or already with
+    /// [`TaskRequest::wait_covered`]. `output.receipt.covered().await` waits for the proof.
+    pub receipt: Receipt,
 }
 
 /// Why a task did not run to completion.
@@ -769,8 +786,8 @@ pub(crate) fn abandon(
         }))
         .outcome(outcome)
         .took(started.elapsed());
-    match audit.emit(&end) {
-        Ok(()) => error,
+    match audit.end(&end) {
+        Ok(_) => error,
         Err(e) => TaskError::Host {
             task: audit.meta().task.clone(),
             message: format!("{error}; and its end could not be recorded: {e:#}"),
@@ -855,7 +872,7 @@ pub(crate) fn finish(
         .took(duration);
     // The end is recorded even when the tallies were not (a spent record budget): a
     // task's records always close.
-    let recorded = host.record(end);
+    let recorded = host.end(end).map(drop);
     let recorded = flushed.and(recorded);
     if let Err(e) = recorded {
         return Err(TaskError::Host {
@@ -878,6 +895,7 @@ pub(crate) fn finish(
         stderr: pipes.1.contents(),
         duration,
         fuel,
+        receipt: Receipt::settled_now(),
     })
 }
 

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use task::{Prepared, TaskData};
-use warden_host_api::audit::EventSink;
+use warden_host_api::audit::{Audit, EventSink};
 use warden_host_api::grant::live::{Ended, Liveness};
 use warden_host_api::grant::{Capabilities, Grant};
 use warden_host_api::secrets::TaskSecrets;
@@ -196,7 +196,39 @@ impl Tool {
         })
     }
 
+    /// Runs the task, then waits, with its pool slot given back, for what its audit sink
+    /// promises about its records before the result goes out.
     async fn execute(&self, req: TaskRequest, invoke: Invoke) -> Result<TaskOutput, TaskError> {
+        let wait_covered = req.wait_covered;
+        let mut audit = None;
+        let result = self.attempt(req, invoke, &mut audit).await;
+        let Some(receipt) = audit.as_ref().and_then(|a| a.receipt()).cloned() else {
+            return result;
+        };
+        let safe = if wait_covered {
+            receipt.covered().await
+        } else {
+            receipt.settled().await
+        };
+        match (result, safe) {
+            (Ok(mut out), Ok(())) => {
+                out.receipt = receipt;
+                Ok(out)
+            }
+            (Ok(out), Err(e)) => Err(TaskError::Host {
+                task: out.task,
+                message: format!("the task ended, but its records were not made safe: {e:#}"),
+            }),
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    async fn attempt(
+        &self,
+        req: TaskRequest,
+        invoke: Invoke,
+        recorded: &mut Option<Audit>,
+    ) -> Result<TaskOutput, TaskError> {
         let call = self.call_of(&req)?;
         let task = req.task_id.clone().unwrap_or_else(new_task_id);
         // Declared before the store, so dropped after it: the pool slot the store held is
@@ -231,6 +263,7 @@ impl Tool {
             clock: self.settings.clock.as_ref(),
         };
         let audit = task::audit(&p, &req, &task);
+        *recorded = Some(audit.clone());
         let function = match invoke {
             Invoke::Describe => Some("describe"),
             Invoke::Run => call.as_ref().map(|c| c.info.full_name.as_str()),

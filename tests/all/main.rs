@@ -27,6 +27,7 @@ mod mcp;
 mod net;
 mod openbao;
 mod policy;
+mod receipts;
 mod scaffold;
 mod secrets;
 mod support;

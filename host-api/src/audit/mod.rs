@@ -261,6 +261,82 @@ pub trait EventSink: Send + Sync {
     /// Takes one record. An error here ends the task: a call that cannot be
     /// recorded must not proceed.
     fn emit(&self, record: &Record<'_>) -> anyhow::Result<()>;
+
+    /// Takes a task's last record, its `task.end`, without waiting for it: the
+    /// [`Receipt`] is what the task's caller waits on before the result is
+    /// returned, off the thread that runs tasks. A sink that has nothing to
+    /// wait for writes it as any other record.
+    fn end(&self, record: &Record<'_>) -> anyhow::Result<Receipt> {
+        self.emit(record).map(|()| Receipt::settled_now())
+    }
+}
+
+/// What a sink promises about a task's `task.end` record and everything the task
+/// wrote before it, and the means to wait for each promise.
+#[derive(Clone)]
+pub struct Receipt {
+    seq: u64,
+    progress: Option<Arc<dyn Progress>>,
+}
+
+impl std::fmt::Debug for Receipt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receipt")
+            .field("seq", &self.progress.as_ref().map(|_| self.seq))
+            .finish()
+    }
+}
+
+impl Receipt {
+    /// A receipt with nothing to wait for: the sink is done with the record.
+    pub fn settled_now() -> Receipt {
+        Receipt {
+            seq: 0,
+            progress: None,
+        }
+    }
+
+    /// A receipt for record `seq` of a sink whose writer reports through `progress`.
+    pub fn new(seq: u64, progress: Arc<dyn Progress>) -> Receipt {
+        Receipt {
+            seq,
+            progress: Some(progress),
+        }
+    }
+
+    /// The record's `seq`, when the sink numbers records.
+    pub fn seq(&self) -> Option<u64> {
+        self.progress.as_ref().map(|_| self.seq)
+    }
+
+    /// Waits until the record is as safe as the sink promises a finished task's records
+    /// are (for the audit log: synced with fsync `always`, acknowledged by the fleet when
+    /// shipping is required).
+    pub async fn settled(&self) -> anyhow::Result<()> {
+        match &self.progress {
+            Some(p) => p.settled(self.seq).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until a signed checkpoint covers the record, and with it every record
+    /// before it; for a sink without checkpoints, until it is [settled](Self::settled).
+    pub async fn covered(&self) -> anyhow::Result<()> {
+        match &self.progress {
+            Some(p) => p.covered(self.seq).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// How a sink's writer tells waiting callers how far it got.
+#[async_trait::async_trait]
+pub trait Progress: Send + Sync {
+    /// Resolves once record `seq` is settled (see [`Receipt::settled`]).
+    async fn settled(&self, seq: u64) -> anyhow::Result<()>;
+    /// Resolves once a signed checkpoint covers record `seq`, asking for one now if
+    /// none is due sooner.
+    async fn covered(&self, seq: u64) -> anyhow::Result<()>;
 }
 
 /// A sink that keeps nothing, for benches and embedders that opt out.
@@ -293,6 +369,8 @@ pub struct Audit {
     sink: Arc<dyn EventSink>,
     level: Level,
     budget: Arc<Budget>,
+    /// The receipt of the task's `task.end`, once written.
+    ended: Arc<std::sync::OnceLock<Receipt>>,
 }
 
 /// The records a task may still write.
@@ -322,6 +400,7 @@ impl Audit {
                 max: DEFAULT_RECORD_BUDGET,
                 used: AtomicU64::new(0),
             }),
+            ended: Arc::default(),
         }
     }
 
@@ -365,6 +444,24 @@ impl Audit {
             }
         }
         self.write(event)
+    }
+
+    /// Sends the task's `task.end`, which no record budget refuses, and returns what the
+    /// caller waits on before the task's result goes out.
+    pub fn end(&self, event: &Event) -> anyhow::Result<Receipt> {
+        let capped = cap(event);
+        let receipt = self.sink.end(&Record {
+            meta: &self.meta,
+            time: SystemTime::now(),
+            event: capped.as_ref().unwrap_or(event),
+        })?;
+        let _ = self.ended.set(receipt.clone());
+        Ok(receipt)
+    }
+
+    /// The receipt of the task's `task.end`, once [`Audit::end`] wrote it.
+    pub fn receipt(&self) -> Option<&Receipt> {
+        self.ended.get()
     }
 
     fn write(&self, event: &Event) -> anyhow::Result<()> {

@@ -15,12 +15,22 @@
 //! queues it; one writer thread appends what is queued in a single write,
 //! syncs it (group commit), extends the tree and writes a checkpoint every
 //! [`LogOptions::checkpoint_every`] records, every
-//! [`LogOptions::checkpoint_interval`], and at every task end. With
-//! [`Fsync::Always`] a caller returns only once its record is on disk, so a
-//! host call proceeds only after its record is durable; [`Fsync::Batch`]
-//! syncs each group without making callers wait, and [`Fsync::None`] leaves
-//! syncing to the OS. A failed sync is fatal: the log refuses every later
-//! record, and tasks that cannot record stop.
+//! [`LogOptions::checkpoint_interval`], and within
+//! [`LogOptions::checkpoint_delay`] of every task end.
+//!
+//! With [`Fsync::Always`] a host call's record is on disk before the call
+//! proceeds, and a task's `task.end` ([`EventSink::end`]) before its result is
+//! returned: the task's caller awaits the [`Receipt`], off the thread that
+//! runs tasks. A group is synced at once for a blocked host call, and for
+//! finished tasks once no other task is running; otherwise it gathers for up
+//! to a millisecond, so that tasks ending together share one `fdatasync`.
+//! Records nobody waits for (a `task.start`) are written without a sync and
+//! made durable by the next. [`Fsync::Batch`] syncs each group without making
+//! callers wait, and [`Fsync::None`] leaves syncing to the OS. Either way a
+//! finished task is covered by a signed checkpoint within the delay, shared by
+//! every task that ended meanwhile; [`Receipt::covered`] asks for one at once.
+//! A failed sync is fatal: the log refuses every later record, and tasks that
+//! cannot record stop.
 //!
 //! # Opening
 //!
@@ -54,11 +64,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
-use warden_host_api::audit::{Event, EventSink, NO_TASK, Record, TaskMeta};
+use warden_host_api::audit::{Event, EventSink, NO_TASK, Progress, Receipt, Record, TaskMeta};
 use warden_host_api::hex::encode as hex;
 
 /// How long the writer lets a group gather when nobody waits for it.
 const LINGER: Duration = Duration::from_millis(1);
+
+/// After a sync that released several finished tasks, how long the writer lets
+/// their callers start the next ones before it takes a group as complete because
+/// no task is running: without it, tasks split into two groups that take turns.
+const REJOIN: Duration = Duration::from_micros(150);
+
+/// [`LogOptions::checkpoint_delay`] unless set: at most 100 signatures a second,
+/// however many tasks end.
+pub const DEFAULT_CHECKPOINT_DELAY: Duration = Duration::from_millis(10);
 
 /// When records reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -97,6 +116,11 @@ pub struct LogOptions {
     pub checkpoint_every: u64,
     /// Write a checkpoint at least this often while records arrive.
     pub checkpoint_interval: Duration,
+    /// The longest a finished task's records wait for a checkpoint to cover them.
+    /// Tasks that end within this time of each other share one signature (and with
+    /// fsync `always` or `batch`, one sync of the checkpoints); a caller that needs the
+    /// proof at once asks for it ([`Receipt::covered`]), which does not wait.
+    pub checkpoint_delay: Duration,
     /// Close the segment being written once it holds this many bytes
     /// ([`super::segments`]); `None`: never by size.
     pub segment_bytes: Option<u64>,
@@ -122,6 +146,7 @@ impl Default for LogOptions {
             fsync: Fsync::Always,
             checkpoint_every: 1024,
             checkpoint_interval: Duration::from_secs(1),
+            checkpoint_delay: DEFAULT_CHECKPOINT_DELAY,
             segment_bytes: None,
             segment_age: None,
             compress: None,
@@ -195,12 +220,41 @@ pub struct Adoption {
     pub cut_bytes: u64,
 }
 
+/// What a log's writer has done since it was opened ([`AuditLog::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Records appended.
+    pub records: u64,
+    /// Appends: each group commit writes every record queued since the last.
+    pub groups: u64,
+    /// `fdatasync` calls, on the log and on its checkpoints.
+    pub syncs: u64,
+    /// Checkpoints signed.
+    pub checkpoints: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    records: std::sync::atomic::AtomicU64,
+    groups: std::sync::atomic::AtomicU64,
+    syncs: std::sync::atomic::AtomicU64,
+    checkpoints: std::sync::atomic::AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &std::sync::atomic::AtomicU64, n: u64) {
+        counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// The tamper-evident log, as an [`EventSink`].
 pub struct AuditLog {
     shared: Arc<Shared>,
     writer: Option<JoinHandle<()>>,
     path: PathBuf,
     fsync: Fsync,
+    checkpoint_delay: Duration,
     verifier: super::checkpoint::VerifierKey,
 }
 
@@ -215,10 +269,22 @@ impl std::fmt::Debug for AuditLog {
 
 struct Shared {
     state: Mutex<State>,
+    /// What the writer has done, for [`AuditLog::stats`].
+    stats: Counters,
     /// The writer has work: records, a checkpoint request, or closing.
     work: Condvar,
     /// Records became durable, a checkpoint was written, or the log failed.
     done: Condvar,
+    /// The same, for receipts awaited on an async runtime.
+    progress: tokio::sync::Notify,
+}
+
+impl Shared {
+    /// Wakes everyone waiting on the writer's progress; called after `state` changed.
+    fn notify(&self) {
+        self.done.notify_all();
+        self.progress.notify_waiters();
+    }
 }
 
 #[derive(Default)]
@@ -233,6 +299,20 @@ struct State {
     checkpointed: u64,
     /// A checkpoint covering at least this many records is wanted now.
     checkpoint_wanted: u64,
+    /// When a checkpoint is owed to the tasks that ended since the writer last
+    /// took the queue.
+    cover_due: Option<Instant>,
+    /// A host call waits for records `..sync_wanted` to be synced (fsync
+    /// `always`): its thread is blocked until they are.
+    sync_wanted: u64,
+    /// Tasks that ended since the writer last took the queue, whose results wait
+    /// for the sync (fsync `always`), and when the first of them ended.
+    ends_waiting: u64,
+    first_end: Option<Instant>,
+    /// Tasks started and not yet ended, as the records say.
+    running: u64,
+    /// The writer has stopped: nothing more will be written.
+    closed: bool,
     failed: Option<String>,
     closing: bool,
     /// The last checkpoint written: its size and its note.
@@ -254,6 +334,11 @@ impl State {
     /// Numbers, chains and queues `record`; returns its seq.
     fn enqueue(&mut self, record: &Record<'_>) -> serde_json::Result<u64> {
         let seq = self.next_seq;
+        match record.event.event {
+            "task.start" => self.running += 1,
+            "task.end" => self.running = self.running.saturating_sub(1),
+            _ => {}
+        }
         let line = serde_json::to_vec(&Line {
             seq,
             prev: self.prev.map(|p| hex(&p)),
@@ -578,8 +663,10 @@ impl AuditLog {
         };
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
+            stats: Counters::default(),
             work: Condvar::new(),
             done: Condvar::new(),
+            progress: tokio::sync::Notify::new(),
         });
         let bytes = file.metadata().map_err(io(path))?.len();
         let first = active_first(path, &file, records).map_err(io(path))?;
@@ -598,6 +685,7 @@ impl AuditLog {
             compressing: Vec::new(),
             retiring: None,
             last_note: String::new(),
+            synced: records,
         };
         // Segments a writer closed but did not get to compress.
         if let Some(level) = opts.compress {
@@ -616,6 +704,7 @@ impl AuditLog {
             writer: Some(handle),
             path: path.to_path_buf(),
             fsync: opts.fsync,
+            checkpoint_delay: opts.checkpoint_delay,
             verifier,
         };
         let meta = writer_meta();
@@ -722,7 +811,20 @@ impl AuditLog {
         if let Some(sh) = &mut st.shipping {
             sh.acknowledged = sh.acknowledged.max(next);
         }
-        self.shared.done.notify_all();
+        drop(st);
+        self.shared.notify();
+    }
+
+    /// What the writer has done since the log was opened.
+    pub fn stats(&self) -> Stats {
+        let c = &self.shared.stats;
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        Stats {
+            records: get(&c.records),
+            groups: get(&c.groups),
+            syncs: get(&c.syncs),
+            checkpoints: get(&c.checkpoints),
+        }
     }
 
     /// The last checkpoint written: its size and its signed note.
@@ -771,34 +873,123 @@ impl AuditLog {
 impl EventSink for AuditLog {
     fn emit(&self, record: &Record<'_>) -> anyhow::Result<()> {
         let mut st = self.lock();
+        let seq = self.enqueue(&mut st, record)?;
+        // A task's start has no effect to hold back: any later record that
+        // waits makes it durable too.
+        if self.fsync == Fsync::Always && record.event.event != "task.start" {
+            self.want_sync(&mut st, seq);
+            self.wait(st, |s| s.durable > seq)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn end(&self, record: &Record<'_>) -> anyhow::Result<Receipt> {
+        let mut st = self.lock();
+        let seq = self.enqueue(&mut st, record)?;
+        if self.fsync == Fsync::Always {
+            st.ends_waiting += 1;
+            st.first_end.get_or_insert_with(Instant::now);
+            // The group is complete when no task is left to join it.
+            if st.running == 0 {
+                self.shared.work.notify_one();
+            }
+        }
+        if st.cover_due.is_none() {
+            st.cover_due = Some(Instant::now() + self.checkpoint_delay);
+        }
+        Ok(Receipt::new(
+            seq,
+            Arc::new(LogProgress {
+                shared: self.shared.clone(),
+                fsync: self.fsync,
+            }),
+        ))
+    }
+}
+
+impl AuditLog {
+    /// Numbers and queues `record`, waking the writer if it was idle.
+    fn enqueue(&self, st: &mut State, record: &Record<'_>) -> anyhow::Result<u64> {
         if let Some(f) = &st.failed {
             anyhow::bail!("audit log failed: {f}");
         }
         let idle = st.bytes.is_empty();
         let seq = st.enqueue(record)?;
-        let task_end = record.event.event == "task.end";
-        if task_end {
-            st.checkpoint_wanted = st.checkpoint_wanted.max(seq + 1);
-        }
         // One wake-up per group: a writer that is busy takes what is queued
         // when it comes back.
-        if idle || task_end {
+        if idle {
             self.shared.work.notify_one();
         }
-        if task_end {
-            // A finished task is covered by a signed checkpoint before its
-            // result is returned, and, when shipping is required, its
-            // records are acknowledged.
-            self.wait(st, |s| {
-                s.checkpointed > seq
-                    && s.shipping
-                        .is_none_or(|sh| !sh.required || sh.acknowledged > seq)
-            })
-        } else if self.fsync == Fsync::Always {
-            self.wait(st, |s| s.durable > seq)
-        } else {
-            Ok(())
+        Ok(seq)
+    }
+
+    /// Somebody waits for record `seq` to be synced: the writer stops gathering a
+    /// group and syncs what is queued.
+    fn want_sync(&self, st: &mut State, seq: u64) {
+        if st.sync_wanted <= seq {
+            st.sync_wanted = seq + 1;
+            self.shared.work.notify_one();
         }
+    }
+}
+
+/// A finished task's view of the writer: when its `task.end` is settled, and covered.
+struct LogProgress {
+    shared: Arc<Shared>,
+    fsync: Fsync,
+}
+
+impl LogProgress {
+    /// Resolves once `done` holds; fails if the log failed or closed first.
+    async fn until(&self, what: &str, done: impl Fn(&State) -> bool) -> anyhow::Result<()> {
+        loop {
+            let notified = self.shared.progress.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the state is read: a change after the read wakes it.
+            notified.as_mut().enable();
+            {
+                let st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+                if done(&st) {
+                    return Ok(());
+                }
+                if let Some(f) = &st.failed {
+                    anyhow::bail!("audit log failed: {f}");
+                }
+                if st.closed {
+                    anyhow::bail!("the audit log was closed before the record was {what}");
+                }
+            }
+            notified.await;
+        }
+    }
+
+    fn settled_in(&self, st: &State, seq: u64) -> bool {
+        (self.fsync != Fsync::Always || st.durable > seq)
+            && st
+                .shipping
+                .is_none_or(|sh| !sh.required || sh.acknowledged > seq)
+    }
+}
+
+#[async_trait::async_trait]
+impl Progress for LogProgress {
+    async fn settled(&self, seq: u64) -> anyhow::Result<()> {
+        self.until("settled", |st| self.settled_in(st, seq)).await
+    }
+
+    async fn covered(&self, seq: u64) -> anyhow::Result<()> {
+        {
+            let mut st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            if st.checkpointed <= seq && st.checkpoint_wanted <= seq {
+                st.checkpoint_wanted = seq + 1;
+                self.shared.work.notify_one();
+            }
+        }
+        self.until("covered by a checkpoint", |st| {
+            st.checkpointed > seq && self.settled_in(st, seq)
+        })
+        .await
     }
 }
 
@@ -831,37 +1022,62 @@ struct Writer {
     retiring: Option<(u64, Vec<super::segments::Segment>)>,
     /// The last checkpoint note written.
     last_note: String,
+    /// Records synced to disk.
+    synced: u64,
 }
 
 impl Writer {
     fn run(mut self) {
         let mut last_cp = Instant::now();
+        // When a checkpoint is owed to tasks whose records are written.
+        let mut owed: Option<Instant> = None;
+        // Until when tasks released by the last sync may still rejoin.
+        let mut rejoin = Instant::now();
         loop {
-            let (bytes, leaves, wanted, closing) = {
+            let (bytes, leaves, wanted, checkpointed, waited, released, closing) = {
                 let mut st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
                 while st.bytes.is_empty() && st.checkpoint_wanted <= st.checkpointed && !st.closing
                 {
+                    // Records written but not signed: sign them once a finished task's
+                    // delay or the interval is up.
+                    let unsigned = st.durable > st.checkpointed;
+                    let interval_left = self
+                        .opts
+                        .checkpoint_interval
+                        .saturating_sub(last_cp.elapsed());
+                    let cover_left = owed.map(|d| d.saturating_duration_since(Instant::now()));
+                    let left = match (unsigned, cover_left) {
+                        (false, _) => self.opts.checkpoint_interval,
+                        (true, Some(c)) => c.min(interval_left),
+                        (true, None) => interval_left,
+                    };
+                    if left.is_zero() {
+                        break;
+                    }
                     let (s, _) = self
                         .shared
                         .work
-                        .wait_timeout(st, self.opts.checkpoint_interval)
+                        .wait_timeout(st, left)
                         .unwrap_or_else(|p| p.into_inner());
                     st = s;
-                    if st.durable > st.checkpointed
-                        && last_cp.elapsed() >= self.opts.checkpoint_interval
-                    {
-                        break;
-                    }
                 }
-                if self.opts.fsync != Fsync::Always
-                    && !st.closing
-                    && st.checkpoint_wanted <= st.checkpointed
-                {
-                    // Nobody waits for these records: let a group gather
-                    // instead of waking for each one, until a task's end
-                    // asks for a checkpoint (its result waits on it).
-                    let until = Instant::now() + LINGER;
-                    while st.checkpoint_wanted <= st.checkpointed && !st.closing {
+                // Written at once for a blocked host call, a caller who asked for
+                // a checkpoint, or finished tasks when no other task could join
+                // their group; otherwise a group gathers for up to LINGER, so
+                // that tasks ending close together share one sync.
+                let waited_on = |st: &State| {
+                    st.closing
+                        || st.checkpoint_wanted > st.checkpointed
+                        || st.sync_wanted > st.durable
+                        || (st.ends_waiting > 0 && st.running == 0 && Instant::now() >= rejoin)
+                };
+                if !st.bytes.is_empty() && !waited_on(&st) {
+                    let noticed = Instant::now();
+                    while !waited_on(&st) {
+                        let mut until = st.first_end.unwrap_or(noticed) + LINGER;
+                        if st.ends_waiting > 0 && st.running == 0 {
+                            until = until.min(rejoin);
+                        }
                         let left = until.saturating_duration_since(Instant::now());
                         if left.is_zero() {
                             break;
@@ -874,10 +1090,20 @@ impl Writer {
                         st = s;
                     }
                 }
+                if let Some(due) = st.cover_due.take() {
+                    owed = Some(owed.map_or(due, |o| o.min(due)));
+                }
+                let waited = st.sync_wanted > st.durable || st.ends_waiting > 0;
+                let released = st.ends_waiting;
+                st.ends_waiting = 0;
+                st.first_end = None;
                 (
                     std::mem::take(&mut st.bytes),
                     std::mem::take(&mut st.leaves),
                     st.checkpoint_wanted,
+                    st.checkpointed,
+                    waited,
+                    released,
                     st.closing,
                 )
             };
@@ -885,27 +1111,46 @@ impl Writer {
                 return self.fail(format!("writing records: {e}"));
             }
             let size = self.tree.len();
-            let checkpointed = {
-                let mut st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
-                st.durable = size;
-                self.shared.done.notify_all();
-                st.checkpointed
-            };
             let due = size > checkpointed
                 && (wanted > checkpointed
                     || size - checkpointed >= self.opts.checkpoint_every
                     || last_cp.elapsed() >= self.opts.checkpoint_interval
+                    || owed.is_some_and(|d| Instant::now() >= d)
                     || closing);
+            // Batch syncs every group; always, the groups somebody waits for and
+            // every group before a checkpoint, which signs only synced records.
+            let sync = match self.opts.fsync {
+                Fsync::None => false,
+                Fsync::Batch => true,
+                Fsync::Always => waited || due || closing,
+            };
+            if sync && let Err(e) = self.sync() {
+                return self.fail(format!("syncing records: {e}"));
+            }
+            {
+                let mut st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+                st.durable = match self.opts.fsync {
+                    Fsync::Always => self.synced,
+                    Fsync::Batch | Fsync::None => size,
+                };
+                drop(st);
+                self.shared.notify();
+            }
+            if released > 1 {
+                rejoin = Instant::now() + REJOIN;
+            }
             if due {
                 if let Err(e) = self.write_checkpoint(size) {
                     return self.fail(format!("writing a checkpoint: {e}"));
                 }
                 last_cp = Instant::now();
+                owed = None;
                 {
                     let mut st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
                     st.checkpointed = size;
                     st.last_note = Some((size, self.last_note.as_str().into()));
-                    self.shared.done.notify_all();
+                    drop(st);
+                    self.shared.notify();
                 }
                 if let Err(e) = self.finish_retiring(size) {
                     return self.fail(format!("retiring segments: {e}"));
@@ -922,9 +1167,11 @@ impl Writer {
                 }
             }
             if closing {
-                let st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+                let mut st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
                 if st.bytes.is_empty() {
+                    st.closed = true;
                     drop(st);
+                    self.shared.notify();
                     for h in self.compressing.drain(..) {
                         let _ = h.join();
                     }
@@ -940,13 +1187,23 @@ impl Writer {
         }
         self.file.write_all(bytes)?;
         self.bytes += bytes.len() as u64;
-        if self.opts.fsync != Fsync::None {
+        Counters::add(&self.shared.stats.groups, 1);
+        Counters::add(&self.shared.stats.records, leaves.len() as u64);
+        for leaf in leaves {
+            self.tree.push_hash(*leaf);
+        }
+        Ok(())
+    }
+
+    /// Syncs every record written so far.
+    fn sync(&mut self) -> std::io::Result<()> {
+        let size = self.tree.len();
+        if self.synced < size {
             // Never retried: after a failed sync the kernel may have dropped
             // the dirty pages, so a retry could report success for lost data.
             self.file.sync_data()?;
-        }
-        for leaf in leaves {
-            self.tree.push_hash(*leaf);
+            Counters::add(&self.shared.stats.syncs, 1);
+            self.synced = size;
         }
         Ok(())
     }
@@ -961,7 +1218,9 @@ impl Writer {
         self.cps.write_all(format!("{note}\n").as_bytes())?;
         if self.opts.fsync != Fsync::None {
             self.cps.sync_data()?;
+            Counters::add(&self.shared.stats.syncs, 1);
         }
+        Counters::add(&self.shared.stats.checkpoints, 1);
         self.last_note = note.clone();
         Ok(note)
     }
@@ -986,6 +1245,7 @@ impl Writer {
         // whatever the sync policy.
         self.file.sync_all()?;
         self.cps.sync_all()?;
+        self.synced = size;
         // Where the log will start once every segment before the next one
         // is retired: the tree's edge here and the checkpoint that signs
         // it. Written first, so that no segment ever lacks it.
@@ -1176,6 +1436,8 @@ impl Writer {
     fn fail(self, why: String) {
         let mut st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
         st.failed = Some(why);
-        self.shared.done.notify_all();
+        st.closed = true;
+        drop(st);
+        self.shared.notify();
     }
 }

@@ -63,7 +63,7 @@ use super::rfc3339;
 use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::broadcast;
-use warden_host_api::audit::{EventSink, Record};
+use warden_host_api::audit::{EventSink, Receipt, Record};
 
 /// How many records a subscriber may fall behind before it misses the oldest, unless
 /// [`AuditStream::with_capacity`] says otherwise.
@@ -110,6 +110,19 @@ impl std::fmt::Debug for AuditStream {
 impl EventSink for AuditStream {
     fn emit(&self, record: &Record<'_>) -> anyhow::Result<()> {
         self.inner.emit(record)?;
+        self.publish(record)
+    }
+
+    fn end(&self, record: &Record<'_>) -> anyhow::Result<Receipt> {
+        let receipt = self.inner.end(record)?;
+        self.publish(record)?;
+        Ok(receipt)
+    }
+}
+
+impl AuditStream {
+    /// Sends `record` to every subscriber, if there are any.
+    fn publish(&self, record: &Record<'_>) -> anyhow::Result<()> {
         if self.tx.receiver_count() == 0 {
             return Ok(());
         }

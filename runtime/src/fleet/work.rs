@@ -170,6 +170,8 @@ impl WorkReply {
             stderr: B64.decode(self.stderr).unwrap_or_default(),
             duration: Duration::from_millis(self.duration_ms),
             fuel: self.fuel,
+            // The worker returned it once its own log had settled it.
+            receipt: warden_host_api::audit::Receipt::settled_now(),
         })
     }
 }
@@ -360,6 +362,9 @@ pub struct WorkerOptions {
     /// How long the server waits to hear from a worker about a task before giving it to
     /// another: the time a dead worker's tasks wait.
     pub ack_wait: Duration,
+    /// Reply only once a signed checkpoint covers the task's records
+    /// ([`TaskRequest::wait_covered`]).
+    pub wait_covered: bool,
 }
 
 /// The durable consumer the workers of a tool share.
@@ -563,6 +568,7 @@ async fn handle(ctx: &Ctx, msg: jetstream::Message) {
     req.mcp = request.mcp.clone();
     req.task_id = Some(request.task.clone());
     req.attempt = Some(attempt);
+    req.wait_covered = ctx.opts.wait_covered;
     let run = ctx.tool.run(req);
     tokio::pin!(run);
     // Tells the server the task is in hand, well within each ack wait.

@@ -60,6 +60,8 @@ struct Inner {
     catalog: Catalog,
     sink: Arc<dyn EventSink>,
     client_approval: ClientApproval,
+    /// A call's result goes out only once a signed checkpoint covers its task.
+    wait_covered: bool,
     /// Calls waiting for their client to answer, by the `requestState` it was given.
     parked: Mutex<HashMap<String, Parked>>,
     /// Where tasks run when not here: the fleet's workers.
@@ -81,6 +83,7 @@ impl WardenMcp {
                 catalog,
                 sink,
                 client_approval,
+                wait_covered: false,
                 parked: Mutex::new(HashMap::new()),
                 #[cfg(feature = "fleet")]
                 workers: None,
@@ -97,6 +100,14 @@ impl WardenMcp {
         let inner = Arc::get_mut(&mut self.inner).expect("with_workers before any connection");
         inner.workers = Some(workers);
         inner.client_approval = ClientApproval::Never;
+        self
+    }
+
+    /// Answers a `tools/call` only once a signed checkpoint covers its task's records
+    /// ([`TaskRequest::wait_covered`]), instead of once they are settled.
+    pub fn wait_covered(mut self, wait: bool) -> WardenMcp {
+        let inner = Arc::get_mut(&mut self.inner).expect("wait_covered before any connection");
+        inner.wait_covered = wait;
         self
     }
 
@@ -196,6 +207,7 @@ impl WardenMcp {
             }),
             task_id: None,
             attempt: None,
+            wait_covered: self.inner.wait_covered,
         };
         #[cfg(feature = "fleet")]
         if let Some(workers) = &self.inner.workers {

@@ -126,6 +126,15 @@ pub(crate) struct LogArgs {
     /// once its record is synced), batch (synced in groups) or none.
     #[arg(long, env = "WARDEN_FSYNC", default_value = "always")]
     fsync: warden::audit::log::Fsync,
+    /// The longest a finished task's records wait for a signed checkpoint; tasks
+    /// ending within it share one. 0 signs one at every task end.
+    #[arg(long, env = "WARDEN_CHECKPOINT_DELAY", value_name = "DURATION",
+          default_value = "10ms", value_parser = checkpoint_delay)]
+    checkpoint_delay: std::time::Duration,
+    /// Return a task's result only once a signed checkpoint covers its records,
+    /// instead of once they are synced (always) or queued (batch, none).
+    #[arg(long, env = "WARDEN_WAIT_COVERED")]
+    pub wait_covered: bool,
     /// Close the log's segment once it holds this much (e.g. 64MiB): it is
     /// renamed LOG.seg-<FIRST SEQ>, and a new LOG begins; verify, prove and
     /// show read every segment. Default: one file.
@@ -168,6 +177,19 @@ pub(crate) struct LogArgs {
     #[arg(long, env = "WARDEN_REVOCATION_MAX_AGE", value_name = "DURATION",
           default_value = "10s", value_parser = crate::approve::positive_duration)]
     revocation_max_age: std::time::Duration,
+}
+
+/// `--checkpoint-delay`: zero or more, at most the one-second checkpoint interval, past
+/// which it would promise nothing more.
+fn checkpoint_delay(text: &str) -> Result<std::time::Duration, String> {
+    let d = warden_host_api::limits::manifest::parse_duration(text).map_err(|e| e.to_string())?;
+    let most = warden::audit::log::LogOptions::default().checkpoint_interval;
+    if d > most {
+        return Err(format!(
+            "must be at most {most:?}: a checkpoint is written that often anyway"
+        ));
+    }
+    Ok(d)
 }
 
 /// An audit log, and its shipper when `--nats` names a server.
@@ -236,6 +258,7 @@ impl LogArgs {
         let key = host_key(self.key)?;
         let options = LogOptions {
             fsync: self.fsync,
+            checkpoint_delay: self.checkpoint_delay,
             segment_bytes: self.segment_size,
             segment_age: self.segment_age,
             compress: self.compress.then_some(3),

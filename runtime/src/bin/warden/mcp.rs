@@ -115,6 +115,7 @@ pub(crate) fn mcp(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> 
         .any(|(_, m)| m.declared.limits.fuel.is_some());
     let max_tasks = EngineConfig::default().max_tasks;
     let runtime = deciders.apply(engine.runtime(fuel, max_tasks)?)?;
+    let wait_covered = audit.wait_covered;
     let log = audit.open(runtime.revocations())?;
     let sink: Arc<dyn EventSink> = log.log.clone();
     let rt = tokio_runtime()?;
@@ -122,7 +123,7 @@ pub(crate) fn mcp(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> 
         let catalog = Catalog::load(&runtime, manifests, sink.clone())
             .await
             .map_err(usage)?;
-        let mut server = WardenMcp::new(catalog, sink, client_approval);
+        let mut server = WardenMcp::new(catalog, sink, client_approval).wait_covered(wait_covered);
         if let (Some(timeout), Some(url)) = (workers, &nats) {
             let dispatcher = warden::fleet::work::Dispatcher::connect(url, timeout)
                 .await

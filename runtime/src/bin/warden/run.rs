@@ -98,6 +98,7 @@ pub(crate) fn run(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> 
                 .map_err(|e| usage(format!("cannot read stdin: {e}")))?;
         }
     }
+    let wait_covered = log.wait_covered;
     let log = log.open(runtime.revocations())?;
     if let (Some(_), Some((_, max_age))) = (&grant, &log.revocations) {
         // A fresh process has not heard from the fleet yet: give it the time a view may
@@ -107,7 +108,8 @@ pub(crate) fn run(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> 
     let rt = tokio_runtime()?;
     let mut req = TaskRequest::new(input, log.log.clone())
         .args(args)
-        .stdin(stdin);
+        .stdin(stdin)
+        .wait_covered(wait_covered);
     req.agent = agent;
     req.grant = grant;
     req.call = call;

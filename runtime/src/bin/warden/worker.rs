@@ -71,6 +71,7 @@ pub(crate) fn worker(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failur
         );
         tools.push(tool);
     }
+    let wait_covered = log.wait_covered;
     let log = log.open(runtime.revocations())?;
     let sink: Arc<dyn EventSink> = log.log.clone();
     let opts = warden::fleet::work::WorkerOptions {
@@ -78,6 +79,7 @@ pub(crate) fn worker(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failur
         host,
         slots: slots as usize,
         ack_wait,
+        wait_covered,
     };
     let rt = tokio_runtime()?;
     let worked = rt.block_on(warden::fleet::work::work(
