@@ -290,9 +290,11 @@ impl Shared {
 #[derive(Default)]
 struct State {
     next_seq: u64,
-    prev: Option<[u8; 32]>,
-    bytes: Vec<u8>,
-    leaves: Vec<[u8; 32]>,
+    /// The records queued for the writer, each from `time` on ([`body`]),
+    /// and where each ends in `bodies`: the writer numbers, chains and
+    /// hashes them, off the threads that record.
+    bodies: Vec<u8>,
+    ends: Vec<usize>,
     /// Records written (and synced, per policy).
     durable: u64,
     /// Size of the last checkpoint written.
@@ -331,28 +333,109 @@ struct Shipping {
 }
 
 impl State {
-    /// Numbers, chains and queues `record`; returns its seq.
-    fn enqueue(&mut self, record: &Record<'_>) -> serde_json::Result<u64> {
+    /// Queues the record whose fields from `time` on are `body` ([`body`]);
+    /// returns the seq it will have.
+    fn enqueue(&mut self, event: &str, body: &[u8]) -> u64 {
         let seq = self.next_seq;
-        match record.event.event {
+        match event {
             "task.start" => self.running += 1,
             "task.end" => self.running = self.running.saturating_sub(1),
             _ => {}
         }
-        let line = serde_json::to_vec(&Line {
-            seq,
-            prev: self.prev.map(|p| hex(&p)),
-            time: rfc3339(record.time),
-            record,
-        })?;
-        let leaf = leaf_hash::<Blake3>(&line);
-        self.prev = Some(leaf);
-        self.bytes.extend_from_slice(&line);
-        self.bytes.push(b'\n');
-        self.leaves.push(leaf);
+        self.bodies.extend_from_slice(body);
+        self.ends.push(self.bodies.len());
         self.next_seq += 1;
-        Ok(seq)
+        seq
     }
+}
+
+/// The lines of the records `first..` whose bodies are `bodies` (each ending
+/// where `ends` says), numbered and chained after the leaf `prev`: appended to
+/// `out`, each with its newline, and their leaf hashes to `leaves`. Returns the
+/// last leaf.
+fn chain(
+    mut prev: Option<[u8; 32]>,
+    first: u64,
+    bodies: &[u8],
+    ends: &[usize],
+    out: &mut Vec<u8>,
+    leaves: &mut Vec<[u8; 32]>,
+) -> Option<[u8; 32]> {
+    let mut start = 0;
+    for (i, &end) in ends.iter().enumerate() {
+        let line = out.len();
+        out.extend_from_slice(b"{\"v\":1,\"seq\":");
+        out.extend_from_slice(itoa::Buffer::new().format(first + i as u64).as_bytes());
+        if let Some(prev) = &prev {
+            out.extend_from_slice(b",\"prev\":\"");
+            hex_into(out, prev);
+            out.push(b'"');
+        }
+        out.push(b',');
+        out.extend_from_slice(&bodies[start..end]);
+        let leaf = leaf_hash::<Blake3>(&out[line..]);
+        out.push(b'\n');
+        leaves.push(leaf);
+        prev = Some(leaf);
+        start = end;
+    }
+    prev
+}
+
+/// Lower-case hex of `bytes`, appended to `out`.
+fn hex_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 15)]);
+    }
+}
+
+/// Writes the fields of `record` that do not depend on its place in the log,
+/// `"time":…` to the closing brace, into `out`: made before the lock is taken,
+/// so that tasks recording at once wait only for each other's numbering and
+/// hashing.
+fn body(out: &mut Vec<u8>, record: &Record<'_>) -> serde_json::Result<()> {
+    out.extend_from_slice(b"\"time\":\"");
+    time_into(out, record.time);
+    out.push(b'"');
+    let rest = out.len();
+    serde_json::to_writer(&mut *out, &Fields(record))?;
+    // `{` opens the fields' own map: it continues this one instead.
+    out[rest] = b',';
+    Ok(())
+}
+
+/// `t` as [`rfc3339`] writes it, appended to `out`. The date and time of day
+/// are formatted once per second per thread; records mostly come many to a
+/// second.
+fn time_into(out: &mut Vec<u8>, t: SystemTime) {
+    use std::cell::RefCell;
+    thread_local! {
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let Ok(since) = t.duration_since(std::time::UNIX_EPOCH) else {
+        return out.extend_from_slice(rfc3339(t).as_bytes());
+    };
+    let (secs, nanos) = (since.as_secs(), since.subsec_nanos());
+    SECOND.with_borrow_mut(|(second, prefix)| {
+        if *second != secs {
+            let whole = rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(secs));
+            // `….000000000Z`: keep what comes before the fraction.
+            *prefix = whole[..whole.len() - ".000000000Z".len()].to_owned();
+            *second = secs;
+        }
+        out.extend_from_slice(prefix.as_bytes());
+    });
+    out.push(b'.');
+    let mut digits = [b'0'; 9];
+    let mut n = nanos;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&digits);
+    out.push(b'Z');
 }
 
 /// Opens the log or its checkpoints file, refusing anything but a regular
@@ -460,27 +543,18 @@ pub fn checkpoints_path(log: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-struct Line<'a> {
-    seq: u64,
-    prev: Option<String>,
-    time: String,
-    record: &'a Record<'a>,
-}
+/// A record's fields after `time`, as a map of their own (see [`body`]).
+struct Fields<'a>(&'a Record<'a>);
 
 // Written out rather than derived with `#[serde(flatten)]`, which buffers
 // every field through an intermediate map: this runs once per host call.
-impl serde::Serialize for Line<'_> {
+impl serde::Serialize for Fields<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let (m, e) = (self.record.meta, self.record.event);
+        let record = self.0;
+        let (m, e) = (record.meta, record.event);
         let mut map = s.serialize_map(None)?;
-        map.serialize_entry("v", &1)?;
-        map.serialize_entry("seq", &self.seq)?;
-        if let Some(p) = &self.prev {
-            map.serialize_entry("prev", p)?;
-        }
-        map.serialize_entry("time", &self.time)?;
-        if self.record.identified() {
+        if record.identified() {
             map.serialize_entry("host", &m.host)?;
             map.serialize_entry("agent", &m.agent)?;
             map.serialize_entry("task", &m.task)?;
@@ -655,7 +729,6 @@ impl AuditLog {
 
         let state = State {
             next_seq: records,
-            prev: last_leaf,
             durable: records,
             checkpointed: covered,
             last_note,
@@ -686,6 +759,10 @@ impl AuditLog {
             retiring: None,
             last_note: String::new(),
             synced: records,
+            prev: last_leaf,
+            queued: (Vec::new(), Vec::new()),
+            lines: Vec::new(),
+            leaves: Vec::new(),
         };
         // Segments a writer closed but did not get to compress.
         if let Some(level) = opts.compress {
@@ -872,8 +949,12 @@ impl AuditLog {
 
 impl EventSink for AuditLog {
     fn emit(&self, record: &Record<'_>) -> anyhow::Result<()> {
-        let mut st = self.lock();
-        let seq = self.enqueue(&mut st, record)?;
+        let seq = with_body(record, |event, body| {
+            let mut st = self.lock();
+            let seq = self.enqueue(&mut st, event, body)?;
+            Ok((seq, st))
+        })?;
+        let (seq, mut st) = seq;
         // A task's start has no effect to hold back: any later record that
         // waits makes it durable too.
         if self.fsync == Fsync::Always && record.event.event != "task.start" {
@@ -885,8 +966,11 @@ impl EventSink for AuditLog {
     }
 
     fn end(&self, record: &Record<'_>) -> anyhow::Result<Receipt> {
-        let mut st = self.lock();
-        let seq = self.enqueue(&mut st, record)?;
+        let (seq, mut st) = with_body(record, |event, body| {
+            let mut st = self.lock();
+            let seq = self.enqueue(&mut st, event, body)?;
+            Ok((seq, st))
+        })?;
         if self.fsync == Fsync::Always {
             st.ends_waiting += 1;
             st.first_end.get_or_insert_with(Instant::now);
@@ -909,13 +993,14 @@ impl EventSink for AuditLog {
 }
 
 impl AuditLog {
-    /// Numbers and queues `record`, waking the writer if it was idle.
-    fn enqueue(&self, st: &mut State, record: &Record<'_>) -> anyhow::Result<u64> {
+    /// Numbers and queues the record `body` ([`body`]) of an `event`, waking
+    /// the writer if it was idle.
+    fn enqueue(&self, st: &mut State, event: &str, body: &[u8]) -> anyhow::Result<u64> {
         if let Some(f) = &st.failed {
             anyhow::bail!("audit log failed: {f}");
         }
-        let idle = st.bytes.is_empty();
-        let seq = st.enqueue(record)?;
+        let idle = st.ends.is_empty();
+        let seq = st.enqueue(event, body);
         // One wake-up per group: a writer that is busy takes what is queued
         // when it comes back.
         if idle {
@@ -932,6 +1017,28 @@ impl AuditLog {
             self.shared.work.notify_one();
         }
     }
+}
+
+/// Calls `f` with the record's event and its [`body`], written into a buffer
+/// this thread keeps for the next record.
+fn with_body<T>(
+    record: &Record<'_>,
+    f: impl FnOnce(&str, &[u8]) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    use std::cell::RefCell;
+    thread_local! {
+        static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    BUF.with_borrow_mut(|buf| {
+        buf.clear();
+        body(buf, record)?;
+        let out = f(record.event.event, buf);
+        // A rare huge record does not pin its buffer for the thread's life.
+        if buf.capacity() > 64 * 1024 {
+            *buf = Vec::new();
+        }
+        out
+    })
 }
 
 /// A finished task's view of the writer: when its `task.end` is settled, and covered.
@@ -1024,6 +1131,13 @@ struct Writer {
     last_note: String,
     /// Records synced to disk.
     synced: u64,
+    /// The leaf hash of the last record written.
+    prev: Option<[u8; 32]>,
+    /// Buffers kept from one group to the next: the queue's (swapped with
+    /// the state's, empty), and the lines and leaves being written.
+    queued: (Vec<u8>, Vec<usize>),
+    lines: Vec<u8>,
+    leaves: Vec<[u8; 32]>,
 }
 
 impl Writer {
@@ -1034,10 +1148,9 @@ impl Writer {
         // Until when tasks released by the last sync may still rejoin.
         let mut rejoin = Instant::now();
         loop {
-            let (bytes, leaves, wanted, checkpointed, waited, released, closing) = {
+            let (first, wanted, checkpointed, waited, released, closing) = {
                 let mut st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
-                while st.bytes.is_empty() && st.checkpoint_wanted <= st.checkpointed && !st.closing
-                {
+                while st.ends.is_empty() && st.checkpoint_wanted <= st.checkpointed && !st.closing {
                     // Records written but not signed: sign them once a finished task's
                     // delay or the interval is up.
                     let unsigned = st.durable > st.checkpointed;
@@ -1071,7 +1184,7 @@ impl Writer {
                         || st.sync_wanted > st.durable
                         || (st.ends_waiting > 0 && st.running == 0 && Instant::now() >= rejoin)
                 };
-                if !st.bytes.is_empty() && !waited_on(&st) {
+                if !st.ends.is_empty() && !waited_on(&st) {
                     let noticed = Instant::now();
                     while !waited_on(&st) {
                         let mut until = st.first_end.unwrap_or(noticed) + LINGER;
@@ -1097,9 +1210,11 @@ impl Writer {
                 let released = st.ends_waiting;
                 st.ends_waiting = 0;
                 st.first_end = None;
+                let first = st.next_seq - st.ends.len() as u64;
+                std::mem::swap(&mut st.bodies, &mut self.queued.0);
+                std::mem::swap(&mut st.ends, &mut self.queued.1);
                 (
-                    std::mem::take(&mut st.bytes),
-                    std::mem::take(&mut st.leaves),
+                    first,
                     st.checkpoint_wanted,
                     st.checkpointed,
                     waited,
@@ -1107,7 +1222,7 @@ impl Writer {
                     st.closing,
                 )
             };
-            if let Err(e) = self.append(&bytes, &leaves) {
+            if let Err(e) = self.append(first) {
                 return self.fail(format!("writing records: {e}"));
             }
             let size = self.tree.len();
@@ -1168,7 +1283,7 @@ impl Writer {
             }
             if closing {
                 let mut st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
-                if st.bytes.is_empty() {
+                if st.ends.is_empty() {
                     st.closed = true;
                     drop(st);
                     self.shared.notify();
@@ -1181,15 +1296,29 @@ impl Writer {
         }
     }
 
-    fn append(&mut self, bytes: &[u8], leaves: &[[u8; 32]]) -> std::io::Result<()> {
-        if bytes.is_empty() {
+    /// Writes the records taken from the queue, the first of them `first`.
+    fn append(&mut self, first: u64) -> std::io::Result<()> {
+        let (bodies, ends) = &mut self.queued;
+        if ends.is_empty() {
             return Ok(());
         }
-        self.file.write_all(bytes)?;
-        self.bytes += bytes.len() as u64;
+        self.lines.clear();
+        self.leaves.clear();
+        self.prev = chain(
+            self.prev,
+            first,
+            bodies,
+            ends,
+            &mut self.lines,
+            &mut self.leaves,
+        );
+        bodies.clear();
+        ends.clear();
+        self.file.write_all(&self.lines)?;
+        self.bytes += self.lines.len() as u64;
         Counters::add(&self.shared.stats.groups, 1);
-        Counters::add(&self.shared.stats.records, leaves.len() as u64);
-        for leaf in leaves {
+        Counters::add(&self.shared.stats.records, self.leaves.len() as u64);
+        for leaf in &self.leaves {
             self.tree.push_hash(*leaf);
         }
         Ok(())
@@ -1368,14 +1497,15 @@ impl Writer {
         }));
         ev.rule = Some("retention: segments retired only once this record is signed".into());
         let meta = writer_meta();
+        let record = Record {
+            meta: &meta,
+            time: SystemTime::now(),
+            event: &ev,
+        };
+        let mut line = Vec::new();
+        body(&mut line, &record).map_err(std::io::Error::other)?;
         let mut st = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
-        let seq = st
-            .enqueue(&Record {
-                meta: &meta,
-                time: SystemTime::now(),
-                event: &ev,
-            })
-            .map_err(std::io::Error::other)?;
+        let seq = st.enqueue(ev.event, &line);
         st.checkpoint_wanted = st.checkpoint_wanted.max(seq + 1);
         self.retiring = Some((seq, retired));
         Ok(())
@@ -1439,5 +1569,81 @@ impl Writer {
         st.closed = true;
         drop(st);
         self.shared.notify();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn times_are_written_as_rfc3339_writes_them() {
+        let cases = [
+            UNIX_EPOCH,
+            UNIX_EPOCH + Duration::new(1_796_313_584, 983_732_229),
+            UNIX_EPOCH + Duration::new(1_796_313_584, 7),
+            // The next second from the same thread: the cached part moves on.
+            UNIX_EPOCH + Duration::new(1_796_313_585, 999_999_999),
+            UNIX_EPOCH + Duration::new(253_402_300_799, 999_999_999),
+            UNIX_EPOCH - Duration::new(86_400, 5),
+        ];
+        for t in cases {
+            let mut out = b"x".to_vec();
+            time_into(&mut out, t);
+            assert_eq!(std::str::from_utf8(&out[1..]).unwrap(), rfc3339(t), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn a_line_is_its_fields_in_order_with_seq_and_prev_first() {
+        let meta = TaskMeta {
+            attempt: Some(2),
+            host: "h".into(),
+            agent: Some("a\"b".into()),
+            task: "t1".into(),
+            parent: None,
+            tool: "echo".into(),
+            component: "blake3:00".into(),
+            mcp: None,
+        };
+        let time = UNIX_EPOCH + Duration::new(1_796_313_584, 5);
+        let start = Event::new("task.start").args(json!({"k": [1, "two"]}));
+        let call = Event::call("wasi:x/y.z").resource("/r").outcome("ok");
+        let mut st = State {
+            next_seq: 7,
+            ..State::default()
+        };
+        for ev in [&start, &call] {
+            let mut line = Vec::new();
+            body(
+                &mut line,
+                &Record {
+                    meta: &meta,
+                    time,
+                    event: ev,
+                },
+            )
+            .unwrap();
+            st.enqueue(ev.event, &line);
+        }
+        let (mut out, mut leaves) = (Vec::new(), Vec::new());
+        let last = chain(None, 0, &st.bodies, &st.ends, &mut out, &mut leaves);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            r#"{"v":1,"seq":0,"time":"2026-12-03T15:59:44.000000005Z","host":"h","agent":"a\"b","task":"t1","parent":null,"tool":"echo","component":"blake3:00","attempt":2,"event":"task.start","args":{"k":[1,"two"]}}"#
+        );
+        let prev = hex(&leaf_hash::<Blake3>(lines[0].as_bytes()));
+        assert_eq!(
+            lines[1],
+            format!(
+                r#"{{"v":1,"seq":1,"prev":"{prev}","time":"2026-12-03T15:59:44.000000005Z","task":"t1","event":"call","call":"wasi:x/y.z","resource":"/r","outcome":"ok"}}"#
+            )
+        );
+        assert_eq!(leaves[1], leaf_hash::<Blake3>(lines[1].as_bytes()));
+        assert_eq!(last, Some(leaves[1]));
+        assert_eq!((st.running, st.next_seq), (1, 9));
     }
 }
