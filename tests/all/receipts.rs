@@ -199,3 +199,86 @@ async fn a_receipt_outlives_its_log() {
     let report = verify(&path, &verifier).unwrap();
     assert_eq!(report.uncovered, 0);
 }
+
+/// Set for the child of `a_host_killed_before_its_checkpoint_leaves_the_records_to_the_operator`:
+/// the log it writes.
+const CHILD: &str = "WARDEN_TEST_RECEIPT_CHILD";
+
+/// Not a test on its own: a host that returns one task's result, says so in a file beside
+/// its log, and waits to be killed before its checkpoint delay is up.
+#[tokio::test]
+async fn receipt_child() {
+    let Some(path) = std::env::var_os(CHILD).map(std::path::PathBuf::from) else {
+        return;
+    };
+    let key =
+        HostKey::load_or_create(&path.with_extension("key"), "receipts/warden-audit").unwrap();
+    let options = LogOptions {
+        fsync: Fsync::Always,
+        checkpoint_delay: Duration::from_secs(3600),
+        checkpoint_interval: Duration::from_secs(3600),
+        ..LogOptions::default()
+    };
+    let log: Arc<dyn EventSink> = Arc::new(AuditLog::open(&path, key, options).unwrap());
+    let runtime = Runtime::new(&EngineConfig::default()).unwrap();
+    let manifest = crate::guests::root().join("guest-examples/echo/manifest.toml");
+    let tool = runtime.load(Manifest::load(&manifest).unwrap()).unwrap();
+    let out = tool
+        .run(TaskRequest::new(INPUT, log.clone()))
+        .await
+        .unwrap();
+    std::fs::write(path.with_extension("returned"), &out.task).unwrap();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+}
+
+#[test]
+fn a_host_killed_before_its_checkpoint_leaves_the_records_to_the_operator() {
+    use warden::audit::log::LogError;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "receipts::receipt_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, &path)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let returned = path.with_extension("returned");
+    let started = Instant::now();
+    while !returned.exists() && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let task = std::fs::read_to_string(&returned).expect("the child never returned a result");
+
+    // The result was out with its records synced (fsync always), and nothing signed them:
+    // no writer takes them on silently.
+    let records = read_records(&path);
+    assert!(
+        records
+            .iter()
+            .any(|r| r["event"] == "task.end" && r["task"] == task.as_str()),
+        "a returned task's end is on disk"
+    );
+    let key = || HostKey::load_or_create(&path.with_extension("key"), "unused").unwrap();
+    let verifier = key().verifier().clone();
+    match AuditLog::open(&path, key(), LogOptions::default()) {
+        Err(LogError::Uncovered { from, last, .. }) => {
+            assert_eq!((from, last), (0, records.len() as u64 - 1))
+        }
+        other => panic!("expected the records to be refused as uncovered, got {other:?}"),
+    }
+    // The operator adopts them, and every later verify says so.
+    let (log, adoption) = AuditLog::adopt(&path, key(), LogOptions::default()).unwrap();
+    let adoption = adoption.expect("something to adopt");
+    assert_eq!((adoption.from_seq, adoption.to_seq), (0, 1));
+    drop(log);
+    let report = verify(&path, &verifier).unwrap();
+    assert_eq!(report.adopted.len(), 1);
+    assert_eq!(report.uncovered, 0);
+}
