@@ -576,3 +576,42 @@ fn every_guest_fits_one_task_slot() {
     .unwrap();
     roomier.compile(&path).unwrap();
 }
+
+/// A hostile tool looks for what the task before it left in the slot it now holds: with
+/// one slot, every task gets the memory the last one filled, kept resident or handed back.
+#[tokio::test]
+async fn a_task_finds_nothing_the_last_task_left_in_its_slot() {
+    use warden_host_api::audit::NullSink;
+    let sb = Sandbox::new("probe", "probe");
+    for keep_resident in [warden::engine::DEFAULT_KEEP_RESIDENT, 0] {
+        let runtime = Runtime::new(&EngineConfig {
+            max_tasks: 1,
+            keep_resident,
+            ..EngineConfig::default()
+        })
+        .unwrap();
+        let tool = runtime.load(Manifest::load(&sb.manifest).unwrap()).unwrap();
+        let run = |input: &'static str| {
+            let tool = &tool;
+            async move {
+                let out = tool
+                    .run(TaskRequest::new(input, Arc::new(NullSink)))
+                    .await
+                    .unwrap();
+                let Outcome::Result(json) = out.outcome else {
+                    panic!("{input}: {:?}", out.outcome)
+                };
+                serde_json::from_str::<serde_json::Value>(&json).unwrap()
+            }
+        };
+        // More than is kept resident: part is zeroed in place, part handed back.
+        let filled = run(r#"{"op":"membomb","mib":6}"#).await;
+        assert_eq!(filled["ok"], true, "{filled}");
+        let found = run(r#"{"op":"leftover","mib":8}"#).await;
+        assert_eq!(found["ok"], true, "{found}");
+        assert_eq!(
+            found["nonzero_words"], 0,
+            "keep_resident {keep_resident}: the next task read what the last one wrote: {found}"
+        );
+    }
+}

@@ -293,6 +293,26 @@ fn membomb(args: &Args) -> Result<Value, ToolError> {
     Ok(json!({"ok": blocks.len() == want, "asked_mib": want, "got_mib": blocks.len()}))
 }
 
+/// Grows linear memory by `mib` and counts the bytes of the new pages that are not zero:
+/// what an earlier task in the same slot could have left behind, if the slot's memory were
+/// not reset.
+fn leftover(args: &Args) -> Result<Value, ToolError> {
+    const PAGE: usize = 64 * 1024;
+    let pages = args.usize("mib")? * MIB / PAGE;
+    let old = core::arch::wasm32::memory_grow(0, pages);
+    if old == usize::MAX {
+        return Ok(json!({"ok": false, "grown": false}));
+    }
+    let (start, len) = (old * PAGE, pages * PAGE);
+    let mut nonzero = 0usize;
+    for addr in (start..start + len).step_by(8) {
+        // SAFETY: the pages were just grown, are owned by nothing else, and are read once.
+        let word = unsafe { core::ptr::read_volatile(addr as *const u64) };
+        nonzero += (word != 0) as usize;
+    }
+    Ok(json!({"ok": true, "grown_bytes": len, "nonzero_words": nonzero}))
+}
+
 fn print(args: &Args) -> Result<Value, ToolError> {
     let bytes = args.usize("bytes")?;
     let chunk = [b'p'; 4096];
@@ -557,6 +577,7 @@ fn run(args: &Args) -> Result<Value, ToolError> {
             }
         }
         "membomb" => membomb(args)?,
+        "leftover" => leftover(args)?,
         "bigout" => {
             let bytes = args.usize("bytes")?;
             json!({"ok": true, "data": "b".repeat(bytes)})
