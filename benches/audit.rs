@@ -14,27 +14,17 @@ mod floor;
 #[path = "../tests/all/guests.rs"]
 mod guests;
 
-use floor::mean;
+use floor::{log, mean};
 
 use criterion::Criterion;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use warden::audit::checkpoint::HostKey;
-use warden::audit::log::{AuditLog, Fsync, LogOptions};
+use warden::audit::log::Fsync;
 use warden::manifest::Manifest;
 use warden::{EngineConfig, Runtime, TaskRequest};
 use warden_host_api::audit::{Event, EventSink, NullSink, Record, TaskMeta};
 
 const CALLS: u64 = 1000;
-
-fn log(dir: &std::path::Path, name: &str, fsync: Fsync) -> Arc<AuditLog> {
-    let key = HostKey::generate("bench/warden-audit").unwrap();
-    let options = LogOptions {
-        fsync,
-        ..LogOptions::default()
-    };
-    Arc::new(AuditLog::open(&dir.join(name), key, options).unwrap())
-}
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();

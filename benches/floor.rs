@@ -105,6 +105,22 @@ pub fn raw_tool(engine: &wasmtime::Engine, component: &Component) -> ToolPre<Raw
     ToolPre::new(linker.instantiate_pre(component).unwrap()).unwrap()
 }
 
+/// A real audit log at `dir/name`, written with `fsync` and otherwise the defaults.
+#[allow(dead_code)]
+pub fn log(
+    dir: &std::path::Path,
+    name: &str,
+    fsync: warden::audit::log::Fsync,
+) -> std::sync::Arc<warden::audit::log::AuditLog> {
+    use warden::audit::log::{AuditLog, LogOptions};
+    let key = warden::audit::checkpoint::HostKey::generate("bench/warden-audit").unwrap();
+    let options = LogOptions {
+        fsync,
+        ..LogOptions::default()
+    };
+    std::sync::Arc::new(AuditLog::open(&dir.join(name), key, options).unwrap())
+}
+
 /// The mean time of `group/name` in nanoseconds, from criterion's output.
 pub fn mean(group: &str, name: &str) -> Option<f64> {
     let dir = std::env::var_os("CARGO_TARGET_DIR")

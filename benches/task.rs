@@ -26,14 +26,13 @@ mod floor;
 #[path = "../tests/all/guests.rs"]
 mod guests;
 
-use floor::mean;
+use floor::{log, mean};
 
 use criterion::Criterion;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use warden::audit::checkpoint::HostKey;
-use warden::audit::log::{AuditLog, Fsync, LogOptions};
+use warden::audit::log::Fsync;
 use warden::manifest::Manifest;
 use warden::{EngineConfig, Runtime, TaskRequest, Tool};
 use warden_host_api::audit::{EventSink, NullSink};
@@ -47,15 +46,6 @@ const INFLIGHT: usize = 16;
 /// lanes' start and drain are a small part of each, whatever number of iterations
 /// criterion asks for.
 const BATCH: u64 = 512;
-
-fn log(dir: &std::path::Path, name: &str, fsync: Fsync) -> Arc<AuditLog> {
-    let key = HostKey::generate("bench/warden-task").unwrap();
-    let options = LogOptions {
-        fsync,
-        ..LogOptions::default()
-    };
-    Arc::new(AuditLog::open(&dir.join(name), key, options).unwrap())
-}
 
 fn main() {
     let _wasm = guests::guests().join("echo.wasm");

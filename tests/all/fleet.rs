@@ -519,6 +519,18 @@ impl FleetHost {
             None,
         )
     }
+
+    /// `warden audit verify --witness` fails this host's log (exit 1), saying `verdict`
+    /// about what the witness cosigned.
+    fn refused_by_witness(&self, witness: &str, verdict: &str) {
+        let out = self.verify(&self.sb.audit, witness);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert!(
+            said.contains(verdict) && said.contains("cosigned"),
+            "{said}"
+        );
+    }
 }
 
 /// `warden audit collect` running in the background; killed when dropped.
@@ -774,13 +786,7 @@ fn a_host_that_rewrites_its_log_after_shipping_is_caught() {
             .contains("forged.")
     );
     // On the host, its own key says intact; the witness says otherwise.
-    let out = a.verify(&a.sb.audit, &collector.witness);
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{said}");
-    assert!(
-        said.contains("differ from what") && said.contains("cosigned"),
-        "{said}"
-    );
+    a.refused_by_witness(&collector.witness, "differ from what");
 }
 
 /// A record published under a host's subject with other bytes than the host's (anyone who
@@ -1408,13 +1414,7 @@ fn a_log_cut_short_behind_the_witness_is_caught() {
         own.status.success(),
         "the host's own key cannot tell: {own:?}"
     );
-    let out = a.verify(&a.sb.audit, &collector.witness);
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{said}");
-    assert!(
-        said.contains("truncated") && said.contains("cosigned"),
-        "{said}"
-    );
+    a.refused_by_witness(&collector.witness, "truncated");
 }
 
 /// Whoever may publish on a tool's work queue can ask for a task, but not pick a task id

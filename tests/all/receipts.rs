@@ -64,6 +64,19 @@ impl Setup {
     fn signed(&self) -> u64 {
         self.log.latest_checkpoint().map_or(0, |(size, _)| size)
     }
+
+    /// Waits, asking for nothing, until a checkpoint signs record `seq`; fails after 20 s.
+    async fn wait_signed(&self, seq: u64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.signed() <= seq {
+            assert!(
+                Instant::now() < deadline,
+                "seq {seq} not signed after 20 s; the newest checkpoint signs {}",
+                self.signed()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 }
 
 /// The seq of the task's `task.end`, which its receipt names.
@@ -79,15 +92,7 @@ async fn a_finished_task_is_signed_within_the_checkpoint_delay_without_more_reco
     let out = s.run(false).await;
     let end = end_seq(&out);
     // Nothing else is written: the writer signs on its own when the delay is up.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while s.signed() <= end {
-        assert!(
-            Instant::now() < deadline,
-            "task.end seq {end} not signed after 20 s; the newest checkpoint signs {}",
-            s.signed()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    s.wait_signed(end).await;
     let report = verify(&s.path, &s.verifier).unwrap();
     assert_eq!((report.records, report.uncovered), (end + 1, 0));
 }
@@ -170,14 +175,7 @@ async fn tasks_that_end_together_share_a_sync_and_a_signature() {
         "{TASKS} tasks at once took {checkpoints} signatures: none was shared"
     );
     // And every one of them is signed in the end.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while s.signed() <= last {
-        assert!(
-            Instant::now() < deadline,
-            "the last task end was never signed"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    s.wait_signed(last).await;
 }
 
 #[tokio::test]

@@ -255,6 +255,8 @@ pub struct AuditLog {
     path: PathBuf,
     fsync: Fsync,
     checkpoint_delay: Duration,
+    /// What every receipt waits on, shared.
+    progress: Arc<LogProgress>,
     verifier: super::checkpoint::VerifierKey,
 }
 
@@ -777,11 +779,15 @@ impl AuditLog {
             .spawn(move || writer.run())
             .map_err(io(path))?;
         let log = AuditLog {
-            shared,
+            shared: shared.clone(),
             writer: Some(handle),
             path: path.to_path_buf(),
             fsync: opts.fsync,
             checkpoint_delay: opts.checkpoint_delay,
+            progress: Arc::new(LogProgress {
+                shared,
+                fsync: opts.fsync,
+            }),
             verifier,
         };
         let meta = writer_meta();
@@ -949,12 +955,7 @@ impl AuditLog {
 
 impl EventSink for AuditLog {
     fn emit(&self, record: &Record<'_>) -> anyhow::Result<()> {
-        let seq = with_body(record, |event, body| {
-            let mut st = self.lock();
-            let seq = self.enqueue(&mut st, event, body)?;
-            Ok((seq, st))
-        })?;
-        let (seq, mut st) = seq;
+        let (seq, mut st) = self.queue(record)?;
         // A task's start has no effect to hold back: any later record that
         // waits makes it durable too.
         if self.fsync == Fsync::Always && record.event.event != "task.start" {
@@ -966,11 +967,7 @@ impl EventSink for AuditLog {
     }
 
     fn end(&self, record: &Record<'_>) -> anyhow::Result<Receipt> {
-        let (seq, mut st) = with_body(record, |event, body| {
-            let mut st = self.lock();
-            let seq = self.enqueue(&mut st, event, body)?;
-            Ok((seq, st))
-        })?;
+        let (seq, mut st) = self.queue(record)?;
         if self.fsync == Fsync::Always {
             st.ends_waiting += 1;
             st.first_end.get_or_insert_with(Instant::now);
@@ -982,31 +979,39 @@ impl EventSink for AuditLog {
         if st.cover_due.is_none() {
             st.cover_due = Some(Instant::now() + self.checkpoint_delay);
         }
-        Ok(Receipt::new(
-            seq,
-            Arc::new(LogProgress {
-                shared: self.shared.clone(),
-                fsync: self.fsync,
-            }),
-        ))
+        Ok(Receipt::new(seq, self.progress.clone()))
     }
 }
 
 impl AuditLog {
-    /// Numbers and queues the record `body` ([`body`]) of an `event`, waking
-    /// the writer if it was idle.
-    fn enqueue(&self, st: &mut State, event: &str, body: &[u8]) -> anyhow::Result<u64> {
-        if let Some(f) = &st.failed {
-            anyhow::bail!("audit log failed: {f}");
+    /// Queues `record`, waking the writer if it was idle; returns its seq and
+    /// the state, still locked. Its [`body`] is written before the lock is
+    /// taken, into a buffer this thread keeps for its next record.
+    fn queue(&self, record: &Record<'_>) -> anyhow::Result<(u64, MutexGuard<'_, State>)> {
+        use std::cell::RefCell;
+        thread_local! {
+            static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
         }
-        let idle = st.ends.is_empty();
-        let seq = st.enqueue(event, body);
-        // One wake-up per group: a writer that is busy takes what is queued
-        // when it comes back.
-        if idle {
-            self.shared.work.notify_one();
-        }
-        Ok(seq)
+        BUF.with_borrow_mut(|buf| {
+            buf.clear();
+            body(buf, record)?;
+            let mut st = self.lock();
+            if let Some(f) = &st.failed {
+                anyhow::bail!("audit log failed: {f}");
+            }
+            let idle = st.ends.is_empty();
+            let seq = st.enqueue(record.event.event, buf);
+            // One wake-up per group: a writer that is busy takes what is queued
+            // when it comes back.
+            if idle {
+                self.shared.work.notify_one();
+            }
+            // A rare huge record does not pin its buffer for the thread's life.
+            if buf.capacity() > 64 * 1024 {
+                *buf = Vec::new();
+            }
+            Ok((seq, st))
+        })
     }
 
     /// Somebody waits for record `seq` to be synced: the writer stops gathering a
@@ -1017,28 +1022,6 @@ impl AuditLog {
             self.shared.work.notify_one();
         }
     }
-}
-
-/// Calls `f` with the record's event and its [`body`], written into a buffer
-/// this thread keeps for the next record.
-fn with_body<T>(
-    record: &Record<'_>,
-    f: impl FnOnce(&str, &[u8]) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    use std::cell::RefCell;
-    thread_local! {
-        static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    }
-    BUF.with_borrow_mut(|buf| {
-        buf.clear();
-        body(buf, record)?;
-        let out = f(record.event.event, buf);
-        // A rare huge record does not pin its buffer for the thread's life.
-        if buf.capacity() > 64 * 1024 {
-            *buf = Vec::new();
-        }
-        out
-    })
 }
 
 /// A finished task's view of the writer: when its `task.end` is settled, and covered.
