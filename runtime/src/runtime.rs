@@ -2,7 +2,7 @@
 
 use crate::tool::Entry;
 use crate::*;
-use manifest::{Manifest, ManifestError};
+use manifest::{Digest, Manifest, ManifestError};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -252,10 +252,18 @@ impl Runtime {
     /// Compiles a component file, checking nothing but that it is one; from the runtime's
     /// cache when it holds an authenticated artifact of it ([`EngineConfig::cache_dir`]).
     pub fn compile(&self, path: &std::path::Path) -> Result<(Component, Vec<u8>), LoadError> {
-        let bytes = std::fs::read(path).map_err(|error| LoadError::Read {
-            path: path.to_path_buf(),
-            error,
-        })?;
+        let bytes = read(path)?;
+        let component = self.compile_bytes(path, &bytes, &Digest::of(&bytes))?;
+        Ok((component, bytes))
+    }
+
+    /// Compiles `bytes`, read from `path`, whose digest is `digest`.
+    fn compile_bytes(
+        &self,
+        path: &std::path::Path,
+        bytes: &[u8],
+        digest: &Digest,
+    ) -> Result<Component, LoadError> {
         // Watched only when compiling: a cache hit starts no thread.
         let watch = || {
             self.compile_notices
@@ -263,10 +271,10 @@ impl Runtime {
                 .map(|notify| engine::slow::Watch::start(notify, path, bytes.len() as u64))
         };
         let component = match &self.cache {
-            Some(cache) => cache.component_compiling(&self.engine, &bytes, watch),
+            Some(cache) => cache.component_compiling(&self.engine, bytes, digest.hash(), watch),
             None => {
                 let _watch = watch();
-                Component::new(&self.engine, &bytes)
+                Component::new(&self.engine, bytes)
             }
         };
         let component = component.map_err(|e| {
@@ -291,7 +299,7 @@ impl Runtime {
                 message,
             }
         })?;
-        Ok((component, bytes))
+        Ok(component)
     }
 
     /// Loads the tool of `manifest`: reads and pins its component, detects
@@ -303,9 +311,14 @@ impl Runtime {
             });
         }
         let path = manifest.tool.component.clone();
-        let (component, bytes) = self.compile(&path)?;
-        manifest.verify_digest(&bytes)?;
-        let digest = format!("blake3:{}", blake3::hash(&bytes).to_hex());
+        let bytes = read(&path)?;
+        // Hashed once: for the pin, the cache entry and the records. A component that is not
+        // the pinned one is refused before anything compiles or loads it.
+        let digest = Digest::of(&bytes);
+        manifest.verify_digest_is(digest)?;
+        let component = self.compile_bytes(&path, &bytes, &digest)?;
+        drop(bytes);
+        let digest = digest.to_string();
         let rejected = |message: String| LoadError::Rejected {
             path: path.clone(),
             message,
@@ -338,4 +351,12 @@ impl Runtime {
             settings: self.settings.clone(),
         })
     }
+}
+
+/// The bytes of the component file at `path`.
+fn read(path: &std::path::Path) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(path).map_err(|error| LoadError::Read {
+        path: path.to_path_buf(),
+        error,
+    })
 }

@@ -518,6 +518,49 @@ async fn the_agent_loop_example_runs() {
     }
 }
 
+/// A pinned manifest refuses other bytes before anything compiles them: whoever swaps the
+/// component file gets neither a compile nor a cache entry out of the host.
+#[test]
+fn a_pinned_component_is_checked_before_it_compiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("compiled");
+    let runtime = Runtime::new(&EngineConfig {
+        cache_dir: Some(cache.clone()),
+        cache_key: Some(dir.path().join("cache.key")),
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let echo = std::fs::read(crate::support::guests().join("echo.wasm")).unwrap();
+    let component = dir.path().join("t.wasm");
+    std::fs::write(&component, wat::parse_str("(component)").unwrap()).unwrap();
+    let manifest = dir.path().join("t.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[tool]\nname = \"t\"\ncomponent = \"t.wasm\"\ndigest = \"{}\"\n",
+            warden::manifest::Digest::of(&echo)
+        ),
+    )
+    .unwrap();
+    let entries = || std::fs::read_dir(&cache).unwrap().count();
+
+    let Err(err) = runtime.load(Manifest::load(&manifest).unwrap()) else {
+        panic!("the swapped component loaded");
+    };
+    assert!(
+        matches!(
+            &err,
+            warden::LoadError::Manifest(warden::manifest::ManifestError::DigestMismatch { .. })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(entries(), 0, "the swapped bytes were compiled");
+
+    std::fs::write(&component, &echo).unwrap();
+    runtime.load(Manifest::load(&manifest).unwrap()).unwrap();
+    assert_eq!(entries(), 1);
+}
+
 /// Every example guest, in Rust, Python and JavaScript, fits the pool's per-task budget, so
 /// `max_tasks` of any of them fit at once; a component over the budget is refused when
 /// loaded, naming the limit, its need and the setting.

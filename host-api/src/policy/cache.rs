@@ -128,23 +128,26 @@ impl PolicyCache {
 
     /// The stored verdict for `input`, or a fresh evaluation, stored if cacheable.
     pub(crate) fn evaluate(&self, policy: &Policy, input: &PolicyInput) -> Verdict {
-        self.evaluate_key(Key::of(policy, input), policy, || input)
+        self.evaluate_key(Key::of(policy, input), policy, || input.document())
     }
 
-    /// The verdict stored under `key`, or else `policy`'s verdict on the input `input`
-    /// builds (only on a miss), stored if cacheable.
-    pub(crate) fn evaluate_key<'a>(
+    /// The verdict stored under `key`, or else `policy`'s verdict on the input document
+    /// `input` builds (only on a miss), stored if cacheable.
+    pub(crate) fn evaluate_key(
         &self,
         key: Key,
         policy: &Policy,
-        input: impl FnOnce() -> &'a PolicyInput,
+        input: impl FnOnce() -> Result<regorus::Value, String>,
     ) -> Verdict {
         if let Some(verdict) = self.lock().get(&key) {
             return verdict.clone();
         }
         // Evaluated without the lock, so tasks sharing the cache do not queue behind
         // each other's policy evaluations; two racing misses both evaluate, and agree.
-        let verdict = policy.evaluate(input());
+        let verdict = match input() {
+            Ok(document) => policy.evaluate_document(document),
+            Err(message) => Verdict::error(message),
+        };
         if verdict.cacheable {
             self.store(key, &verdict);
         }

@@ -186,17 +186,20 @@ impl Policy {
     /// assert_eq!(verdict.messages, ["no environment"]);
     /// ```
     pub fn evaluate(&self, input: &PolicyInput) -> Verdict {
-        self.try_evaluate(input).unwrap_or_else(|message| Verdict {
-            allowed: false,
-            messages: vec![format!("policy error: {message}")],
-            cacheable: false,
-        })
+        match input.document() {
+            Ok(document) => self.evaluate_document(document),
+            Err(message) => Verdict::error(message),
+        }
     }
 
-    fn try_evaluate(&self, input: &PolicyInput) -> Result<Verdict, String> {
-        let input = serde_json::to_value(input).map_err(|e| format!("input: {e}"))?;
+    /// [`evaluate`](Self::evaluate) for an input already made a regorus document.
+    pub(crate) fn evaluate_document(&self, input: Value) -> Verdict {
+        self.try_evaluate(input).unwrap_or_else(Verdict::error)
+    }
+
+    fn try_evaluate(&self, input: Value) -> Result<Verdict, String> {
         let mut engine = self.engine.clone();
-        engine.set_input(Value::from(input));
+        engine.set_input(input);
 
         let mut messages = Vec::new();
         if self.rules.deny {

@@ -79,6 +79,21 @@ pub struct PolicyInput {
     pub time: PolicyTime,
 }
 
+impl PolicyInput {
+    /// This input as the regorus document a policy reads as `input`.
+    pub(crate) fn document(&self) -> Result<regorus::Value, String> {
+        document(self)
+    }
+}
+
+/// `value` as a regorus document, through the `Serialize` that also writes the JSON the
+/// module docs show: one spelling of every field.
+pub(crate) fn document<T: Serialize>(value: &T) -> Result<regorus::Value, String> {
+    serde_json::to_value(value)
+        .map(regorus::Value::from)
+        .map_err(|e| format!("input: {e}"))
+}
+
 /// The `grant` part of [`PolicyInput`]: the grant a task holds and where it came from.
 ///
 /// `depth` and `id` are derived from `chain`, so the three cannot disagree: a grant issued

@@ -1,14 +1,14 @@
 //! [`TaskPolicy`]: the policies one task's calls are checked against, and the part of
 //! their input that stays the same for the whole task.
 
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
 use super::cache::{Key, PolicyCache};
 use super::engine::Policy;
-use super::input::{CallInfo, CallKind, GrantInfo, PolicyInput, PolicyTime};
+use super::input::{CallInfo, CallKind, GrantInfo, PolicyInput, PolicyTime, document};
 use super::verdict::Denied;
 use crate::audit::TaskMeta;
 
@@ -65,6 +65,10 @@ struct Inner {
     context: Map<String, Value>,
     client: Map<String, Value>,
     clock: Option<Clock>,
+    /// The input document with the task's fields, made at the first evaluation: each call
+    /// replaces only its own fields (`call`, `resource`, `method`, `time`) in a copy, which
+    /// shares the rest. Converting the whole input every call was a fifth of a decision.
+    base: OnceLock<Result<regorus::Value, String>>,
 }
 
 impl std::fmt::Debug for TaskPolicy {
@@ -105,6 +109,7 @@ impl TaskPolicy {
                 context,
                 client: Map::new(),
                 clock: None,
+                base: OnceLock::new(),
             })),
         }
     }
@@ -153,7 +158,9 @@ impl TaskPolicy {
         for policy in &inner.policies {
             let key = Key::new(policy, inner.grant.id(), call, kind, method, resource);
             let verdict = inner.cache.evaluate_key(key, policy, || {
-                input.get_or_insert_with(|| inner.input(call, kind, resource, method))
+                input
+                    .get_or_insert_with(|| inner.document(call, kind, resource, method))
+                    .clone()
             });
             verdict.into_result(policy.name())?;
         }
@@ -162,6 +169,32 @@ impl TaskPolicy {
 }
 
 impl Inner {
+    /// The document of `input(call, kind, resource, method)`, from the task's base.
+    fn document(
+        &self,
+        call: &str,
+        kind: CallKind,
+        resource: Option<&str>,
+        method: Option<&str>,
+    ) -> Result<regorus::Value, String> {
+        let base = self
+            .base
+            .get_or_init(|| document(&self.input_at("", CallKind::FsRead, None, None, UNIX_EPOCH)));
+        let mut doc = base.clone()?;
+        let fields = doc.as_object_mut().map_err(|e| format!("input: {e}"))?;
+        let text = |s: Option<&str>| s.map_or(regorus::Value::Null, regorus::Value::from);
+        fields.insert("call".into(), document(&CallInfo::new(call, kind))?);
+        fields.insert("resource".into(), text(resource));
+        fields.insert("method".into(), text(method));
+        fields.insert("time".into(), document(&PolicyTime::at(self.now()))?);
+        Ok(doc)
+    }
+
+    fn now(&self) -> SystemTime {
+        self.clock.as_ref().map_or_else(SystemTime::now, |c| c())
+    }
+
+    #[cfg(test)]
     fn input(
         &self,
         call: &str,
@@ -169,7 +202,17 @@ impl Inner {
         resource: Option<&str>,
         method: Option<&str>,
     ) -> PolicyInput {
-        let now = self.clock.as_ref().map_or_else(SystemTime::now, |c| c());
+        self.input_at(call, kind, resource, method, self.now())
+    }
+
+    fn input_at(
+        &self,
+        call: &str,
+        kind: CallKind,
+        resource: Option<&str>,
+        method: Option<&str>,
+        now: SystemTime,
+    ) -> PolicyInput {
         PolicyInput {
             agent: self.agent.clone(),
             tool: self.tool.clone(),
@@ -201,6 +244,71 @@ mod tests {
             tool: "tool".into(),
             component: "blake3:00".into(),
             mcp: None,
+        }
+    }
+
+    /// Each call's document is the task's base with that call's fields replaced: the same
+    /// document, field for field, as converting the whole input, and nothing of one call is
+    /// left in the next.
+    #[test]
+    fn a_call_document_is_the_whole_input_converted() {
+        let mut meta = meta();
+        meta.agent = Some("planner".into());
+        let grant = GrantInfo::new(
+            vec!["root".into(), "leaf".into()],
+            Some(UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
+        )
+        .unwrap();
+        let context = serde_json::json!({"risk": 0.4, "tags": ["a", "b"]});
+        let policy = Policy::from_source("p.rego", "package warden\ndeny if false\n").unwrap();
+        let tick = Arc::new(AtomicU64::new(1_795_600_800));
+        let clock = tick.clone();
+        let task = TaskPolicy::new(
+            vec![policy],
+            &meta,
+            grant,
+            context.as_object().unwrap().clone(),
+        )
+        .client(serde_json::json!({"risk": 0}).as_object().unwrap().clone())
+        .clock(Arc::new(move || {
+            UNIX_EPOCH + Duration::from_secs(clock.fetch_add(3700, Ordering::SeqCst))
+        }));
+        let inner = task.inner.as_ref().unwrap();
+        let calls = [
+            (
+                "wasi:http/outgoing-handler.handle",
+                CallKind::Http,
+                Some("https://x.test/"),
+                Some("POST"),
+            ),
+            (
+                "wasi:cli/environment.get-environment",
+                CallKind::Env,
+                None,
+                None,
+            ),
+            (
+                "wasi:filesystem/types.[method]descriptor.open-at",
+                CallKind::FsWrite,
+                Some("/w/a"),
+                None,
+            ),
+            (
+                "wasi:http/outgoing-handler.handle",
+                CallKind::Http,
+                Some("https://x.test/"),
+                Some("POST"),
+            ),
+        ];
+        for (call, kind, resource, method) in calls {
+            let fast = inner.document(call, kind, resource, method).unwrap();
+            // The clock moved on by one tick; the whole input is made at the same time.
+            tick.fetch_sub(3700, Ordering::SeqCst);
+            let whole = inner
+                .input(call, kind, resource, method)
+                .document()
+                .unwrap();
+            assert_eq!(fast, whole, "{call}");
         }
     }
 

@@ -573,6 +573,30 @@ fn the_cache_is_bounded_and_keyed_by_policy() {
     assert!(off.is_empty());
 }
 
+#[test]
+fn a_decision_sees_nothing_of_the_one_before() {
+    // One policy decides call after call on the engines it keeps: nothing of one input, one
+    // rule value, one failed evaluation or one print may reach the next decision.
+    let policy = compile(
+        "package warden\n\nflagged if input.context.flag\n\ndeny contains \"flagged\" if {\n  print(\"flag\", input.context)\n  flagged\n}\n\ndeny contains msg if {\n  msg := sprintf(\"%v\", [1 / input.context.zero])\n}\n",
+    );
+    let plain = input(CallKind::FsRead, "/x");
+    for round in 0..20 {
+        assert_allowed(&policy.evaluate(&plain));
+        let flagged = with_context(plain.clone(), json!({"flag": true}));
+        assert_denied(&policy.evaluate(&flagged), &["flagged"]);
+        assert_allowed(&policy.evaluate(&plain));
+        if round % 5 == 0 {
+            let failing = with_context(plain.clone(), json!({"zero": 0}));
+            let v = policy.evaluate(&failing);
+            assert!(
+                !v.allowed && v.messages[0].starts_with("policy error: "),
+                "{v:?}"
+            );
+        }
+    }
+}
+
 // --- Concurrency and cost -------------------------------------------------------------
 
 #[test]

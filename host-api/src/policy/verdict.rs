@@ -30,6 +30,15 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// The denial for an evaluation that failed: fails closed, never cached.
+    pub(crate) fn error(message: String) -> Verdict {
+        Verdict {
+            allowed: false,
+            messages: vec![format!("policy error: {message}")],
+            cacheable: false,
+        }
+    }
+
     /// `Ok` if allowed, else the denial, attributed to the policy `name`.
     pub fn into_result(self, name: &str) -> Result<(), Denied> {
         if self.allowed {

@@ -88,19 +88,21 @@ impl CodeCache {
     ///
     /// A cache that cannot be read or written only costs a compilation.
     pub fn component(&self, engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Component> {
-        self.component_compiling(engine, wasm, || ())
+        self.component_compiling(engine, wasm, &hash(wasm), || ())
     }
 
-    /// Like [`component`](Self::component), with `compiling` called when there is no valid
-    /// entry and the component must be compiled, and what it returns held until that ends:
-    /// how a host watches only the slow path ([`super::slow`]).
+    /// Like [`component`](Self::component), for `wasm` whose BLAKE3 hash the caller already
+    /// has (`digest`, trusted to be of `wasm`), with `compiling` called when there is no
+    /// valid entry and the component must be compiled, and what it returns held until that
+    /// ends: how a host watches only the slow path ([`super::slow`]).
     pub fn component_compiling<G>(
         &self,
         engine: &Engine,
         wasm: &[u8],
+        digest: &blake3::Hash,
         compiling: impl FnOnce() -> G,
     ) -> wasmtime::Result<Component> {
-        let id = entry_id(engine, wasm);
+        let id = entry_id(engine, digest);
         let path = self.path_of(&id);
         if let Some(component) = self.load(engine, &id, &path) {
             return Ok(component);
@@ -124,13 +126,13 @@ impl CodeCache {
 
     /// The file of the entry for `wasm` compiled by `engine`, whether or not it exists.
     pub fn entry_path(&self, engine: &Engine, wasm: &[u8]) -> PathBuf {
-        self.path_of(&entry_id(engine, wasm))
+        self.path_of(&entry_id(engine, &hash(wasm)))
     }
 
     fn tag(&self, id: &[u8; 32], artifact: &[u8]) -> blake3::Hash {
         let mut h = blake3::Hasher::new_keyed(&self.tag_key);
         h.update(id);
-        h.update(artifact);
+        update(&mut h, artifact);
         h.finalize()
     }
 
@@ -186,7 +188,7 @@ impl CodeCache {
 
 /// What an entry is of: the component's bytes and everything about the engine that decides
 /// the machine code (wasmtime's own compatibility hash of its settings and version).
-fn entry_id(engine: &Engine, wasm: &[u8]) -> [u8; 32] {
+fn entry_id(engine: &Engine, digest: &blake3::Hash) -> [u8; 32] {
     struct Feed(blake3::Hasher);
     impl Hasher for Feed {
         fn finish(&self) -> u64 {
@@ -198,9 +200,28 @@ fn entry_id(engine: &Engine, wasm: &[u8]) -> [u8; 32] {
     }
     let mut feed = Feed(blake3::Hasher::new());
     feed.0.update(b"warden compiled component\0");
-    feed.0.update(blake3::hash(wasm).as_bytes());
+    feed.0.update(digest.as_bytes());
     engine.precompile_compatibility_hash().hash(&mut feed);
     *feed.0.finalize().as_bytes()
+}
+
+/// Inputs from this size on are hashed on every core: below it, handing chunks to other
+/// threads costs more than it saves (blake3's guidance is about 128 KiB).
+const PARALLEL_FROM: usize = 1 << 20;
+
+/// BLAKE3 of `bytes`, on every core when they are large (a component, an artifact).
+pub fn hash(bytes: &[u8]) -> blake3::Hash {
+    let mut h = blake3::Hasher::new();
+    update(&mut h, bytes);
+    h.finalize()
+}
+
+fn update(h: &mut blake3::Hasher, bytes: &[u8]) {
+    if bytes.len() >= PARALLEL_FROM {
+        h.update_rayon(bytes);
+    } else {
+        h.update(bytes);
+    }
 }
 
 /// Creates `dir` readable by its owner only, and refuses one others may write: whoever can

@@ -208,7 +208,12 @@ pub struct Digest(blake3::Hash);
 impl Digest {
     /// The digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Digest {
-        Digest(blake3::hash(bytes))
+        Digest(crate::engine::cache::hash(bytes))
+    }
+
+    /// The BLAKE3 hash it holds.
+    pub fn hash(&self) -> &blake3::Hash {
+        &self.0
     }
 
     /// The 32 raw bytes.
@@ -260,10 +265,14 @@ impl Manifest {
     /// The mismatch error names the line of `tool.digest` and both digests, so the user
     /// can tell a stale pin from a swapped component.
     pub fn verify_digest(&self, component_bytes: &[u8]) -> Result<(), ManifestError> {
+        self.verify_digest_is(Digest::of(component_bytes))
+    }
+
+    /// [`verify_digest`](Self::verify_digest) for a component whose digest is `actual`.
+    pub fn verify_digest_is(&self, actual: Digest) -> Result<(), ManifestError> {
         let Some(expected) = self.tool.digest else {
             return Ok(());
         };
-        let actual = Digest::of(component_bytes);
         // blake3::Hash compares in constant time; not that the digest is secret, but it
         // costs nothing.
         if actual == expected {
