@@ -144,10 +144,7 @@ impl PolicyCache {
         }
         // Evaluated without the lock, so tasks sharing the cache do not queue behind
         // each other's policy evaluations; two racing misses both evaluate, and agree.
-        let verdict = match input() {
-            Ok(document) => policy.evaluate_document(document),
-            Err(message) => Verdict::error(message),
-        };
+        let verdict = policy.evaluate_document(input());
         if verdict.cacheable {
             self.store(key, &verdict);
         }

@@ -186,15 +186,15 @@ impl Policy {
     /// assert_eq!(verdict.messages, ["no environment"]);
     /// ```
     pub fn evaluate(&self, input: &PolicyInput) -> Verdict {
-        match input.document() {
-            Ok(document) => self.evaluate_document(document),
-            Err(message) => Verdict::error(message),
-        }
+        self.evaluate_document(input.document())
     }
 
-    /// [`evaluate`](Self::evaluate) for an input already made a regorus document.
-    pub(crate) fn evaluate_document(&self, input: Value) -> Verdict {
-        self.try_evaluate(input).unwrap_or_else(Verdict::error)
+    /// [`evaluate`](Self::evaluate) for an input already made a regorus document, or the
+    /// reason it could not be, which denies like any evaluation error.
+    pub(crate) fn evaluate_document(&self, input: Result<Value, String>) -> Verdict {
+        input
+            .and_then(|document| self.try_evaluate(document))
+            .unwrap_or_else(Verdict::error)
     }
 
     fn try_evaluate(&self, input: Value) -> Result<Verdict, String> {

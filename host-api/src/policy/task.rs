@@ -169,7 +169,7 @@ impl TaskPolicy {
 }
 
 impl Inner {
-    /// The document of `input(call, kind, resource, method)`, from the task's base.
+    /// The document of `input_at(call, kind, resource, method, now)`, from the task's base.
     fn document(
         &self,
         call: &str,
@@ -192,17 +192,6 @@ impl Inner {
 
     fn now(&self) -> SystemTime {
         self.clock.as_ref().map_or_else(SystemTime::now, |c| c())
-    }
-
-    #[cfg(test)]
-    fn input(
-        &self,
-        call: &str,
-        kind: CallKind,
-        resource: Option<&str>,
-        method: Option<&str>,
-    ) -> PolicyInput {
-        self.input_at(call, kind, resource, method, self.now())
     }
 
     fn input_at(
@@ -305,7 +294,7 @@ mod tests {
             // The clock moved on by one tick; the whole input is made at the same time.
             tick.fetch_sub(3700, Ordering::SeqCst);
             let whole = inner
-                .input(call, kind, resource, method)
+                .input_at(call, kind, resource, method, inner.now())
                 .document()
                 .unwrap();
             assert_eq!(fast, whole, "{call}");

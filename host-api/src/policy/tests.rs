@@ -575,8 +575,8 @@ fn the_cache_is_bounded_and_keyed_by_policy() {
 
 #[test]
 fn a_decision_sees_nothing_of_the_one_before() {
-    // One policy decides call after call on the engines it keeps: nothing of one input, one
-    // rule value, one failed evaluation or one print may reach the next decision.
+    // One policy decides call after call: nothing of one input, one rule value, one failed
+    // evaluation or one print may reach the next decision.
     let policy = compile(
         "package warden\n\nflagged if input.context.flag\n\ndeny contains \"flagged\" if {\n  print(\"flag\", input.context)\n  flagged\n}\n\ndeny contains msg if {\n  msg := sprintf(\"%v\", [1 / input.context.zero])\n}\n",
     );

@@ -5,7 +5,7 @@ use crate::host::{EngineArgs, engine};
 use crate::{Failure, usage};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use warden::manifest::Manifest;
+use warden::manifest::{Digest, Manifest};
 use warden::{EngineConfig, Kind};
 
 #[derive(clap::Args)]
@@ -30,7 +30,7 @@ pub(crate) fn inspect(args: Args, engine_args: &EngineArgs) -> Result<ExitCode, 
     let (c, bytes) = rt.compile(&component).map_err(usage)?;
     let kind = warden::component::detect(rt.engine(), &c);
     println!("component: {}", component.display());
-    println!("digest: blake3:{}", blake3::hash(&bytes).to_hex());
+    println!("digest: {}", Digest::of(&bytes));
     match &kind {
         Ok(k) => println!("kind: {k}"),
         Err(msg) => println!("kind: not runnable: {msg}"),

@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 use warden::TaskGrant;
-use warden::manifest::Manifest;
+use warden::manifest::{Digest, Manifest};
 use warden::token::{self, GrantRecord, IssuerKey, IssuerPublicKey, ToolId};
 use warden_host_api::grant::{Capabilities, Grant, Narrowing};
 use warden_host_api::limits::manifest::parse_duration;
@@ -45,10 +45,11 @@ fn tool_id(m: &Manifest) -> Result<ToolId, Failure> {
             path.display()
         ))
     })?;
-    m.verify_digest(&bytes).map_err(usage)?;
+    let digest = Digest::of(&bytes);
+    m.verify_digest_is(digest).map_err(usage)?;
     Ok(ToolId {
         name: m.tool.name.clone(),
-        component: format!("blake3:{}", blake3::hash(&bytes).to_hex()),
+        component: digest.to_string(),
     })
 }
 
