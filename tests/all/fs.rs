@@ -482,3 +482,81 @@ fn a_special_grant_opens_a_fifo_without_waiting_and_the_task_ends_in_time() {
         serde_json::json!(["/ro read special", "/rw read-write"])
     );
 }
+
+#[test]
+fn stat_at_answers_what_it_vetted_and_refuses_what_it_must() {
+    use std::os::unix::fs::MetadataExt;
+    let sb = probe();
+    std::fs::create_dir(sb.path("root/rw/dir")).unwrap();
+    std::os::unix::fs::symlink("../ro/hello.txt", sb.path("root/rw/link")).unwrap();
+    let stat = |preopen: &str, path: &str, follow: bool| {
+        sb.run(
+            &json!({"op": "raw_stat", "preopen": preopen, "path": path, "follow": follow})
+                .to_string(),
+        )
+    };
+
+    // Every field is the host's own, and the record is as it always was.
+    let run = stat("/ro", "hello.txt", true);
+    let meta = std::fs::metadata(sb.path("root/ro/hello.txt")).unwrap();
+    let when = |t: std::io::Result<std::time::SystemTime>| {
+        t.ok().map_or(serde_json::Value::Null, |t| {
+            let d = t.duration_since(std::time::UNIX_EPOCH).unwrap();
+            json!([d.as_secs(), d.subsec_nanos()])
+        })
+    };
+    assert_eq!(
+        run.json(),
+        json!({
+            "ok": true,
+            "type": "DescriptorType::RegularFile",
+            "link_count": meta.nlink(),
+            "size": meta.len(),
+            "accessed": when(meta.accessed()),
+            "modified": when(meta.modified()),
+            "changed": when(meta.created()),
+        }),
+        "{run:#?}"
+    );
+    let call = run
+        .records
+        .iter()
+        .find(|r| r["call"] == "wasi:filesystem/types.[method]descriptor.stat-at")
+        .expect("stat-at is recorded");
+    assert_eq!(call["decision"], "allow");
+    assert_eq!(call["resource"], "/ro/hello.txt");
+    assert_eq!(call["rule"], "fs[0] /ro read");
+    assert_eq!(
+        call["args"],
+        json!({"path": "hello.txt", "flags": "(SYMLINK_FOLLOW)"})
+    );
+    run.assert_recorded();
+
+    let dir = stat("/rw", "dir", true).json();
+    assert_eq!(dir["type"], "DescriptorType::Directory", "{dir}");
+    let link = stat("/rw", "link", false).json();
+    assert_eq!(link["type"], "DescriptorType::SymbolicLink", "{link}");
+    assert_eq!(link["size"], "../ro/hello.txt".len(), "{link}");
+    let missing = stat("/rw", "missing", true);
+    assert_eq!(missing.json(), json!({"ok": false, "kind": "no-entry"}));
+    missing.assert_recorded();
+
+    // Followed, the link leaves /rw's descriptor, and the capability refuses it.
+    let out = stat("/rw", "link", true);
+    assert_eq!(out.json(), json!({"ok": false, "kind": "not-permitted"}));
+    assert_eq!(out.denial("stat-at")["resource"], "/rw/link");
+    // Through /ro's descriptor, /rw is outside the grant the path starts from.
+    let across = stat("/ro", "../rw/dir", true);
+    assert_eq!(across.json()["ok"], false, "{across:#?}");
+    assert_eq!(across.denial("stat-at")["resource"], "/rw/dir");
+    // A hard link to a file outside every grant is refused, not described.
+    outside_file_linked_into_rw(&sb);
+    let hard = stat("/rw", "hard", true);
+    assert_eq!(hard.json(), json!({"ok": false, "kind": "not-permitted"}));
+    assert!(
+        hard.denial("stat-at")["rule"]
+            .as_str()
+            .unwrap()
+            .contains("2 hard links")
+    );
+}

@@ -27,8 +27,8 @@ const INPUT_SCHEMA: &str = r#"{
     "op": {"enum": ["read", "write", "create_dir", "remove", "rename", "set_times",
                     "list", "metadata", "symlink", "hard_link", "env", "env_all",
                     "spin", "membomb", "bigout", "print", "log", "tcp", "resolve", "udp",
-                    "tcp_listen", "time", "raw_open", "set_times_at", "stat_loop", "secret_hmac",
-                    "secret_reveal"]}
+                    "tcp_listen", "time", "raw_open", "raw_stat", "set_times_at", "stat_loop",
+                    "secret_hmac", "secret_reveal"]}
   },
   "required": ["op"]
 }"#;
@@ -274,6 +274,39 @@ fn raw_open(args: &Args) -> Result<Value, ToolError> {
             }),
         },
     )
+}
+
+/// `stat-at` under a preopen, every field as WASI gives it (std's metadata hides the link
+/// count and the status-change time).
+fn raw_stat(args: &Args) -> Result<Value, ToolError> {
+    use wasi::filesystem::preopens::get_directories;
+    use wasi::filesystem::types::PathFlags;
+    let preopen = args.str("preopen")?;
+    let path = args.str("path")?;
+    let flags = if args.bool_or("follow", true)? {
+        PathFlags::SYMLINK_FOLLOW
+    } else {
+        PathFlags::empty()
+    };
+    let dirs = get_directories();
+    let Some((dir, _)) = dirs.iter().find(|(_, name)| name == preopen) else {
+        return Ok(json!({"ok": false, "kind": "NotFound"}));
+    };
+    let time = |t: Option<wasi::clocks::wall_clock::Datetime>| {
+        t.map_or(Value::Null, |t| json!([t.seconds, t.nanoseconds]))
+    };
+    Ok(match dir.stat_at(flags, path) {
+        Ok(stat) => json!({
+            "ok": true,
+            "type": format!("{:?}", stat.type_),
+            "link_count": stat.link_count,
+            "size": stat.size,
+            "accessed": time(stat.data_access_timestamp),
+            "modified": time(stat.data_modification_timestamp),
+            "changed": time(stat.status_change_timestamp),
+        }),
+        Err(code) => json!({"ok": false, "kind": code.name()}),
+    })
 }
 
 fn membomb(args: &Args) -> Result<Value, ToolError> {
@@ -593,6 +626,7 @@ fn run(args: &Args) -> Result<Value, ToolError> {
         "tcp_listen" => tcp_listen(args)?,
         "time" => time(),
         "raw_open" => raw_open(args)?,
+        "raw_stat" => raw_stat(args)?,
         "set_times_at" => set_times_at(args)?,
         "stat_loop" => {
             // n capability-relevant host calls in a row, for benches that

@@ -396,8 +396,9 @@ macro_rules! guarded {
         r
     }};
     // `vet`: the file acted on (a link's source, else the path) is looked at
-    // through the capability, and refused if it must be, before the call.
-    ($self:ident, $call:literal, $args:expr, $check:expr, vet($fd:expr, $rel:expr, $follow:expr), $perform:expr) => {{
+    // through the capability, and refused if it must be, before the call;
+    // `$seen` is what was seen there, if anything.
+    ($self:ident, $call:literal, $args:expr, $check:expr, vet($fd:expr, $rel:expr, $follow:expr) as $seen:pat, $perform:expr) => {{
         const CALL: &str = concat!("wasi:filesystem/types.[method]descriptor.", $call);
         let start = Instant::now();
         let args = $args;
@@ -407,9 +408,10 @@ macro_rules! guarded {
         };
         $self.policy(CALL, start, &args, &ok)?;
         let shown = ok.other.clone().unwrap_or_else(|| ok.path.clone());
-        if let Err(stop) = $self.vet_path($fd, $rel, &shown, $follow).await {
-            return Err($self.stopped(CALL, start, args, &ok, stop));
-        }
+        let $seen = match $self.vet_path($fd, $rel, &shown, $follow).await {
+            Ok(seen) => seen,
+            Err(stop) => return Err($self.stopped(CALL, start, args, &ok, stop)),
+        };
         $self.approve(CALL, start, &args, &mut ok).await?;
         $self.intent(CALL, &args, &ok)?;
         let r = $perform;
@@ -539,15 +541,15 @@ passthrough! {
             let follow = path_flags.contains(PathFlags::SYMLINK_FOLLOW);
             guarded!(self, "stat-at", json!({ "path": path, "flags": format!("{path_flags:?}") }),
                 self.check(&fd, &path, Op::Read),
-                vet(fd.rep(), &path, follow),
-                HostDescriptor::stat_at(&mut self.inner, fd, path_flags, path).await)
+                vet(fd.rep(), &path, follow) as seen,
+                seen.map(|seen| seen.stat).ok_or_else(|| ErrorCode::NoEntry.into()))
         }
 
         own async fn set_times_at(&mut self, fd: Resource<Descriptor>, path_flags: PathFlags, path: String, atim: NewTimestamp, mtim: NewTimestamp) -> FsResult<()> {
             let follow = path_flags.contains(PathFlags::SYMLINK_FOLLOW);
             guarded!(self, "set-times-at", json!({ "path": path, "flags": format!("{path_flags:?}") }),
                 self.check(&fd, &path, Op::Write),
-                vet(fd.rep(), &path, follow),
+                vet(fd.rep(), &path, follow) as _,
                 HostDescriptor::set_times_at(&mut self.inner, fd, path_flags, path, atim, mtim).await)
         }
 
@@ -561,7 +563,7 @@ passthrough! {
             });
             guarded!(self, "link-at", json!({ "old_path": old_path, "new_path": new_path }),
                 check,
-                vet(fd.rep(), &old_path, false),
+                vet(fd.rep(), &old_path, false) as _,
                 HostDescriptor::link_at(&mut self.inner, fd, old_path_flags, old_path, new_descriptor, new_path).await)
         }
 
@@ -695,7 +697,7 @@ passthrough! {
             let follow = path_flags.contains(PathFlags::SYMLINK_FOLLOW);
             guarded!(self, "metadata-hash-at", json!({ "path": path, "flags": format!("{path_flags:?}") }),
                 self.check(&fd, &path, Op::Read),
-                vet(fd.rep(), &path, follow),
+                vet(fd.rep(), &path, follow) as _,
                 HostDescriptor::metadata_hash_at(&mut self.inner, fd, path_flags, path).await)
         }
     }

@@ -16,17 +16,23 @@ use rustix::fs::OFlags;
 use std::io;
 use std::path::Path;
 use wasmtime_wasi::OpenMode;
+use std::time::SystemTime;
+use wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime;
 use wasmtime_wasi::p2::bindings::filesystem::types::{
-    DescriptorFlags, ErrorCode, OpenFlags, PathFlags,
+    DescriptorFlags, DescriptorStat, DescriptorType, ErrorCode, OpenFlags, PathFlags,
 };
 
 /// What a path was when it was looked at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct Seen {
     dev: u64,
     ino: u64,
     kind: Kind,
     links: u64,
+    /// What wasmtime-wasi's `stat-at` would have answered for it, so that a vetted
+    /// `stat-at` is answered from this look rather than a second one, which could also
+    /// see a different file than the one vetted.
+    pub(crate) stat: DescriptorStat,
 }
 
 /// A file's type, as far as the checks care.
@@ -90,7 +96,55 @@ impl Seen {
             ino: meta.ino(),
             kind: Kind::of(meta),
             links: meta.nlink(),
+            stat: stat_of(meta),
         }
+    }
+}
+
+/// `meta` as wasmtime-wasi 48 converts it for `stat` and `stat-at` (its conversion is
+/// private): FIFOs and sockets are `unknown`, the status-change time is the creation
+/// time, and a time a second or more before the epoch, or one the platform lacks, is
+/// `none`.
+fn stat_of(meta: &Metadata) -> DescriptorStat {
+    let t = meta.file_type();
+    let type_ = if t.is_dir() {
+        DescriptorType::Directory
+    } else if t.is_symlink() {
+        DescriptorType::SymbolicLink
+    } else if t.is_file() {
+        DescriptorType::RegularFile
+    } else if t.is_block_device() {
+        DescriptorType::BlockDevice
+    } else if t.is_char_device() {
+        DescriptorType::CharacterDevice
+    } else {
+        DescriptorType::Unknown
+    };
+    let time = |t: io::Result<cap_primitives::time::SystemTime>| {
+        let t = t.ok()?.into_std();
+        // wasmtime-wasi goes through signed seconds and back: a time less than a second
+        // before the epoch keeps its nanoseconds and loses its sign. A guest sees here
+        // what it would see without Warden.
+        let d = t
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .or_else(|e| match e.duration() {
+                d if d.as_secs() == 0 => Ok(d),
+                _ => Err(()),
+            })
+            .ok()?;
+        i64::try_from(d.as_secs()).ok()?;
+        Some(Datetime {
+            seconds: d.as_secs(),
+            nanoseconds: d.subsec_nanos(),
+        })
+    };
+    DescriptorStat {
+        type_,
+        link_count: meta.nlink(),
+        size: meta.len(),
+        data_access_timestamp: time(meta.accessed()),
+        data_modification_timestamp: time(meta.modified()),
+        status_change_timestamp: time(meta.created()),
     }
 }
 
@@ -261,7 +315,7 @@ pub(crate) fn open(
     let file = cap_primitives::fs::open(dir, Path::new(rel), &plan.opts)?;
     let now = Seen::of(&Metadata::from_file(&file)?);
     // With O_EXCL the file is one this open created, whatever was there before.
-    if let Some(seen) = seen.filter(|_| !plan.exclusive)
+    if let Some(seen) = seen.as_ref().filter(|_| !plan.exclusive)
         && (seen.dev, seen.ino) != (now.dev, now.ino)
     {
         return Err(Failed::Refused(format!(
@@ -410,5 +464,112 @@ mod tests {
             panic!("a plain file opens")
         };
         assert_eq!(std::fs::read_to_string(tmp.path().join("f")).unwrap(), "");
+    }
+
+    /// What wasmtime-wasi 48's own `stat-at` answers for `path` under `dir`.
+    fn wasmtime_stat(dir: &Path, path: &str, follow: bool) -> Result<String, ErrorCode> {
+        use wasmtime::component::Resource;
+        use wasmtime_wasi::filesystem::WasiFilesystemCtxView;
+        use wasmtime_wasi::p2::bindings::filesystem::preopens::Host as _;
+        use wasmtime_wasi::p2::bindings::filesystem::types::HostDescriptor as _;
+        let mut builder = wasmtime_wasi::WasiCtx::builder();
+        builder
+            .preopened_dir(dir, "/g", wasmtime_wasi::FsPerms::ReadOnly)
+            .unwrap();
+        let mut ctx = builder.build();
+        let mut table = wasmtime::component::ResourceTable::new();
+        let mut view = WasiFilesystemCtxView {
+            ctx: ctx.filesystem(),
+            table: &mut table,
+        };
+        let (fd, _) = view.get_directories().unwrap().remove(0);
+        let flags = if follow {
+            PathFlags::SYMLINK_FOLLOW
+        } else {
+            PathFlags::empty()
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let fd = Resource::<wasmtime_wasi::p2::bindings::filesystem::types::Descriptor>::new_borrow(fd.rep());
+        match rt.block_on(view.stat_at(fd, flags, path.to_owned())) {
+            Ok(stat) => Ok(format!("{stat:?}")),
+            Err(e) => Err(*e.downcast_ref().expect("an error code")),
+        }
+    }
+
+    /// What a vetted `stat-at` answers from [`look`].
+    fn warden_stat(dir: &Path, path: &str, follow: bool) -> Result<String, ErrorCode> {
+        match look(&self::dir(dir), path, follow) {
+            Ok(Some(seen)) => Ok(format!("{:?}", seen.stat)),
+            Ok(None) => Err(ErrorCode::NoEntry),
+            Err(e) => Err(ErrorCode::from(e)),
+        }
+    }
+
+    #[test]
+    fn a_stat_from_the_look_is_what_wasmtime_answers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("grant");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("file"), "twelve bytes").unwrap();
+        std::fs::create_dir(root.join("dir")).unwrap();
+        std::os::unix::fs::symlink("file", root.join("link")).unwrap();
+        std::os::unix::fs::symlink("gone", root.join("dangling")).unwrap();
+        std::fs::write(root.join("old"), "").unwrap();
+        std::fs::write(tmp.path().join("outside"), "").unwrap();
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            root.join("pipe"),
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+        )
+        .unwrap();
+        // Times before the epoch are `none` in WASI: both must say so.
+        let before = rustix::fs::Timestamps {
+            last_access: rustix::fs::Timespec {
+                tv_sec: -86_400,
+                tv_nsec: 5,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: -1,
+                tv_nsec: 999_999_999,
+            },
+        };
+        rustix::fs::utimensat(
+            rustix::fs::CWD,
+            root.join("old"),
+            &before,
+            rustix::fs::AtFlags::empty(),
+        )
+        .unwrap();
+        // A nanosecond before the epoch, wasmtime-wasi says a nanosecond after.
+        let cases = [
+            ("file", true),
+            ("file", false),
+            ("dir", false),
+            ("link", false),
+            ("link", true),
+            ("dangling", false),
+            ("dangling", true),
+            ("pipe", false),
+            ("old", false),
+            ("missing", false),
+            ("file/below", false),
+            ("../outside", false),
+            ("/etc", false),
+            (".", false),
+        ];
+        for (path, follow) in cases {
+            let ours = warden_stat(&root, path, follow);
+            let theirs = wasmtime_stat(&root, path, follow);
+            assert_eq!(ours, theirs, "{path} (follow {follow})");
+        }
+        let stat = |path| look(&dir(&root), path, false).unwrap().unwrap().stat;
+        assert_eq!(stat("file").size, 12);
+        assert_eq!(stat("file").link_count, 1);
+        assert!(stat("file").data_modification_timestamp.is_some());
+        let modified = stat("old").data_modification_timestamp.unwrap();
+        assert_eq!((modified.seconds, modified.nanoseconds), (0, 1));
+        assert!(stat("old").data_access_timestamp.is_none());
     }
 }
