@@ -134,7 +134,8 @@ pub fn mean(group: &str, name: &str) -> Option<f64> {
 }
 
 /// The probe guest with one read-only grant, `/ro` holding `hello.txt`, for the benches
-/// that price a host call: its `stat_loop` makes n `stat-at` calls in one task.
+/// that price a host call: its `stat_loop` makes n `fs::metadata` calls in one task,
+/// each a `metadata-hash-at` and a `stat-at`.
 #[allow(dead_code)]
 pub struct Probe {
     /// The directory granted as `/ro`'s parent.

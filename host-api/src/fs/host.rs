@@ -697,8 +697,8 @@ passthrough! {
             let follow = path_flags.contains(PathFlags::SYMLINK_FOLLOW);
             guarded!(self, "metadata-hash-at", json!({ "path": path, "flags": format!("{path_flags:?}") }),
                 self.check(&fd, &path, Op::Read),
-                vet(fd.rep(), &path, follow) as _,
-                HostDescriptor::metadata_hash_at(&mut self.inner, fd, path_flags, path).await)
+                vet(fd.rep(), &path, follow) as seen,
+                seen.map(|seen| seen.hash()).ok_or_else(|| ErrorCode::NoEntry.into()))
         }
     }
 }

@@ -19,7 +19,8 @@ use wasmtime_wasi::OpenMode;
 use std::time::SystemTime;
 use wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime;
 use wasmtime_wasi::p2::bindings::filesystem::types::{
-    DescriptorFlags, DescriptorStat, DescriptorType, ErrorCode, OpenFlags, PathFlags,
+    DescriptorFlags, DescriptorStat, DescriptorType, ErrorCode, MetadataHashValue, OpenFlags,
+    PathFlags,
 };
 
 /// What a path was when it was looked at.
@@ -97,6 +98,22 @@ impl Seen {
             kind: Kind::of(meta),
             links: meta.nlink(),
             stat: stat_of(meta),
+        }
+    }
+}
+
+impl Seen {
+    /// What wasmtime-wasi's `metadata-hash-at` would have answered for it: its 64-bit
+    /// std hash of the device and inode, and that xor a constant for the upper half.
+    pub(crate) fn hash(&self) -> MetadataHashValue {
+        use std::hash::{Hash, Hasher};
+        // The hasher wasmtime-wasi uses: fixed keys, so the same std gives the same value.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (self.dev, self.ino).hash(&mut hasher);
+        let lower = hasher.finish();
+        MetadataHashValue {
+            lower,
+            upper: lower ^ 4_614_256_656_552_045_848,
         }
     }
 }
@@ -466,7 +483,8 @@ mod tests {
         assert_eq!(std::fs::read_to_string(tmp.path().join("f")).unwrap(), "");
     }
 
-    /// What wasmtime-wasi 48's own `stat-at` answers for `path` under `dir`.
+    /// What wasmtime-wasi 48's own `stat-at` and `metadata-hash-at` answer for `path`
+    /// under `dir`.
     fn wasmtime_stat(dir: &Path, path: &str, follow: bool) -> Result<String, ErrorCode> {
         use wasmtime::component::Resource;
         use wasmtime_wasi::filesystem::WasiFilesystemCtxView;
@@ -492,23 +510,28 @@ mod tests {
             .build()
             .unwrap();
         let fd = Resource::<wasmtime_wasi::p2::bindings::filesystem::types::Descriptor>::new_borrow(fd.rep());
-        match rt.block_on(view.stat_at(fd, flags, path.to_owned())) {
-            Ok(stat) => Ok(format!("{stat:?}")),
-            Err(e) => Err(*e.downcast_ref().expect("an error code")),
+        let hash = Resource::<wasmtime_wasi::p2::bindings::filesystem::types::Descriptor>::new_borrow(fd.rep());
+        match (
+            rt.block_on(view.stat_at(fd, flags, path.to_owned())),
+            rt.block_on(view.metadata_hash_at(hash, flags, path.to_owned())),
+        ) {
+            (Ok(stat), Ok(hash)) => Ok(format!("{stat:?} {hash:?}")),
+            (Err(e), Err(_)) => Err(*e.downcast_ref().expect("an error code")),
+            (stat, hash) => panic!("{path}: stat-at and metadata-hash-at disagree: {stat:?} {hash:?}"),
         }
     }
 
-    /// What a vetted `stat-at` answers from [`look`].
+    /// What a vetted `stat-at` and `metadata-hash-at` answer from [`look`].
     fn warden_stat(dir: &Path, path: &str, follow: bool) -> Result<String, ErrorCode> {
         match look(&self::dir(dir), path, follow) {
-            Ok(Some(seen)) => Ok(format!("{:?}", seen.stat)),
+            Ok(Some(seen)) => Ok(format!("{:?} {:?}", seen.stat, seen.hash())),
             Ok(None) => Err(ErrorCode::NoEntry),
             Err(e) => Err(ErrorCode::from(e)),
         }
     }
 
     #[test]
-    fn a_stat_from_the_look_is_what_wasmtime_answers() {
+    fn a_stat_or_hash_from_the_look_is_what_wasmtime_answers() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("grant");
         std::fs::create_dir(&root).unwrap();
