@@ -15,8 +15,8 @@ use cap_primitives::fs::{
 use rustix::fs::OFlags;
 use std::io;
 use std::path::Path;
-use wasmtime_wasi::OpenMode;
 use std::time::SystemTime;
+use wasmtime_wasi::OpenMode;
 use wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime;
 use wasmtime_wasi::p2::bindings::filesystem::types::{
     DescriptorFlags, DescriptorStat, DescriptorType, ErrorCode, MetadataHashValue, OpenFlags,
@@ -509,15 +509,22 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let fd = Resource::<wasmtime_wasi::p2::bindings::filesystem::types::Descriptor>::new_borrow(fd.rep());
-        let hash = Resource::<wasmtime_wasi::p2::bindings::filesystem::types::Descriptor>::new_borrow(fd.rep());
+        let fd = Resource::<wasmtime_wasi::p2::bindings::filesystem::types::Descriptor>::new_borrow(
+            fd.rep(),
+        );
+        let hash =
+            Resource::<wasmtime_wasi::p2::bindings::filesystem::types::Descriptor>::new_borrow(
+                fd.rep(),
+            );
         match (
             rt.block_on(view.stat_at(fd, flags, path.to_owned())),
             rt.block_on(view.metadata_hash_at(hash, flags, path.to_owned())),
         ) {
             (Ok(stat), Ok(hash)) => Ok(format!("{stat:?} {hash:?}")),
             (Err(e), Err(_)) => Err(*e.downcast_ref().expect("an error code")),
-            (stat, hash) => panic!("{path}: stat-at and metadata-hash-at disagree: {stat:?} {hash:?}"),
+            (stat, hash) => {
+                panic!("{path}: stat-at and metadata-hash-at disagree: {stat:?} {hash:?}")
+            }
         }
     }
 
