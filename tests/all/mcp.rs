@@ -289,6 +289,64 @@ fn stdio_with_the_initialize_handshake() {
     lists_and_calls("legacy", "2025-11-25");
 }
 
+#[test]
+fn stdio_answers_a_client_that_already_closed_its_end_on_one_pipe_with_stderr() {
+    // `printf REQUESTS | warden mcp 2>&1 | ...`: the requests are all written and the
+    // writer gone before the server starts, and stdout and stderr are one pipe, which
+    // the server reopens to read and write on its own reactor.
+    let tools = Tools::new();
+    let requests = [
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "printf", "version": "1"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+               "params": {"name": "echo", "arguments": {"hello": "pipe"}}}),
+    ];
+    let (out_read, out_write) = std::io::pipe().unwrap();
+    let mut child = Command::new(warden_bin())
+        .args(["mcp"])
+        .arg(tools.dir.path())
+        .arg("--audit")
+        .arg(&tools.audit)
+        .arg("--key")
+        .arg(tools.key())
+        .env("XDG_STATE_HOME", tools.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(out_write.try_clone().unwrap())
+        .stderr(out_write)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for request in &requests {
+        writeln!(stdin, "{request}").unwrap();
+    }
+    drop(stdin);
+    let lines: Vec<String> = BufReader::new(out_read)
+        .lines()
+        .map(Result::unwrap)
+        .collect();
+    assert!(child.wait().unwrap().success(), "{lines:#?}");
+    let answers: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("jsonrpc").is_some())
+        .collect();
+    assert_eq!(answers.len(), 2, "{lines:#?}");
+    assert_eq!(answers[0]["id"], 0);
+    assert_eq!(answers[1]["id"], 1);
+    assert_eq!(answers[1]["result"]["isError"], false, "{lines:#?}");
+    let echoed = answers[1]["result"]["content"][0]["text"].as_str().unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(echoed).unwrap(),
+        json!({"hello": "pipe"})
+    );
+    assert!(
+        tools.records().iter().any(|r| r["event"] == "task.end"),
+        "the call was recorded"
+    );
+}
+
 /// A probe whose read-write directory needs approval for every change.
 fn gated() -> (Sandbox, PathBuf) {
     let sb = Sandbox::new("probe", "probe");

@@ -41,6 +41,7 @@ pub use http::{HttpError, HttpOptions, serve_http};
 pub use server::{CONTEXT_META_KEY, ClientApproval, TASK_META_KEY, WardenMcp};
 
 use rmcp::ServiceExt;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Serves `server` on this process's stdin and stdout until the client closes them.
 ///
@@ -48,7 +49,7 @@ use rmcp::ServiceExt;
 /// written there.
 pub async fn serve_stdio(server: WardenMcp) -> anyhow::Result<()> {
     let running = server
-        .serve(rmcp::transport::stdio())
+        .serve(stdio())
         .await
         .map_err(|e| anyhow::anyhow!("mcp over stdio: {e}"))?;
     running
@@ -56,4 +57,43 @@ pub async fn serve_stdio(server: WardenMcp) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("mcp over stdio: {e}"))?;
     Ok(())
+}
+
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// This process's stdin and stdout as a transport. Where they are pipes, as when an MCP
+/// client starts the server, they are read and written on tokio's reactor: tokio's own
+/// stdio hands every read and write to a thread of its blocking pool, and those hand-offs
+/// were a third of a `tools/call` round trip. Each pipe is reopened through
+/// `/proc/self/fd` first, which gives it a file description of its own, so that making it
+/// non-blocking leaves fds 0 and 1 as they were for stderr (often the same pipe) and for
+/// anything else that shares them. Anything else (a terminal, a file) gets tokio's stdio.
+fn stdio() -> (Reader, Writer) {
+    let reader: Reader = match reopen(0).and_then(tokio::net::unix::pipe::Receiver::from_file) {
+        Ok(pipe) => Box::new(pipe),
+        Err(_) => Box::new(tokio::io::stdin()),
+    };
+    let writer: Writer = match reopen(1).and_then(tokio::net::unix::pipe::Sender::from_file) {
+        Ok(pipe) => Box::new(pipe),
+        Err(_) => Box::new(tokio::io::stdout()),
+    };
+    (reader, writer)
+}
+
+/// A new open file description of this process's fd `fd`, if it is a pipe (opening
+/// `/proc/self/fd/N` of anything else may give the same file, or fail). Opened
+/// non-blocking: a blocking open of a named FIFO waits for its other end, which a client
+/// that wrote its requests and closed will never open again.
+fn reopen(fd: i32) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let path = format!("/proc/self/fd/{fd}");
+    if !std::fs::metadata(&path)?.file_type().is_fifo() {
+        return Err(std::io::ErrorKind::Unsupported.into());
+    }
+    std::fs::OpenOptions::new()
+        .read(fd == 0)
+        .write(fd == 1)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
 }
