@@ -157,7 +157,10 @@ fn report() {
         println!("tools/call ratio: criterion estimates not found");
         return;
     };
-    println!("tools/call round trip (echo): raw wasmtime {:.1} µs", raw / 1e3);
+    println!(
+        "tools/call round trip (echo): raw wasmtime {:.1} µs",
+        raw / 1e3
+    );
     for fsync in FSYNC {
         if let Some(t) = mean("mcp-call", &format!("warden-mcp-stdio-{fsync}")) {
             println!(
@@ -167,7 +170,10 @@ fn report() {
             );
         }
     }
-    if let Some(t) = mean("mcp-inflight", &format!("warden-mcp-stdio-always-{IN_FLIGHT}")) {
+    if let Some(t) = mean(
+        "mcp-inflight",
+        &format!("warden-mcp-stdio-always-{IN_FLIGHT}"),
+    ) {
         println!(
             "tools/call, {IN_FLIGHT} in flight, fsync always: all answered in {:.1} µs ({:.1} µs a call)",
             t / 1e3,
