@@ -24,7 +24,8 @@ mod floor;
 #[path = "../tests/all/guests.rs"]
 mod guests;
 
-use std::io::{BufRead, BufReader, Write};
+use floor::{ECHO_INPUT as INPUT, McpServer};
+use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -470,13 +471,26 @@ fn tools_call(nats: &Nats, dir: &Path, samples: usize) {
         .spawn()
         .unwrap();
     let _worker = Killed(worker);
-    let mut local = Mcp::start(&manifest, &dir.join("local.jsonl"), &state, &[]);
+    let mut local = McpServer::start(
+        &manifest,
+        &dir.join("local.jsonl"),
+        &state,
+        &["--fsync", "none"],
+    );
     let url = nats.url();
-    let mut remote = Mcp::start(
+    let mut remote = McpServer::start(
         &manifest,
         &dir.join("front.jsonl"),
         &state,
-        &["--nats", &url, "--host-id", "bench-front", "--workers"],
+        &[
+            "--fsync",
+            "none",
+            "--nats",
+            &url,
+            "--host-id",
+            "bench-front",
+            "--workers",
+        ],
     );
     let engine = warden::Runtime::new(&warden::EngineConfig::default())
         .unwrap()
@@ -502,8 +516,8 @@ fn tools_call(nats: &Nats, dir: &Path, samples: usize) {
     let raw = time(&mut || {
         rt.block_on(echo.task(&engine, INPUT));
     });
-    let here = time(&mut || local.call());
-    let there = time(&mut || remote.call());
+    let here = time(&mut || local.calls(1));
+    let there = time(&mut || remote.calls(1));
     println!(
         "tools/call (echo) p50: raw wasmtime {:.1} µs; warden mcp over stdio, local {:.1} µs \
          ({:.1}x raw); through one worker {:.1} µs ({:.1}x raw, {:.2}x local)",
@@ -514,78 +528,6 @@ fn tools_call(nats: &Nats, dir: &Path, samples: usize) {
         there.as_secs_f64() / raw.as_secs_f64(),
         there.as_secs_f64() / here.as_secs_f64()
     );
-}
-
-const INPUT: &str = r#"{"hello":"world"}"#;
-
-/// A `warden mcp` over stdio, initialized.
-struct Mcp {
-    child: Child,
-    to: std::process::ChildStdin,
-    from: BufReader<std::process::ChildStdout>,
-    id: u64,
-}
-
-impl Mcp {
-    fn start(manifest: &Path, audit: &Path, state: &Path, extra: &[&str]) -> Mcp {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-            .arg("mcp")
-            .arg(manifest)
-            .arg("--audit")
-            .arg(audit)
-            .args(["--fsync", "none"])
-            .args(extra)
-            .env("XDG_STATE_HOME", state)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let to = child.stdin.take().unwrap();
-        let from = BufReader::new(child.stdout.take().unwrap());
-        let mut mcp = Mcp {
-            child,
-            to,
-            from,
-            id: 0,
-        };
-        mcp.send(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#, true);
-        mcp.send(
-            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-            false,
-        );
-        mcp
-    }
-
-    fn send(&mut self, line: &str, answered: bool) {
-        self.to.write_all(line.as_bytes()).unwrap();
-        self.to.write_all(b"\n").unwrap();
-        self.to.flush().unwrap();
-        if answered {
-            let mut got = String::new();
-            self.from.read_line(&mut got).unwrap();
-            assert!(
-                got.contains("\"result\"") && !got.contains("\"isError\":true"),
-                "{got}"
-            );
-        }
-    }
-
-    fn call(&mut self) {
-        self.id += 1;
-        let request = format!(
-            r#"{{"jsonrpc":"2.0","id":{},"method":"tools/call","params":{{"name":"echo","arguments":{INPUT}}}}}"#,
-            self.id
-        );
-        self.send(&request, true);
-    }
-}
-
-impl Drop for Mcp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 struct Killed(Child);

@@ -229,3 +229,95 @@ impl Echo {
         assert!(matches!(out.as_deref(), Ok(echoed) if echoed == input));
     }
 }
+
+/// The input every echo bench sends.
+#[allow(dead_code)]
+pub const ECHO_INPUT: &str = r#"{"hello":"world"}"#;
+
+/// A `warden mcp` child (the release build cargo makes for the bench) serving over stdio,
+/// initialized, its records in `audit`; `extra` follows `mcp MANIFEST --audit AUDIT`.
+#[allow(dead_code)]
+pub struct McpServer {
+    child: std::process::Child,
+    to: std::process::ChildStdin,
+    from: std::io::BufReader<std::process::ChildStdout>,
+    line: String,
+    id: u64,
+}
+
+#[allow(dead_code)]
+impl McpServer {
+    pub fn start(
+        manifest: &std::path::Path,
+        audit: &std::path::Path,
+        state: &std::path::Path,
+        extra: &[&str],
+    ) -> McpServer {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .arg("mcp")
+            .arg(manifest)
+            .arg("--audit")
+            .arg(audit)
+            .args(extra)
+            .env("XDG_STATE_HOME", state)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut server = McpServer {
+            to: child.stdin.take().unwrap(),
+            from: std::io::BufReader::new(child.stdout.take().unwrap()),
+            child,
+            line: String::new(),
+            id: 0,
+        };
+        server.send(
+            r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#,
+        );
+        server.answer();
+        server.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        server
+    }
+
+    fn send(&mut self, request: &str) {
+        use std::io::Write;
+        self.to.write_all(request.as_bytes()).unwrap();
+        self.to.write_all(b"\n").unwrap();
+    }
+
+    fn answer(&mut self) {
+        use std::io::{BufRead, Write};
+        self.to.flush().unwrap();
+        self.line.clear();
+        self.from.read_line(&mut self.line).unwrap();
+        assert!(
+            self.line.contains("\"result\"") && !self.line.contains("\"isError\":true"),
+            "{}",
+            self.line
+        );
+    }
+
+    /// `n` `tools/call` requests to `echo` written at once, then their `n` answers read.
+    pub fn calls(&mut self, n: usize) {
+        for _ in 0..n {
+            self.id += 1;
+            let request = format!(
+                r#"{{"jsonrpc":"2.0","id":{},"method":"tools/call","params":{{"name":"echo","arguments":{ECHO_INPUT}}}}}"#,
+                self.id
+            );
+            self.send(&request);
+        }
+        for _ in 0..n {
+            self.answer();
+        }
+    }
+}
+
+impl Drop for McpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -18,16 +18,11 @@ mod floor;
 #[path = "../tests/all/guests.rs"]
 mod guests;
 
-use floor::mean;
+use floor::{ECHO_INPUT as INPUT, McpServer, mean};
 
 use criterion::Criterion;
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 use warden::{EngineConfig, Runtime};
-
-const INPUT: &str = r#"{"hello":"world"}"#;
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
@@ -50,18 +45,26 @@ fn main() {
     group.bench_function("raw-wasmtime", |b| {
         b.iter(|| rt.block_on(echo.task(&engine, INPUT)))
     });
-    let mut servers: Vec<Server> = FSYNC
+    let key = dir.path().join("host.key");
+    let mut servers: Vec<(&str, McpServer)> = FSYNC
         .iter()
-        .map(|fsync| Server::start(&manifest, dir.path(), fsync))
+        .map(|&fsync| {
+            let audit = dir.path().join(format!("audit-{fsync}.jsonl"));
+            let extra = ["--fsync", fsync, "--key", key.to_str().unwrap()];
+            (
+                fsync,
+                McpServer::start(&manifest, &audit, dir.path(), &extra),
+            )
+        })
         .collect();
-    for server in &mut servers {
-        group.bench_function(format!("warden-mcp-stdio-{}", server.fsync), |b| {
+    for (fsync, server) in &mut servers {
+        group.bench_function(format!("warden-mcp-stdio-{fsync}"), |b| {
             b.iter(|| server.calls(1))
         });
     }
     group.finish();
     let mut group = c.benchmark_group("mcp-inflight");
-    let always = servers.iter_mut().find(|s| s.fsync == "always").unwrap();
+    let (_, always) = servers.iter_mut().find(|(f, _)| *f == "always").unwrap();
     group.bench_function(format!("warden-mcp-stdio-always-{IN_FLIGHT}"), |b| {
         b.iter(|| always.calls(IN_FLIGHT))
     });
@@ -73,84 +76,6 @@ fn main() {
 
 const FSYNC: [&str; 3] = ["none", "batch", "always"];
 const IN_FLIGHT: usize = 8;
-
-/// A `warden mcp` child serving `echo` over stdio, initialized.
-struct Server {
-    fsync: &'static str,
-    child: Child,
-    to: ChildStdin,
-    from: BufReader<ChildStdout>,
-    line: String,
-    id: u64,
-}
-
-impl Server {
-    fn start(manifest: &Path, dir: &Path, fsync: &'static str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
-            .arg("mcp")
-            .arg(manifest)
-            .arg("--audit")
-            .arg(dir.join(format!("audit-{fsync}.jsonl")))
-            .args(["--fsync", fsync, "--key"])
-            .arg(dir.join("host.key"))
-            .env("XDG_STATE_HOME", dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let to = child.stdin.take().unwrap();
-        let from = BufReader::new(child.stdout.take().unwrap());
-        let mut server = Server {
-            fsync,
-            child,
-            to,
-            from,
-            line: String::new(),
-            id: 0,
-        };
-        server.send(
-            r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}"#,
-        );
-        server.answer();
-        server.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-        server
-    }
-
-    fn send(&mut self, request: &str) {
-        self.to.write_all(request.as_bytes()).unwrap();
-        self.to.write_all(b"\n").unwrap();
-    }
-
-    fn answer(&mut self) {
-        self.to.flush().unwrap();
-        self.line.clear();
-        self.from.read_line(&mut self.line).unwrap();
-        assert!(self.line.contains("\"result\""), "{}", self.line);
-    }
-
-    /// `n` `tools/call` requests written at once, then their `n` answers read.
-    fn calls(&mut self, n: usize) {
-        for _ in 0..n {
-            self.id += 1;
-            let request = format!(
-                r#"{{"jsonrpc":"2.0","id":{},"method":"tools/call","params":{{"name":"echo","arguments":{INPUT}}}}}"#,
-                self.id
-            );
-            self.send(&request);
-        }
-        for _ in 0..n {
-            self.answer();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn report() {
     let Some(raw) = mean("mcp-call", "raw-wasmtime") else {

@@ -123,19 +123,13 @@ impl Seen {
 /// time, and a time a second or more before the epoch, or one the platform lacks, is
 /// `none`.
 fn stat_of(meta: &Metadata) -> DescriptorStat {
-    let t = meta.file_type();
-    let type_ = if t.is_dir() {
-        DescriptorType::Directory
-    } else if t.is_symlink() {
-        DescriptorType::SymbolicLink
-    } else if t.is_file() {
-        DescriptorType::RegularFile
-    } else if t.is_block_device() {
-        DescriptorType::BlockDevice
-    } else if t.is_char_device() {
-        DescriptorType::CharacterDevice
-    } else {
-        DescriptorType::Unknown
+    let type_ = match Kind::of(meta) {
+        Kind::Dir => DescriptorType::Directory,
+        Kind::Symlink => DescriptorType::SymbolicLink,
+        Kind::File => DescriptorType::RegularFile,
+        Kind::BlockDevice => DescriptorType::BlockDevice,
+        Kind::CharDevice => DescriptorType::CharacterDevice,
+        Kind::Fifo | Kind::Socket | Kind::Unknown => DescriptorType::Unknown,
     };
     let time = |t: io::Result<cap_primitives::time::SystemTime>| {
         let t = t.ok()?.into_std();
