@@ -123,6 +123,17 @@ pub fn log(
 
 /// The mean time of `group/name` in nanoseconds, from criterion's output.
 pub fn mean(group: &str, name: &str) -> Option<f64> {
+    estimate(group, name, "mean")
+}
+
+/// The median time of `group/name` in nanoseconds (of the per-iteration times of
+/// criterion's samples), for targets stated as a p50.
+#[allow(dead_code)]
+pub fn median(group: &str, name: &str) -> Option<f64> {
+    estimate(group, name, "median")
+}
+
+fn estimate(group: &str, name: &str, which: &str) -> Option<f64> {
     let dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| crate::guests::root().join("target"))
@@ -130,7 +141,7 @@ pub fn mean(group: &str, name: &str) -> Option<f64> {
     let text =
         std::fs::read_to_string(dir.join(group).join(name).join("new/estimates.json")).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["mean"]["point_estimate"].as_f64()
+    v[which]["point_estimate"].as_f64()
 }
 
 /// The probe guest with one read-only grant, `/ro` holding `hello.txt`, for the benches
