@@ -1435,6 +1435,17 @@ fn a_task_with_a_forged_id_is_refused() {
         let client = async_nats::connect(&url).await.unwrap();
         let mut replies = client.subscribe("forger.reply").await.unwrap();
         let js = async_nats::jetstream::new(client);
+        // The worker's log exists before it has made its work queue: publishing straight
+        // to JetStream needs the queue there.
+        let subject = warden::fleet::work::tasks_subject("probe");
+        let made = tokio::time::Instant::now() + Duration::from_secs(30);
+        while js.stream_by_subject(subject.clone()).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < made,
+                "the worker never made {subject}'s stream"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let forged = serde_json::json!({
             "task": "../../etc forged",
             "tool": "probe",
