@@ -548,26 +548,24 @@ pub fn new_task_id() -> String {
             // No OS randomness: the ids stay unique (pid and start time), only guessable.
             let mut h = blake3::Hasher::new();
             h.update(&std::process::id().to_le_bytes());
-            h.update(
-                &SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_nanos()
-                    .to_le_bytes(),
-            );
+            h.update(&nanos().to_le_bytes());
             key = *h.finalize().as_bytes();
         }
         key
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let t = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
     let mut block = [0u8; 24];
     block[..8].copy_from_slice(&n.to_le_bytes());
-    block[8..].copy_from_slice(&t.to_le_bytes());
+    block[8..].copy_from_slice(&nanos().to_le_bytes());
     warden_host_api::hex::encode(&blake3::keyed_hash(key, &block).as_bytes()[..12])
+}
+
+/// Nanoseconds since the epoch (0 before it).
+fn nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos()
 }
 
 /// This machine's name, read once per process: every task's records carry

@@ -248,24 +248,40 @@ fn set_times_at(args: &Args) -> Result<Value, ToolError> {
     )))
 }
 
+/// The preopened directory named by the `preopen` field, or what a raw call reports when
+/// there is none.
+fn preopen(args: &Args) -> Result<Result<wasi::filesystem::types::Descriptor, Value>, ToolError> {
+    let name = args.str("preopen")?;
+    Ok(wasi::filesystem::preopens::get_directories()
+        .into_iter()
+        .find(|(_, n)| n == name)
+        .map(|(dir, _)| dir)
+        .ok_or_else(|| {
+            json!({
+                "ok": false,
+                "kind": "NotFound",
+                "error": format!("NotFound: no preopened directory named {name:?}"),
+            })
+        }))
+}
+
 /// Calls `open-at` on the preopen named `preopen` with `path` exactly as
 /// given, bypassing wasi-libc's path resolution: absolute paths and `..`
 /// reach the host as an attacker would send them.
 fn raw_open(args: &Args) -> Result<Value, ToolError> {
-    use wasi::filesystem::preopens::get_directories;
     use wasi::filesystem::types::{DescriptorFlags, OpenFlags, PathFlags};
-    let preopen = args.str("preopen")?;
     let path = args.str("path")?;
-    let dirs = get_directories();
-    let Some((dir, _)) = dirs.iter().find(|(_, name)| name == preopen) else {
-        return Ok(json!({
-            "ok": false,
-            "kind": "NotFound",
-            "error": format!("NotFound: no preopened directory named {preopen:?}"),
-        }));
+    let dir = match preopen(args)? {
+        Ok(dir) => dir,
+        Err(missing) => return Ok(missing),
     };
     Ok(
-        match dir.open_at(PathFlags::empty(), path, OpenFlags::empty(), DescriptorFlags::READ) {
+        match dir.open_at(
+            PathFlags::empty(),
+            path,
+            OpenFlags::empty(),
+            DescriptorFlags::READ,
+        ) {
             Ok(_) => json!({"ok": true}),
             Err(code) => json!({
                 "ok": false,
@@ -279,18 +295,16 @@ fn raw_open(args: &Args) -> Result<Value, ToolError> {
 /// `stat-at` under a preopen, every field as WASI gives it (std's metadata hides the link
 /// count and the status-change time).
 fn raw_stat(args: &Args) -> Result<Value, ToolError> {
-    use wasi::filesystem::preopens::get_directories;
     use wasi::filesystem::types::PathFlags;
-    let preopen = args.str("preopen")?;
     let path = args.str("path")?;
     let flags = if args.bool_or("follow", true)? {
         PathFlags::SYMLINK_FOLLOW
     } else {
         PathFlags::empty()
     };
-    let dirs = get_directories();
-    let Some((dir, _)) = dirs.iter().find(|(_, name)| name == preopen) else {
-        return Ok(json!({"ok": false, "kind": "NotFound"}));
+    let dir = match preopen(args)? {
+        Ok(dir) => dir,
+        Err(missing) => return Ok(missing),
     };
     let time = |t: Option<wasi::clocks::wall_clock::Datetime>| {
         t.map_or(Value::Null, |t| json!([t.seconds, t.nanoseconds]))
@@ -404,9 +418,10 @@ fn tcp(args: &Args) -> Result<Value, ToolError> {
 fn resolve(args: &Args) -> Result<Value, ToolError> {
     use std::net::ToSocketAddrs;
     let name = args.str("name")?;
-    Ok(report((name, 0u16).to_socket_addrs(), |addrs| {
-        json!({"addresses": addrs.map(|a| a.ip().to_string()).collect::<Vec<_>>()})
-    }))
+    Ok(report(
+        (name, 0u16).to_socket_addrs(),
+        |addrs| json!({"addresses": addrs.map(|a| a.ip().to_string()).collect::<Vec<_>>()}),
+    ))
 }
 
 /// Sends one datagram to `addr` from an ephemeral local port.
@@ -514,8 +529,16 @@ fn secret_hmac(args: &Args) -> Result<Value, ToolError> {
             )));
         }
     };
-    let times = if args.0.contains_key("times") { args.u64("times")? } else { 1 };
-    let sleep_ms = if args.0.contains_key("sleep_ms") { args.u64("sleep_ms")? } else { 0 };
+    let times = if args.0.contains_key("times") {
+        args.u64("times")?
+    } else {
+        1
+    };
+    let sleep_ms = if args.0.contains_key("sleep_ms") {
+        args.u64("sleep_ms")?
+    } else {
+        0
+    };
     let secret = match Secret::open(name) {
         Ok(s) => s,
         Err(e) => return Ok(secret_failure(e)),

@@ -542,7 +542,7 @@ passthrough! {
             guarded!(self, "stat-at", json!({ "path": path, "flags": format!("{path_flags:?}") }),
                 self.check(&fd, &path, Op::Read),
                 vet(fd.rep(), &path, follow) as seen,
-                seen.map(|seen| seen.stat).ok_or_else(|| ErrorCode::NoEntry.into()))
+                seen.map(|seen| seen.stat()).ok_or_else(|| ErrorCode::NoEntry.into()))
         }
 
         own async fn set_times_at(&mut self, fd: Resource<Descriptor>, path_flags: PathFlags, path: String, atim: NewTimestamp, mtim: NewTimestamp) -> FsResult<()> {

@@ -23,17 +23,13 @@ use wasmtime_wasi::p2::bindings::filesystem::types::{
     PathFlags,
 };
 
-/// What a path was when it was looked at.
+/// What a path was when it was looked at: its metadata, which also answers a vetted
+/// `stat-at` or `metadata-hash-at` ([`Seen::stat`], [`Seen::hash`]) rather than a second
+/// look, which could see a different file than the one vetted.
 #[derive(Debug, Clone)]
 pub(crate) struct Seen {
-    dev: u64,
-    ino: u64,
     kind: Kind,
-    links: u64,
-    /// What wasmtime-wasi's `stat-at` would have answered for it, so that a vetted
-    /// `stat-at` is answered from this look rather than a second one, which could also
-    /// see a different file than the one vetted.
-    pub(crate) stat: DescriptorStat,
+    meta: Metadata,
 }
 
 /// A file's type, as far as the checks care.
@@ -91,72 +87,79 @@ impl Kind {
 }
 
 impl Seen {
-    fn of(meta: &Metadata) -> Seen {
+    fn of(meta: Metadata) -> Seen {
         Seen {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            kind: Kind::of(meta),
-            links: meta.nlink(),
-            stat: stat_of(meta),
+            kind: Kind::of(&meta),
+            meta,
         }
     }
-}
 
-impl Seen {
+    /// The device and inode: which file this is.
+    fn id(&self) -> (u64, u64) {
+        (self.meta.dev(), self.meta.ino())
+    }
+
+    fn links(&self) -> u64 {
+        self.meta.nlink()
+    }
+
     /// What wasmtime-wasi's `metadata-hash-at` would have answered for it: its 64-bit
     /// std hash of the device and inode, and that xor a constant for the upper half.
     pub(crate) fn hash(&self) -> MetadataHashValue {
         use std::hash::{Hash, Hasher};
         // The hasher wasmtime-wasi uses: fixed keys, so the same std gives the same value.
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (self.dev, self.ino).hash(&mut hasher);
+        self.id().hash(&mut hasher);
         let lower = hasher.finish();
         MetadataHashValue {
             lower,
             upper: lower ^ 4_614_256_656_552_045_848,
         }
     }
+
+    /// What wasmtime-wasi 48's `stat` and `stat-at` would have answered for it (its
+    /// conversion is private): FIFOs and sockets are `unknown`, the status-change time is
+    /// the creation time, and a time a second or more before the epoch, or one the
+    /// platform lacks, is `none`.
+    pub(crate) fn stat(&self) -> DescriptorStat {
+        let type_ = match self.kind {
+            Kind::Dir => DescriptorType::Directory,
+            Kind::Symlink => DescriptorType::SymbolicLink,
+            Kind::File => DescriptorType::RegularFile,
+            Kind::BlockDevice => DescriptorType::BlockDevice,
+            Kind::CharDevice => DescriptorType::CharacterDevice,
+            Kind::Fifo | Kind::Socket | Kind::Unknown => DescriptorType::Unknown,
+        };
+        let meta = &self.meta;
+        DescriptorStat {
+            type_,
+            link_count: meta.nlink(),
+            size: meta.len(),
+            data_access_timestamp: datetime(meta.accessed()),
+            data_modification_timestamp: datetime(meta.modified()),
+            status_change_timestamp: datetime(meta.created()),
+        }
+    }
 }
 
-/// `meta` as wasmtime-wasi 48 converts it for `stat` and `stat-at` (its conversion is
-/// private): FIFOs and sockets are `unknown`, the status-change time is the creation
-/// time, and a time a second or more before the epoch, or one the platform lacks, is
-/// `none`.
-fn stat_of(meta: &Metadata) -> DescriptorStat {
-    let type_ = match Kind::of(meta) {
-        Kind::Dir => DescriptorType::Directory,
-        Kind::Symlink => DescriptorType::SymbolicLink,
-        Kind::File => DescriptorType::RegularFile,
-        Kind::BlockDevice => DescriptorType::BlockDevice,
-        Kind::CharDevice => DescriptorType::CharacterDevice,
-        Kind::Fifo | Kind::Socket | Kind::Unknown => DescriptorType::Unknown,
-    };
-    let time = |t: io::Result<cap_primitives::time::SystemTime>| {
-        let t = t.ok()?.into_std();
-        // wasmtime-wasi goes through signed seconds and back: a time less than a second
-        // before the epoch keeps its nanoseconds and loses its sign. A guest sees here
-        // what it would see without Warden.
-        let d = t
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .or_else(|e| match e.duration() {
-                d if d.as_secs() == 0 => Ok(d),
-                _ => Err(()),
-            })
-            .ok()?;
-        i64::try_from(d.as_secs()).ok()?;
-        Some(Datetime {
-            seconds: d.as_secs(),
-            nanoseconds: d.subsec_nanos(),
+/// A file time as wasmtime-wasi gives it to a guest. It goes through signed seconds and
+/// back: a time less than a second before the epoch keeps its nanoseconds and loses its
+/// sign, and an earlier one is `none`. A guest sees here what it would see without Warden.
+fn datetime(t: io::Result<cap_primitives::time::SystemTime>) -> Option<Datetime> {
+    let d = t
+        .ok()?
+        .into_std()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .or_else(|e| match e.duration() {
+            d if d.as_secs() == 0 => Ok(d),
+            _ => Err(()),
         })
-    };
-    DescriptorStat {
-        type_,
-        link_count: meta.nlink(),
-        size: meta.len(),
-        data_access_timestamp: time(meta.accessed()),
-        data_modification_timestamp: time(meta.modified()),
-        status_change_timestamp: time(meta.created()),
-    }
+        .ok()?;
+    i64::try_from(d.as_secs()).ok()?;
+    Some(Datetime {
+        seconds: d.as_secs(),
+        nanoseconds: d.subsec_nanos(),
+    })
 }
 
 /// Looks at `path` under the directory `dir` without opening it: `None` if nothing is
@@ -168,7 +171,7 @@ pub(crate) fn look(dir: &std::fs::File, path: &str, follow: bool) -> io::Result<
         FollowSymlinks::No
     };
     match cap_primitives::fs::stat(dir, Path::new(path), follow) {
-        Ok(meta) => Ok(Some(Seen::of(&meta))),
+        Ok(meta) => Ok(Some(Seen::of(meta))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
@@ -178,10 +181,10 @@ pub(crate) fn look(dir: &std::fs::File, path: &str, follow: bool) -> io::Result<
 /// link may be another name for a file outside every grant, and a non-regular file (a
 /// FIFO, socket or device) may block or act when opened, unless the grant says `special`.
 pub(crate) fn vet(seen: &Seen, path: &str, special: bool) -> Result<(), String> {
-    if seen.kind == Kind::File && seen.links > 1 {
+    if seen.kind == Kind::File && seen.links() > 1 {
         return Err(format!(
             "{path} has {} hard links and may alias a file outside every fs grant",
-            seen.links
+            seen.links()
         ));
     }
     if seen.kind.is_special() && !special {
@@ -324,10 +327,10 @@ pub(crate) fn open(
     special: bool,
 ) -> Result<Opened, Failed> {
     let file = cap_primitives::fs::open(dir, Path::new(rel), &plan.opts)?;
-    let now = Seen::of(&Metadata::from_file(&file)?);
+    let now = Seen::of(Metadata::from_file(&file)?);
     // With O_EXCL the file is one this open created, whatever was there before.
     if let Some(seen) = seen.as_ref().filter(|_| !plan.exclusive)
-        && (seen.dev, seen.ino) != (now.dev, now.ino)
+        && seen.id() != now.id()
     {
         return Err(Failed::Refused(format!(
             "{path} was replaced between Warden's check and its open"
@@ -503,16 +506,14 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let fd = Resource::<wasmtime_wasi::p2::bindings::filesystem::types::Descriptor>::new_borrow(
-            fd.rep(),
-        );
-        let hash =
+        let borrow = || {
             Resource::<wasmtime_wasi::p2::bindings::filesystem::types::Descriptor>::new_borrow(
                 fd.rep(),
-            );
+            )
+        };
         match (
-            rt.block_on(view.stat_at(fd, flags, path.to_owned())),
-            rt.block_on(view.metadata_hash_at(hash, flags, path.to_owned())),
+            rt.block_on(view.stat_at(borrow(), flags, path.to_owned())),
+            rt.block_on(view.metadata_hash_at(borrow(), flags, path.to_owned())),
         ) {
             (Ok(stat), Ok(hash)) => Ok(format!("{stat:?} {hash:?}")),
             (Err(e), Err(_)) => Err(*e.downcast_ref().expect("an error code")),
@@ -525,7 +526,7 @@ mod tests {
     /// What a vetted `stat-at` and `metadata-hash-at` answer from [`look`].
     fn warden_stat(dir: &Path, path: &str, follow: bool) -> Result<String, ErrorCode> {
         match look(&self::dir(dir), path, follow) {
-            Ok(Some(seen)) => Ok(format!("{:?} {:?}", seen.stat, seen.hash())),
+            Ok(Some(seen)) => Ok(format!("{:?} {:?}", seen.stat(), seen.hash())),
             Ok(None) => Err(ErrorCode::NoEntry),
             Err(e) => Err(ErrorCode::from(e)),
         }
@@ -588,7 +589,7 @@ mod tests {
             let theirs = wasmtime_stat(&root, path, follow);
             assert_eq!(ours, theirs, "{path} (follow {follow})");
         }
-        let stat = |path| look(&dir(&root), path, false).unwrap().unwrap().stat;
+        let stat = |path| look(&dir(&root), path, false).unwrap().unwrap().stat();
         assert_eq!(stat("file").size, 12);
         assert_eq!(stat("file").link_count, 1);
         assert!(stat("file").data_modification_timestamp.is_some());
