@@ -314,15 +314,84 @@ impl McpServer {
     pub fn calls(&mut self, n: usize) {
         for _ in 0..n {
             self.id += 1;
-            let request = format!(
-                r#"{{"jsonrpc":"2.0","id":{},"method":"tools/call","params":{{"name":"echo","arguments":{ECHO_INPUT}}}}}"#,
-                self.id
-            );
+            let request = call_line(self.id);
             self.send(&request);
         }
         for _ in 0..n {
             self.answer();
         }
+    }
+
+    /// As [`McpServer::calls`], returning how long each answer took from the moment
+    /// the requests were written.
+    pub fn calls_timed(&mut self, n: usize) -> Vec<std::time::Duration> {
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            self.id += 1;
+            let request = call_line(self.id);
+            self.send(&request);
+        }
+        (0..n)
+            .map(|_| {
+                self.answer();
+                start.elapsed()
+            })
+            .collect()
+    }
+}
+
+/// A `tools/call` request to `echo`, as one JSON-RPC line without its newline.
+fn call_line(id: u64) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{ECHO_INPUT}}}}}"#
+    )
+}
+
+/// The floor under any stdio round trip: `cat` in a child process, echoing each
+/// request line back over the same kind of pipes a client and `warden mcp` use. On
+/// a VM whose idle vCPUs halt, waking the other process costs more than the
+/// task itself, and no server can answer faster than this.
+pub struct PipeEcho {
+    child: std::process::Child,
+    to: std::process::ChildStdin,
+    from: std::io::BufReader<std::process::ChildStdout>,
+    request: String,
+    line: String,
+}
+
+#[allow(dead_code)]
+impl PipeEcho {
+    pub fn start() -> PipeEcho {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("cat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("cat, for the pipe round-trip floor");
+        PipeEcho {
+            to: child.stdin.take().unwrap(),
+            from: std::io::BufReader::new(child.stdout.take().unwrap()),
+            child,
+            request: format!("{}\n", call_line(1)),
+            line: String::new(),
+        }
+    }
+
+    /// One line the size of a `tools/call` request, there and back.
+    pub fn round_trip(&mut self) {
+        use std::io::{BufRead, Write};
+        self.to.write_all(self.request.as_bytes()).unwrap();
+        self.to.flush().unwrap();
+        self.line.clear();
+        self.from.read_line(&mut self.line).unwrap();
+        assert_eq!(self.line, self.request);
+    }
+}
+
+impl Drop for PipeEcho {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -1,7 +1,7 @@
 //! `warden mcp`: tools served over the Model Context Protocol, on stdio or Streamable HTTP.
 
 use crate::approve::{ApproveArgs, Deciders, positive_duration};
-use crate::host::{EngineArgs, LogArgs, load_manifests, protected, tokio_runtime};
+use crate::host::{EngineArgs, LogArgs, load_manifests, protected, tokio_runtime_with};
 use crate::{Failure, usage};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -33,6 +33,9 @@ pub(crate) struct Args {
     #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "120s",
           value_parser = positive_duration, requires = "nats")]
     workers: Option<Duration>,
+    /// Threads that run tasks; default: one per core.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
 }
 
 /// `warden mcp --http` and its limits.
@@ -82,11 +85,13 @@ pub(crate) fn mcp(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> 
         approval,
         policy,
         workers,
+        threads,
     } = args;
     let (deciders, client_approval) = Deciders::for_mcp(approval, policy)?;
     if workers.is_some() && !matches!(client_approval, warden::mcp::ClientApproval::Never) {
         return Err(usage(
-            "--workers with --approve mcp: a worker cannot ask this server's client; gated              calls are answered by each worker's own approver",
+            "--workers with --approve mcp: a worker cannot ask this server's client; gated \
+             calls are answered by each worker's own approver",
         ));
     }
     let nats = audit.nats().map(str::to_owned);
@@ -118,7 +123,11 @@ pub(crate) fn mcp(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> 
     let wait_covered = audit.wait_covered;
     let log = audit.open(runtime.revocations())?;
     let sink: Arc<dyn EventSink> = log.log.clone();
-    let rt = tokio_runtime()?;
+    let threads = match threads {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    let rt = tokio_runtime_with(threads)?;
     let served = rt.block_on(async move {
         let catalog = Catalog::load(&runtime, manifests, sink.clone())
             .await
