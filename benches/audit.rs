@@ -3,7 +3,9 @@
 //!
 //! - `append/*`: `AuditLog::emit` of a typical call record (numbering,
 //!   JSON, BLAKE3 leaf hash, group commit, tree, checkpoints) until the
-//!   records are written, with fsync `none` and `batch`.
+//!   records are written, with fsync `none` and `batch`; and `append/leaf-hash`, the
+//!   BLAKE3 leaf hash of one such record's line and one tree node, which the writer
+//!   computes for each record in turn because every line names the hash before it.
 //! - `host-call/*`: a task of the `probe` guest making 1,000 `fs::metadata` calls, each
 //!   two host calls (wasi-libc asks `metadata-hash-at` for the inode, then `stat-at`),
 //!   one record each: on raw wasmtime-wasi, on Warden with a sink that
@@ -71,6 +73,18 @@ fn main() {
             })
         });
     }
+    // The floor under the writer, whose leaf hashes chain and so run one after
+    // another: a typical line's leaf hash, and the one inner node each leaf adds to
+    // the tree on average.
+    let written = std::fs::read_to_string(dir.path().join("append-fsync-none.jsonl")).unwrap();
+    let line = written.lines().nth(1).unwrap().as_bytes().to_vec();
+    group.bench_function("leaf-hash", |b| {
+        use warden::audit::merkle::{Blake3, leaf_hash, node_hash};
+        b.iter(|| {
+            let leaf = leaf_hash::<Blake3>(std::hint::black_box(&line));
+            node_hash::<Blake3>(&leaf, &leaf)
+        })
+    });
     group.finish();
 
     let probe = floor::Probe::new(dir.path());
@@ -123,6 +137,12 @@ fn report() {
         if let Some(ns) = mean("append", name) {
             println!("append {name}: {:.0} records/s ({ns:.0} ns each)", 1e9 / ns);
         }
+    }
+    if let Some(ns) = mean("append", "leaf-hash") {
+        println!(
+            "a record's leaf hash and tree node (the writer's serial floor): {ns:.0} ns, at most {:.0} records/s",
+            1e9 / ns
+        );
     }
     let Some(raw) = mean("host-call", "raw-wasmtime") else {
         return;

@@ -16,7 +16,9 @@
 //! syncs it (group commit), extends the tree and writes a checkpoint every
 //! [`LogOptions::checkpoint_every`] records, every
 //! [`LogOptions::checkpoint_interval`], and within
-//! [`LogOptions::checkpoint_delay`] of every task end.
+//! [`LogOptions::checkpoint_delay`] of every task end. A thread that records while
+//! [`LogOptions::queue_bytes`] of records wait for the writer waits until it takes
+//! them, so that memory stays bounded however fast tasks record.
 //!
 //! With [`Fsync::Always`] a host call's record is on disk before the call
 //! proceeds, and a task's `task.end` ([`EventSink::end`]) before its result is
@@ -138,6 +140,12 @@ pub struct LogOptions {
     /// Retire closed segments older than this (by the time they closed),
     /// the same way; the newest closed segment is always kept.
     pub retain_age: Option<Duration>,
+    /// How many bytes of records may wait for the writer; a thread that records
+    /// beyond that waits until the writer takes them. Without a bound, threads that
+    /// record faster than the log is written grow the queue without end; with one,
+    /// the writer's buffers stay in cache and are reused rather than faulted in
+    /// afresh for each group. 1 MiB, a few thousand records, unless set.
+    pub queue_bytes: usize,
 }
 
 impl Default for LogOptions {
@@ -152,6 +160,7 @@ impl Default for LogOptions {
             compress: None,
             retain_segments: None,
             retain_age: None,
+            queue_bytes: 1 << 20,
         }
     }
 }
@@ -255,6 +264,7 @@ pub struct AuditLog {
     path: PathBuf,
     fsync: Fsync,
     checkpoint_delay: Duration,
+    queue_bytes: usize,
     /// What every receipt waits on, shared.
     progress: Arc<LogProgress>,
     verifier: super::checkpoint::VerifierKey,
@@ -784,6 +794,7 @@ impl AuditLog {
             path: path.to_path_buf(),
             fsync: opts.fsync,
             checkpoint_delay: opts.checkpoint_delay,
+            queue_bytes: opts.queue_bytes,
             progress: Arc::new(LogProgress {
                 shared,
                 fsync: opts.fsync,
@@ -996,6 +1007,9 @@ impl AuditLog {
             buf.clear();
             body(buf, record)?;
             let mut st = self.lock();
+            while st.bodies.len() >= self.queue_bytes && st.failed.is_none() && !st.closed {
+                st = self.shared.done.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
             if let Some(f) = &st.failed {
                 anyhow::bail!("audit log failed: {f}");
             }
@@ -1125,6 +1139,7 @@ struct Writer {
 
 impl Writer {
     fn run(mut self) {
+        let queue_bytes = self.opts.queue_bytes;
         let mut last_cp = Instant::now();
         // When a checkpoint is owed to tasks whose records are written.
         let mut owed: Option<Instant> = None;
@@ -1163,6 +1178,7 @@ impl Writer {
                 // that tasks ending close together share one sync.
                 let waited_on = |st: &State| {
                     st.closing
+                        || st.bodies.len() >= queue_bytes
                         || st.checkpoint_wanted > st.checkpointed
                         || st.sync_wanted > st.durable
                         || (st.ends_waiting > 0 && st.running == 0 && Instant::now() >= rejoin)
@@ -1205,6 +1221,10 @@ impl Writer {
                     st.closing,
                 )
             };
+            // Threads that waited for room fill the next group while this one is written.
+            if self.queued.0.len() >= queue_bytes {
+                self.shared.done.notify_all();
+            }
             if let Err(e) = self.append(first) {
                 return self.fail(format!("writing records: {e}"));
             }
@@ -1628,5 +1648,62 @@ mod tests {
         assert_eq!(leaves[1], leaf_hash::<Blake3>(lines[1].as_bytes()));
         assert_eq!(last, Some(leaves[1]));
         assert_eq!((st.running, st.next_seq), (1, 9));
+    }
+
+    #[test]
+    fn threads_that_record_faster_than_the_writer_writes_are_held_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let key = HostKey::generate("bound/warden-audit").unwrap();
+        // A bound of a few records, so that four threads reach it whatever this
+        // machine's speed: unbounded, their queue grows to hundreds of KiB here.
+        let record_bytes = 2048;
+        let opts = LogOptions {
+            fsync: Fsync::None,
+            queue_bytes: 4 * record_bytes,
+            ..LogOptions::default()
+        };
+        let log = AuditLog::open(&path, key, opts).unwrap();
+        let meta = TaskMeta {
+            attempt: None,
+            host: "h".into(),
+            agent: None,
+            task: "t".into(),
+            parent: None,
+            tool: "echo".into(),
+            component: "blake3:00".into(),
+            mcp: None,
+        };
+        let event = Event::call("wasi:x/y.z").args(json!({ "blob": "x".repeat(record_bytes) }));
+        let largest = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut largest = 0;
+                        for _ in 0..2000 {
+                            let record = Record {
+                                meta: &meta,
+                                time: SystemTime::now(),
+                                event: &event,
+                            };
+                            log.emit(&record).unwrap();
+                            largest = largest.max(log.lock().bodies.len());
+                        }
+                        largest
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .max()
+                .unwrap()
+        });
+        // A thread that finds room adds its whole record, so the queue may pass the
+        // bound by less than one record from each thread.
+        let most = 4 * record_bytes + 4 * (record_bytes + 200);
+        assert!(largest <= most, "{largest} bytes queued, more than {most}");
+        log.checkpoint().unwrap();
+        assert_eq!(log.stats().records, 8_000);
     }
 }
