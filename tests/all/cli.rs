@@ -281,6 +281,18 @@ fn bad_json_input_is_a_usage_error() {
 }
 
 #[test]
+fn mcp_refuses_zero_threads() {
+    let out = warden(
+        &["mcp", example("echo").to_str().unwrap(), "--threads", "0"],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--threads"), "{stderr}");
+}
+
+#[test]
 fn compiled_cache_must_be_private() {
     use std::os::unix::fs::PermissionsExt;
     let cache = tempfile::tempdir().unwrap();
