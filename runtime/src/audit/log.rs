@@ -345,6 +345,12 @@ struct Shipping {
 }
 
 impl State {
+    /// Whether `bound` bytes of records wait for the writer. An empty queue is never
+    /// full, so that a bound of 0 means one group at a time rather than no records.
+    fn full(&self, bound: usize) -> bool {
+        !self.bodies.is_empty() && self.bodies.len() >= bound
+    }
+
     /// Queues the record whose fields from `time` on are `body` ([`body`]);
     /// returns the seq it will have.
     fn enqueue(&mut self, event: &str, body: &[u8]) -> u64 {
@@ -1007,7 +1013,7 @@ impl AuditLog {
             buf.clear();
             body(buf, record)?;
             let mut st = self.lock();
-            while st.bodies.len() >= self.queue_bytes && st.failed.is_none() && !st.closed {
+            while st.full(self.queue_bytes) && st.failed.is_none() && !st.closed {
                 st = self.shared.done.wait(st).unwrap_or_else(|p| p.into_inner());
             }
             if let Some(f) = &st.failed {
@@ -1178,7 +1184,7 @@ impl Writer {
                 // that tasks ending close together share one sync.
                 let waited_on = |st: &State| {
                     st.closing
-                        || st.bodies.len() >= queue_bytes
+                        || st.full(queue_bytes)
                         || st.checkpoint_wanted > st.checkpointed
                         || st.sync_wanted > st.durable
                         || (st.ends_waiting > 0 && st.running == 0 && Instant::now() >= rejoin)
@@ -1222,7 +1228,7 @@ impl Writer {
                 )
             };
             // Threads that waited for room fill the next group while this one is written.
-            if self.queued.0.len() >= queue_bytes {
+            if !self.queued.0.is_empty() && self.queued.0.len() >= queue_bytes {
                 self.shared.done.notify_all();
             }
             if let Err(e) = self.append(first) {
@@ -1705,5 +1711,38 @@ mod tests {
         assert!(largest <= most, "{largest} bytes queued, more than {most}");
         log.checkpoint().unwrap();
         assert_eq!(log.stats().records, 8_000);
+    }
+
+    #[test]
+    fn a_bound_of_zero_writes_one_group_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let key = HostKey::generate("zero/warden-audit").unwrap();
+        let opts = LogOptions {
+            fsync: Fsync::None,
+            queue_bytes: 0,
+            ..LogOptions::default()
+        };
+        let log = Arc::new(AuditLog::open(&path, key, opts).unwrap());
+        let (done, finished) = std::sync::mpsc::channel();
+        let writer = log.clone();
+        std::thread::spawn(move || {
+            let meta = writer_meta();
+            let event = Event::new("test.zero");
+            for _ in 0..100 {
+                let record = Record {
+                    meta: &meta,
+                    time: SystemTime::now(),
+                    event: &event,
+                };
+                writer.emit(&record).unwrap();
+            }
+            writer.checkpoint().unwrap();
+            done.send(()).unwrap();
+        });
+        finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("100 records written within 30 s");
+        assert_eq!(log.stats().records, 100);
     }
 }
