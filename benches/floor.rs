@@ -250,7 +250,9 @@ pub const ECHO_INPUT: &str = r#"{"hello":"world"}"#;
 #[allow(dead_code)]
 pub struct McpServer {
     child: std::process::Child,
-    to: std::process::ChildStdin,
+    /// Buffered, as a client writes: each request in one write, and requests sent
+    /// together in one.
+    to: std::io::BufWriter<std::process::ChildStdin>,
     from: std::io::BufReader<std::process::ChildStdout>,
     line: String,
     id: u64,
@@ -278,7 +280,7 @@ impl McpServer {
             .spawn()
             .unwrap();
         let mut server = McpServer {
-            to: child.stdin.take().unwrap(),
+            to: std::io::BufWriter::new(child.stdin.take().unwrap()),
             from: std::io::BufReader::new(child.stdout.take().unwrap()),
             child,
             line: String::new(),
