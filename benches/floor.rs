@@ -249,7 +249,7 @@ pub const ECHO_INPUT: &str = r#"{"hello":"world"}"#;
 /// initialized, its records in `audit`; `extra` follows `mcp MANIFEST --audit AUDIT`.
 #[allow(dead_code)]
 pub struct McpServer {
-    child: std::process::Child,
+    _child: Reaped,
     /// Buffered, as a client writes: each request in one write, and requests sent
     /// together in one.
     to: std::io::BufWriter<std::process::ChildStdin>,
@@ -282,7 +282,7 @@ impl McpServer {
         let mut server = McpServer {
             to: std::io::BufWriter::new(child.stdin.take().unwrap()),
             from: std::io::BufReader::new(child.stdout.take().unwrap()),
-            child,
+            _child: Reaped(child),
             line: String::new(),
             id: 0,
         };
@@ -354,7 +354,7 @@ fn call_line(id: u64) -> String {
 /// a VM whose idle vCPUs halt, waking the other process costs more than the
 /// task itself, and no server can answer faster than this.
 pub struct PipeEcho {
-    child: std::process::Child,
+    _child: Reaped,
     to: std::process::ChildStdin,
     from: std::io::BufReader<std::process::ChildStdout>,
     request: String,
@@ -373,7 +373,7 @@ impl PipeEcho {
         PipeEcho {
             to: child.stdin.take().unwrap(),
             from: std::io::BufReader::new(child.stdout.take().unwrap()),
-            child,
+            _child: Reaped(child),
             request: format!("{}\n", call_line(1)),
             line: String::new(),
         }
@@ -390,16 +390,12 @@ impl PipeEcho {
     }
 }
 
-impl Drop for PipeEcho {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// A child process a bench started, killed and waited for when the bench is done with it.
+struct Reaped(std::process::Child);
 
-impl Drop for McpServer {
+impl Drop for Reaped {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

@@ -344,13 +344,13 @@ struct Shipping {
     required: bool,
 }
 
-impl State {
-    /// Whether `bound` bytes of records wait for the writer. An empty queue is never
-    /// full, so that a bound of 0 means one group at a time rather than no records.
-    fn full(&self, bound: usize) -> bool {
-        !self.bodies.is_empty() && self.bodies.len() >= bound
-    }
+/// Whether the record bodies `queued` fill a queue of `bound` bytes. An empty queue is
+/// never full, so that a bound of 0 means one group at a time rather than no records.
+fn full(queued: &[u8], bound: usize) -> bool {
+    !queued.is_empty() && queued.len() >= bound
+}
 
+impl State {
     /// Queues the record whose fields from `time` on are `body` ([`body`]);
     /// returns the seq it will have.
     fn enqueue(&mut self, event: &str, body: &[u8]) -> u64 {
@@ -1013,7 +1013,7 @@ impl AuditLog {
             buf.clear();
             body(buf, record)?;
             let mut st = self.lock();
-            while st.full(self.queue_bytes) && st.failed.is_none() && !st.closed {
+            while full(&st.bodies, self.queue_bytes) && st.failed.is_none() && !st.closed {
                 st = self.shared.done.wait(st).unwrap_or_else(|p| p.into_inner());
             }
             if let Some(f) = &st.failed {
@@ -1184,7 +1184,7 @@ impl Writer {
                 // that tasks ending close together share one sync.
                 let waited_on = |st: &State| {
                     st.closing
-                        || st.full(queue_bytes)
+                        || full(&st.bodies, queue_bytes)
                         || st.checkpoint_wanted > st.checkpointed
                         || st.sync_wanted > st.durable
                         || (st.ends_waiting > 0 && st.running == 0 && Instant::now() >= rejoin)
@@ -1228,7 +1228,7 @@ impl Writer {
                 )
             };
             // Threads that waited for room fill the next group while this one is written.
-            if !self.queued.0.is_empty() && self.queued.0.len() >= queue_bytes {
+            if full(&self.queued.0, queue_bytes) {
                 self.shared.done.notify_all();
             }
             if let Err(e) = self.append(first) {
@@ -1658,28 +1658,11 @@ mod tests {
 
     #[test]
     fn threads_that_record_faster_than_the_writer_writes_are_held_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let key = HostKey::generate("bound/warden-audit").unwrap();
         // A bound of a few records, so that four threads reach it whatever this
         // machine's speed: unbounded, their queue grows to hundreds of KiB here.
         let record_bytes = 2048;
-        let opts = LogOptions {
-            fsync: Fsync::None,
-            queue_bytes: 4 * record_bytes,
-            ..LogOptions::default()
-        };
-        let log = AuditLog::open(&path, key, opts).unwrap();
-        let meta = TaskMeta {
-            attempt: None,
-            host: "h".into(),
-            agent: None,
-            task: "t".into(),
-            parent: None,
-            tool: "echo".into(),
-            component: "blake3:00".into(),
-            mcp: None,
-        };
+        let (_dir, log) = bounded_log(4 * record_bytes);
+        let meta = writer_meta();
         let event = Event::call("wasi:x/y.z").args(json!({ "blob": "x".repeat(record_bytes) }));
         let largest = std::thread::scope(|s| {
             let threads: Vec<_> = (0..4)
@@ -1687,12 +1670,7 @@ mod tests {
                     s.spawn(|| {
                         let mut largest = 0;
                         for _ in 0..2000 {
-                            let record = Record {
-                                meta: &meta,
-                                time: SystemTime::now(),
-                                event: &event,
-                            };
-                            log.emit(&record).unwrap();
+                            log.emit(&now(&meta, &event)).unwrap();
                             largest = largest.max(log.lock().bodies.len());
                         }
                         largest
@@ -1715,27 +1693,15 @@ mod tests {
 
     #[test]
     fn a_bound_of_zero_writes_one_group_at_a_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        let key = HostKey::generate("zero/warden-audit").unwrap();
-        let opts = LogOptions {
-            fsync: Fsync::None,
-            queue_bytes: 0,
-            ..LogOptions::default()
-        };
-        let log = Arc::new(AuditLog::open(&path, key, opts).unwrap());
+        let (_dir, log) = bounded_log(0);
+        let log = Arc::new(log);
         let (done, finished) = std::sync::mpsc::channel();
         let writer = log.clone();
         std::thread::spawn(move || {
             let meta = writer_meta();
             let event = Event::new("test.zero");
             for _ in 0..100 {
-                let record = Record {
-                    meta: &meta,
-                    time: SystemTime::now(),
-                    event: &event,
-                };
-                writer.emit(&record).unwrap();
+                writer.emit(&now(&meta, &event)).unwrap();
             }
             writer.checkpoint().unwrap();
             done.send(()).unwrap();
@@ -1744,5 +1710,26 @@ mod tests {
             .recv_timeout(Duration::from_secs(30))
             .expect("100 records written within 30 s");
         assert_eq!(log.stats().records, 100);
+    }
+
+    /// A log with fsync `none` whose queue holds `queue_bytes`, in a directory of its own.
+    fn bounded_log(queue_bytes: usize) -> (tempfile::TempDir, AuditLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let key = HostKey::generate("bound/warden-audit").unwrap();
+        let opts = LogOptions {
+            fsync: Fsync::None,
+            queue_bytes,
+            ..LogOptions::default()
+        };
+        let log = AuditLog::open(&dir.path().join("audit.jsonl"), key, opts).unwrap();
+        (dir, log)
+    }
+
+    fn now<'a>(meta: &'a TaskMeta, event: &'a Event) -> Record<'a> {
+        Record {
+            meta,
+            time: SystemTime::now(),
+            event,
+        }
     }
 }

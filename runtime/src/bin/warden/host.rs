@@ -365,15 +365,14 @@ pub(crate) fn tokio_runtime() -> Result<tokio::runtime::Runtime, Failure> {
 /// shootdowns: eight MCP calls in flight are answered about a quarter sooner with two
 /// workers than with one (benches/README.md).
 pub(crate) fn tokio_runtime_with(threads: usize) -> Result<tokio::runtime::Runtime, Failure> {
-    if threads > 1 {
-        return tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name("warden-task")
-            .enable_all()
-            .build()
-            .map_err(|e| usage(format!("cannot start tokio: {e}")));
-    }
-    tokio::runtime::Builder::new_current_thread()
+    let mut builder = if threads > 1 {
+        let mut multi = tokio::runtime::Builder::new_multi_thread();
+        multi.worker_threads(threads).thread_name("warden-task");
+        multi
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder
         .enable_all()
         .build()
         .map_err(|e| usage(format!("cannot start tokio: {e}")))
