@@ -56,7 +56,7 @@ fn main() {
         .build()
         .unwrap();
 
-    let runtime = Runtime::new(&EngineConfig::default()).unwrap();
+    let runtime = Runtime::new(&engine_config()).unwrap();
     let tool = Arc::new(runtime.load(Manifest::load(&manifest).unwrap()).unwrap());
     let engine = runtime.engine().clone();
     let echo = Arc::new(floor::Echo::new(&engine));
@@ -157,6 +157,20 @@ fn main() {
         tasks / checkpoints,
         (after.records - before.records) as f64 / (after.groups - before.groups).max(1) as f64,
     );
+}
+
+/// The default engine, or with `WARDEN_BENCH_SLOTS=N` a pool of N task slots: the default
+/// 100 reserve ~800 GB of address space, more than valgrind can map, and counting each
+/// side's instructions under callgrind is the one measure of a task here that shared
+/// vCPUs do not blur.
+fn engine_config() -> EngineConfig {
+    let mut config = EngineConfig::default();
+    if let Ok(n) = std::env::var("WARDEN_BENCH_SLOTS") {
+        config.max_tasks = n
+            .parse()
+            .expect("WARDEN_BENCH_SLOTS is a number of task slots");
+    }
+    config
 }
 
 fn threads(n: usize) -> tokio::runtime::Runtime {

@@ -166,7 +166,9 @@ impl TaskSecrets {
         if specs.is_empty() {
             return Ok(TaskSecrets::default());
         }
-        TaskSecrets::fetch_with(specs, audit, Env::process()).await
+        // Boxed, so that the state of a Vault request (kilobytes) is not part of every
+        // task's future, which is moved whole into `block_on` or `spawn`.
+        Box::pin(TaskSecrets::fetch_with(specs, audit, Env::process())).await
     }
 
     async fn fetch_with(
