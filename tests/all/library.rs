@@ -561,6 +561,50 @@ fn a_pinned_component_is_checked_before_it_compiles() {
     assert_eq!(entries(), 1);
 }
 
+/// A local user who owns the cache file rewrites it in place (same inode) after Warden
+/// checked its tag: what runs is still what was checked. Had the artifact been mapped from
+/// the cache file, the rewritten pages would be the code that runs.
+#[tokio::test(flavor = "current_thread")]
+async fn a_cached_artifact_rewritten_after_its_check_changes_nothing_that_runs() {
+    use std::io::{Seek, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = EngineConfig {
+        cache_dir: Some(dir.path().join("compiled")),
+        cache_key: Some(dir.path().join("cache.key")),
+        max_tasks: 2,
+        ..EngineConfig::default()
+    };
+    let manifest = || Manifest::load(&crate::support::example("echo")).unwrap();
+    // The first runtime compiles and stores the entry; the second loads it from the cache.
+    Runtime::new(&cfg).unwrap().load(manifest()).unwrap();
+    let runtime = Runtime::new(&cfg).unwrap();
+    let echo = runtime.load(manifest()).unwrap();
+    let entries: Vec<PathBuf> = std::fs::read_dir(dir.path().join("compiled"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    assert!(
+        maps.contains("memfd:warden-cached-component"),
+        "the entry was not loaded from a sealed copy:\n{maps}"
+    );
+
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&entries[0])
+        .unwrap();
+    let len = file.metadata().unwrap().len();
+    file.seek(std::io::SeekFrom::Start(0)).unwrap();
+    file.write_all(&vec![0xcc; len as usize]).unwrap();
+    file.sync_all().unwrap();
+
+    let sink = Arc::new(warden_host_api::audit::NullSink);
+    let input = r#"{"after":"the rewrite"}"#;
+    let out = echo.run(TaskRequest::new(input, sink)).await.unwrap();
+    assert_eq!(out.outcome, Outcome::Result(input.into()));
+}
+
 /// Every example guest, in Rust, Python and JavaScript, fits the pool's per-task budget, so
 /// `max_tasks` of any of them fit at once; a component over the budget is refused when
 /// loaded, naming the limit, its need and the setting.

@@ -11,8 +11,11 @@
 //! ([`crate::audit::keys`]), over the entry's identity (the component's bytes and the
 //! engine's compilation settings) and the artifact. An entry whose tag does not verify, for
 //! another component's artifact as much as for altered bytes, is compiled again from the
-//! component and written over; it is never loaded. The file is read into memory once, checked
-//! there and deserialized from those bytes, so it cannot change between check and use.
+//! component and written over; it is never loaded. The file is copied once into a private
+//! memfd, hashed as it is copied, and sealed against every write before wasmtime maps it, so
+//! what runs is what was checked: neither the cache file's owner nor anyone else can change
+//! it between the check and the last use. (Where memfds are not available, the file is read
+//! into memory, checked and deserialized from there, at the cost of a second copy.)
 //!
 //! Entries are named by a keyed hash of their identity too, so that runtimes with different
 //! secrets sharing one directory keep apart instead of overwriting each other.
@@ -137,6 +140,10 @@ impl CodeCache {
     }
 
     fn load(&self, engine: &Engine, id: &[u8; 32], path: &Path) -> Option<Component> {
+        #[cfg(target_os = "linux")]
+        if let Some(sealed) = self.load_sealed(engine, id, path) {
+            return sealed.ok();
+        }
         let bytes = std::fs::read(path).ok()?;
         if bytes.len() <= TAG {
             return None;
@@ -158,6 +165,82 @@ impl CodeCache {
         // is an owned copy of the file, checked after it was read.
         let component = unsafe { Component::deserialize(engine, artifact) };
         component.ok()
+    }
+
+    /// Loads the entry at `path` from a sealed memfd copy: `Some(Err)` for an entry that is
+    /// missing or does not verify, `None` where a memfd cannot be made or reopened (no
+    /// `/proc`), for the caller to read the file instead.
+    ///
+    /// Reading the file into memory and deserializing from there costs two copies of the
+    /// artifact, each into freshly faulted pages (for a Python tool's ~60 MB, most of a
+    /// first task's time). Here the one copy goes into the memfd through a reused buffer,
+    /// the tag is computed over the bytes as they are written, and wasmtime maps the sealed
+    /// file instead of copying it again.
+    #[cfg(target_os = "linux")]
+    fn load_sealed(
+        &self,
+        engine: &Engine,
+        id: &[u8; 32],
+        path: &Path,
+    ) -> Option<std::io::Result<Component>> {
+        use rustix::fs::{MemfdFlags, SealFlags};
+        use std::io::Read as _;
+        use std::os::fd::AsRawFd as _;
+
+        let memfd = match rustix::fs::memfd_create(
+            "warden-cached-component",
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        ) {
+            Ok(fd) => std::fs::File::from(fd),
+            Err(_) => return None,
+        };
+        // wasmtime opens the path it is given; this one names the memfd.
+        let proc = PathBuf::from(format!("/proc/self/fd/{}", memfd.as_raw_fd()));
+        if std::fs::metadata(&proc).is_err() {
+            return None;
+        }
+        let copied = (|| {
+            let mut file = std::fs::File::open(path)?;
+            let mut tag = [0u8; TAG];
+            file.read_exact(&mut tag)?;
+            let mut h = blake3::Hasher::new_keyed(&self.tag_key);
+            h.update(id);
+            let mut copy = &memfd;
+            let mut buf = vec![0u8; PARALLEL_FROM];
+            loop {
+                let n = file.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                update(&mut h, &buf[..n]);
+                copy.write_all(&buf[..n])?;
+            }
+            // From here the memfd holds exactly the bytes hashed, and nothing can change them.
+            rustix::fs::fcntl_add_seals(
+                &memfd,
+                SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE | SealFlags::SEAL,
+            )?;
+            // blake3::Hash compares in constant time.
+            if blake3::Hash::from_bytes(tag) != h.finalize() {
+                return Err(std::io::Error::other("the entry's tag does not verify"));
+            }
+            Ok(())
+        })();
+        if let Err(e) = copied {
+            return Some(Err(e));
+        }
+        #[expect(
+            unsafe_code,
+            reason = "deserializing runs the artifact as native code; it is the one this host \
+                      compiled for exactly these component bytes and engine settings, as its \
+                      keyed tag shows, and is mapped from a sealed file nothing can change"
+        )]
+        // SAFETY: the memfd holds what `Component::serialize` of this host produced for an
+        // engine with the same compilation settings (both are in `id`, which the tag covers,
+        // and the tag was computed over exactly the bytes written to it); it is sealed against
+        // writes, growing and shrinking, so the mapping wasmtime makes cannot change under it.
+        let component = unsafe { Component::deserialize_file(engine, &proc) };
+        Some(component.map_err(|e| std::io::Error::other(format!("{e:#}"))))
     }
 
     fn store(&self, id: &[u8; 32], path: &Path, artifact: &[u8]) -> std::io::Result<()> {
