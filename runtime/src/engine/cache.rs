@@ -133,10 +133,16 @@ impl CodeCache {
     }
 
     fn tag(&self, id: &[u8; 32], artifact: &[u8]) -> blake3::Hash {
-        let mut h = blake3::Hasher::new_keyed(&self.tag_key);
-        h.update(id);
+        let mut h = self.tagging(id);
         update(&mut h, artifact);
         h.finalize()
+    }
+
+    /// The hasher of the tag of entry `id`, before the artifact.
+    fn tagging(&self, id: &[u8; 32]) -> blake3::Hasher {
+        let mut h = blake3::Hasher::new_keyed(&self.tag_key);
+        h.update(id);
+        h
     }
 
     fn load(&self, engine: &Engine, id: &[u8; 32], path: &Path) -> Option<Component> {
@@ -172,7 +178,7 @@ impl CodeCache {
     /// `/proc`), for the caller to read the file instead.
     ///
     /// Reading the file into memory and deserializing from there costs two copies of the
-    /// artifact, each into freshly faulted pages (for a Python tool's ~60 MB, most of a
+    /// artifact, each into freshly faulted pages (for a Python tool's ~35 MB, most of a
     /// first task's time). Here the one copy goes into the memfd through a reused buffer,
     /// the tag is computed over the bytes as they are written, and wasmtime maps the sealed
     /// file instead of copying it again.
@@ -203,8 +209,7 @@ impl CodeCache {
             let mut file = std::fs::File::open(path)?;
             let mut tag = [0u8; TAG];
             file.read_exact(&mut tag)?;
-            let mut h = blake3::Hasher::new_keyed(&self.tag_key);
-            h.update(id);
+            let mut h = self.tagging(id);
             let mut copy = &memfd;
             let mut buf = vec![0u8; PARALLEL_FROM];
             loop {
