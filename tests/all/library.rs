@@ -518,18 +518,22 @@ async fn the_agent_loop_example_runs() {
     }
 }
 
+/// An engine whose compiled components are cached in `dir/compiled`, keyed by `dir/cache.key`.
+fn cached(dir: &std::path::Path) -> EngineConfig {
+    EngineConfig {
+        cache_dir: Some(dir.join("compiled")),
+        cache_key: Some(dir.join("cache.key")),
+        ..EngineConfig::default()
+    }
+}
+
 /// A pinned manifest refuses other bytes before anything compiles them: whoever swaps the
 /// component file gets neither a compile nor a cache entry out of the host.
 #[test]
 fn a_pinned_component_is_checked_before_it_compiles() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("compiled");
-    let runtime = Runtime::new(&EngineConfig {
-        cache_dir: Some(cache.clone()),
-        cache_key: Some(dir.path().join("cache.key")),
-        ..EngineConfig::default()
-    })
-    .unwrap();
+    let runtime = Runtime::new(&cached(dir.path())).unwrap();
     let echo = std::fs::read(crate::support::guests().join("echo.wasm")).unwrap();
     let component = dir.path().join("t.wasm");
     std::fs::write(&component, wat::parse_str("(component)").unwrap()).unwrap();
@@ -569,10 +573,8 @@ async fn a_cached_artifact_rewritten_after_its_check_changes_nothing_that_runs()
     use std::io::{Seek, Write};
     let dir = tempfile::tempdir().unwrap();
     let cfg = EngineConfig {
-        cache_dir: Some(dir.path().join("compiled")),
-        cache_key: Some(dir.path().join("cache.key")),
         max_tasks: 2,
-        ..EngineConfig::default()
+        ..cached(dir.path())
     };
     let manifest = || Manifest::load(&crate::support::example("echo")).unwrap();
     // The first runtime compiles and stores the entry; the second loads it from the cache.
