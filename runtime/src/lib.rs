@@ -79,9 +79,11 @@
 #![warn(rustdoc::broken_intra_doc_links)]
 
 pub mod audit;
+pub mod baseline;
 pub mod component;
 #[cfg(any(feature = "mcp", feature = "fleet"))]
 mod denials;
+pub mod diff;
 pub mod engine;
 #[cfg(feature = "fleet")]
 pub mod fleet;
@@ -89,10 +91,12 @@ pub mod func;
 pub mod manifest;
 #[cfg(feature = "mcp")]
 pub mod mcp;
+pub mod oci;
 mod runtime;
 mod task;
 pub mod token;
 mod tool;
+pub mod trust;
 
 pub use component::Kind;
 pub use engine::EngineConfig;
@@ -101,4 +105,4 @@ pub use task::{
     DangerousTaskRequest, LineageError, Outcome, TaskError, TaskGrant, TaskOutput, TaskRequest,
     new_task_id,
 };
-pub use tool::{Tool, ToolInfo};
+pub use tool::{Provenance, Tool, ToolInfo};

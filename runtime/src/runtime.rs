@@ -1,14 +1,16 @@
 //! [`Runtime`]: one engine, its task slots and the deciders every tool it loads shares.
 
 use crate::tool::Entry;
+use crate::tool::Provenance;
 use crate::*;
-use manifest::{Digest, Manifest, ManifestError};
+use manifest::{ComponentSource, Digest, Manifest, ManifestError};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use task::TaskData;
 use tokio::sync::Semaphore;
 use warden_host_api::approval::{self, Approver, Deny};
+use warden_host_api::audit::EventSink;
 use warden_host_api::grant::live::Revocations;
 use warden_host_api::policy::{Clock, Policy};
 use warden_host_api::wit::ToolPre;
@@ -56,6 +58,31 @@ pub enum LoadError {
         /// How many a slot holds.
         holds: u32,
     },
+    /// The component is to come from a registry, and the store has no intact copy of it.
+    #[error("{error}")]
+    Oci {
+        /// The reference as the manifest wrote it.
+        reference: String,
+        /// Why it is not there.
+        error: oci::OciError,
+    },
+    /// `signed-by` names keys, and none of them signed the component; or the runtime
+    /// requires signatures and the manifest names no keys.
+    #[error("{component}: {message}")]
+    Signature {
+        /// The component's file or reference.
+        component: String,
+        /// What was expected and what was found.
+        message: String,
+    },
+    /// The component or its grants reach beyond the tool's approved baseline, or it has none.
+    #[error("{component}: {message}")]
+    Drift {
+        /// The component's file or reference.
+        component: String,
+        /// How.
+        message: String,
+    },
     /// The manifest asks for fuel, but the runtime does not meter it.
     #[error("{}: limits.fuel is set, but this runtime was built without fuel metering", path.display())]
     FuelNotMetered {
@@ -77,6 +104,14 @@ pub struct Runtime {
     slot: engine::TaskSlot,
     /// Told of compiles that take more than a second.
     compile_notices: Option<engine::slow::Notify>,
+    /// Where components from registries are found once pulled.
+    store: Option<oci::Store>,
+    /// Refuse every component that no `signed-by` key signed.
+    require_signed: bool,
+    /// Where each load's `tool.load` record goes.
+    load_audit: Option<Arc<dyn EventSink>>,
+    /// The approved baselines every tool must stay within.
+    baselines: Option<baseline::Baselines>,
     settings: Settings,
 }
 
@@ -115,6 +150,10 @@ impl Runtime {
             cache,
             slot: cfg.slot,
             compile_notices: None,
+            store: None,
+            require_signed: false,
+            load_audit: None,
+            baselines: None,
             settings: Settings {
                 fuel: cfg.fuel,
                 revocations: Arc::new(Revocations::new(None)),
@@ -234,6 +273,35 @@ impl Runtime {
         self
     }
 
+    /// Loads components from registries out of `store` (default: [`oci::Store::default_dir`]).
+    pub fn with_store(mut self, store: oci::Store) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Refuses every tool whose component is not signed by a key its manifest's
+    /// `signed-by` names, and every tool whose manifest names none: a host where nothing
+    /// unsigned runs.
+    pub fn with_require_signed(mut self, require: bool) -> Self {
+        self.require_signed = require;
+        self
+    }
+
+    /// Writes a `tool.load` record to `sink` for every load, allowed or refused: what was
+    /// loaded from where, its digests, the signature checked and by which key, the pins.
+    /// A load whose record cannot be written fails.
+    pub fn with_load_audit(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.load_audit = Some(sink);
+        self
+    }
+
+    /// Refuses every tool without an approved baseline in `baselines`, and every version
+    /// whose imports or grants reach beyond it ([`baseline`]), until it is approved.
+    pub fn with_baselines(mut self, baselines: baseline::Baselines) -> Self {
+        self.baselines = Some(baselines);
+        self
+    }
+
     /// The revocation list tasks are checked against.
     pub fn revocations(&self) -> &Arc<Revocations> {
         &self.settings.revocations
@@ -255,6 +323,16 @@ impl Runtime {
         let bytes = read(path)?;
         let component = self.compile_bytes(path, &bytes, &Digest::of(&bytes))?;
         Ok((component, bytes))
+    }
+
+    /// Compiles the component `bytes`, named `label` in errors and notices, as
+    /// [`compile`](Self::compile) does a file.
+    pub fn compile_from(
+        &self,
+        label: &std::path::Path,
+        bytes: &[u8],
+    ) -> Result<Component, LoadError> {
+        self.compile_bytes(label, bytes, &Digest::of(bytes))
     }
 
     /// Compiles `bytes`, read from `path`, whose digest is `digest`.
@@ -302,23 +380,68 @@ impl Runtime {
         Ok(component)
     }
 
-    /// Loads the tool of `manifest`: reads and pins its component, detects
-    /// its kind and links it against Warden's interposers.
+    /// Loads the tool of `manifest`: reads and pins its component, checks its signature,
+    /// detects its kind and links it against Warden's interposers. With
+    /// [`with_load_audit`](Self::with_load_audit), the load is recorded, refused or not.
     pub fn load(&self, manifest: Manifest) -> Result<Tool, LoadError> {
+        let mut provenance = Provenance::new(&manifest, self.require_signed);
+        let result = self.load_recorded(manifest, &mut provenance);
+        if let Some(sink) = &self.load_audit {
+            let refused = result.as_ref().err().map(|e| e.to_string());
+            provenance
+                .record(sink.as_ref(), refused.as_deref())
+                .map_err(|e| LoadError::Signature {
+                    component: provenance.source.clone(),
+                    message: format!("the load could not be recorded, so it is refused: {e:#}"),
+                })?;
+        }
+        let mut tool = result?;
+        tool.provenance = provenance;
+        Ok(tool)
+    }
+
+    fn load_recorded(
+        &self,
+        manifest: Manifest,
+        provenance: &mut Provenance,
+    ) -> Result<Tool, LoadError> {
         if manifest.declared.limits.fuel.is_some() && !self.settings.fuel {
             return Err(LoadError::FuelNotMetered {
                 path: manifest.path.clone(),
             });
         }
-        let path = manifest.tool.component.clone();
-        let bytes = read(&path)?;
+        let (path, bytes, signatures) = self.fetch(&manifest, provenance)?;
         // Hashed once: for the pin, the cache entry and the records. A component that is not
-        // the pinned one is refused before anything compiles or loads it.
+        // the pinned one, or not signed as the manifest or the host demands, is refused
+        // before anything compiles or loads it.
         let digest = Digest::of(&bytes);
+        provenance.digest = Some(digest);
         manifest.verify_digest_is(digest)?;
+        let keys = &manifest.tool.signed_by;
+        if keys.is_empty() {
+            if self.require_signed {
+                return Err(LoadError::Signature {
+                    component: provenance.source.clone(),
+                    message: "this host requires signed tools (--require-signed), and the \
+                              manifest names no signed-by keys to check a signature against"
+                        .into(),
+                });
+            }
+        } else {
+            let verified = trust::verify(keys, &bytes, &signatures).map_err(|message| {
+                LoadError::Signature {
+                    component: provenance.source.clone(),
+                    message,
+                }
+            })?;
+            provenance.signature = Some(verified);
+        }
         let component = self.compile_bytes(&path, &bytes, &digest)?;
         drop(bytes);
         let digest = digest.to_string();
+        if let Some(baselines) = &self.baselines {
+            self.check_baseline(baselines, &manifest, &component, &digest, provenance)?;
+        }
         let rejected = |message: String| LoadError::Rejected {
             path: path.clone(),
             message,
@@ -341,6 +464,7 @@ impl Runtime {
             }
         };
         Ok(Tool {
+            provenance: Provenance::default(),
             engine: self.engine.clone(),
             ceiling: manifest.ceiling(),
             manifest: Arc::new(manifest),
@@ -350,6 +474,131 @@ impl Runtime {
             functions,
             settings: self.settings.clone(),
         })
+    }
+}
+
+impl Runtime {
+    /// The component's bytes and the signatures beside it, from its file or the store.
+    fn fetch(
+        &self,
+        manifest: &Manifest,
+        provenance: &mut Provenance,
+    ) -> Result<(PathBuf, Vec<u8>, trust::Signatures), LoadError> {
+        let mut signatures = trust::Signatures::default();
+        match &manifest.tool.component {
+            ComponentSource::File(path) => {
+                let bytes = read(path)?;
+                let mut sig = path.clone().into_os_string();
+                sig.push(".minisig");
+                let sig = PathBuf::from(sig);
+                signatures.looked_in.push(sig.display().to_string());
+                signatures.minisig = read_signature(&sig)?;
+                Ok((path.clone(), bytes, signatures))
+            }
+            ComponentSource::Oci(reference) => {
+                let oci = |error| LoadError::Oci {
+                    reference: reference.to_string(),
+                    error,
+                };
+                let store = match &self.store {
+                    Some(s) => s.clone(),
+                    None => oci::Store::open(&oci::Store::default_dir()).map_err(oci)?,
+                };
+                let stored = store.component(reference).map_err(oci)?;
+                let pinned = stored.reference.clone();
+                let manifest_digest = pinned.digest().expect("stored components are pinned");
+                provenance.oci = Some((manifest_digest, stored.layer.digest));
+                for suffix in oci::SIGNATURE_SUFFIXES {
+                    signatures.looked_in.push(format!(
+                        "{}:{}",
+                        pinned.repository(),
+                        manifest_digest.tag(suffix)
+                    ));
+                }
+                if let Some((_, layers)) = store.attached(&pinned, "minisig").map_err(oci)? {
+                    signatures.minisig = layers
+                        .into_iter()
+                        .next()
+                        .map(|(_, bytes)| String::from_utf8_lossy(&bytes).into_owned());
+                }
+                if let Some((_, layers)) = store.attached(&pinned, "sig").map_err(oci)? {
+                    signatures.cosign = layers
+                        .into_iter()
+                        .map(|(d, payload)| {
+                            let sig = d
+                                .annotations
+                                .get("dev.cosignproject.cosign/signature")
+                                .cloned()
+                                .unwrap_or_default();
+                            (payload, sig)
+                        })
+                        .collect();
+                }
+                signatures.manifest = Some(manifest_digest);
+                Ok((PathBuf::from(pinned.to_string()), stored.bytes, signatures))
+            }
+        }
+    }
+}
+
+impl Runtime {
+    /// Refuses `component` unless its tool's approved baseline covers it.
+    fn check_baseline(
+        &self,
+        baselines: &baseline::Baselines,
+        manifest: &Manifest,
+        component: &Component,
+        digest: &str,
+        provenance: &mut Provenance,
+    ) -> Result<(), LoadError> {
+        let name = &manifest.tool.name;
+        let refuse = |message: String| LoadError::Drift {
+            component: provenance.source.clone(),
+            message,
+        };
+        let approve = format!(
+            "review it with `warden diff`, then approve it with `warden baseline approve {}`",
+            manifest.path.display()
+        );
+        let approved = baselines
+            .get(name)
+            .map_err(|e| refuse(e.to_string()))?
+            .ok_or_else(|| {
+                refuse(format!(
+                    "{name} has no approved baseline in {}: {approve}",
+                    baselines.dir().display()
+                ))
+            })?;
+        let imports = component::imports(&self.engine, component);
+        let drift =
+            baseline::compare(&approved, digest, &imports, &manifest.ceiling()).map_err(refuse)?;
+        provenance.baseline = Some((approved.component.clone(), drift.as_str()));
+        if let baseline::Drift::Widened(how) = drift {
+            return Err(refuse(format!(
+                "{name} drifted from the version approved by {} at {} ({}): it {}; {approve}",
+                approved.approved_by,
+                approved.approved_at,
+                approved.component,
+                how.join("; and ")
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A minisign signature beside a component, if there is one.
+fn read_signature(path: &std::path::Path) -> Result<Option<String>, LoadError> {
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.len() > 64 << 10 => Err(LoadError::Signature {
+            component: path.display().to_string(),
+            message: "larger than any minisign signature".into(),
+        }),
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(LoadError::Read {
+            path: path.to_owned(),
+            error,
+        }),
     }
 }
 

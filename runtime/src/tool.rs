@@ -54,8 +54,98 @@ struct Call<'a> {
     args: Vec<Val>,
 }
 
+/// Where a loaded tool's component came from and what was checked of it: what its
+/// `tool.load` record says.
+#[derive(Debug, Clone, Default)]
+pub struct Provenance {
+    /// The tool's name.
+    pub tool: String,
+    /// The component's file, or its OCI reference as the manifest wrote it.
+    pub source: String,
+    /// The BLAKE3 digest of the component's bytes, once they were read.
+    pub digest: Option<manifest::Digest>,
+    /// For a component from a registry: its manifest's digest and its layer's.
+    pub oci: Option<(oci::Sha256, oci::Sha256)>,
+    /// The pins the manifest holds: `tool.digest`, and the digest in an `oci://` reference.
+    pub pins: Vec<String>,
+    /// The signature that verified, if `signed-by` asked for one.
+    pub signature: Option<trust::Verified>,
+    /// Whether the runtime requires signed tools.
+    pub require_signed: bool,
+    /// With approved baselines: the approved component, and how this one compares
+    /// (`same`, `within`, `widened`).
+    pub baseline: Option<(String, &'static str)>,
+}
+
+impl Provenance {
+    pub(crate) fn new(manifest: &Manifest, require_signed: bool) -> Provenance {
+        let mut pins = Vec::new();
+        if let Some(d) = manifest.tool.digest {
+            pins.push(d.to_string());
+        }
+        if let manifest::ComponentSource::Oci(r) = &manifest.tool.component
+            && let Some(d) = r.digest()
+        {
+            pins.push(d.to_string());
+        }
+        Provenance {
+            tool: manifest.tool.name.clone(),
+            source: manifest.tool.component.to_string(),
+            pins,
+            require_signed,
+            ..Provenance::default()
+        }
+    }
+
+    /// Writes the `tool.load` record: allowed, or refused because of `refused`.
+    pub(crate) fn record(&self, sink: &dyn EventSink, refused: Option<&str>) -> anyhow::Result<()> {
+        use warden_host_api::audit::{Decision, Event, NO_TASK, Record, TaskMeta};
+        let meta = TaskMeta {
+            attempt: None,
+            host: task::hostname(),
+            agent: None,
+            task: NO_TASK.into(),
+            parent: None,
+            tool: self.tool.clone(),
+            component: self.digest.map_or_else(|| "-".into(), |d| d.to_string()),
+            mcp: None,
+        };
+        let mut event = Event::new("tool.load");
+        event.resource = Some(self.source.clone());
+        event.args = serde_json::json!({
+            "oci": self.oci.map(|(m, l)| serde_json::json!({
+                "manifest": m.to_string(),
+                "layer": l.to_string(),
+            })),
+            "pins": self.pins,
+            "signature": match &self.signature {
+                Some(v) => serde_json::json!({ "checked": true, "scheme": v.scheme, "key": v.key }),
+                None => serde_json::json!({ "checked": false }),
+            },
+            "require_signed": self.require_signed,
+            "baseline": self.baseline.as_ref().map(|(approved, drift)| serde_json::json!({
+                "approved": approved,
+                "drift": drift,
+            })),
+        });
+        event.decision = Some(if refused.is_some() {
+            Decision::Deny
+        } else {
+            Decision::Allow
+        });
+        event.rule = refused.map(str::to_owned);
+        event.outcome = Some(if refused.is_some() { "refused" } else { "ok" }.into());
+        sink.emit(&Record {
+            meta: &meta,
+            time: std::time::SystemTime::now(),
+            event: &event,
+        })
+    }
+}
+
 /// A loaded tool: ready to run tasks.
 pub struct Tool {
+    pub(crate) provenance: Provenance,
     pub(crate) engine: Engine,
     pub(crate) manifest: Arc<Manifest>,
     /// The manifest's sections as a capability set: what a task holds without a grant, and
@@ -82,6 +172,20 @@ impl Tool {
     /// `blake3:<hex>` of the component bytes.
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// The compiled component.
+    pub fn component(&self) -> &wasmtime::component::Component {
+        match &self.entry {
+            Entry::Tool(pre) => pre.instance_pre().component(),
+            Entry::Command(pre) => pre.instance_pre().component(),
+            Entry::Functions { pre, .. } => pre.component(),
+        }
+    }
+
+    /// Where the component came from, and what was checked of it when it loaded.
+    pub fn provenance(&self) -> &Provenance {
+        &self.provenance
     }
 
     /// A root grant of everything this tool's manifest allows (its

@@ -11,6 +11,10 @@ fn echo_runs_end_to_end() {
     assert_eq!(run.code, 0, "{run:#?}");
     assert_eq!(run.json(), json!({"hello": ["world", 1]}));
     run.assert_recorded();
+    // The load is recorded before the task: where the component came from, its digest.
+    assert_eq!(run.loads.len(), 1, "{run:#?}");
+    assert_eq!(run.loads[0]["decision"], "allow");
+    assert_eq!(run.loads[0]["component"], run.records[0]["component"]);
     let start = &run.records[0];
     assert_eq!(start["tool"], "echo");
     assert!(start["component"].as_str().unwrap().starts_with("blake3:"));
@@ -43,7 +47,8 @@ fn input_file_and_agent_are_used() {
         r#"{"from":"file"}"#
     );
     let records = sb.records();
-    let (start, end) = (&records[0], records.last().unwrap());
+    assert_eq!(records[0]["event"], "tool.load");
+    let (start, end) = (&records[1], records.last().unwrap());
     assert_eq!(
         (&start["event"], &end["event"]),
         (&"task.start".into(), &"task.end".into())
@@ -251,7 +256,11 @@ fn audit_log_defaults_to_the_xdg_state_dir() {
     );
     assert!(out.status.success(), "{out:?}");
     let records = read_records(&state.path().join("warden/audit/audit.jsonl"));
-    assert_eq!(records.len(), 2);
+    let events: Vec<_> = records
+        .iter()
+        .map(|r| r["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["tool.load", "task.start", "task.end"]);
     // WARDEN_AUDIT names it too.
     let log = state.path().join("named.jsonl");
     let out = warden(
@@ -260,7 +269,7 @@ fn audit_log_defaults_to_the_xdg_state_dir() {
         None,
     );
     assert!(out.status.success());
-    assert_eq!(read_records(&log).len(), 2);
+    assert_eq!(read_records(&log).len(), 3);
     assert!(root().join("guest-examples/echo/manifest.toml").exists());
 }
 
@@ -537,7 +546,8 @@ fn keys_live_apart_from_the_audit_log() {
     assert!(!warden_dir.join("host.key").exists());
     assert!(!warden_dir.join("audit.jsonl").exists());
     let log = warden_dir.join("audit/audit.jsonl");
-    assert_eq!(read_records(&log).len(), 4, "the old log carried on");
+    // A tool.load, a task.start and a task.end from each run.
+    assert_eq!(read_records(&log).len(), 6, "the old log carried on");
     let out = warden(
         &["audit", "verify", log.to_str().unwrap(), "--key", &verifier],
         &env,

@@ -169,12 +169,7 @@ fn run_with(state: &Path, sb: &Sandbox, token: &str, input: &str) -> crate::supp
         ],
     );
     let records = sb.records().split_off(before);
-    crate::support::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: text(&out.stdout),
-        stderr: text(&out.stderr),
-        records,
-    }
+    crate::support::Run::new(out, records)
 }
 
 const READ: &str = r#"{"op":"read","path":"/ro/hello.txt"}"#;

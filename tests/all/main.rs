@@ -28,6 +28,7 @@ mod net;
 mod openbao;
 mod policy;
 mod receipts;
+mod registry;
 mod scaffold;
 mod secrets;
 mod support;

@@ -108,6 +108,17 @@ pub fn kill_group(pid: u32) {
     }
 }
 
+/// Kills the process `pid`.
+pub fn kill(pid: u32) {
+    #[expect(
+        unsafe_code,
+        reason = "kill(2) signals a process; it touches no memory"
+    )]
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+}
+
 /// Makes a FIFO at `path`, with no reader or writer.
 pub fn mkfifo(path: &Path) {
     use std::os::unix::ffi::OsStrExt;
@@ -277,17 +288,22 @@ pub struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+    /// The task's records.
     pub records: Vec<Value>,
+    /// The `tool.load` records of the run, kept apart from the task's.
+    pub loads: Vec<Value>,
 }
 
 impl Run {
     /// A finished run and the records it added.
     pub fn new(out: Output, records: Vec<Value>) -> Run {
+        let (loads, records) = records.into_iter().partition(|r| r["event"] == "tool.load");
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             records,
+            loads,
         }
     }
 

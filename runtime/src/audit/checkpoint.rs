@@ -79,23 +79,64 @@ impl Checkpoint {
 
     /// The signed note: body, blank line, one signature line.
     pub fn sign(&self, key: &HostKey) -> String {
-        let body = self.body();
-        let sig = key.signing.sign(body.as_bytes());
-        let mut blob = key.verifier.id.to_vec();
-        blob.extend_from_slice(&sig.to_bytes());
-        format!(
-            "{body}\n\u{2014} {} {}\n",
-            key.verifier.name,
-            B64.encode(blob)
-        )
+        key.sign_note(&self.body())
     }
 
     /// Parses a signed note and checks that `key` signed it. Signature lines
     /// by other keys are ignored, as signed notes allow.
     pub fn verify(text: &str, key: &VerifierKey) -> Result<Checkpoint, CheckpointError> {
         let note = Note::parse(text)?;
+        key.check_signatures(&note.body, note.signatures())?;
+        Ok(note.checkpoint)
+    }
+}
+
+impl HostKey {
+    /// `body` (non-empty lines, each ending in a newline) as a signed note by this key: what
+    /// Warden signs besides checkpoints, such as an approved baseline.
+    pub fn sign_note(&self, body: &str) -> String {
+        debug_assert!(body.ends_with('\n') && !body.contains("\n\n"));
+        let sig = self.signing.sign(body.as_bytes());
+        let mut blob = self.verifier.id.to_vec();
+        blob.extend_from_slice(&sig.to_bytes());
+        format!(
+            "{body}\n\u{2014} {} {}\n",
+            self.verifier.name,
+            B64.encode(blob)
+        )
+    }
+}
+
+impl VerifierKey {
+    /// The body of the signed note `text`, once a signature by this key verifies.
+    pub fn verify_note(&self, text: &str) -> Result<String, CheckpointError> {
+        let bad = |m: &str| CheckpointError::Malformed(m.to_owned());
+        let (body, sigs) = text
+            .split_once("\n\n")
+            .ok_or_else(|| bad("no blank line ends the note body"))?;
+        let body = format!("{body}\n");
+        let signatures = sigs.lines().filter(|l| !l.is_empty()).map(|line| {
+            let rest = line.strip_prefix("\u{2014} ").unwrap_or("");
+            let (name, b64) = rest.rsplit_once(' ').unwrap_or(("", ""));
+            (
+                name,
+                B64.decode(b64)
+                    .map_err(|_| bad("a signature is not base64")),
+            )
+        });
+        self.check_signatures(&body, signatures)?;
+        Ok(body)
+    }
+
+    /// Checks that a signature line by this key signs `body`.
+    fn check_signatures<'a>(
+        &self,
+        body: &str,
+        signatures: impl Iterator<Item = (&'a str, Result<Vec<u8>, CheckpointError>)>,
+    ) -> Result<(), CheckpointError> {
+        let key = self;
         let mut found = false;
-        for (name, blob) in note.signatures() {
+        for (name, blob) in signatures {
             let blob = blob?;
             if name != key.name || blob.len() < 4 || blob[..4] != key.id {
                 continue;
@@ -104,13 +145,13 @@ impl Checkpoint {
             let sig = ed25519_dalek::Signature::from_slice(&blob[4..])
                 .map_err(|_| CheckpointError::BadSignature(key.name.clone()))?;
             key.key
-                .verify_strict(note.body.as_bytes(), &sig)
+                .verify_strict(body.as_bytes(), &sig)
                 .map_err(|_| CheckpointError::BadSignature(key.name.clone()))?;
         }
         if !found {
             return Err(CheckpointError::NotSigned(key.to_string()));
         }
-        Ok(note.checkpoint)
+        Ok(())
     }
 }
 

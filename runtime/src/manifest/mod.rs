@@ -3,8 +3,10 @@
 //! ```toml
 //! [tool]
 //! name = "repo-search"
-//! component = "repo_search.wasm"     # relative to this file, or absolute
+//! component = "repo_search.wasm"     # relative to this file, or absolute; or from a
+//!                                    # registry: "oci://HOST[:PORT]/REPO:TAG[@sha256:…]"
 //! digest = "blake3:…"                # optional pin: load refuses a mismatch
+//! signed-by = ["keys/release.pub"]   # optional: only a component one of these keys signed
 //!
 //! [limits]
 //! memory = "64 MiB"
@@ -84,7 +86,7 @@
 //!     cap_std::ambient_authority(),
 //! )
 //! .unwrap();
-//! assert_eq!(manifest.tool.component, Path::new("/etc/warden/hello.wasm"));
+//! assert_eq!(manifest.tool.component, *Path::new("/etc/warden/hello.wasm"));
 //! assert!(manifest.declared.fs.roots.is_empty());
 //! assert_eq!(manifest.audit.level, AuditLevel::Calls);
 //!
@@ -144,21 +146,94 @@ pub struct Manifest {
 /// name = "repo-search"
 /// component = "repo_search.wasm"
 /// digest = "blake3:4f1c…"   # 64 hex digits
+/// signed-by = ["minisign:RWQ…", "keys/cosign.pub"]
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolSection {
     /// The tool's name, as agents and the audit log see it; never empty.
     pub name: String,
-    /// The component file, resolved against the manifest's directory and made absolute
-    /// (symlinks are not resolved). Whether it exists is checked when it is loaded.
-    pub component: PathBuf,
+    /// Where the component comes from.
+    pub component: ComponentSource,
     /// The pinned digest of the component's bytes, if any; see [`Manifest::verify_digest`].
     pub digest: Option<Digest>,
+    /// The keys of which one must have signed the component (`signed-by`); empty if the
+    /// manifest names none. See [`crate::trust`].
+    pub signed_by: Vec<crate::trust::TrustedKey>,
     /// Whether running a task twice does no more harm than running it once (`idempotent`,
     /// default true). A worker that finds a task of a tool that is not idempotent
     /// delivered again (its first worker died mid-task) does not run it again; the task
     /// fails with an error saying so.
     pub idempotent: bool,
+}
+
+/// Where a component comes from: `tool.component`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComponentSource {
+    /// A file, resolved against the manifest's directory and made absolute (symlinks are
+    /// not resolved). Whether it exists is checked when it is loaded.
+    File(PathBuf),
+    /// A component published in an OCI registry, loaded from the local
+    /// [store](crate::oci::Store) once pulled.
+    Oci(crate::oci::Reference),
+}
+
+impl ComponentSource {
+    /// The file, for a component that is one.
+    pub fn file(&self) -> Option<&std::path::Path> {
+        match self {
+            ComponentSource::File(p) => Some(p),
+            ComponentSource::Oci(_) => None,
+        }
+    }
+}
+
+impl ComponentSource {
+    /// The component's bytes: its file, or its copy in `store` (default:
+    /// [`Store::default_dir`](crate::oci::Store::default_dir)), checked against its digests.
+    pub fn bytes(&self, store: Option<&crate::oci::Store>) -> Result<Vec<u8>, crate::LoadError> {
+        match self {
+            ComponentSource::File(path) => {
+                std::fs::read(path).map_err(|error| crate::LoadError::Read {
+                    path: path.clone(),
+                    error,
+                })
+            }
+            ComponentSource::Oci(reference) => {
+                let oci = |error| crate::LoadError::Oci {
+                    reference: reference.to_string(),
+                    error,
+                };
+                let store = match store {
+                    Some(s) => s.clone(),
+                    None => {
+                        crate::oci::Store::open(&crate::oci::Store::default_dir()).map_err(oci)?
+                    }
+                };
+                Ok(store.component(reference).map_err(oci)?.bytes)
+            }
+        }
+    }
+}
+
+impl fmt::Display for ComponentSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ComponentSource::File(p) => write!(f, "{}", p.display()),
+            ComponentSource::Oci(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+impl PartialEq<std::path::Path> for ComponentSource {
+    fn eq(&self, other: &std::path::Path) -> bool {
+        self.file() == Some(other)
+    }
+}
+
+impl PartialEq<PathBuf> for ComponentSource {
+    fn eq(&self, other: &PathBuf) -> bool {
+        self.file() == Some(other.as_path())
+    }
 }
 
 /// The `[audit]` section.

@@ -4,7 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use super::error::Context;
-use super::{AuditLevel, AuditSection, Digest, Manifest, ManifestError, Protected, ToolSection};
+use super::{
+    AuditLevel, AuditSection, ComponentSource, Digest, Manifest, ManifestError, Protected,
+    ToolSection,
+};
+use crate::trust::TrustedKey;
 use cap_std::AmbientAuthority;
 use serde::Deserialize;
 use toml::Spanned;
@@ -49,6 +53,8 @@ struct RawTool {
     component: Spanned<PathBuf>,
     #[serde(default)]
     digest: Option<Spanned<Digest>>,
+    #[serde(default, rename = "signed-by")]
+    signed_by: Vec<Spanned<String>>,
     #[serde(default)]
     idempotent: Option<bool>,
 }
@@ -110,8 +116,25 @@ impl Manifest {
                 "must not be empty",
             ));
         }
-        let component = base_dir.join(tool.component.get_ref());
-        let component = std::path::absolute(&component).unwrap_or(component);
+        let component = match tool.component.get_ref().to_str() {
+            Some(text) if text.starts_with("oci://") => {
+                ComponentSource::Oci(text.parse().map_err(|e: String| {
+                    cx.invalid(tool.component.span().start, "tool.component", e)
+                })?)
+            }
+            _ => {
+                let component = base_dir.join(tool.component.get_ref());
+                ComponentSource::File(std::path::absolute(&component).unwrap_or(component))
+            }
+        };
+        let mut signed_by = Vec::new();
+        for (i, entry) in tool.signed_by.iter().enumerate() {
+            let key = TrustedKey::parse(entry.get_ref(), base_dir)
+                .map_err(|e| cx.invalid(entry.span().start, format!("tool.signed-by[{i}]"), e))?;
+            if !signed_by.contains(&key) {
+                signed_by.push(key);
+            }
+        }
         let digest_line = tool.digest.as_ref().map_or(0, |d| cx.line(d.span().start));
 
         let resolve = ResolveCx { base_dir, ambient };
@@ -150,6 +173,7 @@ impl Manifest {
                 name: tool.name.into_inner(),
                 component,
                 digest: tool.digest.map(Spanned::into_inner),
+                signed_by,
                 idempotent: tool.idempotent.unwrap_or(true),
             },
             declared,

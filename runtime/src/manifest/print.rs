@@ -27,7 +27,7 @@ impl Manifest {
     fn write_grants(&self, out: &mut String) -> fmt::Result {
         writeln!(out, "manifest: {}", self.path.display())?;
         writeln!(out, "tool: {}", self.tool.name)?;
-        writeln!(out, "component: {}", self.tool.component.display())?;
+        writeln!(out, "component: {}", self.tool.component)?;
         match &self.tool.digest {
             Some(digest) => writeln!(out, "digest: {digest} (the component must match)")?,
             None => writeln!(out, "digest: none (the component is not pinned)")?,

@@ -5,7 +5,7 @@ use crate::{Failure, usage};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use warden::EngineConfig;
-use warden::manifest::Manifest;
+use warden::manifest::{ComponentSource, Manifest};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -26,18 +26,16 @@ pub(crate) fn compile(args: Args, engine_args: &EngineArgs) -> Result<ExitCode, 
         ));
     }
     for path in &args.paths {
-        let component = if path.extension().is_some_and(|e| e == "wasm") {
-            path.clone()
+        let source = if path.extension().is_some_and(|e| e == "wasm") {
+            ComponentSource::File(path.clone())
         } else {
             Manifest::load(path).map_err(usage)?.tool.component
         };
         let started = std::time::Instant::now();
-        rt.compile(&component).map_err(usage)?;
-        println!(
-            "{}: ready ({:.2} s)",
-            component.display(),
-            started.elapsed().as_secs_f64()
-        );
+        let bytes = source.bytes(None).map_err(usage)?;
+        rt.compile_from(&PathBuf::from(source.to_string()), &bytes)
+            .map_err(usage)?;
+        println!("{source}: ready ({:.2} s)", started.elapsed().as_secs_f64());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,7 @@ use warden::audit::checkpoint::HostKey;
 use warden::audit::log::{AuditLog, LogOptions};
 use warden::engine::TaskSlot;
 use warden::engine::slow::CompileNotice;
-use warden::manifest::{Manifest, Protected};
+use warden::manifest::{ComponentSource, Manifest, Protected};
 use warden::{EngineConfig, LoadError, Runtime};
 use warden_host_api::grant::live::Revocations;
 
@@ -28,9 +28,118 @@ pub(crate) struct EngineArgs {
     #[arg(long = "slot-tables", value_name = "N", global = true, env = "WARDEN_SLOT_TABLES",
           default_value_t = TaskSlot::DEFAULT.tables, value_parser = clap::value_parser!(u32).range(1..=1000))]
     tables: u32,
+    /// Refuse every tool whose component is not signed by a key its manifest's
+    /// [tool] signed-by names, and every tool whose manifest names none.
+    #[arg(long, global = true, env = "WARDEN_REQUIRE_SIGNED")]
+    require_signed: bool,
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
+    /// Hold every tool to its approved baseline (`warden baseline approve`): a tool
+    /// without one, or whose imports or grants reach beyond it, is refused.
+    #[arg(long, global = true, env = "WARDEN_GATE")]
+    gate: bool,
+    /// Where approved baselines are kept; default baselines/ under the state directory.
+    #[arg(long, global = true, value_name = "DIR", env = "WARDEN_BASELINES")]
+    baselines: Option<PathBuf>,
+}
+
+/// How registries are reached, for `warden pull` and for the components a manifest names
+/// by `oci://` that are not in the store yet.
+#[derive(clap::Args)]
+pub(crate) struct RegistryArgs {
+    /// Speak plain HTTP to the registry: refused unless it is on this machine
+    /// (localhost, 127.0.0.0/8, ::1).
+    #[arg(long, global = true, env = "WARDEN_PLAIN_HTTP")]
+    plain_http: bool,
+    /// A file holding a bearer token for the registry; otherwise Docker's
+    /// config.json (its auths, or the credential helper it names) is used.
+    #[arg(
+        long,
+        global = true,
+        env = "WARDEN_REGISTRY_TOKEN_FILE",
+        value_name = "FILE"
+    )]
+    registry_token_file: Option<PathBuf>,
+    /// Docker's config.json to take registry credentials from; default
+    /// $DOCKER_CONFIG/config.json, then ~/.docker/config.json.
+    #[arg(long, global = true, env = "WARDEN_DOCKER_CONFIG", value_name = "FILE")]
+    docker_config: Option<PathBuf>,
+    /// PEM certificates to trust for the registry instead of the web's roots.
+    #[arg(long, global = true, env = "WARDEN_REGISTRY_CA", value_name = "FILE")]
+    registry_ca: Option<PathBuf>,
+}
+
+impl RegistryArgs {
+    pub(crate) fn options(&self) -> warden::oci::RegistryOptions {
+        warden::oci::RegistryOptions {
+            plain_http: self.plain_http,
+            auth: warden::oci::Auth {
+                token_file: self.registry_token_file.clone(),
+                docker_config: self.docker_config.clone(),
+            },
+            ca_file: self.registry_ca.clone(),
+        }
+    }
+}
+
+/// The local store of pulled components.
+pub(crate) fn store() -> Result<warden::oci::Store, Failure> {
+    warden::oci::Store::open(&warden::oci::Store::default_dir()).map_err(usage)
 }
 
 impl EngineArgs {
+    /// The manifest at `path`, refused if it exposes what `protected` names, with its
+    /// component pulled into the store if it comes from a registry and is not there yet.
+    pub(crate) fn manifest(&self, path: &Path, protected: &Protected) -> Result<Manifest, Failure> {
+        let m = Manifest::load(path).map_err(usage)?;
+        m.check_exposure(protected).map_err(usage)?;
+        self.ensure_pulled(&m)?;
+        Ok(m)
+    }
+
+    /// Where approved baselines are kept: --baselines DIR, $WARDEN_BASELINES, or the default.
+    pub(crate) fn baselines_dir(&self) -> PathBuf {
+        (self.baselines.clone()).unwrap_or_else(warden::baseline::Baselines::default_dir)
+    }
+
+    /// `runtime` held to the approved baselines, checked against `log`'s key, if --gate
+    /// asks for it.
+    pub(crate) fn gate(&self, runtime: Runtime, log: &AuditLog) -> Runtime {
+        if !self.gate {
+            return runtime;
+        }
+        runtime.with_baselines(warden::baseline::Baselines::new(
+            &self.baselines_dir(),
+            log.verifier().clone(),
+        ))
+    }
+
+    /// A runtime that checks what a manifest asks (pins, signatures), for commands that
+    /// look at a tool rather than serve it.
+    pub(crate) fn plain_runtime(&self) -> Result<Runtime, Failure> {
+        self.runtime(false, 2)
+    }
+
+    /// Pulls the component of `m` if it comes from a registry and the store lacks it:
+    /// the first run of a tool fetches it, every later one runs offline.
+    pub(crate) fn ensure_pulled(&self, m: &Manifest) -> Result<(), Failure> {
+        let ComponentSource::Oci(reference) = &m.tool.component else {
+            return Ok(());
+        };
+        let store = store()?;
+        match store.component(reference) {
+            Err(warden::oci::OciError::NotPulled { .. }) => {}
+            _ => return Ok(()),
+        }
+        eprintln!("warden: pulling {reference}");
+        let options = self.registry.options();
+        let pulled = tokio_runtime()?
+            .block_on(warden::oci::pull(&store, reference, &options))
+            .map_err(|e| usage(format!("{}: tool.component: {e}", m.path.display())))?;
+        eprintln!("warden: pulled {}", pulled.reference);
+        Ok(())
+    }
+
     /// Engine settings with these slots and the per-user compiled-component cache,
     /// authenticated by the secret in the keys directory.
     pub(crate) fn cached(&self) -> Result<EngineConfig, Failure> {
@@ -59,11 +168,11 @@ impl EngineArgs {
             max_tasks,
             ..self.cached()?
         };
-        Ok(
-            engine(&cfg)?.with_revocations(Arc::new(Revocations::new(Some(
+        Ok(engine(&cfg)?
+            .with_revocations(Arc::new(Revocations::new(Some(
                 warden::audit::default_revocation_path(),
-            )))),
-        )
+            ))))
+            .with_require_signed(self.require_signed))
     }
 
     /// The tool of `manifest` loaded on a runtime set up by `configure`, with no grant
@@ -74,8 +183,7 @@ impl EngineArgs {
         protected: &Protected,
         configure: impl FnOnce(Runtime) -> Result<Runtime, Failure>,
     ) -> Result<(Runtime, warden::Tool), Failure> {
-        let m = Manifest::load(manifest).map_err(usage)?;
-        m.check_exposure(protected).map_err(usage)?;
+        let m = self.manifest(manifest, protected)?;
         let rt = configure(self.runtime(m.declared.limits.fuel.is_some(), 4)?)?;
         let tool = rt.load(m).map_err(|e: LoadError| usage(e))?;
         Ok((rt, tool))
@@ -238,6 +346,11 @@ fn segment_size(text: &str) -> Result<u64, String> {
 }
 
 impl LogArgs {
+    /// The host key of `--key`, or this host's, created on first use.
+    pub(crate) fn host_key(&self) -> Result<HostKey, Failure> {
+        host_key(self.key.clone())
+    }
+
     /// The NATS server of `--nats`, if any.
     pub(crate) fn nats(&self) -> Option<&str> {
         self.nats.as_deref()
@@ -318,15 +431,15 @@ pub(crate) fn host_key(path: Option<PathBuf>) -> Result<HostKey, Failure> {
 }
 
 /// The manifests of `paths` (manifests, or directories holding them), each refused if it
-/// exposes what `protected` names.
+/// exposes what `protected` names, their components from registries pulled if need be.
 pub(crate) fn load_manifests(
+    engine: &EngineArgs,
     paths: &[PathBuf],
     protected: &Protected,
 ) -> Result<Vec<(PathBuf, Manifest)>, Failure> {
     let mut manifests = Vec::new();
     for path in warden::mcp::manifest_paths(paths).map_err(usage)? {
-        let m = Manifest::load(&path).map_err(usage)?;
-        m.check_exposure(protected).map_err(usage)?;
+        let m = engine.manifest(&path, protected)?;
         manifests.push((path, m));
     }
     Ok(manifests)
@@ -353,6 +466,10 @@ pub(crate) fn protected(log: Option<&LogArgs>) -> Protected {
         .audit_log(&audit)
         .with(key, "the host key")
         .with(grant_key, "the grant issuer key")
+        .with(
+            warden::oci::Store::default_dir(),
+            "the store of pulled components",
+        )
 }
 
 /// One thread, for a command that runs one task at a time.

@@ -11,16 +11,20 @@
 
 mod approve;
 mod audit;
+mod baseline;
 mod check;
 mod collect;
 mod compile;
+mod diff;
 mod grant;
 mod host;
 mod inspect;
 mod mcp;
 mod new;
+mod pull;
 mod run;
 mod scaffold;
+mod sign;
 mod tokens;
 mod worker;
 
@@ -61,6 +65,19 @@ enum Command {
     /// Compile components into this machine's cache ahead of their first task, which then
     /// starts at once: worth it for large ones (a Python or JavaScript tool takes seconds).
     Compile(compile::Args),
+    /// Show what changed between two versions of a tool (manifests, component files or
+    /// oci:// references): imports, exports, each function's schema, the grants.
+    /// Exit 0 if nothing did, 1 if something did.
+    Diff(diff::Args),
+    /// Approved baselines: what a runtime with --gate holds each tool to.
+    #[command(subcommand)]
+    Baseline(baseline::Command),
+    /// Fetch components from OCI registries into the local store, with the signatures
+    /// published beside them; tools that name them by oci:// then load offline.
+    Pull(pull::Args),
+    /// Publish a signature of a component beside it in its registry, where `warden pull`
+    /// finds it and [tool] signed-by checks it.
+    Sign(sign::Args),
     /// Create a tool NAME that builds into a wasm32-wasip2 component and runs
     /// with `warden run` as it is: source, WIT, manifest with a sample grant,
     /// README.
@@ -92,6 +109,10 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::inspect(args, engine),
         Command::Compile(args) => compile::compile(args, engine),
         Command::New(args) => new::new(args),
+        Command::Pull(args) => pull::pull(args, engine),
+        Command::Diff(args) => diff::diff(args, engine),
+        Command::Baseline(command) => baseline::baseline(command, engine),
+        Command::Sign(args) => sign::sign(args, engine),
         Command::Mcp(args) => mcp::mcp(args, engine),
         Command::Worker(args) => worker::worker(args, engine),
     };

@@ -96,7 +96,7 @@ pub(crate) fn mcp(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> 
     }
     let nats = audit.nats().map(str::to_owned);
     use warden::mcp::{Catalog, HttpOptions, WardenMcp};
-    let manifests = load_manifests(&paths, &protected(Some(&audit)))?;
+    let manifests = load_manifests(engine, &paths, &protected(Some(&audit)))?;
     // The options, and the token to show if it was made here.
     let http = match http.http {
         Some(addr) => {
@@ -123,6 +123,7 @@ pub(crate) fn mcp(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> 
     let wait_covered = audit.wait_covered;
     let log = audit.open(runtime.revocations())?;
     let sink: Arc<dyn EventSink> = log.log.clone();
+    let runtime = engine.gate(runtime.with_load_audit(sink.clone()), &log.log);
     let threads = match threads {
         Some(n) => usize::from(n),
         None => std::thread::available_parallelism().map_or(1, usize::from),

@@ -72,8 +72,19 @@ pub(crate) fn run(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> 
         args,
     } = args;
     let deciders = Deciders::new(approval, policy, context)?;
-    let (runtime, tool) =
-        engine.load(&manifest, &protected(Some(&log)), |rt| deciders.apply(rt))?;
+    let m = engine.manifest(&manifest, &protected(Some(&log)))?;
+    let runtime = deciders.apply(engine.runtime(m.declared.limits.fuel.is_some(), 4)?)?;
+    // Opened before the load, so that the load is recorded, refused or not.
+    let wait_covered = log.wait_covered;
+    let log = log.open(runtime.revocations())?;
+    let runtime = engine.gate(runtime.with_load_audit(log.log.clone()), &log.log);
+    let tool = match runtime.load(m) {
+        Ok(tool) => tool,
+        Err(e) => {
+            log.finish();
+            return Err(usage(e));
+        }
+    };
     let context = deciders.context;
     let grant = match grant {
         Some(token) => Some(tokens::verify(&token, issuer.as_deref(), &tool)?),
@@ -98,8 +109,6 @@ pub(crate) fn run(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> 
                 .map_err(|e| usage(format!("cannot read stdin: {e}")))?;
         }
     }
-    let wait_covered = log.wait_covered;
-    let log = log.open(runtime.revocations())?;
     if let (Some(_), Some((_, max_age))) = (&grant, &log.revocations) {
         // A fresh process has not heard from the fleet yet: give it the time a view may
         // be old. If it still has not, the task is refused, saying why.

@@ -37,12 +37,10 @@ fn record(grant: &Grant, depth: u32) -> Result<GrantRecord, Failure> {
 
 /// The tool of `m` as a token names it: its name and its component's digest.
 fn tool_id(m: &Manifest) -> Result<ToolId, Failure> {
-    let path = &m.tool.component;
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = m.tool.component.bytes(None).map_err(|e| {
         usage(format!(
-            "{}: tool.component {}: {e}; a grant token names the component it is for",
+            "{}: tool.component: {e}; a grant token names the component it is for",
             m.path.display(),
-            path.display()
         ))
     })?;
     let digest = Digest::of(&bytes);

@@ -54,13 +54,17 @@ pub(crate) fn worker(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failur
         ));
     };
     let deciders = Deciders::new(approval, policy, Vec::new())?;
-    let manifests: Vec<_> = load_manifests(&paths, &protected(Some(&log)))?
+    let manifests: Vec<_> = load_manifests(engine, &paths, &protected(Some(&log)))?
         .into_iter()
         .map(|(_, m)| m)
         .collect();
     let fuel = manifests.iter().any(|m| m.declared.limits.fuel.is_some());
     let max_tasks = EngineConfig::default().max_tasks.max(slots);
     let runtime = deciders.apply(engine.runtime(fuel, max_tasks)?)?;
+    let wait_covered = log.wait_covered;
+    let log = log.open(runtime.revocations())?;
+    let sink: Arc<dyn EventSink> = log.log.clone();
+    let runtime = engine.gate(runtime.with_load_audit(sink.clone()), &log.log);
     let mut tools = Vec::new();
     for m in manifests {
         let name = m.tool.name.clone();
@@ -71,9 +75,6 @@ pub(crate) fn worker(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failur
         );
         tools.push(tool);
     }
-    let wait_covered = log.wait_covered;
-    let log = log.open(runtime.revocations())?;
-    let sink: Arc<dyn EventSink> = log.log.clone();
     let opts = warden::fleet::work::WorkerOptions {
         url,
         host,
