@@ -7,6 +7,7 @@ mod audit;
 mod audit_bounds;
 mod audit_log;
 mod cli;
+mod drift;
 mod env;
 mod fleet;
 mod fs;

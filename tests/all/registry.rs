@@ -209,7 +209,11 @@ impl Host {
     }
 
     pub fn warden_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut all = vec![("WARDEN_STORE", self.store.to_str().unwrap())];
+        let baselines = self.path("baselines");
+        let mut all = vec![
+            ("WARDEN_STORE", self.store.to_str().unwrap()),
+            ("WARDEN_BASELINES", baselines.to_str().unwrap()),
+        ];
         all.extend_from_slice(env);
         warden(args, &all, None)
     }
@@ -230,9 +234,14 @@ impl Host {
 
     /// The `tool.load` records so far.
     pub fn loads(&self) -> Vec<Value> {
+        self.events("tool.load")
+    }
+
+    /// The records of `event` so far.
+    pub fn events(&self, event: &str) -> Vec<Value> {
         read_records(&self.audit)
             .into_iter()
-            .filter(|r| r["event"] == "tool.load")
+            .filter(|r| r["event"] == event)
             .collect()
     }
 }

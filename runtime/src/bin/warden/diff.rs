@@ -21,9 +21,8 @@ pub(crate) struct Args {
 /// `warden diff`: exit 0 when the two show the world the same thing, 1 when they differ
 /// (the lines say how, `widens:` when the new one reaches further), 2 on errors.
 pub(crate) fn diff(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> {
-    let rt = tokio_runtime()?;
-    let old = rt.block_on(surface(&args.old, engine))?;
-    let new = rt.block_on(surface(&args.new, engine))?;
+    let old = surface(&args.old, engine)?;
+    let new = surface(&args.new, engine)?;
     let diff = Diff::between(old, new);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&diff).map_err(usage)?);
@@ -40,7 +39,7 @@ pub(crate) fn diff(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure>
 /// The surface of one version. Its component is loaded under a manifest that grants
 /// nothing, so that asking an unreviewed `warden:tool` version to describe itself reaches
 /// nothing; a manifest's grants are compared as written.
-async fn surface(arg: &str, engine: &EngineArgs) -> Result<Surface, Failure> {
+fn surface(arg: &str, engine: &EngineArgs) -> Result<Surface, Failure> {
     let manifest = if arg.ends_with(".toml") {
         Some(engine.manifest(Path::new(arg), &protected(None))?)
     } else {
@@ -55,8 +54,8 @@ async fn surface(arg: &str, engine: &EngineArgs) -> Result<Surface, Failure> {
     engine.ensure_pulled(&bare)?;
     let runtime = engine.plain_runtime()?;
     let tool = runtime.load(bare).map_err(usage)?;
-    let surface = Surface::of(&tool)
-        .await
+    let surface = tokio_runtime()?
+        .block_on(Surface::of(&tool))
         .map_err(|e| usage(format!("{source}: {e}")))?;
     Ok(match &manifest {
         Some(m) => surface.with_manifest(m),
