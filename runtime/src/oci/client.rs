@@ -756,6 +756,126 @@ mod tests {
         assert_eq!((scheme.as_str(), params.len()), ("Basic", 1));
     }
 
+    /// A hostile registry on 127.0.0.1 (no real registry misbehaves on purpose): answers
+    /// every request with `respond(request head)`, and keeps the heads it saw.
+    fn hostile(
+        respond: fn(&str, u16) -> String,
+    ) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut buf = vec![0u8; 8192];
+                let n = stream.read(&mut buf).unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                log.lock().unwrap().push(head.clone());
+                let _ = stream.write_all(respond(&head, port).as_bytes());
+            }
+        });
+        (port, seen)
+    }
+
+    fn options(token: &str) -> (RegistryOptions, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, token).unwrap();
+        let options = RegistryOptions {
+            plain_http: true,
+            auth: Auth {
+                token_file: Some(file),
+                docker_config: None,
+            },
+            ca_file: None,
+        };
+        (options, dir)
+    }
+
+    #[tokio::test]
+    async fn a_registry_cannot_redirect_to_plain_http_elsewhere() {
+        let (port, _) = hostile(|_, _| {
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://example.com/v2/x/manifests/1\r\nContent-Length: 0\r\n\r\n".into()
+        });
+        let r: Reference = format!("oci://127.0.0.1:{port}/x:1").parse().unwrap();
+        let (options, _dir) = options("t0ken");
+        let mut registry = Registry::new(&r, &options).unwrap();
+        let err = registry.manifest("1").await.unwrap_err().to_string();
+        assert!(
+            err.contains("http://example.com/") && err.contains("plain HTTP"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn credentials_are_not_sent_where_a_registry_redirects() {
+        // The redirect target, another origin (another port), records what it is sent.
+        let (elsewhere, seen) =
+            hostile(|_, _| "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into());
+        static TARGET: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+        TARGET.set(elsewhere).unwrap();
+        let (port, at_registry) = hostile(|_, _| {
+            format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{}/blob\r\nContent-Length: 0\r\n\r\n",
+                TARGET.get().unwrap()
+            )
+        });
+        let r: Reference = format!("oci://127.0.0.1:{port}/x:1").parse().unwrap();
+        let (options, _dir) = options("s3cret-t0ken");
+        let mut registry = Registry::new(&r, &options).unwrap();
+        assert!(registry.manifest("1").await.unwrap().is_none());
+        let at_registry = at_registry.lock().unwrap();
+        assert!(
+            at_registry[0].contains("authorization: Bearer s3cret-t0ken"),
+            "{at_registry:?}"
+        );
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert!(
+            !seen[0].to_ascii_lowercase().contains("authorization"),
+            "{seen:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_token_service_is_held_to_the_registry_s_rule() {
+        let (port, _) = hostile(|_, _| {
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://auth.example.com/token\",service=\"x\"\r\nContent-Length: 0\r\n\r\n".into()
+        });
+        let r: Reference = format!("oci://127.0.0.1:{port}/x:1").parse().unwrap();
+        let options = RegistryOptions {
+            plain_http: true,
+            ..Default::default()
+        };
+        let mut registry = Registry::new(&r, &options).unwrap();
+        let err = registry.manifest("1").await.unwrap_err().to_string();
+        assert!(
+            err.contains("http://auth.example.com/token") && err.contains("plain HTTP"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_manifest_larger_than_any_is_refused() {
+        let (port, _) = hostile(|_, _| {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{}",
+                5 << 20,
+                "x".repeat(5 << 20)
+            )
+        });
+        let r: Reference = format!("oci://127.0.0.1:{port}/x:1").parse().unwrap();
+        let options = RegistryOptions {
+            plain_http: true,
+            ..Default::default()
+        };
+        let mut registry = Registry::new(&r, &options).unwrap();
+        let err = registry.manifest("1").await.unwrap_err().to_string();
+        assert!(err.contains("larger than"), "{err}");
+    }
+
     #[test]
     fn plain_http_is_for_loopback_registries_only() {
         let options = RegistryOptions {
