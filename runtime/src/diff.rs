@@ -36,7 +36,7 @@ impl Surface {
     /// The surface of a loaded tool's component. A `warden:tool` component is asked to
     /// `describe` itself for its schema, as a task under the tool's manifest whose records
     /// go nowhere: load it under a manifest that grants nothing to ask an unknown version.
-    pub async fn of(tool: &Tool) -> Result<Surface, crate::TaskError> {
+    pub async fn of(tool: &Tool) -> Surface {
         let engine = tool.engine.clone();
         let component = tool.component();
         let mut schemas = BTreeMap::new();
@@ -47,15 +47,16 @@ impl Surface {
             );
         }
         if tool.kind() == Kind::Tool {
-            let info = tool
-                .describe(Arc::new(warden_host_api::audit::NullSink))
-                .await?;
-            schemas.insert(
-                "invoke".into(),
-                serde_json::json!({ "input": info.input_schema }),
-            );
+            // A version that cannot describe itself still has imports and grants to compare;
+            // that it failed is a difference of its own.
+            let sink = Arc::new(warden_host_api::audit::NullSink);
+            let schema = match tool.describe(sink).await {
+                Ok(info) => serde_json::json!({ "input": info.input_schema }),
+                Err(e) => serde_json::json!({ "describe failed": e.to_string() }),
+            };
+            schemas.insert("invoke".into(), schema);
         }
-        Ok(Surface {
+        Surface {
             source: tool.provenance().source.clone(),
             component: tool.digest().to_owned(),
             kind: tool.kind().to_string(),
@@ -64,7 +65,7 @@ impl Surface {
             schemas,
             grants: None,
             ceiling: None,
-        })
+        }
     }
 
     /// The same, with `manifest`'s grants and as its source.

@@ -38,10 +38,27 @@ pub fn private_registry() -> &'static Registry {
     REGISTRY.get_or_init(|| Registry::start(true))
 }
 
+/// How a registry of the tests wants to be authorised.
+enum Gate<'a> {
+    Open,
+    /// A user and password ([`USER`], [`PASSWORD`]).
+    Htpasswd,
+    /// Bearer tokens (JWTs) issued by the holder of `cert`'s key, over the storage of
+    /// `shares`, so that what is pushed there (without a token) can be pulled here.
+    Token {
+        cert: &'a Path,
+        shares: &'a Registry,
+    },
+}
+
 impl Registry {
     /// Starts `docker-registry serve` on a free port of 127.0.0.1. Fails, never skips, when
     /// it is missing: these tests are not optional.
     pub fn start(htpasswd: bool) -> Registry {
+        Registry::start_gated(if htpasswd { Gate::Htpasswd } else { Gate::Open })
+    }
+
+    fn start_gated(gate: Gate<'_>) -> Registry {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -53,19 +70,31 @@ impl Registry {
             .tempdir_in(&state)
             .expect("temp dir")
             .keep();
-        let data = home.join("data");
+        let data = match &gate {
+            Gate::Token { shares, .. } => shares.data.clone(),
+            _ => home.join("data"),
+        };
         let mut config = format!(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  \
              delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
             data.display()
         );
-        if htpasswd {
-            let file = home.join("htpasswd");
-            std::fs::write(&file, format!("{HTPASSWD}\n")).unwrap();
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: warden-test\n    path: {}\n",
-                file.display()
-            ));
+        match gate {
+            Gate::Open => {}
+            Gate::Htpasswd => {
+                let file = home.join("htpasswd");
+                std::fs::write(&file, format!("{HTPASSWD}\n")).unwrap();
+                config.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: warden-test\n    path: {}\n",
+                    file.display()
+                ));
+            }
+            // No token service runs: the tests hand Warden a token, as a CI system would.
+            Gate::Token { cert, .. } => config.push_str(&format!(
+                "auth:\n  token:\n    realm: http://127.0.0.1:{port}/no-token-service\n    \
+                 service: warden-test\n    issuer: warden-test-issuer\n    rootcertbundle: {}\n",
+                cert.display()
+            )),
         }
         let config_path = home.join("config.yml");
         std::fs::write(&config_path, config).unwrap();
@@ -936,4 +965,121 @@ fn a_cosign_signature_copied_beside_another_component_does_not_sign_it() {
         )),
         "{stderr}"
     );
+}
+
+/// An RSA key and self-signed certificate made by `openssl`, whose holder issues the
+/// registry's tokens.
+struct Issuer {
+    key: PathBuf,
+    cert: PathBuf,
+}
+
+impl Issuer {
+    fn new(dir: &Path) -> Issuer {
+        let (key, cert) = (dir.join("issuer.key"), dir.join("issuer.pem"));
+        let out = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", "/CN=warden-test-issuer", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl");
+        assert!(out.status.success(), "{out:?}");
+        Issuer { key, cert }
+    }
+
+    /// A JWT letting its bearer pull and push `repository`, for an hour.
+    fn token(&self, repository: &str) -> String {
+        use base64::Engine as _;
+        let b64u = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let der = Command::new("openssl")
+            .args(["x509", "-outform", "DER", "-in"])
+            .arg(&self.cert)
+            .output()
+            .unwrap()
+            .stdout;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let header = serde_json::json!({
+            "alg": "RS256", "typ": "JWT",
+            "x5c": [base64::engine::general_purpose::STANDARD.encode(&der)],
+        });
+        let claims = serde_json::json!({
+            "iss": "warden-test-issuer", "sub": "ci", "aud": "warden-test",
+            "exp": now + 3600, "nbf": now - 60, "iat": now, "jti": random_hex(8),
+            "access": [{ "type": "repository", "name": repository, "actions": ["pull", "push"] }],
+        });
+        let signed = format!(
+            "{}.{}",
+            b64u(header.to_string().as_bytes()),
+            b64u(claims.to_string().as_bytes())
+        );
+        let mut child = Command::new("openssl")
+            .args(["dgst", "-sha256", "-sign"])
+            .arg(&self.key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(signed.as_bytes())
+            .unwrap();
+        let sig = child.wait_with_output().unwrap().stdout;
+        format!("{signed}.{}", b64u(&sig))
+    }
+}
+
+#[test]
+fn a_token_file_authorises_pulls_from_a_registry_that_wants_tokens() {
+    let open = registry();
+    let host = Host::new();
+    let issuer = Issuer::new(host.dir.path());
+    let gated = Registry::start_gated(Gate::Token {
+        cert: &issuer.cert,
+        shares: open,
+    });
+    let repo = repo("tokened");
+    open.push(&repo, "1", &wasm("echo"), false);
+    let reference = gated.reference(&repo, "1");
+
+    let out = host.warden(&["pull", "--plain-http", &reference]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("pass --registry-token-file"),
+        "{out:?}"
+    );
+
+    // A token for another repository is refused.
+    let token = host.path("token");
+    std::fs::write(&token, issuer.token("someone-else")).unwrap();
+    let args = [
+        "pull",
+        "--plain-http",
+        "--registry-token-file",
+        token.to_str().unwrap(),
+    ];
+    let out = host.warden(&[&args[..], &[reference.as_str()]].concat());
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("credentials found for it were refused"),
+        "{out:?}"
+    );
+
+    std::fs::write(&token, issuer.token(&repo)).unwrap();
+    let out = host.warden(&[&args[..], &[reference.as_str()]].concat());
+    assert!(out.status.success(), "{out:?}");
+    let manifest = host.manifest("echo.toml", &reference, "");
+    let out = host.run(&manifest, r#"{"t":1}"#, &[]);
+    assert!(out.status.success(), "{out:?}");
+    let log = std::fs::read_to_string(&host.audit).unwrap();
+    assert!(!log.contains(&issuer.token(&repo)[..40]));
 }

@@ -409,7 +409,17 @@ impl Registry {
                         });
                     }
                     let status = response.status();
-                    return Err(self.status_error(&url, status, response).await);
+                    let mut error = self.status_error(&url, status, response).await;
+                    if self.credentials.is_none()
+                        && let OciError::Status { said, .. } = &mut error
+                    {
+                        said.push_str(&format!(
+                            " (asked for an anonymous token: no credentials were found for \
+                             {registry}; log in with `docker login`, or pass \
+                             --registry-token-file)"
+                        ));
+                    }
+                    return Err(error);
                 }
                 let body = Zeroizing::new(read_limited(response, MAX_SMALL, &url).await?);
                 let reply: serde_json::Value =

@@ -1,11 +1,11 @@
 //! `warden compile`: components compiled into this machine's cache before their first task.
 
-use crate::host::{EngineArgs, engine};
+use crate::host::{EngineArgs, engine, protected};
 use crate::{Failure, usage};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use warden::EngineConfig;
-use warden::manifest::{ComponentSource, Manifest};
+use warden::manifest::ComponentSource;
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -29,7 +29,7 @@ pub(crate) fn compile(args: Args, engine_args: &EngineArgs) -> Result<ExitCode, 
         let source = if path.extension().is_some_and(|e| e == "wasm") {
             ComponentSource::File(path.clone())
         } else {
-            Manifest::load(path).map_err(usage)?.tool.component
+            engine_args.manifest(path, &protected(None))?.tool.component
         };
         let started = std::time::Instant::now();
         let bytes = source.bytes(None).map_err(usage)?;

@@ -54,9 +54,7 @@ fn surface(arg: &str, engine: &EngineArgs) -> Result<Surface, Failure> {
     engine.ensure_pulled(&bare)?;
     let runtime = engine.plain_runtime()?;
     let tool = runtime.load(bare).map_err(usage)?;
-    let surface = tokio_runtime()?
-        .block_on(Surface::of(&tool))
-        .map_err(|e| usage(format!("{source}: {e}")))?;
+    let surface = tokio_runtime()?.block_on(Surface::of(&tool));
     Ok(match &manifest {
         Some(m) => surface.with_manifest(m),
         None => surface,
@@ -66,7 +64,8 @@ fn surface(arg: &str, engine: &EngineArgs) -> Result<Surface, Failure> {
 /// A manifest that runs `source` with nothing granted.
 pub(crate) fn bare_manifest(source: &ComponentSource) -> Result<Manifest, Failure> {
     let quoted = serde_json::to_string(&source.to_string()).map_err(usage)?;
-    let text =
-        format!("[tool]\nname = \"diff\"\ncomponent = {quoted}\n\n[limits]\ntimeout = \"10s\"\n");
+    let text = format!(
+        "[tool]\nname = \"diff\"\ncomponent = {quoted}\n\n[limits]\nmemory = \"256 MiB\"\ntimeout = \"10s\"\n"
+    );
     Manifest::parse(&text, Path::new("(diff)"), cap_std::ambient_authority()).map_err(usage)
 }
