@@ -287,6 +287,7 @@ pub mod cosign {
     /// [`generate`]), opened with `password`.
     pub struct SigningKey {
         signer: sigstore::crypto::SigStoreSigner,
+        public_pem: String,
         /// The public key's id, as `signed-by` shows it.
         pub id: String,
     }
@@ -305,10 +306,17 @@ pub mod cosign {
                     format!("not an ECDSA P-256 key, which cosign's key pairs are: {e}")
                 })?;
             let der = pair.public_key_to_der().map_err(|e| e.to_string())?;
+            let public_pem = pair.public_key_to_pem().map_err(|e| e.to_string())?;
             Ok(SigningKey {
                 signer,
+                public_pem,
                 id: format!("cosign:{}", Sha256::of(&der)),
             })
+        }
+
+        /// The public key, PEM: what `signed-by` names.
+        pub fn public_pem(&self) -> Result<String, String> {
+            Ok(self.public_pem.clone())
         }
 
         /// Signs `payload`; the signature, base64.

@@ -1083,3 +1083,35 @@ fn a_token_file_authorises_pulls_from_a_registry_that_wants_tokens() {
     let log = std::fs::read_to_string(&host.audit).unwrap();
     assert!(!log.contains(&issuer.token(&repo)[..40]));
 }
+
+#[test]
+fn a_key_made_by_cosign_itself_signs_and_verifies() {
+    let registry = registry();
+    let host = Host::new();
+    let key = crate::support::root()
+        .join("tests/testdata/cosign/cosign_generated_encrypted_empty_private.key");
+    let key = key.to_str().unwrap();
+    let out = host.warden_env(&["sign", "--public-key", key], &[("COSIGN_PASSWORD", "")]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text(&out.stdout).starts_with("-----BEGIN PUBLIC KEY-----"),
+        "{out:?}"
+    );
+    std::fs::write(host.path("cosign.pub"), &out.stdout).unwrap();
+
+    let repo = repo("cosign-made");
+    registry.push(&repo, "1", &wasm("echo"), false);
+    let reference = registry.reference(&repo, "1");
+    let out = host.warden_env(
+        &["sign", "--plain-http", &reference, "--key", key],
+        &[("COSIGN_PASSWORD", "")],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let manifest = host.manifest("echo.toml", &reference, "signed-by = [\"cosign.pub\"]");
+    let out = host.run(&manifest, r#"{"made":"by cosign"}"#, &["--require-signed"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        host.loads().pop().unwrap()["args"]["signature"]["scheme"],
+        "cosign"
+    );
+}

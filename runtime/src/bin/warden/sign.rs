@@ -11,12 +11,12 @@ use warden::trust::cosign;
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// The component: oci://HOST[:PORT]/REPOSITORY:TAG or @sha256:….
-    #[arg(value_name = "REF", required_unless_present = "new_key")]
+    #[arg(value_name = "REF", required_unless_present_any = ["new_key", "public_key"])]
     reference: Option<String>,
     /// Sign with this cosign private key (cosign's encrypted PEM, from `cosign
     /// generate-key-pair` or --new-key), opened with $COSIGN_PASSWORD; the signature is
     /// published as cosign publishes it, beside the others there.
-    #[arg(long, value_name = "FILE", conflicts_with = "minisig", required_unless_present_any = ["minisig", "new_key"])]
+    #[arg(long, value_name = "FILE", conflicts_with = "minisig", required_unless_present_any = ["minisig", "new_key", "public_key"])]
     key: Option<PathBuf>,
     /// Attach this minisign signature of the component's bytes, made elsewhere
     /// (`minisign -S -m component.wasm`).
@@ -26,6 +26,10 @@ pub(crate) struct Args {
     /// and PREFIX.pub, the key a manifest's signed-by names.
     #[arg(long, value_name = "PREFIX", conflicts_with_all = ["reference", "key", "minisig"])]
     new_key: Option<PathBuf>,
+    /// Print the public key (PEM, for signed-by) of this cosign private key, opened with
+    /// $COSIGN_PASSWORD, as `cosign public-key --key` does.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["reference", "key", "minisig", "new_key"])]
+    public_key: Option<PathBuf>,
 }
 
 /// `warden sign`: the signature published beside the component, then pulled into the
@@ -33,6 +37,15 @@ pub(crate) struct Args {
 pub(crate) fn sign(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure> {
     if let Some(prefix) = &args.new_key {
         return new_key(prefix);
+    }
+    if let Some(file) = &args.public_key {
+        let pem = std::fs::read(file)
+            .map_err(|e| usage(format!("--public-key {}: {e}", file.display())))?;
+        let password = std::env::var("COSIGN_PASSWORD").unwrap_or_default();
+        let key = cosign::SigningKey::open(&pem, password.as_bytes())
+            .map_err(|e| usage(format!("--public-key {}: {e}", file.display())))?;
+        print!("{}", key.public_pem().map_err(usage)?);
+        return Ok(ExitCode::SUCCESS);
     }
     let reference: Reference = args
         .reference
