@@ -83,6 +83,15 @@ pub enum LoadError {
         /// How.
         message: String,
     },
+    /// The load's `tool.load` record could not be written: a load that cannot be recorded
+    /// does not happen.
+    #[error("{component}: the load could not be recorded, so it is refused: {error}")]
+    Unrecorded {
+        /// The component's file or reference.
+        component: String,
+        /// Why the record could not be written.
+        error: String,
+    },
     /// The manifest asks for fuel, but the runtime does not meter it.
     #[error("{}: limits.fuel is set, but this runtime was built without fuel metering", path.display())]
     FuelNotMetered {
@@ -390,9 +399,9 @@ impl Runtime {
             let refused = result.as_ref().err().map(|e| e.to_string());
             provenance
                 .record(sink.as_ref(), refused.as_deref())
-                .map_err(|e| LoadError::Signature {
+                .map_err(|e| LoadError::Unrecorded {
                     component: provenance.source.clone(),
-                    message: format!("the load could not be recorded, so it is refused: {e:#}"),
+                    error: format!("{e:#}"),
                 })?;
         }
         let mut tool = result?;

@@ -1,7 +1,7 @@
 //! The capability-drift gate and `warden diff`, through the real CLI: components from the
 //! real registry, approvals recorded in the real audit log.
 
-use crate::registry::{Host, registry, repo, text};
+use crate::registry::{Host, refused, registry, repo, text};
 use crate::support::wasm;
 use serde_json::Value;
 use std::path::Path;
@@ -132,11 +132,7 @@ fn a_drifted_version_is_refused_until_approved_and_the_approval_is_recorded() {
 
     // Nothing approved yet: the gate refuses, and says what to do.
     let out = run("{}");
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(
-        text(&out.stderr).contains("has no approved baseline"),
-        "{out:?}"
-    );
+    refused(&out, "has no approved baseline");
     assert!(
         text(&out.stderr).contains("warden baseline approve"),
         "{out:?}"
@@ -187,9 +183,9 @@ fn a_drifted_version_is_refused_until_approved_and_the_approval_is_recorded() {
             && stderr.contains("imports wasi:http/"),
         "{stderr}"
     );
-    let refused = host.loads().pop().unwrap();
-    assert_eq!(refused["decision"], "deny");
-    assert_eq!(refused["args"]["baseline"]["drift"], "widened");
+    let denied = host.loads().pop().unwrap();
+    assert_eq!(denied["decision"], "deny");
+    assert_eq!(denied["args"]["baseline"]["drift"], "widened");
 
     // A manifest that grants more is drift too, whatever the component.
     std::fs::write(
@@ -199,11 +195,7 @@ fn a_drifted_version_is_refused_until_approved_and_the_approval_is_recorded() {
     )
     .unwrap();
     let out = run("{}");
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(
-        text(&out.stderr).contains("the manifest grants more"),
-        "{out:?}"
-    );
+    refused(&out, "the manifest grants more");
 
     // Approved: recorded with what it widened, then it runs.
     let out = approve(&host, &manifest, "bob");
@@ -246,11 +238,7 @@ fn a_baseline_edited_or_copied_by_a_local_user_approves_nothing() {
     assert_ne!(forged, good);
     std::fs::write(&baseline, forged).unwrap();
     let out = host.run(&manifest, "{}", &["--gate"]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(
-        text(&out.stderr).contains("not an approval signed by this host's key"),
-        "{out:?}"
-    );
+    refused(&out, "not an approval signed by this host's key");
 
     // Nor does another tool's approval, signed as it is, approve this one.
     let other = host.path("other.toml");
@@ -262,9 +250,5 @@ fn a_baseline_edited_or_copied_by_a_local_user_approves_nothing() {
     std::fs::write(&baseline, &good).unwrap();
     std::fs::copy(&baseline, host.path("baselines/other.baseline")).unwrap();
     let out = host.run(&other, "{}", &["--gate"]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(
-        text(&out.stderr).contains("it approves \"echo\", not \"other\""),
-        "{out:?}"
-    );
+    refused(&out, "it approves \"echo\", not \"other\"");
 }

@@ -279,6 +279,13 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Asserts that `out` is a refusal (exit 2) whose error says `says`.
+pub fn refused(out: &Output, says: &str) {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(stderr.contains(says), "expected {says:?} in: {stderr}");
+}
+
 /// A repository name no other test uses.
 pub fn repo(name: &str) -> String {
     format!("{name}-{}", random_hex(4))
@@ -363,10 +370,15 @@ fn a_pulled_component_runs_and_keeps_running_with_the_registry_down() {
     assert_eq!(load["args"]["signature"]["checked"], false);
 
     registry.stop();
-    // Offline: the store has it, so the run needs no registry (and no --plain-http).
+    // Offline: the store has it, so the run needs no registry (and no --plain-http), for
+    // the manifest that names the tag and for one pinned to the digest.
     let out = host.run(&manifest, r#"{"n":2}"#, &[]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(text(&out.stdout).trim(), r#"{"n":2}"#);
+    let pinned = host.manifest("pinned.toml", &format!("{reference}@{digest}"), "");
+    let out = host.run(&pinned, r#"{"n":3}"#, &[]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(text(&out.stdout).trim(), r#"{"n":3}"#);
     // A pull with the registry down says so, and what it tried.
     let out = host.warden(&["pull", "--plain-http", &reference]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
@@ -378,11 +390,7 @@ fn a_pulled_component_runs_and_keeps_running_with_the_registry_down() {
     // A tool never pulled cannot run offline, and the error says what to do.
     let other = host.manifest("other.toml", &registry.reference(&repo, "2"), "");
     let out = host.run(&other, "{}", &["--plain-http"]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(
-        text(&out.stderr).contains("cannot reach the registry"),
-        "{out:?}"
-    );
+    refused(&out, "cannot reach the registry");
 }
 
 #[test]
@@ -438,8 +446,7 @@ fn plain_http_only_to_this_machine_and_only_when_asked() {
     let reference = registry.reference(&repo, "1");
     // Not asked: https, which the plain-HTTP registry cannot speak; the error says why.
     let out = host.warden(&["pull", &reference]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(text(&out.stderr).contains("needs --plain-http"), "{out:?}");
+    refused(&out, "needs --plain-http");
     // Asked, for a registry elsewhere: refused before anything is sent.
     for remote in [
         "oci://registry.example.com/tools/echo:1",
@@ -481,11 +488,11 @@ fn a_tampered_artifact_is_refused_in_the_registry_and_in_the_store() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = text(&out.stderr);
     assert!(stderr.contains("changed after it was pulled"), "{stderr}");
-    let refused = host.loads().pop().unwrap();
-    assert_eq!(refused["decision"], "deny");
+    let denied = host.loads().pop().unwrap();
+    assert_eq!(denied["decision"], "deny");
     assert!(
-        refused["rule"].as_str().unwrap().contains("changed after"),
-        "{refused}"
+        denied["rule"].as_str().unwrap().contains("changed after"),
+        "{denied}"
     );
     std::fs::write(&stored, &good).unwrap();
 
@@ -585,9 +592,9 @@ fn signed_by_refuses_a_missing_signature_a_wrong_key_and_changed_bytes() {
         "{}",
         text(&out.stderr)
     );
-    let refused = host.loads().pop().unwrap();
-    assert_eq!(refused["decision"], "deny");
-    assert_eq!(refused["args"]["signature"]["checked"], false);
+    let denied = host.loads().pop().unwrap();
+    assert_eq!(denied["decision"], "deny");
+    assert_eq!(denied["args"]["signature"]["checked"], false);
 }
 
 #[test]
@@ -665,8 +672,7 @@ fn a_minisign_signature_travels_with_the_component_through_the_registry() {
     assert!(out.status.success(), "{out:?}");
     let manifest2 = other.manifest("echo2.toml", &reference2, "signed-by = [\"release.pub\"]");
     let out = other.run(&manifest2, "{}", &["--plain-http"]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(text(&out.stderr).contains("does not verify"), "{out:?}");
+    refused(&out, "does not verify");
 }
 
 #[test]
@@ -676,11 +682,7 @@ fn require_signed_refuses_every_tool_without_keys() {
     let out = host.run(&manifest, "{}", &[]);
     assert!(out.status.success(), "{out:?}");
     let out = host.run(&manifest, "{}", &["--require-signed"]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(
-        text(&out.stderr).contains("requires signed tools"),
-        "{out:?}"
-    );
+    refused(&out, "requires signed tools");
     let out = host.warden_env(
         &[
             "run",
@@ -692,9 +694,9 @@ fn require_signed_refuses_every_tool_without_keys() {
     );
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let loads = host.loads();
-    let refused: Vec<_> = loads.iter().filter(|l| l["decision"] == "deny").collect();
-    assert_eq!(refused.len(), 2, "{loads:#?}");
-    assert_eq!(refused[0]["args"]["require_signed"], true);
+    let denied: Vec<_> = loads.iter().filter(|l| l["decision"] == "deny").collect();
+    assert_eq!(denied.len(), 2, "{loads:#?}");
+    assert_eq!(denied[0]["args"]["require_signed"], true);
 }
 
 #[test]
@@ -706,11 +708,7 @@ fn registry_credentials_come_from_docker_config_never_the_manifest() {
     let reference = registry.reference(&repo, "1");
 
     let out = host.warden(&["pull", "--plain-http", &reference]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(
-        text(&out.stderr).contains("it wants credentials"),
-        "{out:?}"
-    );
+    refused(&out, "it wants credentials");
 
     use base64::Engine as _;
     let config = host.path("docker/config.json");
@@ -726,11 +724,7 @@ fn registry_credentials_come_from_docker_config_never_the_manifest() {
     let docker = host.path("docker");
     let env = [("DOCKER_CONFIG", docker.to_str().unwrap())];
     let out = host.warden_env(&["pull", "--plain-http", &reference], &env);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(
-        text(&out.stderr).contains("credentials found for it were refused"),
-        "{out:?}"
-    );
+    refused(&out, "credentials found for it were refused");
 
     std::fs::write(&config, auth(PASSWORD)).unwrap();
     let out = host.warden_env(&["pull", "--plain-http", &reference], &env);
@@ -741,6 +735,50 @@ fn registry_credentials_come_from_docker_config_never_the_manifest() {
     assert!(out.status.success(), "{out:?}");
     let log = std::fs::read_to_string(&host.audit).unwrap();
     assert!(!log.contains(PASSWORD));
+}
+
+#[test]
+fn a_docker_credential_helper_is_asked_as_docker_asks_it() {
+    let registry = private_registry();
+    let host = Host::new();
+    let repo = repo("helped");
+    registry.push(&repo, "1", &wasm("echo"), true);
+    let reference = registry.reference(&repo, "1");
+    // A credential helper is a program on PATH that reads the registry on stdin and answers
+    // JSON; this one also notes what it was asked.
+    let bin = host.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-wardentest");
+    let asked = host.path("asked");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread registry\necho \"$1 $registry\" >> {}\n\
+             printf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}' \"$registry\"\n",
+            asked.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let docker = host.path("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(
+        docker.join("config.json"),
+        format!(r#"{{"credHelpers":{{"{}":"wardentest"}}}}"#, registry.addr),
+    )
+    .unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let env = [
+        ("DOCKER_CONFIG", docker.to_str().unwrap()),
+        ("PATH", path.as_str()),
+    ];
+    let out = host.warden_env(&["pull", "--plain-http", &reference], &env);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(&asked).unwrap().trim(),
+        format!("get {}", registry.addr)
+    );
 }
 
 #[test]
@@ -848,11 +886,7 @@ fn a_cosign_signature_verifies_offline_against_its_key_and_no_other() {
         ],
         &[("COSIGN_PASSWORD", "guess")],
     );
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(
-        text(&out.stderr).contains("cannot open the private key"),
-        "{out:?}"
-    );
+    refused(&out, "cannot open the private key");
 
     let out = host.warden_env(
         &[
@@ -912,8 +946,8 @@ fn a_cosign_signature_verifies_offline_against_its_key_and_no_other() {
             && stderr.contains("a cosign signature by none of the cosign keys signed-by names"),
         "{stderr}"
     );
-    let refused = other.loads().pop().unwrap();
-    assert_eq!(refused["decision"], "deny");
+    let denied = other.loads().pop().unwrap();
+    assert_eq!(denied["decision"], "deny");
 }
 
 #[test]
@@ -1052,11 +1086,7 @@ fn a_token_file_authorises_pulls_from_a_registry_that_wants_tokens() {
     let reference = gated.reference(&repo, "1");
 
     let out = host.warden(&["pull", "--plain-http", &reference]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(
-        text(&out.stderr).contains("pass --registry-token-file"),
-        "{out:?}"
-    );
+    refused(&out, "pass --registry-token-file");
 
     // A token for another repository is refused.
     let token = host.path("token");
@@ -1068,11 +1098,7 @@ fn a_token_file_authorises_pulls_from_a_registry_that_wants_tokens() {
         token.to_str().unwrap(),
     ];
     let out = host.warden(&[&args[..], &[reference.as_str()]].concat());
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(
-        text(&out.stderr).contains("credentials found for it were refused"),
-        "{out:?}"
-    );
+    refused(&out, "credentials found for it were refused");
 
     std::fs::write(&token, issuer.token(&repo)).unwrap();
     let out = host.warden(&[&args[..], &[reference.as_str()]].concat());

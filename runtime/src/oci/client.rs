@@ -113,7 +113,7 @@ impl Registry {
         match response.status() {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => return Ok(None),
-            status => return Err(self.status_error(&url, status, response).await),
+            _ => return Err(self.status_error(&url, response).await),
         }
         let claimed = response
             .headers()
@@ -141,14 +141,7 @@ impl Registry {
         descriptor: &Descriptor,
         writer: &mut BlobWriter,
     ) -> Result<(), OciError> {
-        let url = self.url(&format!("blobs/{}", descriptor.digest));
-        let response = self
-            .send(Method::GET, url.clone(), HeaderMap::new(), Bytes::new())
-            .await?;
-        if response.status() != StatusCode::OK {
-            let status = response.status();
-            return Err(self.status_error(&url, status, response).await);
-        }
+        let (response, url) = self.get_blob(descriptor).await?;
         let mut body = response.into_body();
         while let Some(frame) = read_step(body.frame(), &url).await? {
             let frame = frame.map_err(|e| unreachable(&url, &e))?;
@@ -170,17 +163,22 @@ impl Registry {
         Ok(())
     }
 
-    /// The blob of `descriptor`, at most [`MAX_SIGNATURE_BLOB`](super::MAX_SIGNATURE_BLOB)
-    /// bytes, checked against its digest.
-    pub async fn small_blob(&mut self, descriptor: &Descriptor) -> Result<Vec<u8>, OciError> {
+    /// The response to a GET of `descriptor`'s blob, and the URL asked.
+    async fn get_blob(
+        &mut self,
+        descriptor: &Descriptor,
+    ) -> Result<(hyper::Response<Incoming>, Url), OciError> {
         let url = self.url(&format!("blobs/{}", descriptor.digest));
         let response = self
             .send(Method::GET, url.clone(), HeaderMap::new(), Bytes::new())
             .await?;
-        if response.status() != StatusCode::OK {
-            let status = response.status();
-            return Err(self.status_error(&url, status, response).await);
-        }
+        Ok((self.expect(response, StatusCode::OK, &url).await?, url))
+    }
+
+    /// The blob of `descriptor`, at most [`MAX_SIGNATURE_BLOB`](super::MAX_SIGNATURE_BLOB)
+    /// bytes, checked against its digest.
+    pub async fn small_blob(&mut self, descriptor: &Descriptor) -> Result<Vec<u8>, OciError> {
+        let (response, url) = self.get_blob(descriptor).await?;
         let bytes = read_limited(response, super::MAX_SIGNATURE_BLOB as usize, &url).await?;
         let actual = Sha256::of(&bytes);
         if actual != descriptor.digest {
@@ -207,10 +205,7 @@ impl Registry {
         let response = self
             .send(Method::POST, url.clone(), HeaderMap::new(), Bytes::new())
             .await?;
-        if response.status() != StatusCode::ACCEPTED {
-            let status = response.status();
-            return Err(self.status_error(&url, status, response).await);
-        }
+        let response = self.expect(response, StatusCode::ACCEPTED, &url).await?;
         let location = response
             .headers()
             .get(header::LOCATION)
@@ -238,10 +233,7 @@ impl Registry {
                 Bytes::copy_from_slice(bytes),
             )
             .await?;
-        if response.status() != StatusCode::CREATED {
-            let status = response.status();
-            return Err(self.status_error(&put, status, response).await);
-        }
+        self.expect(response, StatusCode::CREATED, &put).await?;
         Ok(digest)
     }
 
@@ -269,10 +261,7 @@ impl Registry {
                 Bytes::copy_from_slice(bytes),
             )
             .await?;
-        if response.status() != StatusCode::CREATED {
-            let status = response.status();
-            return Err(self.status_error(&url, status, response).await);
-        }
+        self.expect(response, StatusCode::CREATED, &url).await?;
         Ok(Sha256::of(bytes))
     }
 
@@ -408,8 +397,7 @@ impl Registry {
                             had_credentials: self.credentials.is_some(),
                         });
                     }
-                    let status = response.status();
-                    let mut error = self.status_error(&url, status, response).await;
+                    let mut error = self.status_error(&url, response).await;
                     if self.credentials.is_none()
                         && let OciError::Status { said, .. } = &mut error
                     {
@@ -526,12 +514,22 @@ impl Registry {
         }
     }
 
-    async fn status_error(
+    /// `response` if it has the status `want`; else the registry's error, as it said it.
+    async fn expect(
         &self,
-        url: &Url,
-        status: StatusCode,
         response: hyper::Response<Incoming>,
-    ) -> OciError {
+        want: StatusCode,
+        url: &Url,
+    ) -> Result<hyper::Response<Incoming>, OciError> {
+        if response.status() == want {
+            Ok(response)
+        } else {
+            Err(self.status_error(url, response).await)
+        }
+    }
+
+    async fn status_error(&self, url: &Url, response: hyper::Response<Incoming>) -> OciError {
+        let status = response.status();
         let body = read_limited(response, MAX_SMALL, url)
             .await
             .unwrap_or_default();

@@ -171,23 +171,8 @@ pub async fn pull(
     options: &RegistryOptions,
 ) -> Result<Pulled, OciError> {
     let mut registry = Registry::new(reference, options)?;
-    let (bytes, digest) = registry
-        .manifest(&reference.version())
-        .await?
-        .ok_or_else(|| OciError::NotFound {
-            reference: reference.to_string(),
-        })?;
-    if let Some(pin) = reference.digest()
-        && pin != digest
-    {
-        return Err(OciError::DigestMismatch {
-            what: format!("the manifest of {reference}"),
-            expected: pin,
-            actual: digest,
-        });
-    }
-    let pinned = reference.at(digest);
-    let manifest = spec::ImageManifest::parse(&pinned, &bytes)?;
+    let (bytes, pinned, manifest) = resolve(&mut registry, reference).await?;
+    let digest = pinned.digest().expect("resolved");
     let layer = manifest.component_layer(&pinned)?.clone();
     let downloaded = !store.has(&layer.digest);
     if downloaded {
@@ -213,6 +198,33 @@ pub async fn pull(
         downloaded,
         signatures,
     })
+}
+
+/// The manifest `reference` names in `registry` now: its bytes, the reference pinned to its
+/// digest (which must be the reference's own pin, if it has one), and the manifest parsed.
+#[cfg(feature = "registry")]
+async fn resolve(
+    registry: &mut Registry,
+    reference: &Reference,
+) -> Result<(Vec<u8>, Reference, spec::ImageManifest), OciError> {
+    let (bytes, digest) = registry
+        .manifest(&reference.version())
+        .await?
+        .ok_or_else(|| OciError::NotFound {
+            reference: reference.to_string(),
+        })?;
+    if let Some(pin) = reference.digest()
+        && pin != digest
+    {
+        return Err(OciError::DigestMismatch {
+            what: format!("the manifest of {reference}"),
+            expected: pin,
+            actual: digest,
+        });
+    }
+    let pinned = reference.at(digest);
+    let manifest = spec::ImageManifest::parse(&pinned, &bytes)?;
+    Ok((bytes, pinned, manifest))
 }
 
 /// Fetches the artifact tagged `sha256-<digest>.<suffix>` beside `pinned` and its blobs;
@@ -303,24 +315,10 @@ pub async fn attach(
     attachment: Attachment<'_>,
 ) -> Result<Reference, OciError> {
     let mut registry = Registry::new(reference, options)?;
-    let (bytes, digest) = registry
-        .manifest(&reference.version())
-        .await?
-        .ok_or_else(|| OciError::NotFound {
-            reference: reference.to_string(),
-        })?;
-    if let Some(pin) = reference.digest()
-        && pin != digest
-    {
-        return Err(OciError::DigestMismatch {
-            what: format!("the manifest of {reference}"),
-            expected: pin,
-            actual: digest,
-        });
-    }
-    let pinned = reference.at(digest);
+    let (bytes, pinned, manifest) = resolve(&mut registry, reference).await?;
+    let digest = pinned.digest().expect("resolved");
     // Only a component is signed here: the artifact must be one Warden would load.
-    spec::ImageManifest::parse(&pinned, &bytes)?.component_layer(&pinned)?;
+    manifest.component_layer(&pinned)?;
     let tag = digest.tag(attachment.suffix);
     let layers = (attachment.layers)(&pinned).map_err(|reason| OciError::BadManifest {
         reference: pinned.to_string(),
