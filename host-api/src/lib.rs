@@ -48,6 +48,7 @@ pub mod random;
 pub mod secrets;
 pub mod sockets;
 pub mod time;
+pub mod tls;
 
 /// What a host needs of the `warden:tool/tool` world as wasmtime bindgen generates it
 /// from `wit/tool.wit`: the world to instantiate, its export and error types, and the

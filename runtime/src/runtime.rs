@@ -493,15 +493,19 @@ impl Runtime {
         manifest: &Manifest,
         provenance: &mut Provenance,
     ) -> Result<(PathBuf, Vec<u8>, trust::Signatures), LoadError> {
+        // Signatures are looked for only where a key could check them.
+        let signed = !manifest.tool.signed_by.is_empty();
         let mut signatures = trust::Signatures::default();
         match &manifest.tool.component {
             ComponentSource::File(path) => {
                 let bytes = read(path)?;
-                let mut sig = path.clone().into_os_string();
-                sig.push(".minisig");
-                let sig = PathBuf::from(sig);
-                signatures.looked_in.push(sig.display().to_string());
-                signatures.minisig = read_signature(&sig)?;
+                if signed {
+                    let mut sig = path.clone().into_os_string();
+                    sig.push(".minisig");
+                    let sig = PathBuf::from(sig);
+                    signatures.looked_in.push(sig.display().to_string());
+                    signatures.minisig = read_signature(&sig)?;
+                }
                 Ok((path.clone(), bytes, signatures))
             }
             ComponentSource::Oci(reference) => {
@@ -511,43 +515,49 @@ impl Runtime {
                 };
                 let store = match &self.store {
                     Some(s) => s.clone(),
-                    None => oci::Store::open(&oci::Store::default_dir()).map_err(oci)?,
+                    None => oci::Store::open_default().map_err(oci)?,
                 };
                 let stored = store.component(reference).map_err(oci)?;
                 let pinned = stored.reference.clone();
                 let manifest_digest = pinned.digest().expect("stored components are pinned");
                 provenance.oci = Some((manifest_digest, stored.layer.digest));
-                for suffix in oci::SIGNATURE_SUFFIXES {
-                    signatures.looked_in.push(format!(
-                        "{}:{}",
-                        pinned.repository(),
-                        manifest_digest.tag(suffix)
-                    ));
+                if signed {
+                    signatures = stored_signatures(&store, &pinned).map_err(oci)?;
                 }
-                if let Some((_, layers)) = store.attached(&pinned, "minisig").map_err(oci)? {
-                    signatures.minisig = layers
-                        .into_iter()
-                        .next()
-                        .map(|(_, bytes)| String::from_utf8_lossy(&bytes).into_owned());
-                }
-                if let Some((_, layers)) = store.attached(&pinned, "sig").map_err(oci)? {
-                    signatures.cosign = layers
-                        .into_iter()
-                        .map(|(d, payload)| {
-                            let sig = d
-                                .annotations
-                                .get("dev.cosignproject.cosign/signature")
-                                .cloned()
-                                .unwrap_or_default();
-                            (payload, sig)
-                        })
-                        .collect();
-                }
-                signatures.manifest = Some(manifest_digest);
                 Ok((PathBuf::from(pinned.to_string()), stored.bytes, signatures))
             }
         }
     }
+}
+
+/// The signatures the store holds beside the component `pinned`: what `warden pull`
+/// brought from the tags `sha256-<hex>.minisig` and `.sig`.
+fn stored_signatures(
+    store: &oci::Store,
+    pinned: &oci::Reference,
+) -> Result<trust::Signatures, oci::OciError> {
+    let digest = pinned.digest().expect("stored components are pinned");
+    let mut signatures = trust::Signatures {
+        manifest: Some(digest),
+        ..Default::default()
+    };
+    for suffix in oci::SIGNATURE_SUFFIXES {
+        (signatures.looked_in).push(format!("{}:{}", pinned.repository(), digest.tag(suffix)));
+    }
+    if let Some((_, layers)) = store.attached(pinned, "minisig")? {
+        signatures.minisig = (layers.into_iter().next())
+            .map(|(_, bytes)| String::from_utf8_lossy(&bytes).into_owned());
+    }
+    if let Some((_, layers)) = store.attached(pinned, "sig")? {
+        signatures.cosign = layers
+            .into_iter()
+            .map(|(d, payload)| {
+                let annotation = d.annotations.get(trust::cosign::SIGNATURE_ANNOTATION);
+                (payload, annotation.cloned().unwrap_or_default())
+            })
+            .collect();
+    }
+    Ok(signatures)
 }
 
 impl Runtime {

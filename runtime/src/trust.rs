@@ -31,7 +31,7 @@ pub struct TrustedKey {
 #[derive(Clone)]
 enum KeyKind {
     Minisign(minisign_verify::PublicKey),
-    Cosign(Vec<u8>),
+    Cosign(sigstore::crypto::CosignVerificationKey),
 }
 
 impl fmt::Debug for TrustedKey {
@@ -125,12 +125,17 @@ fn cosign_key(pem: &str) -> Result<TrustedKey, String> {
     let der = base64::engine::general_purpose::STANDARD
         .decode(body.trim())
         .map_err(|e| format!("the PEM public key is not base64: {e}"))?;
-    sigstore::crypto::CosignVerificationKey::try_from_der(&der)
+    let key = sigstore::crypto::CosignVerificationKey::try_from_der(&der)
         .map_err(|e| format!("not a public key cosign signs with: {e}"))?;
     Ok(TrustedKey {
-        id: format!("cosign:{}", Sha256::of(&der)),
-        kind: KeyKind::Cosign(der),
+        id: cosign_id(&der),
+        kind: KeyKind::Cosign(key),
     })
+}
+
+/// A cosign key's id: `cosign:` and the SHA-256 of its DER public key.
+fn cosign_id(der: &[u8]) -> String {
+    format!("cosign:{}", Sha256::of(der))
 }
 
 /// A signature that verified: by which kind and which key.
@@ -310,13 +315,13 @@ pub mod cosign {
             Ok(SigningKey {
                 signer,
                 public_pem,
-                id: format!("cosign:{}", Sha256::of(&der)),
+                id: super::cosign_id(&der),
             })
         }
 
         /// The public key, PEM: what `signed-by` names.
-        pub fn public_pem(&self) -> Result<String, String> {
-            Ok(self.public_pem.clone())
+        pub fn public_pem(&self) -> &str {
+            &self.public_pem
         }
 
         /// Signs `payload`; the signature, base64.
@@ -349,10 +354,10 @@ pub mod cosign {
         layers: &[(Vec<u8>, String)],
         manifest: Option<Sha256>,
     ) -> Result<Verified, String> {
-        let cosign_keys: Vec<(&TrustedKey, &Vec<u8>)> = keys
+        let cosign_keys: Vec<(&TrustedKey, &CosignVerificationKey)> = keys
             .iter()
             .filter_map(|k| match &k.kind {
-                KeyKind::Cosign(der) => Some((k, der)),
+                KeyKind::Cosign(vk) => Some((k, vk)),
                 KeyKind::Minisign(_) => None,
             })
             .collect();
@@ -367,20 +372,11 @@ pub mod cosign {
         };
         let mut seen = Vec::new();
         for (payload, sig) in layers {
-            let mut by = None;
-            for (key, der) in &cosign_keys {
-                let Ok(vk) = CosignVerificationKey::try_from_der(der) else {
-                    continue;
-                };
-                if vk
-                    .verify_signature(Signature::Base64Encoded(sig.as_bytes()), payload)
+            let by = cosign_keys.iter().find(|(_, vk)| {
+                vk.verify_signature(Signature::Base64Encoded(sig.as_bytes()), payload)
                     .is_ok()
-                {
-                    by = Some(*key);
-                    break;
-                }
-            }
-            let Some(key) = by else {
+            });
+            let Some((key, _)) = by else {
                 seen.push(
                     "a cosign signature by none of the cosign keys signed-by names".to_owned(),
                 );

@@ -157,11 +157,7 @@ fn a_drifted_version_is_refused_until_approved_and_the_approval_is_recorded() {
     let same_reach = dir.path().join("echo.wasm");
     std::fs::write(&same_reach, rebuilt(&std::fs::read(wasm("echo")).unwrap())).unwrap();
     registry.push(&repo, "stable", &same_reach, false);
-    assert!(
-        host.warden(&["pull", "--plain-http", &reference])
-            .status
-            .success()
-    );
+    assert!(host.pull(&reference).status.success());
     let out = run(r#"{"v":2}"#);
     assert!(out.status.success(), "{out:?}");
     let load = host.loads().pop().unwrap();
@@ -170,11 +166,7 @@ fn a_drifted_version_is_refused_until_approved_and_the_approval_is_recorded() {
 
     // The publisher moves the tag to a version that imports HTTP: refused.
     registry.push(&repo, "stable", &wasm("http_fetch"), false);
-    assert!(
-        host.warden(&["pull", "--plain-http", &reference])
-            .status
-            .success()
-    );
+    assert!(host.pull(&reference).status.success());
     let out = run("{}");
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = text(&out.stderr);

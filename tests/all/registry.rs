@@ -2,7 +2,7 @@
 //! server) on 127.0.0.1, components pushed to it with the Bytecode Alliance's `wkg`, and
 //! signed with Debian's `minisign`; pulled, pinned, verified and run by the real `warden`.
 
-use crate::openbao::{die_with_this_process, random_hex};
+use crate::openbao::{random_hex, spawn_for_the_run};
 use crate::support::{read_records, root, warden, wasm};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -106,19 +106,7 @@ impl Registry {
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file);
-        die_with_this_process(&mut cmd);
-        // Spawned from a thread that lives for the run: the child dies with that thread.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || match cmd.spawn() {
-            Ok(mut child) => {
-                let _ = tx.send(Ok(child.id()));
-                let _ = child.wait();
-            }
-            Err(e) => {
-                let _ = tx.send(Err(e));
-            }
-        });
-        let pid = rx.recv().unwrap().unwrap_or_else(|e| {
+        let pid = spawn_for_the_run(cmd).unwrap_or_else(|e| {
             panic!(
                 "cannot run `docker-registry` ({e}): the registry tests need the CNCF \
                  distribution server; install it with `apt-get install docker-registry`"
@@ -245,6 +233,11 @@ impl Host {
         ];
         all.extend_from_slice(env);
         warden(args, &all, None)
+    }
+
+    /// `warden pull --plain-http REFERENCE`.
+    pub fn pull(&self, reference: &str) -> Output {
+        self.warden(&["pull", "--plain-http", reference])
     }
 
     /// `warden run MANIFEST` with `--input`, and `more` options.
@@ -380,7 +373,7 @@ fn a_pulled_component_runs_and_keeps_running_with_the_registry_down() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(text(&out.stdout).trim(), r#"{"n":3}"#);
     // A pull with the registry down says so, and what it tried.
-    let out = host.warden(&["pull", "--plain-http", &reference]);
+    let out = host.pull(&reference);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = text(&out.stderr);
     assert!(
@@ -400,7 +393,7 @@ fn a_moved_tag_does_not_change_what_a_pinned_manifest_runs() {
     let repo = repo("moving");
     let first = registry.push(&repo, "stable", &wasm("echo"), false);
     let reference = registry.reference(&repo, "stable");
-    let out = host.warden(&["pull", "--plain-http", &reference]);
+    let out = host.pull(&reference);
     assert!(out.status.success(), "{out:?}");
     let echo_digest = pulled_digest(&out);
     assert!(
@@ -414,7 +407,7 @@ fn a_moved_tag_does_not_change_what_a_pinned_manifest_runs() {
     // The publisher moves the tag to another component, and the host pulls it.
     let second = registry.push(&repo, "stable", &wasm("wc"), false);
     assert_ne!(first, second);
-    let out = host.warden(&["pull", "--plain-http", &reference]);
+    let out = host.pull(&reference);
     assert!(out.status.success(), "{out:?}");
     let wc_digest = pulled_digest(&out);
 
@@ -433,7 +426,7 @@ fn a_moved_tag_does_not_change_what_a_pinned_manifest_runs() {
 
     // A pin the registry cannot honour is refused, naming both digests.
     let wrong = format!("{reference}@sha256:{}", "0".repeat(64));
-    let out = host.warden(&["pull", "--plain-http", &wrong]);
+    let out = host.pull(&wrong);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 
@@ -452,7 +445,7 @@ fn plain_http_only_to_this_machine_and_only_when_asked() {
         "oci://registry.example.com/tools/echo:1",
         "oci://10.1.2.3:5000/echo:1",
     ] {
-        let out = host.warden(&["pull", "--plain-http", remote]);
+        let out = host.pull(remote);
         assert_eq!(out.status.code(), Some(2), "{out:?}");
         let stderr = text(&out.stderr);
         assert!(
@@ -469,7 +462,7 @@ fn a_tampered_artifact_is_refused_in_the_registry_and_in_the_store() {
     let repo = repo("tamper");
     registry.push(&repo, "1", &wasm("echo"), false);
     let reference = registry.reference(&repo, "1");
-    let out = host.warden(&["pull", "--plain-http", &reference]);
+    let out = host.pull(&reference);
     assert!(out.status.success(), "{out:?}");
     let manifest = host.manifest("echo.toml", &reference, "");
 
@@ -506,7 +499,7 @@ fn a_tampered_artifact_is_refused_in_the_registry_and_in_the_store() {
     let mut evil = original.clone();
     evil[last] ^= 1;
     std::fs::write(&blob, &evil).unwrap();
-    let out = fresh.warden(&["pull", "--plain-http", &registry.reference(&other, "1")]);
+    let out = fresh.pull(&registry.reference(&other, "1"));
     std::fs::write(&blob, &original).unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = text(&out.stderr);
@@ -638,7 +631,7 @@ fn a_minisign_signature_travels_with_the_component_through_the_registry() {
     let other = Host::new();
     std::fs::copy(&key.public, other.path("release.pub")).unwrap();
     let manifest = other.manifest("echo.toml", &reference, "signed-by = [\"release.pub\"]");
-    let out = other.warden(&["pull", "--plain-http", &reference]);
+    let out = other.pull(&reference);
     assert!(out.status.success(), "{out:?}");
     assert!(
         text(&out.stdout).contains(&format!("sha256-{hex}.minisig")),
@@ -707,7 +700,7 @@ fn registry_credentials_come_from_docker_config_never_the_manifest() {
     registry.push(&repo, "1", &wasm("echo"), true);
     let reference = registry.reference(&repo, "1");
 
-    let out = host.warden(&["pull", "--plain-http", &reference]);
+    let out = host.pull(&reference);
     refused(&out, "it wants credentials");
 
     use base64::Engine as _;
@@ -1085,7 +1078,7 @@ fn a_token_file_authorises_pulls_from_a_registry_that_wants_tokens() {
     open.push(&repo, "1", &wasm("echo"), false);
     let reference = gated.reference(&repo, "1");
 
-    let out = host.warden(&["pull", "--plain-http", &reference]);
+    let out = host.pull(&reference);
     refused(&out, "pass --registry-token-file");
 
     // A token for another repository is refused.

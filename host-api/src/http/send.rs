@@ -32,7 +32,7 @@ use serde_json::json;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -463,25 +463,6 @@ async fn connect(addrs: &[SocketAddr], within: Duration) -> Result<(TcpStream, S
 trait Stream: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static> Stream for T {}
 
-fn tls_config() -> Arc<rustls::ClientConfig> {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-            };
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            Arc::new(config)
-        })
-        .clone()
-}
-
 async fn tls(
     tcp: TcpStream,
     host: &str,
@@ -493,7 +474,7 @@ async fn tls(
         Ok(ip) => ServerName::from(ip),
         Err(_) => ServerName::try_from(bare.to_owned()).map_err(Error::InvalidDnsNameError)?,
     };
-    let connector = tokio_rustls::TlsConnector::from(tls_config());
+    let connector = tokio_rustls::TlsConnector::from(crate::tls::web_client_config());
     timeout(within, connector.connect(name, tcp))
         .await
         .map_err(|_| Error::ConnectionTimeout)?

@@ -110,21 +110,8 @@ impl HostKey {
 impl VerifierKey {
     /// The body of the signed note `text`, once a signature by this key verifies.
     pub fn verify_note(&self, text: &str) -> Result<String, CheckpointError> {
-        let bad = |m: &str| CheckpointError::Malformed(m.to_owned());
-        let (body, sigs) = text
-            .split_once("\n\n")
-            .ok_or_else(|| bad("no blank line ends the note body"))?;
-        let body = format!("{body}\n");
-        let signatures = sigs.lines().filter(|l| !l.is_empty()).map(|line| {
-            let rest = line.strip_prefix("\u{2014} ").unwrap_or("");
-            let (name, b64) = rest.rsplit_once(' ').unwrap_or(("", ""));
-            (
-                name,
-                B64.decode(b64)
-                    .map_err(|_| bad("a signature is not base64")),
-            )
-        });
-        self.check_signatures(&body, signatures)?;
+        let (body, signatures) = split_note(text)?;
+        self.check_signatures(&body, signature_lines(signatures))?;
         Ok(body)
     }
 
@@ -168,10 +155,7 @@ impl<'a> Note<'a> {
     /// Splits a note into its body and signature lines, and reads the body as a checkpoint.
     pub fn parse(text: &'a str) -> Result<Self, CheckpointError> {
         let malformed = |m: &str| CheckpointError::Malformed(m.to_string());
-        let (body, signatures) = text
-            .split_once("\n\n")
-            .ok_or_else(|| malformed("no blank line between body and signatures"))?;
-        let body = format!("{body}\n");
+        let (body, signatures) = split_note(text)?;
         let mut lines = body.lines();
         let origin = lines
             .next()
@@ -201,24 +185,36 @@ impl<'a> Note<'a> {
     pub fn signatures(
         &self,
     ) -> impl Iterator<Item = (&'a str, Result<Vec<u8>, CheckpointError>)> + 'a {
-        self.signatures
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(|line| {
-                let not_a_line =
-                    || CheckpointError::Malformed(format!("not a signature line: {line:?}"));
-                let Some((name, blob)) = line
-                    .strip_prefix("\u{2014} ")
-                    .and_then(|rest| rest.split_once(' '))
-                else {
-                    return ("", Err(not_a_line()));
-                };
-                let blob = B64
-                    .decode(blob)
-                    .map_err(|e| CheckpointError::Malformed(format!("signature of {name}: {e}")));
-                (name, blob)
-            })
+        signature_lines(self.signatures)
     }
+}
+
+/// A signed note's body, with its final newline (what every signature signs), and its
+/// signature lines.
+fn split_note(text: &str) -> Result<(String, &str), CheckpointError> {
+    let (body, signatures) = text.split_once("\n\n").ok_or_else(|| {
+        CheckpointError::Malformed("no blank line between body and signatures".into())
+    })?;
+    Ok((format!("{body}\n"), signatures))
+}
+
+/// Each signature line's key name and decoded blob (key id ‖ signature).
+fn signature_lines(
+    signatures: &str,
+) -> impl Iterator<Item = (&str, Result<Vec<u8>, CheckpointError>)> {
+    signatures.lines().filter(|l| !l.is_empty()).map(|line| {
+        let not_a_line = || CheckpointError::Malformed(format!("not a signature line: {line:?}"));
+        let Some((name, blob)) = line
+            .strip_prefix("\u{2014} ")
+            .and_then(|rest| rest.split_once(' '))
+        else {
+            return ("", Err(not_a_line()));
+        };
+        let blob = B64
+            .decode(blob)
+            .map_err(|e| CheckpointError::Malformed(format!("signature of {name}: {e}")));
+        (name, blob)
+    })
 }
 
 /// The public half of a host key: what an auditor needs to verify.

@@ -205,9 +205,7 @@ impl ComponentSource {
                 };
                 let store = match store {
                     Some(s) => s.clone(),
-                    None => {
-                        crate::oci::Store::open(&crate::oci::Store::default_dir()).map_err(oci)?
-                    }
+                    None => crate::oci::Store::open_default().map_err(oci)?,
                 };
                 Ok(store.component(reference).map_err(oci)?.bytes)
             }

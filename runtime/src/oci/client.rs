@@ -19,7 +19,7 @@ use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use url::Url;
@@ -701,45 +701,16 @@ fn parse_challenge(text: &str) -> (String, Vec<(String, String)>) {
 }
 
 fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, OciError> {
-    static WEB: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    let build = |roots: rustls::RootCertStore| {
-        Arc::new(
-            rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-        )
-    };
+    use warden_host_api::tls;
     let Some(path) = ca_file else {
-        return Ok(WEB
-            .get_or_init(|| {
-                build(rustls::RootCertStore {
-                    roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-                })
-            })
-            .clone());
+        return Ok(tls::web_client_config());
     };
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
     let bad = |reason: String| OciError::Credentials {
         path: path.to_owned(),
         reason,
     };
     let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read the CA file: {e}")))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| bad(format!("not a PEM certificate file: {e}")))?;
-        roots
-            .add(cert)
-            .map_err(|e| bad(format!("unusable certificate: {e}")))?;
-    }
-    if roots.is_empty() {
-        return Err(bad("the CA file holds no certificate".into()));
-    }
-    Ok(build(roots))
+    Ok(tls::client_config(tls::roots_from_pem(&pem).map_err(bad)?))
 }
 
 #[cfg(test)]
@@ -765,10 +736,8 @@ mod tests {
     }
 
     /// A hostile registry on 127.0.0.1 (no real registry misbehaves on purpose): answers
-    /// every request with `respond(request head)`, and keeps the heads it saw.
-    fn hostile(
-        respond: fn(&str, u16) -> String,
-    ) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    /// every request with `response`, and keeps the request heads it saw.
+    fn hostile(response: String) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -781,12 +750,28 @@ mod tests {
                 let n = stream.read(&mut buf).unwrap_or(0);
                 let head = String::from_utf8_lossy(&buf[..n]).into_owned();
                 log.lock().unwrap().push(head.clone());
-                let _ = stream.write_all(respond(&head, port).as_bytes());
+                let _ = stream.write_all(response.as_bytes());
             }
         });
         (port, seen)
     }
 
+    /// Plain HTTP, no credentials.
+    fn plain() -> RegistryOptions {
+        RegistryOptions {
+            plain_http: true,
+            ..Default::default()
+        }
+    }
+
+    /// Why fetching a manifest from the registry on `port` fails.
+    async fn manifest_error(port: u16, options: &RegistryOptions) -> String {
+        let r: Reference = format!("oci://127.0.0.1:{port}/x:1").parse().unwrap();
+        let mut registry = Registry::new(&r, options).unwrap();
+        registry.manifest("1").await.unwrap_err().to_string()
+    }
+
+    /// Plain HTTP, with `token` in a token file (kept while the directory lives).
     fn options(token: &str) -> (RegistryOptions, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
@@ -804,13 +789,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_registry_cannot_redirect_to_plain_http_elsewhere() {
-        let (port, _) = hostile(|_, _| {
-            "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://example.com/v2/x/manifests/1\r\nContent-Length: 0\r\n\r\n".into()
-        });
-        let r: Reference = format!("oci://127.0.0.1:{port}/x:1").parse().unwrap();
+        let (port, _) = hostile("HTTP/1.1 307 Temporary Redirect\r\nLocation: http://example.com/v2/x/manifests/1\r\nContent-Length: 0\r\n\r\n".into());
         let (options, _dir) = options("t0ken");
-        let mut registry = Registry::new(&r, &options).unwrap();
-        let err = registry.manifest("1").await.unwrap_err().to_string();
+        let err = manifest_error(port, &options).await;
         assert!(
             err.contains("http://example.com/") && err.contains("plain HTTP"),
             "{err}"
@@ -821,15 +802,11 @@ mod tests {
     async fn credentials_are_not_sent_where_a_registry_redirects() {
         // The redirect target, another origin (another port), records what it is sent.
         let (elsewhere, seen) =
-            hostile(|_, _| "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into());
-        static TARGET: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
-        TARGET.set(elsewhere).unwrap();
-        let (port, at_registry) = hostile(|_, _| {
-            format!(
-                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{}/blob\r\nContent-Length: 0\r\n\r\n",
-                TARGET.get().unwrap()
-            )
-        });
+            hostile("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into());
+        let (port, at_registry) = hostile(format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{}/blob\r\nContent-Length: 0\r\n\r\n",
+            elsewhere
+        ));
         let r: Reference = format!("oci://127.0.0.1:{port}/x:1").parse().unwrap();
         let (options, _dir) = options("s3cret-t0ken");
         let mut registry = Registry::new(&r, &options).unwrap();
@@ -849,16 +826,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_token_service_is_held_to_the_registry_s_rule() {
-        let (port, _) = hostile(|_, _| {
-            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://auth.example.com/token\",service=\"x\"\r\nContent-Length: 0\r\n\r\n".into()
-        });
-        let r: Reference = format!("oci://127.0.0.1:{port}/x:1").parse().unwrap();
-        let options = RegistryOptions {
-            plain_http: true,
-            ..Default::default()
-        };
-        let mut registry = Registry::new(&r, &options).unwrap();
-        let err = registry.manifest("1").await.unwrap_err().to_string();
+        let (port, _) = hostile("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://auth.example.com/token\",service=\"x\"\r\nContent-Length: 0\r\n\r\n".into());
+        let err = manifest_error(port, &plain()).await;
         assert!(
             err.contains("http://auth.example.com/token") && err.contains("plain HTTP"),
             "{err}"
@@ -867,29 +836,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_manifest_larger_than_any_is_refused() {
-        let (port, _) = hostile(|_, _| {
-            format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{}",
-                5 << 20,
-                "x".repeat(5 << 20)
-            )
-        });
-        let r: Reference = format!("oci://127.0.0.1:{port}/x:1").parse().unwrap();
-        let options = RegistryOptions {
-            plain_http: true,
-            ..Default::default()
-        };
-        let mut registry = Registry::new(&r, &options).unwrap();
-        let err = registry.manifest("1").await.unwrap_err().to_string();
+        let (port, _) = hostile(format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{}",
+            5 << 20,
+            "x".repeat(5 << 20)
+        ));
+        let err = manifest_error(port, &plain()).await;
         assert!(err.contains("larger than"), "{err}");
     }
 
     #[test]
     fn plain_http_is_for_loopback_registries_only() {
-        let options = RegistryOptions {
-            plain_http: true,
-            ..Default::default()
-        };
+        let options = plain();
         for remote in [
             "oci://ghcr.io/a:1",
             "oci://10.0.0.1:5000/a:1",

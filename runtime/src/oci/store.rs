@@ -67,6 +67,11 @@ impl Store {
         })
     }
 
+    /// The store at [`Store::default_dir`], created if missing.
+    pub fn open_default() -> Result<Store, OciError> {
+        Store::open(&Store::default_dir())
+    }
+
     /// The store's directory.
     pub fn dir(&self) -> &Path {
         &self.root

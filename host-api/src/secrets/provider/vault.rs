@@ -32,8 +32,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -410,40 +409,18 @@ fn token(env: &Env) -> Result<(SecretValue, String), VaultError> {
 }
 
 fn tls_config(cacert: Option<PathBuf>) -> Result<Arc<rustls::ClientConfig>, VaultError> {
-    let mut roots = rustls::RootCertStore::empty();
-    match cacert {
-        Some(path) => {
-            let bad = |reason: String| VaultError::Config {
-                var: "VAULT_CACERT",
-                value: path.display().to_string(),
-                reason,
-            };
-            let pem = std::fs::read(&path).map_err(|e| bad(format!("cannot read: {e}")))?;
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| bad(format!("not a PEM certificate file: {e}")))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| bad(format!("unusable certificate: {e}")))?;
-            }
-            if roots.is_empty() {
-                return Err(bad("holds no certificate".into()));
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    // The provider is named rather than taken from the process default, which another
-    // crate in the process may have set, or left ambiguous.
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| VaultError::Config {
-            var: "VAULT_ADDR",
-            value: "https".into(),
-            reason: format!("no TLS configuration: {e}"),
-        })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    let Some(path) = cacert else {
+        return Ok(crate::tls::web_client_config());
+    };
+    let bad = |reason: String| VaultError::Config {
+        var: "VAULT_CACERT",
+        value: path.display().to_string(),
+        reason,
+    };
+    let pem = std::fs::read(&path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    Ok(crate::tls::client_config(
+        crate::tls::roots_from_pem(&pem).map_err(bad)?,
+    ))
 }
 
 /// What errors about one request name.

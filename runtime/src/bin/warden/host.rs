@@ -84,7 +84,7 @@ impl RegistryArgs {
 
 /// The local store of pulled components.
 pub(crate) fn store() -> Result<warden::oci::Store, Failure> {
-    warden::oci::Store::open(&warden::oci::Store::default_dir()).map_err(usage)
+    warden::oci::Store::open_default().map_err(usage)
 }
 
 impl EngineArgs {

@@ -44,7 +44,7 @@ pub(crate) fn sign(args: Args, engine: &EngineArgs) -> Result<ExitCode, Failure>
         let password = std::env::var("COSIGN_PASSWORD").unwrap_or_default();
         let key = cosign::SigningKey::open(&pem, password.as_bytes())
             .map_err(|e| usage(format!("--public-key {}: {e}", file.display())))?;
-        print!("{}", key.public_pem().map_err(usage)?);
+        print!("{}", key.public_pem());
         return Ok(ExitCode::SUCCESS);
     }
     let reference: Reference = args
